@@ -154,6 +154,13 @@ def cpu_ticks(pid: int) -> int:
     return int(rest[11]) + int(rest[12])
 
 
+def busy_ticks() -> int:
+    # Machine-wide non-idle time (all CPUs), from the first line of /proc/stat.
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = f[3] + (f[4] if len(f) > 4 else 0)
+    return sum(f[:8]) - idle
+
+
 def find_envoy() -> str:
     if os.environ.get("ENVOY"):
         return os.environ["ENVOY"]
@@ -585,7 +592,10 @@ def run_wrk(inst: Instance, seconds: int, upstream: Instance | None) -> dict:
     up0 = cpu_ticks(upstream.proc.pid) if upstream else 0
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    busy0 = busy_ticks()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                         preexec_fn=_die_with_parent)
+    busy1 = busy_ticks()
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu1 = cpu_ticks(inst.proc.pid)
@@ -603,9 +613,14 @@ def run_wrk(inst: Instance, seconds: int, upstream: Instance | None) -> dict:
         "front_cpu_s": (cpu1 - cpu0) / CLK_TCK,
         "upstream_cpu_s": (up1 - up0) / CLK_TCK,
         "wrk_cpu_s": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
+        "machine_busy_s": (busy1 - busy0) / CLK_TCK,
         "wall_s": wall,
         "forwarded_2xx": fwd1 - fwd0,
     })
+    # CPU used meanwhile by anything but the front, the upstream and wrk (other work on the
+    # machine): it makes a run noisy, so it is reported.
+    res["other_cpu_s"] = max(0.0, res["machine_busy_s"] - res["front_cpu_s"]
+                             - res["upstream_cpu_s"] - res["wrk_cpu_s"])
     return res
 
 
@@ -803,6 +818,7 @@ def summarise(runs: dict[str, list[dict]], fronts: dict[str, Instance], wasm_siz
             "front_cpu_utilisation": cpu / wall if wall else None,
             "upstream_cpu_utilisation": sum(r["upstream_cpu_s"] for r in rs) / wall if wall else None,
             "wrk_cpu_utilisation": sum(r["wrk_cpu_s"] for r in rs) / wall if wall else None,
+            "other_cpu_utilisation": sum(r["other_cpu_s"] for r in rs) / wall if wall else None,
             "requests": reqs,
             "forwarded_2xx": fwd,
             "wrk_errors": sum(sum(r["errors"].values()) for r in rs),
@@ -848,6 +864,11 @@ def markdown(result: dict) -> str:
             f"{c['cpu_vs_baseline']:.2f} | {100 * c['front_cpu_utilisation']:.0f}% | "
             f"{c['forwarded_2xx']}/{c['requests']} | "
             f"{c['wasm_bytes'] if c['wasm_bytes'] is not None else ''} |")
+    other = max((c["other_cpu_utilisation"] or 0) for c in result["configs"].values())
+    if other > 0.05:
+        lines.append("")
+        lines.append(f"Note: other processes used up to {100 * other:.0f}% of a CPU during "
+                     "some configuration's runs; figures are noisier than usual.")
     for name, why in result["skipped"].items():
         lines.append(f"| | {name} | skipped: {why} | | | | | | | |")
     pairs = [("B vs C (session check)", "sso-session", "oauth2-native"),
