@@ -1,0 +1,573 @@
+//! The filter's configuration: one JSON document (DESIGN.md §3), parsed once and strictly into
+//! typed values. Unknown fields are errors; every error names its JSON path and the reason, so
+//! Envoy refuses a bad configuration at load and `sso-filter validate` prints the same words.
+//! Nothing on the request path re-checks configuration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::assertion::{AssertionSigner, RawAssertion};
+use crate::http::normalize_path;
+use crate::identity::IdentityHeaders;
+use crate::mapping::{Mapping, RawMapping};
+use crate::methods::{jwt, local, MethodKind};
+use crate::session::{Cookies, KeyRing, SameSite};
+
+/// A configuration error: where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// JSON path of the offending value (`methods.jwt-param.verify.alg`); empty for the root.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn at(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "configuration: {}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Deserialises `value` as `T`, reporting the JSON path (prefixed by `at`) of any error.
+pub(crate) fn parse_at<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (at.is_empty(), inner.as_str()) {
+            (true, _) => inner.clone(),
+            (false, ".") => at.to_owned(),
+            (false, _) => format!("{at}.{inner}"),
+        };
+        ConfigError::at(path, e.into_inner().to_string())
+    })
+}
+
+/// The configuration as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    base_url: String,
+    #[serde(default = "default_prefix")]
+    prefix: String,
+    #[serde(default = "default_login_page")]
+    login_page: String,
+    #[serde(default = "default_method_param")]
+    method_param: String,
+    #[serde(default)]
+    default_method: Option<String>,
+    #[serde(default = "default_tenant_params")]
+    tenant_params: Vec<String>,
+    #[serde(default)]
+    public_paths: Vec<String>,
+    session: RawSession,
+    #[serde(default)]
+    identity_headers: IdentityHeaders,
+    #[serde(default)]
+    assertion: Option<RawAssertion>,
+    #[serde(default)]
+    mapping: RawMapping,
+    methods: Map<String, Value>,
+    #[serde(default)]
+    tenants: BTreeMap<String, RawTenant>,
+}
+
+fn default_prefix() -> String {
+    "/sso".into()
+}
+
+fn default_login_page() -> String {
+    "/login".into()
+}
+
+fn default_method_param() -> String {
+    "activeAuth".into()
+}
+
+fn default_tenant_params() -> Vec<String> {
+    vec!["tenantCode".into(), "tenantId".into()]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    #[serde(default = "default_cookie")]
+    cookie: String,
+    keys: Vec<String>,
+    #[serde(default = "default_ttl")]
+    ttl_seconds: u64,
+    #[serde(default)]
+    secure: Option<bool>,
+    #[serde(default = "default_same_site")]
+    same_site: SameSite,
+    #[serde(default)]
+    expiry_claim: Option<String>,
+}
+
+fn default_cookie() -> String {
+    "sso_session".into()
+}
+
+fn default_ttl() -> u64 {
+    8 * 3600
+}
+
+fn default_same_site() -> SameSite {
+    SameSite::Lax
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    default_method: Option<String>,
+    #[serde(default)]
+    methods: Map<String, Value>,
+    #[serde(default)]
+    mapping: RawMapping,
+}
+
+/// The parsed configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// `scheme://host[:port]` of `base_url`, no trailing slash.
+    pub origin: String,
+    /// Prefix of the filter's own endpoints (`/sso`).
+    pub prefix: String,
+    /// Path of the built-in login form.
+    pub login_page: String,
+    /// Query parameter that names the method (`activeAuth`).
+    pub method_param: String,
+    /// Query parameters that name a tenant (`tenantCode`, `tenantId`).
+    pub tenant_params: Vec<String>,
+    /// Public paths: exact, or prefixes when they end with `/`.
+    pub public_paths: Vec<String>,
+    /// Session cookie policy.
+    pub cookies: Cookies,
+    /// Header names of the identity.
+    pub headers: IdentityHeaders,
+    /// The signed identity assertion, when configured.
+    pub assertion: Option<AssertionSigner>,
+    /// Methods and defaults without a tenant.
+    pub global: Scope,
+    /// Tenant scopes by tenant code.
+    pub tenants: BTreeMap<String, Scope>,
+}
+
+/// The methods available in one scope (global or a tenant) with their effective mappings.
+#[derive(Debug)]
+pub struct Scope {
+    /// The tenant, for tenant scopes.
+    pub tenant: Option<TenantInfo>,
+    /// The method used when the request does not name one.
+    pub default_method: Option<String>,
+    /// Methods by name.
+    pub methods: BTreeMap<String, Method>,
+}
+
+/// A tenant's identity.
+#[derive(Clone, Debug)]
+pub struct TenantInfo {
+    /// Tenant code (the key in `tenants`).
+    pub code: String,
+    /// Tenant id (matched by `tenantId`).
+    pub id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// A configured login method in a scope.
+#[derive(Clone, Debug)]
+pub struct Method {
+    /// Name used in `?activeAuth=NAME`.
+    pub name: String,
+    /// Label shown on the chooser page.
+    pub label: String,
+    /// The method's own configuration.
+    pub kind: Arc<MethodKind>,
+    /// Effective mapping: method over tenant over global.
+    pub mapping: Arc<Mapping>,
+}
+
+impl Config {
+    /// Parses and checks a configuration document.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] found.
+    pub fn from_json(text: &[u8]) -> Result<Self, ConfigError> {
+        let value: Value = serde_json::from_slice(text)
+            .map_err(|e| ConfigError::at("", format!("not JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(ConfigError::at("", "must be a JSON object"));
+        }
+        let raw: RawConfig = parse_at(value, "")?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let base = url::Url::parse(&raw.base_url)
+            .map_err(|e| ConfigError::at("base_url", format!("not an absolute URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(ConfigError::at("base_url", "must be an http(s) URL with a host"));
+        }
+        if base.path() != "/" || base.query().is_some() || base.fragment().is_some() {
+            return Err(ConfigError::at("base_url", "must be an origin only (no path, query or fragment)"));
+        }
+        let origin = base.origin().ascii_serialization();
+        let https = base.scheme() == "https";
+
+        let prefix = check_path("prefix", &raw.prefix)?;
+        if prefix == "/" || prefix.ends_with('/') {
+            return Err(ConfigError::at("prefix", "must not be / or end with /"));
+        }
+        let login_page = check_path("login_page", &raw.login_page)?;
+        check_token("method_param", &raw.method_param)?;
+        for (i, p) in raw.tenant_params.iter().enumerate() {
+            check_token(&format!("tenant_params[{i}]"), p)?;
+        }
+        let mut public_paths = Vec::new();
+        for (i, p) in raw.public_paths.iter().enumerate() {
+            let at = format!("public_paths[{i}]");
+            let normal = check_path(&at, p)?;
+            if normal == "/" {
+                return Err(ConfigError::at(at, "/ would make everything public"));
+            }
+            if normal.starts_with(&prefix) || normal == login_page {
+                return Err(ConfigError::at(at, "overlaps the filter's own endpoints"));
+            }
+            public_paths.push(normal);
+        }
+
+        let s = raw.session;
+        check_token("session.cookie", &s.cookie)?;
+        let ring = KeyRing::new(&s.keys)
+            .map_err(|(i, reason)| ConfigError::at(format!("session.keys[{i}]"), reason))?;
+        if s.ttl_seconds == 0 || s.ttl_seconds > 30 * 24 * 3600 {
+            return Err(ConfigError::at("session.ttl_seconds", "must be between 1 and 2592000 (30 days)"));
+        }
+        let secure = s.secure.unwrap_or(true);
+        if !secure && https {
+            return Err(ConfigError::at("session.secure", "false is only allowed when base_url is http://"));
+        }
+        if s.same_site == SameSite::None && !secure {
+            return Err(ConfigError::at("session.same_site", "none requires secure cookies"));
+        }
+        let cookies = Cookies {
+            name: s.cookie,
+            ring,
+            ttl: s.ttl_seconds,
+            secure,
+            same_site: s.same_site,
+            expiry_claim: s.expiry_claim,
+        };
+
+        let mut seen = Vec::new();
+        for (field, name) in ["login", "name", "email", "phone", "roles", "groups", "org", "tenant", "method", "attributes"]
+            .iter()
+            .zip(raw.identity_headers.all())
+        {
+            let at = format!("identity_headers.{field}");
+            check_header_name(&at, name)?;
+            if seen.contains(&name.to_ascii_lowercase()) {
+                return Err(ConfigError::at(at, "the same header is used twice"));
+            }
+            seen.push(name.to_ascii_lowercase());
+        }
+        let assertion = raw
+            .assertion
+            .map(|a| AssertionSigner::from_raw(a, &origin))
+            .transpose()?;
+        if let Some(a) = &assertion {
+            check_header_name("assertion.header", a.header())?;
+            if seen.contains(&a.header().to_ascii_lowercase()) {
+                return Err(ConfigError::at("assertion.header", "already used by identity_headers"));
+            }
+        }
+
+        let global_methods = parse_methods(&raw.methods, "methods")?;
+        if global_methods.is_empty() && raw.tenants.values().all(|t| t.methods.is_empty()) {
+            return Err(ConfigError::at("methods", "at least one login method is required"));
+        }
+        let global = build_scope(None, raw.default_method, &global_methods, &[], &raw.mapping, "")?;
+
+        let mut tenants = BTreeMap::new();
+        for (code, t) in raw.tenants {
+            let at = format!("tenants.{code}");
+            let own = parse_methods(&t.methods, &format!("{at}.methods"))?;
+            let mapping = raw.mapping.overlay(&t.mapping);
+            let info = TenantInfo { code: code.clone(), id: t.id, name: t.name };
+            let default = t.default_method.or_else(|| global.default_method.clone());
+            let scope = build_scope(Some(info), default, &global_methods, &own, &mapping, &at)?;
+            tenants.insert(code, scope);
+        }
+
+        Ok(Config {
+            origin,
+            prefix,
+            login_page,
+            method_param: raw.method_param,
+            tenant_params: raw.tenant_params,
+            public_paths,
+            cookies,
+            headers: raw.identity_headers,
+            assertion,
+            global,
+            tenants,
+        })
+    }
+
+    /// A one-line summary for `sso-filter validate`.
+    pub fn summary(&self) -> String {
+        let methods: Vec<String> = self
+            .global
+            .methods
+            .values()
+            .map(|m| format!("{} ({})", m.name, m.kind.type_name()))
+            .collect();
+        format!(
+            "ok: {} method(s): {}; default: {}; {} tenant(s)",
+            methods.len(),
+            methods.join(", "),
+            self.global.default_method.as_deref().unwrap_or("(chooser page)"),
+            self.tenants.len()
+        )
+    }
+
+    /// Every (method path, outbound URL) the configuration calls out to.
+    pub fn outbound_urls(&self) -> Vec<(String, url::Url)> {
+        let mut out = Vec::new();
+        for scope in std::iter::once(&self.global).chain(self.tenants.values()) {
+            for m in scope.methods.values() {
+                for u in m.kind.outbound_urls() {
+                    if !out.iter().any(|(_, seen): &(String, url::Url)| *seen == u) {
+                        out.push((m.name.clone(), u));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A method as parsed, before scoping (its own raw mapping kept for overlaying).
+struct ParsedMethod {
+    name: String,
+    label: String,
+    kind: Arc<MethodKind>,
+    mapping: RawMapping,
+    at: String,
+}
+
+fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, value) in raw {
+        let here = format!("{at}.{name}");
+        check_token(&here, name)?;
+        let Value::Object(mut fields) = value.clone() else {
+            return Err(ConfigError::at(here, "must be an object"));
+        };
+        let kind = match fields.remove("type") {
+            Some(Value::String(t)) => t,
+            Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
+            None => return Err(ConfigError::at(format!("{here}.type"), "missing (one of: local, jwt)")),
+        };
+        let label = match fields.remove("label") {
+            Some(Value::String(l)) => l,
+            None => name.clone(),
+            Some(_) => return Err(ConfigError::at(format!("{here}.label"), "must be a string")),
+        };
+        let mapping: RawMapping = match fields.remove("mapping") {
+            Some(m) => parse_at(m, &format!("{here}.mapping"))?,
+            None => RawMapping::default(),
+        };
+        let fields = Value::Object(fields);
+        let kind = match kind.as_str() {
+            "local" => MethodKind::Local(local::Local::from_raw(parse_at(fields, &here)?, &here)?),
+            "jwt" => MethodKind::Jwt(jwt::Jwt::from_raw(parse_at(fields, &here)?, &here)?),
+            "ldap" | "cas" | "saml2" | "oauth2" | "oidc" | "dingtalk" | "wecom" | "lark" | "yunzhijia"
+            | "wechat" | "teams" => {
+                return Err(ConfigError::at(
+                    format!("{here}.type"),
+                    format!("{kind} is not available in this build yet"),
+                ))
+            }
+            other => {
+                return Err(ConfigError::at(
+                    format!("{here}.type"),
+                    format!("unknown method type {other:?} (one of: local, jwt)"),
+                ))
+            }
+        };
+        out.push(ParsedMethod {
+            name: name.clone(),
+            label,
+            kind: Arc::new(kind),
+            mapping,
+            at: here,
+        });
+    }
+    Ok(out)
+}
+
+fn build_scope(
+    tenant: Option<TenantInfo>,
+    default_method: Option<String>,
+    global: &[ParsedMethod],
+    own: &[ParsedMethod],
+    mapping: &RawMapping,
+    at: &str,
+) -> Result<Scope, ConfigError> {
+    let mut methods = BTreeMap::new();
+    // A tenant's own definition of a name replaces the global one.
+    for m in global.iter().filter(|g| !own.iter().any(|o| o.name == g.name)).chain(own) {
+        let effective = mapping
+            .overlay(&m.mapping)
+            .compile(&format!("{}.mapping", m.at))
+            .map_err(|(path, reason)| ConfigError::at(path, reason))?;
+        methods.insert(
+            m.name.clone(),
+            Method {
+                name: m.name.clone(),
+                label: m.label.clone(),
+                kind: Arc::clone(&m.kind),
+                mapping: Arc::new(effective),
+            },
+        );
+    }
+    let default_at = if at.is_empty() { "default_method".to_owned() } else { format!("{at}.default_method") };
+    let default_method = match default_method {
+        Some(d) if !methods.contains_key(&d) => {
+            return Err(ConfigError::at(
+                default_at,
+                format!("{d:?} is not a configured method (have: {})", methods.keys().cloned().collect::<Vec<_>>().join(", ")),
+            ))
+        }
+        Some(d) => Some(d),
+        None if methods.len() == 1 => methods.keys().next().cloned(),
+        None => None,
+    };
+    Ok(Scope { tenant, default_method, methods })
+}
+
+/// A path must be absolute and already in normal form (so matching is exact).
+fn check_path(at: &str, path: &str) -> Result<String, ConfigError> {
+    let normal = normalize_path(path).map_err(|_| ConfigError::at(at, "not a valid absolute path"))?;
+    if normal != path {
+        return Err(ConfigError::at(at, format!("not in normal form (did you mean {normal:?}?)")));
+    }
+    Ok(normal)
+}
+
+/// Names of cookies, parameters and methods: visible ASCII without separators.
+fn check_token(at: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::at(at, format!("{name:?} must be 1-64 characters of A-Z a-z 0-9 - _ . ~")))
+    }
+}
+
+fn check_header_name(at: &str, name: &str) -> Result<(), ConfigError> {
+    let lower = name.to_ascii_lowercase();
+    let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let reserved = ["cookie", "authorization", "host", "content-length", "transfer-encoding", "set-cookie"];
+    if !ok || reserved.contains(&lower.as_str()) {
+        return Err(ConfigError::at(at, format!("{name:?} is not a usable header name")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
+
+    fn base() -> Value {
+        json!({
+            "base_url": "https://app.example.com",
+            "session": {"keys": [KEY]},
+            "methods": {"jwt-param": {"type": "jwt", "verify": {"alg": "HS256", "secret": "4b117a14-c652-410a-83b2-9839c16e7ae1"}}}
+        })
+    }
+
+    fn err(v: Value) -> String {
+        Config::from_json(v.to_string().as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_config_loads() {
+        let c = Config::from_json(base().to_string().as_bytes()).unwrap();
+        assert_eq!(c.global.default_method.as_deref(), Some("jwt-param"));
+        assert_eq!(c.origin, "https://app.example.com");
+    }
+
+    #[test]
+    fn errors_name_the_json_path() {
+        let mut v = base();
+        v["sesion"] = json!({});
+        assert!(err(v).contains("sesion"));
+        let mut v = base();
+        v["methods"]["jwt-param"]["verfy"] = json!({});
+        let e = err(v);
+        assert!(e.starts_with("methods.jwt-param"), "{e}");
+        assert!(e.contains("verfy"), "{e}");
+        let mut v = base();
+        v["methods"]["jwt-param"]["verify"]["alg"] = json!("none");
+        assert!(err(v).starts_with("methods.jwt-param.verify.alg"));
+        let mut v = base();
+        v["session"]["keys"] = json!(["c2hvcnQ"]);
+        assert!(err(v).starts_with("session.keys[0]"));
+        let mut v = base();
+        v["session"]["secure"] = json!(false);
+        assert!(err(v).starts_with("session.secure"));
+        let mut v = base();
+        v["base_url"] = json!("app.example.com");
+        assert!(err(v).starts_with("base_url"));
+        let mut v = base();
+        v["default_method"] = json!("nope");
+        assert!(err(v).starts_with("default_method"));
+        let mut v = base();
+        v["public_paths"] = json!(["/a/../b"]);
+        assert!(err(v).starts_with("public_paths[0]"));
+        let mut v = base();
+        v["methods"]["x"] = json!({"type": "kerberos"});
+        assert!(err(v).starts_with("methods.x.type"));
+        let mut v = base();
+        v["mapping"] = json!({"login": "a[b"});
+        assert!(err(v).contains("mapping.login"));
+        let mut v = base();
+        v["methods"]["jwt-param"]["verify"]["secret"] = json!("short");
+        assert!(err(v).starts_with("methods.jwt-param.verify"));
+        let mut v = base();
+        v["tenants"] = json!({"t1": {"default_method": "nope"}});
+        assert!(err(v).starts_with("tenants.t1.default_method"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Every way a request can be refused, named by meaning, and the one place that turns each
+//! into a status, a fixed public message, a counter and a log line. Clients never learn which
+//! check failed (security.md 0.2 point 5); the log does.
+
+use serde_json::json;
+
+use crate::http::{Outcome, RequestHead, Response, Step};
+use crate::jose::JoseError;
+use crate::pages;
+
+/// A refusal on the request path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Deny {
+    /// The path is one servers would read differently (encoded slash, backslash, NUL, ...).
+    BadPath,
+    /// A malformed request to one of the filter's endpoints.
+    BadRequest(&'static str),
+    /// The request body is larger than the endpoint accepts.
+    BodyTooLarge,
+    /// The login flow's state is missing, expired, used or not this browser's.
+    FlowInvalid,
+    /// The identity a method produced cannot be carried safely (control characters, size) or
+    /// has no login.
+    IdentityInvalid {
+        /// Method name.
+        method: String,
+        /// Why, for the log.
+        why: &'static str,
+    },
+    /// The method cannot be started from a link (a JWT method without its token).
+    MethodNeedsToken {
+        /// Method name.
+        method: String,
+    },
+    /// No such endpoint under the filter's prefix.
+    NotFound,
+    /// A token (URL parameter or bearer) was refused.
+    Token {
+        /// Method name.
+        method: String,
+        /// The failed check.
+        error: JoseError,
+    },
+    /// A needed facility (randomness, the shared cache) failed; we fail closed.
+    Unavailable(&'static str),
+    /// `activeAuth` names no configured method.
+    UnknownMethod {
+        /// The names that would have worked.
+        valid: Vec<String>,
+    },
+    /// The tenant parameter names no configured tenant.
+    UnknownTenant,
+}
+
+impl Deny {
+    /// HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Deny::BadPath | Deny::BadRequest(_) | Deny::FlowInvalid | Deny::UnknownMethod { .. } | Deny::UnknownTenant => 400,
+            Deny::BodyTooLarge => 413,
+            Deny::IdentityInvalid { .. } => 403,
+            Deny::MethodNeedsToken { .. } | Deny::Token { .. } => 401,
+            Deny::NotFound => 404,
+            Deny::Unavailable(_) => 503,
+        }
+    }
+
+    /// Stable machine-readable code for JSON bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Deny::BadPath => "bad_path",
+            Deny::BadRequest(_) => "bad_request",
+            Deny::BodyTooLarge => "body_too_large",
+            Deny::FlowInvalid => "login_expired",
+            Deny::IdentityInvalid { .. } => "identity_refused",
+            Deny::MethodNeedsToken { .. } => "token_required",
+            Deny::NotFound => "not_found",
+            Deny::Token { .. } => "invalid_token",
+            Deny::Unavailable(_) => "unavailable",
+            Deny::UnknownMethod { .. } => "unknown_method",
+            Deny::UnknownTenant => "unknown_tenant",
+        }
+    }
+
+    /// The fixed public message.
+    pub fn message(&self) -> String {
+        match self {
+            Deny::BadPath => "The request path is not acceptable.".into(),
+            Deny::BadRequest(_) => "The request is malformed.".into(),
+            Deny::BodyTooLarge => "The request body is too large.".into(),
+            Deny::FlowInvalid => "The sign-in attempt expired or was already used. Please start again.".into(),
+            Deny::IdentityInvalid { .. } => "Your account cannot be signed in here.".into(),
+            Deny::MethodNeedsToken { .. } => {
+                "This sign-in method needs a signed link from your portal; open the application from there.".into()
+            }
+            Deny::NotFound => "Not found.".into(),
+            Deny::Token { .. } => "The sign-in token is not valid.".into(),
+            Deny::Unavailable(_) => "Sign-in is temporarily unavailable.".into(),
+            Deny::UnknownMethod { valid } => {
+                format!("Unknown sign-in method. Valid methods: {}.", valid.join(", "))
+            }
+            Deny::UnknownTenant => "Unknown tenant.".into(),
+        }
+    }
+
+    /// The reason for the log and the counter (never shown to the client).
+    pub fn reason(&self) -> String {
+        match self {
+            Deny::BadRequest(why) => format!("bad_request.{why}"),
+            Deny::IdentityInvalid { why, .. } => format!("identity_refused.{}", why.replace(' ', "_")),
+            Deny::Token { error, .. } => format!("token.{}", error.reason()),
+            Deny::Unavailable(what) => format!("unavailable.{what}"),
+            other => other.code().to_owned(),
+        }
+    }
+
+    /// The method the refusal concerns, for per-method failure counters.
+    fn method(&self) -> Option<&str> {
+        match self {
+            Deny::IdentityInvalid { method, .. } | Deny::MethodNeedsToken { method } | Deny::Token { method, .. } => {
+                Some(method)
+            }
+            _ => None,
+        }
+    }
+
+    /// The response, counter and log line for this refusal. HTML for navigations, JSON for
+    /// everything else. `login_url` is offered as the way to start again.
+    pub fn respond(self, head: &RequestHead, path: &str, login_url: &str, cookies: Vec<String>) -> Outcome {
+        let reason = self.reason();
+        log::warn!(
+            "sso-filter: deny reason={reason} status={} method={} path={}",
+            self.status(),
+            self.method().unwrap_or("-"),
+            sanitize(path)
+        );
+        let response = if head.is_navigation() {
+            let link = (!matches!(self, Deny::NotFound | Deny::BadPath)).then_some(("Sign in again", login_url));
+            Response::new(self.status()).html(pages::error("Sign-in problem", &self.message(), link))
+        } else {
+            Response::new(self.status()).json(&json!({
+                "error": self.code(),
+                "message": self.message(),
+                "login_url": login_url,
+            }))
+        };
+        let response = response.header("referrer-policy", "no-referrer").cookies(cookies);
+        let mut outcome = Outcome::new(Step::Respond(response)).count(format!("sso_deny.{}", self.code()));
+        if let Some(method) = self.method() {
+            let short = reason.split('.').next_back().unwrap_or(&reason).to_owned();
+            outcome = outcome.count(format!("sso_login_failure.{method}.{short}"));
+        }
+        outcome
+    }
+}
+
+/// Makes a value safe for a log line: no control characters (log injection, security.md N2),
+/// bounded length.
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}

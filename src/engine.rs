@@ -1,0 +1,611 @@
+//! The sans-IO engine: a request (or a body, or a callout answer) in, one [`Outcome`] out.
+//!
+//! # Driving loop
+//!
+//! 1. For each request head, call [`Filter::on_request`] and carry out the returned step.
+//! 2. [`Step::ReadBody`]: buffer the body (refusing past `limit`), then call
+//!    [`Filter::on_body`] with the pending state; carry out that step.
+//! 3. [`Step::Callout`]: send it; call [`Filter::on_callout_response`] with the answer (or a
+//!    response with no status when it failed) and the pending state.
+//! 4. [`Step::Continue`] applies header edits and lets the request go upstream;
+//!    [`Step::Respond`] ends it. Exactly one of the two ends every request; the host never
+//!    resumes a request it answered.
+//!
+//! Time, randomness and the shared cache come in through [`Env`]; the engine never reads a
+//! clock or the OS.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::cache::SharedCache;
+use crate::config::{Config, ConfigError, Method, Scope};
+use crate::deny::{sanitize, Deny};
+use crate::http::{
+    normalize_path, parse_cookies, split_target, strip_query_params, CalloutResponse, HeaderEdit, Outcome, Query,
+    RequestHead, Response, Step,
+};
+use crate::identity::{strip_spoofed, Identity};
+use crate::methods::jwt::expiry_from;
+use crate::methods::local::LoginFailure;
+use crate::methods::MethodKind;
+use crate::pages;
+use crate::pending::{ExpectLoginForm, Pending};
+use crate::random::{self, Random};
+use crate::redirect::safe_return;
+use crate::session::{Flow, SealError, Session, FLOW_TTL};
+
+/// What the host lends the engine for one input.
+pub struct Env<'a> {
+    /// Seconds since the Unix epoch.
+    pub now: u64,
+    /// Cryptographically secure randomness.
+    pub rng: &'a mut dyn Random,
+    /// The process-wide cache.
+    pub cache: &'a dyn SharedCache,
+}
+
+/// The largest login-form body accepted.
+const MAX_FORM_BYTES: usize = 8 * 1024;
+
+/// A configured filter. Immutable once built; share it between requests.
+#[derive(Debug)]
+pub struct Filter {
+    config: Config,
+}
+
+/// Facts about a request, worked out once.
+struct Ctx<'h> {
+    head: &'h RequestHead,
+    /// Normalised path (no query).
+    path: String,
+    /// Raw query (no `?`).
+    raw_query: &'h str,
+    query: Query,
+    cookies: Vec<(String, String)>,
+    /// Edits every forwarded request gets: spoofed identity headers and filter cookies removed.
+    base_edits: Vec<HeaderEdit>,
+}
+
+impl Filter {
+    /// Builds a filter from a parsed configuration.
+    pub fn new(config: Config) -> Self {
+        Filter { config }
+    }
+
+    /// Parses a JSON configuration and builds a filter.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] with the JSON path of the problem.
+    pub fn from_json(json: &[u8]) -> Result<Self, ConfigError> {
+        Config::from_json(json).map(Filter::new)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles a request head.
+    pub fn on_request(&self, head: &RequestHead, env: &mut Env<'_>) -> Outcome {
+        let (raw_path, raw_query) = split_target(&head.path);
+        let path = match normalize_path(raw_path) {
+            Ok(p) => p,
+            Err(_) => return Deny::BadPath.respond(head, raw_path, &self.login_url("/", None), Vec::new()),
+        };
+        let cookies = parse_cookies(head);
+        let ctx = Ctx {
+            base_edits: self.base_edits(head, &cookies, raw_path, &path, raw_query),
+            head,
+            path,
+            raw_query,
+            query: Query::parse(raw_query),
+            cookies,
+        };
+        match self.route(&ctx, env) {
+            Ok(outcome) => outcome,
+            Err(deny) => self.deny(&ctx, deny, Vec::new()),
+        }
+    }
+
+    /// Handles a buffered request body for a pending state.
+    pub fn on_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
+        match pending {
+            Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
+        }
+    }
+
+    /// Handles a callout's answer. No method of this build calls out yet, so there is no
+    /// pending state that expects one; the signature is the contract the OAuth2, CAS and SAML
+    /// methods plug into.
+    pub fn on_callout_response(&self, pending: Pending, _response: CalloutResponse, env: &mut Env<'_>) -> Outcome {
+        // A callout answer for a state that waits for a body is a host bug: fail closed.
+        let _ = env;
+        let head = match pending {
+            Pending::ExpectLoginForm(p) => p.head,
+        };
+        Deny::Unavailable("unexpected_callout").respond(&head, "-", &self.login_url("/", None), Vec::new())
+    }
+
+    fn route(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Result<Outcome, Deny> {
+        let c = &self.config;
+        if ctx.path == c.login_page {
+            return self.login_page(ctx, env);
+        }
+        if let Some(rest) = ctx.path.strip_prefix(&c.prefix) {
+            return match rest {
+                "/login" => self.start_login(ctx, env),
+                "/logout" => Ok(self.logout(ctx)),
+                "/userinfo" => Ok(self.userinfo(ctx, env)),
+                _ => Err(Deny::NotFound),
+            };
+        }
+        if self.is_public(&ctx.path) {
+            return Ok(Outcome::new(Step::Continue(ctx.base_edits.clone())));
+        }
+        let scope = self.scope(&ctx.query)?;
+        let explicit = self.explicit_method(scope, &ctx.query)?;
+        let chosen = explicit.or_else(|| scope.default_method.as_ref().and_then(|d| scope.methods.get(d)));
+
+        // A token in the URL logs in (and replaces any session: security.md J17).
+        if let Some(method) = chosen {
+            if let MethodKind::Jwt(jwt) = method.kind.as_ref() {
+                let token = ctx.query.single(&jwt.param).map_err(|_| Deny::BadRequest("duplicate_token"))?;
+                if let Some(token) = token {
+                    return self.jwt_param_login(ctx, scope, method, &jwt.param, token, env);
+                }
+            }
+        }
+
+        if let Some(session) = self.config.cookies.read_session(&ctx.cookies, env.now) {
+            let tenant_ok = match &scope.tenant {
+                None => true,
+                Some(t) => session.id.tenant.as_deref() == Some(t.code.as_str()),
+            };
+            if tenant_ok {
+                return Ok(self.forward(ctx, &session.id, env.now));
+            }
+        }
+
+        if let Some(outcome) = self.bearer(ctx, scope, chosen, env)? {
+            return Ok(outcome);
+        }
+
+        let rd = if ctx.raw_query.is_empty() { ctx.path.clone() } else { format!("{}?{}", ctx.path, ctx.raw_query) };
+        let login_url = self.login_url(&rd, Some(ctx));
+        if ctx.head.is_navigation() {
+            return Ok(Outcome::new(Step::Respond(Response::redirect(302, &login_url))).count("sso_redirect_login".into()));
+        }
+        log::info!("sso-filter: login required path={}", sanitize(&ctx.path));
+        let body = json!({"error": "login_required", "login_url": format!("{}{login_url}", c.origin)});
+        let mut response = Response::new(401).json(&body);
+        if scope.methods.values().any(|m| matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer)) {
+            response = response.header("www-authenticate", "Bearer");
+        }
+        Ok(Outcome::new(Step::Respond(response)).count("sso_unauthenticated".into()))
+    }
+
+    /// Strips every client-sent identity header and the filter's cookies, and forwards the
+    /// normalised path (security.md B1, B8, C1).
+    fn base_edits(
+        &self,
+        head: &RequestHead,
+        cookies: &[(String, String)],
+        raw_path: &str,
+        path: &str,
+        raw_query: &str,
+    ) -> Vec<HeaderEdit> {
+        let c = &self.config;
+        let mut edits = Vec::new();
+        let mut names: Vec<&str> = c.headers.all().to_vec();
+        if let Some(a) = &c.assertion {
+            names.push(a.header());
+        }
+        strip_spoofed(head, &names, &mut edits);
+        if cookies.iter().any(|(n, _)| c.cookies.is_ours(n)) {
+            let kept: Vec<String> = cookies
+                .iter()
+                .filter(|(n, _)| !c.cookies.is_ours(n))
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            if kept.is_empty() {
+                edits.push(HeaderEdit::Remove("cookie".into()));
+            } else {
+                edits.push(HeaderEdit::Set("cookie".into(), kept.join("; ")));
+            }
+        }
+        if raw_path != path {
+            let target = if raw_query.is_empty() { path.to_owned() } else { format!("{path}?{raw_query}") };
+            edits.push(HeaderEdit::Set(":path".into(), target));
+        }
+        edits
+    }
+
+    fn is_public(&self, path: &str) -> bool {
+        self.config.public_paths.iter().any(|p| {
+            if p.ends_with('/') {
+                path.starts_with(p.as_str()) || path == p.trim_end_matches('/')
+            } else {
+                path == p
+            }
+        })
+    }
+
+    /// The scope a request's tenant parameters select (global when none).
+    fn scope(&self, query: &Query) -> Result<&Scope, Deny> {
+        let c = &self.config;
+        for param in &c.tenant_params {
+            let value = query.single(param).map_err(|_| Deny::BadRequest("duplicate_tenant"))?;
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                return c
+                    .tenants
+                    .values()
+                    .find(|s| s.tenant.as_ref().is_some_and(|t| t.code == v || t.id.as_deref() == Some(v)))
+                    .ok_or(Deny::UnknownTenant);
+            }
+        }
+        Ok(&c.global)
+    }
+
+    fn explicit_method<'s>(&self, scope: &'s Scope, query: &Query) -> Result<Option<&'s Method>, Deny> {
+        let name = query
+            .single(&self.config.method_param)
+            .map_err(|_| Deny::BadRequest("duplicate_method"))?;
+        match name {
+            None => Ok(None),
+            Some(n) => scope
+                .methods
+                .get(n)
+                .map(Some)
+                .ok_or_else(|| Deny::UnknownMethod { valid: scope.methods.keys().cloned().collect() }),
+        }
+    }
+
+    /// `{prefix}/login?rd=...` with the request's method and tenant parameters carried along.
+    fn login_url(&self, rd: &str, ctx: Option<&Ctx<'_>>) -> String {
+        let c = &self.config;
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("rd", rd);
+        if let Some(ctx) = ctx {
+            for p in std::iter::once(&c.method_param).chain(&c.tenant_params) {
+                if let Ok(Some(v)) = ctx.query.single(p) {
+                    q.append_pair(p, v);
+                }
+            }
+        }
+        format!("{}/login?{}", c.prefix, q.finish())
+    }
+
+    fn tenant_params_of(&self, ctx: &Ctx<'_>) -> Vec<(String, String)> {
+        self.config
+            .tenant_params
+            .iter()
+            .filter_map(|p| ctx.query.single(p).ok().flatten().map(|v| (p.clone(), v.to_owned())))
+            .collect()
+    }
+
+    fn deny(&self, ctx: &Ctx<'_>, deny: Deny, cookies: Vec<String>) -> Outcome {
+        let login = self.login_url("/", Some(ctx));
+        deny.respond(ctx.head, &ctx.path, &login, cookies)
+    }
+
+    /// Forwards a request with an identity.
+    fn forward(&self, ctx: &Ctx<'_>, id: &Identity, now: u64) -> Outcome {
+        let mut edits = ctx.base_edits.clone();
+        self.config.headers.emit(id, &mut edits);
+        if let Some(signer) = &self.config.assertion {
+            edits.push(HeaderEdit::Set(signer.header().to_owned(), signer.sign(id, now)));
+        }
+        Outcome::new(Step::Continue(edits))
+    }
+
+    /// Turns a method's identity into a session cookie (a brand-new one: security.md E8).
+    fn establish(
+        &self,
+        ctx: &Ctx<'_>,
+        scope: &Scope,
+        mut id: Identity,
+        claims: Option<&serde_json::Map<String, serde_json::Value>>,
+        env: &mut Env<'_>,
+    ) -> Result<Vec<String>, Deny> {
+        if let Some(t) = &scope.tenant {
+            id.tenant.get_or_insert_with(|| t.code.clone());
+            if id.tenant_name.is_none() {
+                id.tenant_name.clone_from(&t.name);
+            }
+        }
+        if let Err(why) = id.check() {
+            return Err(Deny::IdentityInvalid { method: id.method.clone(), why });
+        }
+        let c = &self.config.cookies;
+        let mut exp = env.now.saturating_add(c.ttl);
+        if let (Some(claim), Some(claims)) = (&c.expiry_claim, claims) {
+            if let Some(idp_exp) = expiry_from(claims, claim) {
+                exp = exp.min(idp_exp);
+            }
+        }
+        let method = id.method.clone();
+        let session = Session { v: 1, id, iat: env.now, exp };
+        c.write_session(&session, &ctx.cookies, env.now, env.rng).map_err(|e| match e {
+            SealError::Random => Deny::Unavailable("random"),
+            SealError::TooLarge => Deny::IdentityInvalid { method, why: "identity too large for the session cookie" },
+        })
+    }
+
+    fn jwt_param_login(
+        &self,
+        ctx: &Ctx<'_>,
+        scope: &Scope,
+        method: &Method,
+        param: &str,
+        token: &str,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let MethodKind::Jwt(jwt) = method.kind.as_ref() else {
+            return Err(Deny::NotFound);
+        };
+        let accepted = jwt.verify(&method.name, token, env.now, env.rng, env.cache)?;
+        let id = Arc::clone(&method.mapping)
+            .apply(&accepted.claims, &method.name)
+            .ok_or_else(|| Deny::IdentityInvalid { method: method.name.clone(), why: "no login claim" })?;
+        let cookies = self.establish(ctx, scope, id, Some(&accepted.claims), env)?;
+        // The same URL without the token, so it never reaches the upstream, the history or a
+        // Referer (security.md J16).
+        let query = strip_query_params(ctx.raw_query, &[param, self.config.method_param.as_str()]);
+        let location = if query.is_empty() { ctx.path.clone() } else { format!("{}?{query}", ctx.path) };
+        log::info!("sso-filter: login method={} path={}", method.name, sanitize(&ctx.path));
+        let response = Response::redirect(302, &location)
+            .header("referrer-policy", "no-referrer")
+            .cookies(cookies);
+        Ok(Outcome::new(Step::Respond(response)).count(format!("sso_login_success.{}", method.name)))
+    }
+
+    /// `Authorization: Bearer` verified per request by a jwt method with `accept_bearer`.
+    fn bearer(
+        &self,
+        ctx: &Ctx<'_>,
+        scope: &Scope,
+        chosen: Option<&Method>,
+        env: &mut Env<'_>,
+    ) -> Result<Option<Outcome>, Deny> {
+        let Some(auth) = ctx.head.header("authorization") else {
+            return Ok(None);
+        };
+        let token = match auth.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+            _ => return Ok(None),
+        };
+        let accepts = |m: &&Method| matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer);
+        let Some(method) = chosen.filter(accepts).or_else(|| scope.methods.values().find(accepts)) else {
+            return Ok(None);
+        };
+        let MethodKind::Jwt(jwt) = method.kind.as_ref() else {
+            return Ok(None);
+        };
+        let accepted = jwt.verify(&method.name, token, env.now, env.rng, env.cache)?;
+        let mut id = Arc::clone(&method.mapping)
+            .apply(&accepted.claims, &method.name)
+            .ok_or_else(|| Deny::IdentityInvalid { method: method.name.clone(), why: "no login claim" })?;
+        if let Some(t) = &scope.tenant {
+            id.tenant.get_or_insert_with(|| t.code.clone());
+        }
+        id.check().map_err(|why| Deny::IdentityInvalid { method: method.name.clone(), why })?;
+        Ok(Some(self.forward(ctx, &id, env.now).count(format!("sso_bearer_success.{}", method.name))))
+    }
+
+    /// `{prefix}/login`: start the chosen method, or offer the choice.
+    fn start_login(&self, ctx: &Ctx<'_>, _env: &mut Env<'_>) -> Result<Outcome, Deny> {
+        let c = &self.config;
+        let scope = self.scope(&ctx.query)?;
+        let rd = safe_return(ctx.query.single("rd").ok().flatten().unwrap_or("/"), &c.origin);
+        let explicit = self.explicit_method(scope, &ctx.query)?;
+        let tenant = self.tenant_params_of(ctx);
+        let Some(method) = explicit.or_else(|| scope.default_method.as_ref().and_then(|d| scope.methods.get(d))) else {
+            let links = scope
+                .methods
+                .values()
+                .map(|m| {
+                    let mut q = url::form_urlencoded::Serializer::new(String::new());
+                    q.append_pair(&c.method_param, &m.name).append_pair("rd", &rd);
+                    for (k, v) in &tenant {
+                        q.append_pair(k, v);
+                    }
+                    (m.label.clone(), format!("{}/login?{}", c.prefix, q.finish()))
+                })
+                .collect::<Vec<_>>();
+            return Ok(Outcome::new(Step::Respond(Response::new(200).html(pages::chooser(&links)))));
+        };
+        match method.kind.as_ref() {
+            MethodKind::Local(_) => {
+                let mut q = url::form_urlencoded::Serializer::new(String::new());
+                q.append_pair("rd", &rd).append_pair(&c.method_param, &method.name);
+                for (k, v) in &tenant {
+                    q.append_pair(k, v);
+                }
+                let location = format!("{}?{}", c.login_page, q.finish());
+                Ok(Outcome::new(Step::Respond(Response::redirect(302, &location))))
+            }
+            MethodKind::Jwt(_) => Err(Deny::MethodNeedsToken { method: method.name.clone() }),
+        }
+    }
+
+    /// The local method a login-page request is for: the named one, else the scope's default
+    /// if local, else the first local method.
+    fn local_method<'s>(&self, scope: &'s Scope, query: &Query) -> Result<&'s Method, Deny> {
+        let is_local = |m: &&Method| matches!(m.kind.as_ref(), MethodKind::Local(_));
+        if let Some(m) = self.explicit_method(scope, query)? {
+            return Some(m).filter(is_local).ok_or(Deny::NotFound);
+        }
+        scope
+            .default_method
+            .as_ref()
+            .and_then(|d| scope.methods.get(d))
+            .filter(is_local)
+            .or_else(|| scope.methods.values().find(is_local))
+            .ok_or(Deny::NotFound)
+    }
+
+    /// `login_page`: the form (GET) or its post (POST, body read next).
+    fn login_page(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Result<Outcome, Deny> {
+        match ctx.head.method.as_str() {
+            "GET" | "HEAD" => {
+                let scope = self.scope(&ctx.query)?;
+                let method = self.local_method(scope, &ctx.query)?;
+                let rd = safe_return(ctx.query.single("rd").ok().flatten().unwrap_or("/"), &self.config.origin);
+                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
+                self.render_form(ctx, &method.name, tenant, rd, 200, None, Vec::new(), env)
+            }
+            "POST" => {
+                let form = ctx
+                    .head
+                    .header("content-type")
+                    .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+                if !form {
+                    return Err(Deny::BadRequest("form_content_type"));
+                }
+                let pending = Pending::ExpectLoginForm(ExpectLoginForm { head: ctx.head.clone() });
+                Ok(Outcome::new(Step::ReadBody { pending, limit: MAX_FORM_BYTES }))
+            }
+            _ => Err(Deny::BadRequest("method")),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn render_form(
+        &self,
+        ctx: &Ctx<'_>,
+        method: &str,
+        tenant: Option<String>,
+        rd: String,
+        status: u16,
+        message: Option<&str>,
+        mut cookies: Vec<String>,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let state = random::bytes(env.rng, 32).map_err(|_| Deny::Unavailable("random"))?;
+        let state = base64::Engine::encode(&crate::jose::B64URL, state);
+        let flow = Flow {
+            v: 1,
+            state: state.clone(),
+            rd,
+            method: method.to_owned(),
+            tenant,
+            exp: env.now.saturating_add(FLOW_TTL),
+        };
+        let flow_cookies = self
+            .config
+            .cookies
+            .write_flow(&flow, &ctx.cookies, env.now, env.rng)
+            .map_err(|_| Deny::Unavailable("random"))?;
+        cookies.extend(flow_cookies);
+        let html = pages::login_form(&self.config.login_page, &state, message);
+        let response = Response::new(status)
+            .html(html)
+            .header("content-security-policy", "frame-ancestors 'self'; form-action 'self'")
+            .header("referrer-policy", "no-referrer")
+            .cookies(cookies);
+        Ok(Outcome::new(Step::Respond(response)))
+    }
+
+    fn login_form_post(&self, head: &RequestHead, body: &[u8], env: &mut Env<'_>) -> Outcome {
+        let (raw_path, raw_query) = split_target(&head.path);
+        let cookies = parse_cookies(head);
+        let ctx = Ctx {
+            head,
+            path: normalize_path(raw_path).unwrap_or_else(|_| self.config.login_page.clone()),
+            raw_query,
+            query: Query::parse(raw_query),
+            base_edits: Vec::new(),
+            cookies,
+        };
+        match self.finish_form_login(&ctx, body, env) {
+            Ok(outcome) => outcome,
+            Err(deny) => self.deny(&ctx, deny, Vec::new()),
+        }
+    }
+
+    fn finish_form_login(&self, ctx: &Ctx<'_>, body: &[u8], env: &mut Env<'_>) -> Result<Outcome, Deny> {
+        if body.len() > MAX_FORM_BYTES {
+            return Err(Deny::BodyTooLarge);
+        }
+        let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
+        let form = Query::parse(text);
+        let field = |name: &str| form.single(name).map_err(|_| Deny::BadRequest("duplicate_field"));
+        let state = field("state")?.unwrap_or("");
+        let username = field("username")?.unwrap_or("").to_owned();
+        let password = field("password")?.unwrap_or("").to_owned();
+        let (flow, delete_flow) = self
+            .config
+            .cookies
+            .take_flow(&ctx.cookies, state, env.now)
+            .ok_or(Deny::FlowInvalid)?;
+        let scope = match &flow.tenant {
+            None => &self.config.global,
+            Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
+        };
+        let method = scope.methods.get(&flow.method).ok_or(Deny::FlowInvalid)?;
+        let MethodKind::Local(local) = method.kind.as_ref() else {
+            return Err(Deny::FlowInvalid);
+        };
+        match local.authenticate(&method.name, &username, &password, env.now, env.cache) {
+            Ok(mut id) => {
+                if id.roles.is_empty() {
+                    id.roles = method.mapping.default_roles().to_vec();
+                }
+                let mut cookies = vec![delete_flow];
+                cookies.extend(self.establish(ctx, scope, id, None, env)?);
+                let rd = safe_return(&flow.rd, &self.config.origin);
+                log::info!("sso-filter: login method={}", method.name);
+                let response = Response::redirect(303, &rd).cookies(cookies);
+                Ok(Outcome::new(Step::Respond(response)).count(format!("sso_login_success.{}", method.name)))
+            }
+            Err(failure) => {
+                let (status, message, reason) = match failure {
+                    LoginFailure::Invalid => (401, "Invalid user name or password.", "bad_credentials"),
+                    LoginFailure::Throttled => (429, "Too many failed attempts. Try again later.", "throttled"),
+                    LoginFailure::Unavailable => return Err(Deny::Unavailable("throttle_store")),
+                };
+                log::warn!("sso-filter: deny reason={reason} status={status} method={}", method.name);
+                let outcome = self.render_form(
+                    ctx,
+                    &method.name,
+                    flow.tenant.clone(),
+                    flow.rd.clone(),
+                    status,
+                    Some(message),
+                    vec![delete_flow],
+                    env,
+                )?;
+                Ok(outcome
+                    .count(format!("sso_login_failure.{}.{reason}", method.name))
+                    .count(format!("sso_deny.{reason}")))
+            }
+        }
+    }
+
+    fn logout(&self, ctx: &Ctx<'_>) -> Outcome {
+        let c = &self.config;
+        let rd = safe_return(ctx.query.single("rd").ok().flatten().unwrap_or("/"), &c.origin);
+        let response = Response::redirect(302, &rd).cookies(c.cookies.clear_session(&ctx.cookies));
+        Outcome::new(Step::Respond(response)).count("sso_logout".into())
+    }
+
+    fn userinfo(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Outcome {
+        match self.config.cookies.read_session(&ctx.cookies, env.now) {
+            Some(session) => {
+                let mut body = serde_json::to_value(&session.id).unwrap_or_else(|_| json!({}));
+                if let Some(map) = body.as_object_mut() {
+                    map.insert("expires_at".into(), json!(session.exp));
+                }
+                Outcome::new(Step::Respond(Response::new(200).json(&body)))
+            }
+            None => {
+                let login = format!("{}{}", self.config.origin, self.login_url("/", Some(ctx)));
+                Outcome::new(Step::Respond(
+                    Response::new(401).json(&json!({"error": "login_required", "login_url": login})),
+                ))
+            }
+        }
+    }
+}

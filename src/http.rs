@@ -1,0 +1,472 @@
+//! The HTTP vocabulary the engine speaks with its hosts: what comes in (a request head, a body,
+//! a callout response) and what goes out (a [`Step`]).
+//!
+//! Nothing here performs I/O. Hosts translate their callbacks into these types and carry out the
+//! returned step.
+
+use std::fmt;
+
+use crate::pending::Pending;
+
+/// A request head as the proxy sees it, before the filter has changed anything.
+#[derive(Clone, Debug, Default)]
+pub struct RequestHead {
+    /// The method, as sent (`GET`, `POST`, ...).
+    pub method: String,
+    /// The raw request target: path and query (`:path` in Envoy).
+    pub path: String,
+    /// Every request header as a (name, value) pair, names lower-case. HTTP/2 may split
+    /// `cookie` over several fields; all of them are here.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The values of every header with this (lower-case) name.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The single value of a header, or `None` when it is absent or repeated.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut found = None;
+        for (n, v) in &self.headers {
+            if n.eq_ignore_ascii_case(name) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(v.as_str());
+            }
+        }
+        found
+    }
+
+    /// Whether this request is a browser navigation (gets a redirect to the login page) rather
+    /// than an API call (gets 401 JSON).
+    pub fn is_navigation(&self) -> bool {
+        let method_ok = self.method == "GET" || self.method == "HEAD";
+        let accepts_html = self
+            .header_values("accept")
+            .any(|accept| accept.contains("text/html"));
+        let xhr = self.header("x-requested-with").is_some();
+        let bearer = self
+            .header("authorization")
+            .is_some_and(|a| a.len() > 7 && a.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")));
+        method_ok && accepts_html && !xhr && !bearer
+    }
+}
+
+/// A header change to apply before the request goes upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderEdit {
+    /// Remove every header of this name (as it appears in the request).
+    Remove(String),
+    /// Set this header, replacing any value it had.
+    Set(String, String),
+}
+
+/// A response the filter answers with itself; the request never reaches the upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers, `Set-Cookie` may repeat.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with the given status, no headers and no body.
+    pub fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Adds several `Set-Cookie` headers.
+    pub fn cookies(mut self, cookies: Vec<String>) -> Self {
+        for c in cookies {
+            self.headers.push(("set-cookie".to_owned(), c));
+        }
+        self
+    }
+
+    /// An HTML body; also sets the content type and the headers every filter page carries.
+    pub fn html(mut self, body: String) -> Self {
+        self.headers
+            .push(("content-type".to_owned(), "text/html; charset=utf-8".to_owned()));
+        self.body = body.into_bytes();
+        self.no_store()
+    }
+
+    /// A JSON body.
+    pub fn json(mut self, body: &serde_json::Value) -> Self {
+        self.headers
+            .push(("content-type".to_owned(), "application/json".to_owned()));
+        self.body = body.to_string().into_bytes();
+        self.no_store()
+    }
+
+    /// A redirect.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Response::new(status)
+            .header("location", location)
+            .no_store()
+    }
+
+    fn no_store(mut self) -> Self {
+        if !self.headers.iter().any(|(n, _)| n == "cache-control") {
+            self.headers
+                .push(("cache-control".to_owned(), "no-store".to_owned()));
+        }
+        self
+    }
+}
+
+/// An HTTP request the engine asks its host to send to an identity provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Callout {
+    /// Envoy cluster name (the host maps it to `fetch()` on the edge).
+    pub upstream: String,
+    /// Absolute URL of the request (the edge host uses it as is; Envoy uses its path and
+    /// authority).
+    pub url: String,
+    /// Method.
+    pub method: String,
+    /// Request headers.
+    pub headers: Vec<(String, String)>,
+    /// Request body.
+    pub body: Vec<u8>,
+    /// Deadline for the answer, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// The answer to a [`Callout`], or its failure.
+#[derive(Clone, Debug, Default)]
+pub struct CalloutResponse {
+    /// Status code; `None` when the host could not get a response (reset, timeout, refused).
+    pub status: Option<u16>,
+    /// Response headers, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// Response body (hosts cap its size before reading it).
+    pub body: Vec<u8>,
+}
+
+/// What the host must do next. Exactly one step answers each input.
+#[derive(Debug)]
+pub enum Step {
+    /// Send the request upstream after applying these header edits.
+    Continue(Vec<HeaderEdit>),
+    /// Answer the client with this response; the request ends here.
+    Respond(Response),
+    /// Buffer the whole request body (up to `limit` bytes), then call
+    /// [`crate::Filter::on_body`] with this pending state.
+    ReadBody {
+        /// What the engine waits for.
+        pending: Pending,
+        /// The largest body the engine accepts; a larger one gets 413 from the engine.
+        limit: usize,
+    },
+    /// Send this callout, then call [`crate::Filter::on_callout_response`] with the answer and
+    /// this pending state.
+    Callout(Callout, Pending),
+}
+
+/// A step together with the counters the host must increment for it.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What to do.
+    pub step: Step,
+    /// Counter names to increment by one (`sso_login_success.local`, ...).
+    pub counters: Vec<String>,
+}
+
+impl Outcome {
+    pub(crate) fn new(step: Step) -> Self {
+        Outcome {
+            step,
+            counters: Vec::new(),
+        }
+    }
+
+    pub(crate) fn count(mut self, counter: String) -> Self {
+        self.counters.push(counter);
+        self
+    }
+}
+
+/// The parsed query string of a request target: ordered (name, value) pairs, percent-decoded.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Parses an `application/x-www-form-urlencoded` string (query or form body).
+    pub fn parse(raw: &str) -> Self {
+        Query {
+            pairs: url::form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        }
+    }
+
+    /// The value of a parameter that appears exactly once.
+    ///
+    /// # Errors
+    ///
+    /// [`Duplicate`] when it appears more than once: a security-relevant parameter given twice
+    /// is ambiguous (one component may read the first, another the last).
+    pub fn single(&self, name: &str) -> Result<Option<&str>, Duplicate> {
+        let mut found = None;
+        for (k, v) in &self.pairs {
+            if k == name {
+                if found.is_some() {
+                    return Err(Duplicate(name.to_owned()));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether the parameter is present at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+}
+
+/// A parameter that must appear once appeared several times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duplicate(pub String);
+
+impl fmt::Display for Duplicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "parameter {} repeated", self.0)
+    }
+}
+
+/// Removes the named parameters from a raw query, keeping the rest byte for byte.
+pub fn strip_query_params(raw_query: &str, names: &[&str]) -> String {
+    raw_query
+        .split('&')
+        .filter(|part| {
+            if part.is_empty() {
+                return false;
+            }
+            let key = part.split('=').next().unwrap_or("");
+            let decoded: String = url::form_urlencoded::parse(key.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .next()
+                .unwrap_or_default();
+            !names.contains(&decoded.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Splits a request target into path and query (without the `?`).
+pub fn split_target(target: &str) -> (&str, &str) {
+    match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    }
+}
+
+/// Cookies from every `cookie` header, in order. Malformed segments are skipped.
+pub fn parse_cookies(head: &RequestHead) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for header in head.header_values("cookie") {
+        for segment in header.split(';') {
+            let segment = segment.trim();
+            if let Some((name, value)) = segment.split_once('=') {
+                let name = name.trim();
+                if name.is_empty() {
+                    continue;
+                }
+                let value = value.trim();
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
+                out.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Why a request path was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathError {
+    /// `%2F` or `%5C`: an encoded separator that servers disagree about.
+    EncodedSeparator,
+    /// A backslash, a NUL, a control character, a fragment or invalid UTF-8 once decoded.
+    Forbidden,
+    /// Not an origin-form target (does not start with `/`).
+    NotOriginForm,
+}
+
+/// Normalises the path part of a request target: percent-decodes unreserved characters,
+/// resolves `.` and `..` segments and merges repeated slashes.
+///
+/// The result is the one form that is both matched against `public_paths` and forwarded, so
+/// the upstream never sees a path other than the one the decision was made on
+/// (security.md C1).
+///
+/// # Errors
+///
+/// [`PathError`] for paths that different servers would read differently.
+pub fn normalize_path(path: &str) -> Result<String, PathError> {
+    if !path.starts_with('/') {
+        return Err(PathError::NotOriginForm);
+    }
+    // First pass: percent-decode what is safe to decode and keep the rest encoded
+    // (upper-cased), refusing encoded separators and control bytes.
+    let bytes = path.as_bytes();
+    let mut decoded: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or(PathError::Forbidden)?;
+                let text = std::str::from_utf8(hex).map_err(|_| PathError::Forbidden)?;
+                let value = u8::from_str_radix(text, 16).map_err(|_| PathError::Forbidden)?;
+                match value {
+                    b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                    0..=0x1f | 0x7f => return Err(PathError::Forbidden),
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        decoded.push(value)
+                    }
+                    _ => {
+                        decoded.push(b'%');
+                        decoded.extend(text.to_ascii_uppercase().bytes());
+                    }
+                }
+                i += 3;
+            }
+            b'\\' | b'#' | 0..=0x20 | 0x7f => return Err(PathError::Forbidden),
+            _ => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| PathError::Forbidden)?;
+    // A path whose percent-encoded bytes are not UTF-8 (overlong forms such as %c0%ae) is
+    // refused rather than guessed at.
+    let fully: Vec<u8> = percent_encoding::percent_decode_str(&decoded).collect();
+    let fully = String::from_utf8(fully).map_err(|_| PathError::Forbidden)?;
+    if fully.chars().any(|c| c.is_control()) {
+        return Err(PathError::Forbidden);
+    }
+    // Second pass: RFC 3986 §5.2.4 dot-segment removal with empty segments dropped.
+    let mut out: Vec<&str> = Vec::new();
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut result = String::with_capacity(decoded.len());
+    for s in &out {
+        result.push('/');
+        result.push_str(s);
+    }
+    if result.is_empty() || (trailing && !result.ends_with('/')) {
+        result.push('/');
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_the_classic_bypasses() {
+        let ok = [
+            ("/public/../admin", "/admin"),
+            ("//admin", "/admin"),
+            ("///admin", "/admin"),
+            ("/./admin", "/admin"),
+            ("/public/%2e%2e/admin", "/admin"),
+            ("/public/%2E%2E/admin", "/admin"),
+            ("/public/.%2e/admin", "/admin"),
+            ("/a/b/", "/a/b/"),
+            ("/", "/"),
+            ("/%41dmin", "/Admin"),
+            ("/a%20b", "/a%20b"),
+            ("/%e5%bc%a0", "/%E5%BC%A0"),
+            ("/a/..", "/"),
+            ("/public/%252e%252e/admin", "/public/%252e%252e/admin"),
+        ];
+        for (input, want) in ok {
+            assert_eq!(normalize_path(input).as_deref(), Ok(want), "{input}");
+        }
+        let bad = [
+            "/public/..%2fadmin",
+            "/public%2f..%2fadmin",
+            "/public\\..\\admin",
+            "/public%5c..%5cadmin",
+            "/public/%c0%ae%c0%ae/admin",
+            "/admin%00",
+            "/admin%0a",
+            "admin",
+            "/a#b",
+            "/a b",
+        ];
+        for input in bad {
+            assert!(normalize_path(input).is_err(), "{input}");
+        }
+    }
+
+    #[test]
+    fn query_params_are_single_or_refused() {
+        let q = Query::parse("a=1&b=2&a=3&c=%E5%BC%A0");
+        assert_eq!(q.single("b"), Ok(Some("2")));
+        assert_eq!(q.single("c"), Ok(Some("张")));
+        assert!(q.single("a").is_err());
+        assert_eq!(q.single("z"), Ok(None));
+    }
+
+    #[test]
+    fn strips_named_params_only() {
+        assert_eq!(
+            strip_query_params("activeAuth=jwt-param&x=1&jwtParam=abc&y=%20", &["activeAuth", "jwtParam"]),
+            "x=1&y=%20"
+        );
+        assert_eq!(strip_query_params("jwtParam=abc", &["jwtParam"]), "");
+    }
+
+    #[test]
+    fn cookies_from_all_headers() {
+        let head = RequestHead {
+            method: "GET".into(),
+            path: "/".into(),
+            headers: vec![
+                ("cookie".into(), "a=1; ; b=\"2\"; =x; noeq".into()),
+                ("cookie".into(), "c=3".into()),
+            ],
+        };
+        assert_eq!(
+            parse_cookies(&head),
+            vec![("a".into(), "1".into()), ("b".into(), "2".into()), ("c".into(), "3".into())]
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! # sso-filter
+//!
+//! Single sign-on at the proxy. One sans-IO engine ([`Filter`]) takes a request and returns a
+//! [`Step`]: forward it with a verified identity, answer it (login page, redirect, refusal),
+//! read its body, or call out to an identity provider. Thin hosts run it in Envoy
+//! (`host::proxy_wasm`, proxy-wasm ABI) and in JS edge workers (`wasm-bindgen-harness/`).
+//!
+//! Sessions are sealed cookies ([`session`]), so any number of proxies serve one user with only
+//! a shared key. Configuration is one JSON document ([`config`]), parsed once and strictly.
+//!
+//! See `docs/behaviour.md` for the HTTP-level contract and the README for deployment.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+pub mod assertion;
+pub mod cache;
+pub mod config;
+pub mod deny;
+pub mod engine;
+pub mod http;
+pub mod identity;
+pub mod jose;
+pub mod mapping;
+pub mod methods;
+pub mod pages;
+pub mod password;
+pub mod pending;
+pub mod random;
+pub mod redirect;
+pub mod session;
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod host;
+
+pub use config::{Config, ConfigError};
+pub use engine::{Env, Filter};
+pub use http::{CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step};
+pub use identity::Identity;
+pub use pending::Pending;

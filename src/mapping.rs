@@ -1,0 +1,384 @@
+//! The "general configuration" of the seeds: which claim becomes the login, the display name,
+//! the roles, ... Paths are RFC 9535 JSONPath (`$.extattr.attrs[?@.name=='工号'].value`) or the
+//! seeds' dotted form (`extattr.attrs[2].value`, `loginName`), compiled once at load by
+//! `serde_json_path`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use serde_json_path::JsonPath;
+
+use crate::identity::Identity;
+
+/// A compiled claim path.
+#[derive(Clone)]
+pub struct ClaimPath {
+    source: String,
+    path: JsonPath,
+    /// The top-level claim the path starts from, so that claim is not repeated as an attribute.
+    top: Option<String>,
+}
+
+impl fmt::Debug for ClaimPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClaimPath({})", self.source)
+    }
+}
+
+impl ClaimPath {
+    /// Compiles a JSONPath (starting with `$`) or a dotted path.
+    ///
+    /// # Errors
+    ///
+    /// A message saying why the path does not parse.
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let source = source.trim();
+        if source.is_empty() {
+            return Err("empty path".into());
+        }
+        let jsonpath = if source.starts_with('$') {
+            source.to_owned()
+        } else {
+            dotted_to_jsonpath(source)?
+        };
+        let path = JsonPath::parse(&jsonpath).map_err(|e| format!("not a JSONPath: {e}"))?;
+        Ok(ClaimPath {
+            source: source.to_owned(),
+            top: top_key(&jsonpath),
+            path,
+        })
+    }
+
+    /// Every value the path selects, arrays flattened one level.
+    pub fn values<'a>(&self, claims: &'a Value) -> Vec<&'a Value> {
+        let mut out = Vec::new();
+        for node in self.path.query(claims).all() {
+            match node {
+                Value::Array(items) => out.extend(items.iter()),
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    /// The first selected value as text (numbers and booleans printed, arrays' first item).
+    pub fn text(&self, claims: &Value) -> Option<String> {
+        self.values(claims).into_iter().find_map(scalar_text)
+    }
+
+    /// Every selected value as text.
+    pub fn texts(&self, claims: &Value) -> Vec<String> {
+        self.values(claims).into_iter().filter_map(scalar_text).collect()
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `extattr.attrs[2].value` → `$['extattr']['attrs'][2]['value']`.
+fn dotted_to_jsonpath(dotted: &str) -> Result<String, String> {
+    let mut out = String::from("$");
+    for segment in dotted.split('.') {
+        let (name, mut rest) = match segment.find('[') {
+            Some(i) => (segment.get(..i).unwrap_or(""), segment.get(i..).unwrap_or("")),
+            None => (segment, ""),
+        };
+        if name.is_empty() && rest.is_empty() {
+            return Err(format!("empty segment in {dotted:?}"));
+        }
+        if !name.is_empty() {
+            out.push_str("['");
+            for c in name.chars() {
+                if c == '\'' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push_str("']");
+        }
+        while !rest.is_empty() {
+            let close = rest.find(']').ok_or_else(|| format!("unclosed [ in {dotted:?}"))?;
+            let index = rest.get(1..close).unwrap_or("");
+            if index.parse::<i64>().is_err() && index != "*" {
+                return Err(format!("index {index:?} in {dotted:?} is not a number"));
+            }
+            out.push('[');
+            out.push_str(index);
+            out.push(']');
+            rest = rest.get(close + 1..).unwrap_or("");
+        }
+    }
+    Ok(out)
+}
+
+/// The first name selector of a JSONPath (`$.a...`, `$['a']...`), if it starts with one.
+fn top_key(jsonpath: &str) -> Option<String> {
+    let rest = jsonpath.strip_prefix('$')?;
+    if let Some(rest) = rest.strip_prefix("['") {
+        let mut name = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => name.push(chars.next()?),
+                '\'' => return Some(name),
+                c => name.push(c),
+            }
+        }
+        return None;
+    }
+    let rest = rest.strip_prefix('.')?;
+    let end = rest.find(['.', '[']).unwrap_or(rest.len());
+    let name = rest.get(..end)?;
+    (!name.is_empty() && name != "*").then(|| name.to_owned())
+}
+
+/// A rule that adds roles or groups when a claim has a value (`role_rules`).
+#[derive(Clone, Debug)]
+pub struct RoleRule {
+    claim: ClaimPath,
+    equals: String,
+    roles: Vec<String>,
+    groups: Vec<String>,
+}
+
+/// The mapping as written in configuration (each field optional so scopes can overlay).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMapping {
+    login: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    roles: Option<String>,
+    groups: Option<String>,
+    org: Option<String>,
+    tenant_code: Option<String>,
+    tenant_name: Option<String>,
+    platform_id: Option<String>,
+    default_roles: Option<Vec<String>>,
+    role_rules: Option<Vec<RawRoleRule>>,
+}
+
+/// A role rule as written in configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoleRule {
+    claim: String,
+    equals: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+impl RawMapping {
+    /// `self` with every field `over` sets replaced (method over tenant over global).
+    pub fn overlay(&self, over: &RawMapping) -> RawMapping {
+        RawMapping {
+            login: over.login.clone().or_else(|| self.login.clone()),
+            name: over.name.clone().or_else(|| self.name.clone()),
+            email: over.email.clone().or_else(|| self.email.clone()),
+            phone: over.phone.clone().or_else(|| self.phone.clone()),
+            roles: over.roles.clone().or_else(|| self.roles.clone()),
+            groups: over.groups.clone().or_else(|| self.groups.clone()),
+            org: over.org.clone().or_else(|| self.org.clone()),
+            tenant_code: over.tenant_code.clone().or_else(|| self.tenant_code.clone()),
+            tenant_name: over.tenant_name.clone().or_else(|| self.tenant_name.clone()),
+            platform_id: over.platform_id.clone().or_else(|| self.platform_id.clone()),
+            default_roles: over.default_roles.clone().or_else(|| self.default_roles.clone()),
+            role_rules: over.role_rules.clone().or_else(|| self.role_rules.clone()),
+        }
+    }
+
+    /// Compiles every path; `at` is the JSON path of this mapping for error messages.
+    ///
+    /// # Errors
+    ///
+    /// `(json path, reason)` of the first path that does not compile.
+    pub fn compile(&self, at: &str) -> Result<Mapping, (String, String)> {
+        let field = |name: &str, v: &Option<String>| -> Result<Option<ClaimPath>, (String, String)> {
+            v.as_deref()
+                .map(ClaimPath::parse)
+                .transpose()
+                .map_err(|e| (format!("{at}.{name}"), e))
+        };
+        let mut rules = Vec::new();
+        for (i, r) in self.role_rules.iter().flatten().enumerate() {
+            let claim = ClaimPath::parse(&r.claim).map_err(|e| (format!("{at}.role_rules[{i}].claim"), e))?;
+            rules.push(RoleRule {
+                claim,
+                equals: r.equals.clone(),
+                roles: r.roles.clone(),
+                groups: r.groups.clone(),
+            });
+        }
+        Ok(Mapping {
+            // The seeds: "if there is no loginName mapping, `sub` is the user's identifier".
+            login: field("login", &self.login)?.or_else(|| ClaimPath::parse("sub").ok()),
+            name: field("name", &self.name)?,
+            email: field("email", &self.email)?,
+            phone: field("phone", &self.phone)?,
+            roles: field("roles", &self.roles)?,
+            groups: field("groups", &self.groups)?,
+            org: field("org", &self.org)?,
+            tenant_code: field("tenant_code", &self.tenant_code)?,
+            tenant_name: field("tenant_name", &self.tenant_name)?,
+            platform_id: field("platform_id", &self.platform_id)?,
+            default_roles: self.default_roles.clone().unwrap_or_default(),
+            role_rules: rules,
+        })
+    }
+}
+
+/// A compiled mapping.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    login: Option<ClaimPath>,
+    name: Option<ClaimPath>,
+    email: Option<ClaimPath>,
+    phone: Option<ClaimPath>,
+    roles: Option<ClaimPath>,
+    groups: Option<ClaimPath>,
+    org: Option<ClaimPath>,
+    tenant_code: Option<ClaimPath>,
+    tenant_name: Option<ClaimPath>,
+    platform_id: Option<ClaimPath>,
+    default_roles: Vec<String>,
+    role_rules: Vec<RoleRule>,
+}
+
+/// Claims every JWT carries for the protocol rather than about the user; never attributes.
+const REGISTERED: [&str; 7] = ["exp", "nbf", "iat", "jti", "iss", "aud", "sub"];
+
+impl Mapping {
+    /// Builds an identity from a method's claims. Claims that no field consumed are kept as
+    /// attributes. Returns `None` when no login can be found.
+    pub fn apply(self: &Arc<Self>, claims: &Map<String, Value>, method: &str) -> Option<Identity> {
+        let root = Value::Object(claims.clone());
+        let login = self.login.as_ref()?.text(&root)?;
+        let text = |p: &Option<ClaimPath>| p.as_ref().and_then(|p| p.text(&root));
+        let mut roles = self.roles.as_ref().map(|p| p.texts(&root)).unwrap_or_default();
+        let mut groups = self.groups.as_ref().map(|p| p.texts(&root)).unwrap_or_default();
+        for rule in &self.role_rules {
+            if rule.claim.values(&root).iter().any(|v| v.as_str() == Some(rule.equals.as_str())) {
+                roles.extend(rule.roles.iter().cloned());
+                groups.extend(rule.groups.iter().cloned());
+            }
+        }
+        if roles.is_empty() {
+            roles.clone_from(&self.default_roles);
+        }
+        dedup(&mut roles);
+        dedup(&mut groups);
+        let consumed: Vec<&str> = [
+            &self.login,
+            &self.name,
+            &self.email,
+            &self.phone,
+            &self.roles,
+            &self.groups,
+            &self.org,
+            &self.tenant_code,
+            &self.tenant_name,
+            &self.platform_id,
+        ]
+        .into_iter()
+        .filter_map(|p| p.as_ref().and_then(|p| p.top.as_deref()))
+        .collect();
+        let attributes = claims
+            .iter()
+            .filter(|(k, _)| !consumed.contains(&k.as_str()) && !REGISTERED.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Some(Identity {
+            login,
+            name: text(&self.name),
+            email: text(&self.email),
+            phone: text(&self.phone),
+            roles,
+            groups,
+            org: text(&self.org),
+            tenant: text(&self.tenant_code),
+            tenant_name: text(&self.tenant_name),
+            platform_id: text(&self.platform_id),
+            method: method.to_owned(),
+            attributes,
+        })
+    }
+
+    /// The roles given when a method supplies none.
+    pub fn default_roles(&self) -> &[String] {
+        &self.default_roles
+    }
+}
+
+fn dedup(items: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    items.retain(|i| seen.insert(i.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dotted_and_jsonpath_forms() {
+        let claims = json!({
+            "loginName": "alice",
+            "extattr": {"attrs": [
+                {"name": "a", "value": "1"},
+                {"name": "b", "value": "2"},
+                {"name": "工号", "value": "E42", "text": {"value": "E42t"}}
+            ]},
+            "roles": ["r1", "r2"],
+            "n": 7
+        });
+        assert_eq!(ClaimPath::parse("loginName").unwrap().text(&claims).as_deref(), Some("alice"));
+        assert_eq!(ClaimPath::parse("extattr.attrs[2].value").unwrap().text(&claims).as_deref(), Some("E42"));
+        assert_eq!(
+            ClaimPath::parse("$.extattr.attrs[?@.name=='工号'].text.value").unwrap().text(&claims).as_deref(),
+            Some("E42t")
+        );
+        assert_eq!(ClaimPath::parse("roles").unwrap().texts(&claims), vec!["r1", "r2"]);
+        assert_eq!(ClaimPath::parse("n").unwrap().text(&claims).as_deref(), Some("7"));
+        assert_eq!(ClaimPath::parse("$.extattr.attrs").unwrap().top.as_deref(), Some("extattr"));
+        assert_eq!(ClaimPath::parse("$['a b'].c").unwrap().top.as_deref(), Some("a b"));
+        assert!(ClaimPath::parse("a[x]").is_err());
+        assert!(ClaimPath::parse("$.[").is_err());
+    }
+
+    #[test]
+    fn mapping_keeps_unmapped_claims_and_applies_rules() {
+        let raw: RawMapping = serde_json::from_value(json!({
+            "login": "loginName", "roles": "roles", "default_roles": ["data viewer"],
+            "role_rules": [{"claim": "dept", "equals": "ops", "roles": ["ops"], "groups": ["g-ops"]}]
+        }))
+        .unwrap();
+        let m = Arc::new(raw.compile("mapping").unwrap());
+        let claims = json!({"sub": "s", "loginName": "alice", "abc": "123", "dept": "ops", "exp": 1})
+            .as_object()
+            .unwrap()
+            .clone();
+        let id = m.apply(&claims, "jwt").unwrap();
+        assert_eq!(id.login, "alice");
+        assert_eq!(id.roles, vec!["ops"]);
+        assert_eq!(id.groups, vec!["g-ops"]);
+        assert_eq!(id.attributes.get("abc"), Some(&json!("123")));
+        assert!(id.attributes.get("exp").is_none());
+        assert!(id.attributes.get("loginName").is_none());
+        let no_roles = json!({"sub": "bob"}).as_object().unwrap().clone();
+        let raw2: RawMapping = serde_json::from_value(json!({"default_roles": ["data viewer"]})).unwrap();
+        let id = Arc::new(raw2.compile("m").unwrap()).apply(&no_roles, "jwt").unwrap();
+        assert_eq!(id.login, "bob");
+        assert_eq!(id.roles, vec!["data viewer"]);
+    }
+}

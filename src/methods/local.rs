@@ -1,0 +1,199 @@
+//! `type: local`: built-in users with salted PBKDF2 hashes, the form at `login_page`, and
+//! failed-attempt throttling per user shared by every worker through the shared cache.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::cache::{self, SharedCache};
+use crate::config::ConfigError;
+use crate::identity::Identity;
+use crate::password::PasswordHash;
+
+/// The method as written in configuration.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocal {
+    users: Vec<RawUser>,
+    #[serde(default = "default_max_failures")]
+    max_failures: u32,
+    #[serde(default = "default_lockout")]
+    lockout_seconds: u64,
+}
+
+fn default_max_failures() -> u32 {
+    5
+}
+
+fn default_lockout() -> u64 {
+    300
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    login: String,
+    password_hash: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    org: Option<String>,
+}
+
+struct User {
+    hash: PasswordHash,
+    profile: Identity,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "User({})", self.profile.login)
+    }
+}
+
+/// Configured built-in users.
+#[derive(Debug)]
+pub struct Local {
+    users: BTreeMap<String, User>,
+    max_failures: u32,
+    lockout: u64,
+    dummy: PasswordHash,
+}
+
+/// Why a form login failed. The page says the same for the first two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// Unknown user or wrong password (never said which).
+    Invalid,
+    /// Too many recent failures for this user.
+    Throttled,
+    /// The throttle store failed; we fail closed.
+    Unavailable,
+}
+
+/// The longest user name or password accepted from the form.
+pub const MAX_CREDENTIAL_BYTES: usize = 256;
+
+impl Local {
+    /// Parses the method's configuration; `at` is its JSON path.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the user and field.
+    pub fn from_raw(raw: RawLocal, at: &str) -> Result<Self, ConfigError> {
+        let mut users = BTreeMap::new();
+        let mut max_iterations = 0;
+        for (i, u) in raw.users.into_iter().enumerate() {
+            let here = format!("{at}.users[{i}]");
+            if u.login.is_empty() || u.login.len() > MAX_CREDENTIAL_BYTES || u.login.chars().any(char::is_control) {
+                return Err(ConfigError { path: format!("{here}.login"), reason: "must be 1-256 printable characters".into() });
+            }
+            let hash = PasswordHash::parse(&u.password_hash)
+                .map_err(|reason| ConfigError { path: format!("{here}.password_hash"), reason })?;
+            max_iterations = max_iterations.max(hash.iterations());
+            let profile = Identity {
+                login: u.login.clone(),
+                name: u.name,
+                email: u.email,
+                phone: u.phone,
+                roles: u.roles,
+                groups: u.groups,
+                org: u.org,
+                ..Identity::default()
+            };
+            if users.insert(u.login.clone(), User { hash, profile }).is_some() {
+                return Err(ConfigError { path: format!("{here}.login"), reason: format!("{:?} is listed twice", u.login) });
+            }
+        }
+        if users.is_empty() {
+            return Err(ConfigError { path: format!("{at}.users"), reason: "at least one user is required".into() });
+        }
+        if raw.max_failures == 0 {
+            return Err(ConfigError { path: format!("{at}.max_failures"), reason: "must be at least 1".into() });
+        }
+        if raw.lockout_seconds == 0 || raw.lockout_seconds > 86_400 {
+            return Err(ConfigError { path: format!("{at}.lockout_seconds"), reason: "must be between 1 and 86400".into() });
+        }
+        Ok(Local {
+            users,
+            max_failures: raw.max_failures,
+            lockout: raw.lockout_seconds,
+            dummy: PasswordHash::dummy(max_iterations),
+        })
+    }
+
+    /// Checks a user name and password, with throttling: after `max_failures` failures within
+    /// `lockout_seconds`, every attempt for that user is refused until the window passes, even
+    /// with the right password.
+    ///
+    /// # Errors
+    ///
+    /// [`LoginFailure`].
+    pub fn authenticate(
+        &self,
+        method: &str,
+        login: &str,
+        password: &str,
+        now: u64,
+        cache: &dyn SharedCache,
+    ) -> Result<Identity, LoginFailure> {
+        if login.is_empty() || password.is_empty() || login.len() > MAX_CREDENTIAL_BYTES || password.len() > MAX_CREDENTIAL_BYTES {
+            return Err(LoginFailure::Invalid);
+        }
+        let key = format!("sso:throttle:{method}:{}", login.to_lowercase());
+        let (failures, since) = match cache.get(&key) {
+            Ok(v) => v.map(|(bytes, _)| parse_counter(&bytes)).unwrap_or((0, 0)),
+            Err(_) => return Err(LoginFailure::Unavailable),
+        };
+        let window_open = now < since.saturating_add(self.lockout);
+        if window_open && failures >= self.max_failures {
+            return Err(LoginFailure::Throttled);
+        }
+        // Unknown users cost the same as known ones (no user enumeration by timing).
+        let user = self.users.get(login);
+        let ok = match user {
+            Some(u) => u.hash.verify(password),
+            None => {
+                self.dummy.verify(password);
+                false
+            }
+        };
+        match (ok, user) {
+            (true, Some(u)) => {
+                if failures > 0 && cache.set(&key, b"0:0", None).is_err() {
+                    // Clearing is best effort: a stale counter only slows the next failure.
+                    log::info!("sso-filter: could not clear the throttle counter");
+                }
+                let mut id = u.profile.clone();
+                id.method = method.to_owned();
+                Ok(id)
+            }
+            _ => {
+                let lockout = self.lockout;
+                cache::update(cache, &key, |current| {
+                    let (n, start) = current.map(parse_counter).unwrap_or((0, 0));
+                    let (n, start) = if now < start.saturating_add(lockout) { (n.saturating_add(1), start) } else { (1, now) };
+                    (format!("{n}:{start}").into_bytes(), ())
+                })
+                .map_err(|_| LoginFailure::Unavailable)?;
+                Err(LoginFailure::Invalid)
+            }
+        }
+    }
+}
+
+fn parse_counter(bytes: &[u8]) -> (u32, u64) {
+    let text = std::str::from_utf8(bytes).unwrap_or("");
+    let mut parts = text.split(':');
+    let n = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let since = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (n, since)
+}

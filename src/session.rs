@@ -1,0 +1,501 @@
+//! Sealed, stateless sessions: the identity travels in the browser, encrypted and
+//! authenticated, so any number of proxies serve one user with only a shared key.
+//!
+//! A sealed value is a compact JWE (`alg: dir`, `enc: A256CBC-HS512`) whose protected header
+//! (the AAD) names the cookie it was written for, so a value moved to another cookie name does
+//! not open (security.md E2). Keys form a ring: the first seals, every one opens, so keys
+//! rotate without logging anyone out (E7). A value that does not open is simply no session, with
+//! no detail (E1).
+
+use std::fmt;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::identity::Identity;
+use crate::jose::content::ContentAlg;
+use crate::jose::keys::decode_b64_any;
+use crate::jose::{b64_segment, strict_object, B64URL};
+use crate::random::{self, Random, RandomError};
+
+/// The cookie sealer's content encryption.
+const ENC: ContentAlg = ContentAlg::A256CbcHs512;
+
+/// One key of the ring: the 64-byte content key derived from the configured secret.
+#[derive(Clone)]
+struct RingKey {
+    kid: String,
+    cek: Vec<u8>,
+}
+
+/// The session key ring.
+#[derive(Clone)]
+pub struct KeyRing {
+    keys: Vec<RingKey>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyRing({} keys, [redacted])", self.keys.len())
+    }
+}
+
+impl KeyRing {
+    /// Builds the ring from configured secrets (base64url or base64, at least 32 bytes each).
+    ///
+    /// # Errors
+    ///
+    /// `(index, reason)` of the first unusable key.
+    pub fn new(secrets: &[String]) -> Result<Self, (usize, String)> {
+        if secrets.is_empty() {
+            return Err((0, "at least one key is required".into()));
+        }
+        let mut keys = Vec::new();
+        for (i, s) in secrets.iter().enumerate() {
+            let raw = decode_b64_any(s.trim()).ok_or((i, "not base64url".to_owned()))?;
+            if raw.len() < 32 {
+                return Err((i, format!("{} bytes once decoded; at least 32 required", raw.len())));
+            }
+            if raw.iter().all(|&b| b == raw.first().copied().unwrap_or(0)) {
+                return Err((i, "a key of one repeated byte is not a key".into()));
+            }
+            // Derive rather than use the secret directly, so the same secret configured
+            // elsewhere (an HMAC assertion key, say) never becomes this cipher's key.
+            let mut mac = Hmac::<Sha512>::new_from_slice(&raw).map_err(|_| (i, "bad key".to_owned()))?;
+            mac.update(b"sso-filter session cookie v1");
+            let cek = mac.finalize().into_bytes().to_vec();
+            let kid = B64URL.encode(Sha256::digest(&cek).get(..6).unwrap_or_default());
+            keys.push(RingKey { kid, cek });
+        }
+        Ok(KeyRing { keys })
+    }
+
+    /// Seals `payload` for the cookie `name` with the first key.
+    ///
+    /// # Errors
+    ///
+    /// [`RandomError`] when no IV can be drawn.
+    pub fn seal(&self, name: &str, payload: &[u8], rng: &mut dyn Random) -> Result<String, RandomError> {
+        let key = self.keys.first().ok_or(RandomError)?;
+        let header = json!({"alg": "dir", "enc": ENC.name(), "kid": key.kid, "cn": name});
+        let h = B64URL.encode(header.to_string());
+        let iv = random::bytes(rng, ENC.iv_len())?;
+        let (ciphertext, tag) = ENC
+            .encrypt_cbc(&key.cek, &iv, payload, h.as_bytes())
+            .map_err(|_| RandomError)?;
+        Ok(format!(
+            "{h}..{}.{}.{}",
+            B64URL.encode(iv),
+            B64URL.encode(ciphertext),
+            B64URL.encode(tag)
+        ))
+    }
+
+    /// Opens a value sealed for cookie `name`; `None` for anything else.
+    pub fn open(&self, name: &str, sealed: &str) -> Option<Vec<u8>> {
+        let mut parts = sealed.split('.');
+        let (Some(h), Some(""), Some(iv), Some(c), Some(t), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let header = strict_object(&b64_segment(h).ok()?).ok()?;
+        if header.get("alg") != Some(&json!("dir"))
+            || header.get("enc") != Some(&json!(ENC.name()))
+            || header.get("cn") != Some(&Value::String(name.to_owned()))
+        {
+            return None;
+        }
+        let kid = header.get("kid")?.as_str()?;
+        let key = self.keys.iter().find(|k| k.kid == kid)?;
+        let iv = b64_segment(iv).ok()?;
+        let ciphertext = b64_segment(c).ok()?;
+        let tag = b64_segment(t).ok()?;
+        ENC.decrypt(&key.cek, &iv, &ciphertext, &tag, h.as_bytes()).ok()
+    }
+}
+
+/// What a session cookie holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Format version.
+    pub v: u8,
+    /// The identity.
+    pub id: Identity,
+    /// Issued at, seconds since the epoch.
+    pub iat: u64,
+    /// Expires at, seconds since the epoch: never later than the TTL, nor than the IdP's own
+    /// expiry when `expiry_claim` is configured.
+    pub exp: u64,
+}
+
+/// An in-progress login: what must survive the round trip through the login page or the IdP.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Format version.
+    pub v: u8,
+    /// The CSRF state, also sent in the form or the IdP's `state` parameter.
+    pub state: String,
+    /// Where to go after login (already validated; validated again on use).
+    pub rd: String,
+    /// The method being used.
+    pub method: String,
+    /// The tenant code, when the login is for a tenant.
+    pub tenant: Option<String>,
+    /// Expires at, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// How long a login flow may take, seconds.
+pub const FLOW_TTL: u64 = 600;
+/// The most flow cookies a browser keeps at once (parallel tabs); older ones are dropped.
+pub const MAX_FLOWS: usize = 4;
+/// The most bytes of sealed value in one cookie, leaving room for the attributes under the
+/// browsers' 4096-byte limit per cookie.
+pub const CHUNK_BYTES: usize = 3800;
+/// The most cookies one session may span.
+pub const MAX_CHUNKS: usize = 8;
+
+/// `SameSite` cookie attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None` (requires `Secure`).
+    None,
+    /// `SameSite=Strict`.
+    Strict,
+}
+
+impl SameSite {
+    fn attribute(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+            SameSite::Strict => "Strict",
+        }
+    }
+}
+
+/// Session cookie policy and keys.
+#[derive(Clone, Debug)]
+pub struct Cookies {
+    /// Base cookie name.
+    pub name: String,
+    /// Key ring.
+    pub ring: KeyRing,
+    /// Session lifetime, seconds.
+    pub ttl: u64,
+    /// Whether cookies carry `Secure`.
+    pub secure: bool,
+    /// `SameSite` of the session cookie.
+    pub same_site: SameSite,
+    /// A claim whose NumericDate caps the session's expiry.
+    pub expiry_claim: Option<String>,
+}
+
+impl Cookies {
+    /// The name of chunk `i` (0 is the base name).
+    pub fn chunk_name(&self, i: usize) -> String {
+        if i == 0 {
+            self.name.clone()
+        } else {
+            format!("{}_{i}", self.name)
+        }
+    }
+
+    fn flow_prefix(&self) -> String {
+        format!("{}_flow_", self.name)
+    }
+
+    /// Whether a cookie name belongs to the filter (stripped before forwarding).
+    pub fn is_ours(&self, cookie: &str) -> bool {
+        (0..MAX_CHUNKS).any(|i| cookie == self.chunk_name(i)) || cookie.starts_with(&self.flow_prefix())
+    }
+
+    fn attributes(&self, max_age: u64, same_site: SameSite) -> String {
+        let mut a = format!("; Path=/; HttpOnly; SameSite={}; Max-Age={max_age}", same_site.attribute());
+        if self.secure {
+            a.push_str("; Secure");
+        }
+        a
+    }
+
+    fn delete(&self, name: &str) -> String {
+        format!("{name}={}", self.attributes(0, SameSite::Lax))
+    }
+
+    /// Reads the session, or `None` when absent, expired, tampered, sealed with an unknown key,
+    /// or ambiguous (one name sent twice with different values: cookie tossing, E5).
+    pub fn read_session(&self, cookies: &[(String, String)], now: u64) -> Option<Session> {
+        let mut joined = String::new();
+        for i in 0..MAX_CHUNKS {
+            match unique(cookies, &self.chunk_name(i)) {
+                Lookup::One(v) => joined.push_str(v),
+                Lookup::Missing => break,
+                Lookup::Ambiguous => return None,
+            }
+        }
+        if joined.is_empty() {
+            return None;
+        }
+        let plain = self.ring.open(&self.name, &joined)?;
+        let session: Session = serde_json::from_slice(&plain).ok()?;
+        (session.v == 1 && session.exp > now && session.iat <= now.saturating_add(300)).then_some(session)
+    }
+
+    /// `Set-Cookie` values that store `session`, split over chunks, deleting chunks the
+    /// browser holds that the new value does not use.
+    ///
+    /// # Errors
+    ///
+    /// [`SealError`] when randomness fails or the identity does not fit in [`MAX_CHUNKS`].
+    pub fn write_session(
+        &self,
+        session: &Session,
+        held: &[(String, String)],
+        now: u64,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<String>, SealError> {
+        let payload = serde_json::to_vec(session).map_err(|_| SealError::TooLarge)?;
+        let sealed = self.ring.seal(&self.name, &payload, rng).map_err(|_| SealError::Random)?;
+        let max_age = session.exp.saturating_sub(now);
+        let chunks: Vec<&str> = sealed
+            .as_bytes()
+            .chunks(CHUNK_BYTES)
+            // Sealed values are ASCII, so every byte boundary is a char boundary.
+            .filter_map(|c| std::str::from_utf8(c).ok())
+            .collect();
+        if chunks.len() > MAX_CHUNKS {
+            return Err(SealError::TooLarge);
+        }
+        let mut out: Vec<String> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{}={c}{}", self.chunk_name(i), self.attributes(max_age, self.same_site)))
+            .collect();
+        for i in chunks.len()..MAX_CHUNKS {
+            let name = self.chunk_name(i);
+            if held.iter().any(|(n, _)| *n == name) {
+                out.push(self.delete(&name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `Set-Cookie` values that delete the session (every chunk the browser holds, and the
+    /// base name always).
+    pub fn clear_session(&self, held: &[(String, String)]) -> Vec<String> {
+        let mut out = vec![self.delete(&self.name)];
+        for i in 1..MAX_CHUNKS {
+            let name = self.chunk_name(i);
+            if held.iter().any(|(n, _)| *n == name) {
+                out.push(self.delete(&name));
+            }
+        }
+        out
+    }
+
+    /// Seals a login flow into its own cookie (one per flow, so parallel tabs do not overwrite
+    /// each other), dropping the oldest when the browser already holds [`MAX_FLOWS`].
+    ///
+    /// # Errors
+    ///
+    /// [`RandomError`] when no IV can be drawn.
+    pub fn write_flow(
+        &self,
+        flow: &Flow,
+        held: &[(String, String)],
+        now: u64,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<String>, RandomError> {
+        let name = format!("{}{}", self.flow_prefix(), flow_id(&flow.state));
+        let payload = serde_json::to_vec(flow).map_err(|_| RandomError)?;
+        let sealed = self.ring.seal(&name, &payload, rng)?;
+        let mut out = vec![format!("{name}={sealed}{}", self.attributes(FLOW_TTL, SameSite::Lax))];
+        let mut live: Vec<(u64, &str)> = held
+            .iter()
+            .filter(|(n, _)| n.starts_with(&self.flow_prefix()) && *n != name)
+            .map(|(n, v)| (self.open_flow(n, v, now).map_or(0, |f| f.exp), n.as_str()))
+            .collect();
+        live.sort_unstable();
+        let excess = (live.len() + 1).saturating_sub(MAX_FLOWS);
+        for (exp, n) in &live {
+            if *exp == 0 {
+                out.push(self.delete(n));
+            }
+        }
+        for (_, n) in live.iter().filter(|(e, _)| *e != 0).take(excess) {
+            out.push(self.delete(n));
+        }
+        Ok(out)
+    }
+
+    fn open_flow(&self, name: &str, value: &str, now: u64) -> Option<Flow> {
+        let plain = self.ring.open(name, value)?;
+        let flow: Flow = serde_json::from_slice(&plain).ok()?;
+        (flow.v == 1 && flow.exp > now).then_some(flow)
+    }
+
+    /// Finds the live flow whose state equals `state` (compared in constant time), with the
+    /// `Set-Cookie` that deletes it: a flow is used once.
+    pub fn take_flow(&self, cookies: &[(String, String)], state: &str, now: u64) -> Option<(Flow, String)> {
+        let name = format!("{}{}", self.flow_prefix(), flow_id(state));
+        let Lookup::One(value) = unique(cookies, &name) else {
+            return None;
+        };
+        let flow = self.open_flow(&name, value, now)?;
+        let same: bool = subtle::ConstantTimeEq::ct_eq(flow.state.as_bytes(), state.as_bytes()).into();
+        same.then(|| (flow, self.delete(&name)))
+    }
+}
+
+/// The cookie-name suffix of a flow: a digest of its state, never the state itself.
+fn flow_id(state: &str) -> String {
+    let digest = Sha256::digest(state.as_bytes());
+    B64URL.encode(digest.get(..6).unwrap_or_default())
+}
+
+enum Lookup<'a> {
+    Missing,
+    One(&'a str),
+    Ambiguous,
+}
+
+fn unique<'a>(cookies: &'a [(String, String)], name: &str) -> Lookup<'a> {
+    let mut found: Option<&str> = None;
+    for (n, v) in cookies {
+        if n == name {
+            match found {
+                Some(prev) if prev != v => return Lookup::Ambiguous,
+                _ => found = Some(v),
+            }
+        }
+    }
+    found.map_or(Lookup::Missing, Lookup::One)
+}
+
+/// Why a session could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealError {
+    /// The random source failed.
+    Random,
+    /// The identity is too large for [`MAX_CHUNKS`] cookies.
+    TooLarge,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::SystemRandom;
+
+    fn cookies(keys: &[&str]) -> Cookies {
+        Cookies {
+            name: "sso_session".into(),
+            ring: KeyRing::new(&keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>()).unwrap(),
+            ttl: 3600,
+            secure: true,
+            same_site: SameSite::Lax,
+            expiry_claim: None,
+        }
+    }
+
+    const K1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
+    const K2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA";
+
+    fn session(attr_len: usize) -> Session {
+        let mut id = Identity { login: "alice".into(), method: "local".into(), ..Identity::default() };
+        id.attributes.insert("big".into(), Value::String("x".repeat(attr_len)));
+        Session { v: 1, id, iat: 100, exp: 1000 }
+    }
+
+    fn as_request(set_cookies: &[String]) -> Vec<(String, String)> {
+        set_cookies
+            .iter()
+            .filter(|c| !c.contains("Max-Age=0"))
+            .map(|c| {
+                let nv = c.split(';').next().unwrap();
+                let (n, v) = nv.split_once('=').unwrap();
+                (n.to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_rotation_and_tamper() {
+        let c = cookies(&[K1]);
+        let set = c.write_session(&session(10), &[], 100, &mut SystemRandom).unwrap();
+        assert_eq!(set.len(), 1);
+        assert!(set[0].contains("HttpOnly") && set[0].contains("Secure") && set[0].contains("Max-Age=900"));
+        let req = as_request(&set);
+        assert_eq!(c.read_session(&req, 200).unwrap().id.login, "alice");
+        assert!(c.read_session(&req, 1000).is_none(), "expired");
+        // Rotation: a new first key still opens the old cookie; dropping the old key does not.
+        assert!(cookies(&[K2, K1]).read_session(&req, 200).is_some());
+        assert!(cookies(&[K2]).read_session(&req, 200).is_none());
+        // Every single-character change is no session.
+        let value = &req[0].1;
+        for i in (0..value.len()).step_by(7) {
+            let mut bytes = value.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = vec![("sso_session".to_owned(), String::from_utf8(bytes).unwrap())];
+            if tampered[0].1 != *value {
+                assert!(c.read_session(&tampered, 200).is_none(), "byte {i}");
+            }
+        }
+        // A value moved to another cookie name does not open.
+        assert!(c.ring.open("other", value).is_none());
+        // Cookie tossing: two different values under one name is no session.
+        let tossed = vec![req[0].clone(), ("sso_session".into(), "x".into())];
+        assert!(c.read_session(&tossed, 200).is_none());
+    }
+
+    #[test]
+    fn large_identities_split_and_reassemble() {
+        let c = cookies(&[K1]);
+        let set = c.write_session(&session(6000), &[], 100, &mut SystemRandom).unwrap();
+        assert!(set.len() >= 2, "{}", set.len());
+        assert!(set.iter().all(|s| s.len() < 4096));
+        let req = as_request(&set);
+        assert_eq!(c.read_session(&req, 200).unwrap(), session(6000));
+        // Writing a small session afterwards deletes the stale chunks.
+        let small = c.write_session(&session(1), &req, 100, &mut SystemRandom).unwrap();
+        assert!(small.iter().any(|s| s.starts_with("sso_session_1=;")));
+        // A missing middle chunk is no session.
+        let mut partial = req.clone();
+        partial.remove(1);
+        assert!(c.read_session(&partial, 200).is_none());
+        assert_eq!(
+            c.write_session(&session(40_000), &[], 100, &mut SystemRandom),
+            Err(SealError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn flows_are_single_use_and_bounded() {
+        let c = cookies(&[K1]);
+        let mut held: Vec<(String, String)> = Vec::new();
+        for i in 0..6 {
+            let flow = Flow { v: 1, state: format!("state-{i}"), rd: "/".into(), method: "local".into(), tenant: None, exp: 700 + i };
+            let set = c.write_flow(&flow, &held, 100, &mut SystemRandom).unwrap();
+            for s in &set {
+                let (n, v) = s.split(';').next().unwrap().split_once('=').unwrap();
+                held.retain(|(hn, _)| hn != n);
+                if !s.contains("Max-Age=0") {
+                    held.push((n.to_owned(), v.to_owned()));
+                }
+            }
+        }
+        assert_eq!(held.len(), MAX_FLOWS);
+        assert!(c.take_flow(&held, "state-0", 100).is_none(), "oldest dropped");
+        let (flow, delete) = c.take_flow(&held, "state-5", 100).unwrap();
+        assert_eq!(flow.state, "state-5");
+        assert!(delete.contains("Max-Age=0"));
+        assert!(c.take_flow(&held, "state-5", 800).is_none(), "expired");
+        assert!(c.take_flow(&held, "state-x", 100).is_none());
+    }
+}
