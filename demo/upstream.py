@@ -115,8 +115,8 @@ def _render_html(entry: dict, identity: dict, count: int) -> str:
         if field not in identity:
             continue
         value = identity[field]
-        shown = ", ".join(value) if isinstance(value, list) else (
-            json.dumps(value, ensure_ascii=False, indent=1) if isinstance(value, dict) else str(value))
+        shown = (json.dumps(value, ensure_ascii=False, indent=1) if isinstance(value, (list, dict))
+                 else str(value))
         rows.append(f'<tr><th>{esc(IDENTITY_HEADERS[field])}</th>'
                     f'<td id="sso-{esc(field)}"><pre>{esc(shown)}</pre></td></tr>')
     if rows:

@@ -9,7 +9,8 @@
 # key at every start (so a cookie from one demo run does not open in another, and nobody can mint
 # sessions from the repository's key), and envoy/demo.yaml rendered around it.
 #
-# Environment: SSO_DEMO_PORT (8080), SSO_DEMO_UPSTREAM_PORT (8081), SSO_DEMO_ADMIN_PORT (9901).
+# Environment: SSO_DEMO_PORT (8080), SSO_DEMO_UPSTREAM_PORT (8081), SSO_DEMO_ADMIN_PORT (9901),
+# SSO_DEMO_WASM (target/wasm32-wasip1/release/sso_filter.wasm).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +18,7 @@ cd "$ROOT"
 PORT="${SSO_DEMO_PORT:-8080}"
 UPSTREAM_PORT="${SSO_DEMO_UPSTREAM_PORT:-8081}"
 ADMIN_PORT="${SSO_DEMO_ADMIN_PORT:-9901}"
-WASM="$ROOT/target/wasm32-wasip1/release/sso_filter.wasm"
+WASM="${SSO_DEMO_WASM:-$ROOT/target/wasm32-wasip1/release/sso_filter.wasm}"
 ENVOY="$ROOT/.venv/bin/envoy"
 OUT="$ROOT/target/demo"
 PY="$ROOT/.venv/bin/python"

@@ -215,6 +215,15 @@ def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
     return json.dumps(bootstrap, indent=1)
 
 
+def _die_with_parent() -> None:
+    """Envoy gets SIGTERM when the test process dies (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except OSError:
+        pass
+
+
 class Envoy:
     """One Envoy process with the filter in front of `upstream_port`."""
 
@@ -261,7 +270,8 @@ class Envoy:
              "--admin-address-path", str(admin_path)],
             env={**os.environ, **self.env},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.stderr_path, "wb"), start_new_session=True)
+            stderr=open(self.stderr_path, "wb"), start_new_session=True,
+            preexec_fn=_die_with_parent)
 
     def start(self, timeout: float = 60.0) -> "Envoy":
         """Start and wait for /ready = LIVE and the listener. Raises EnvoyError with the log."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import urllib.parse
 
-from harness import (SEED_ROLES, SEED_TOKEN, API, assert_nobody_let_in, decode_identity_of,
+from harness import (API, SEED_ROLES, SEED_TOKEN, assert_nobody_let_in, decode_identity_of,
                      filter_cookies_of, jwt_login, jwt_url, mint_hs256, only_request, path_of)
 
 
@@ -126,3 +126,54 @@ def test_tenant_default_method_is_used_without_active_auth(main_envoy, recorder)
     assert c.get(path_of(resp.location, main_envoy.base_url)).status == 200
     ident = decode_identity_of(only_request(recorder))
     assert ident.get("login") == "alice" and ident.get("tenant") in ("tenant1", "t-1"), ident
+
+
+def test_list_item_with_comma_stays_one_item(main_envoy, recorder):
+    """docs/behaviour.md: `admins,users` stays one item (RFC 8187-encoded); security.md B6."""
+    token = mint_hs256({"loginName": "erin", "roles": ["admins,users", "plain role", "角色"]})
+    c = main_envoy.client()
+    jwt_login(c, token)
+    assert c.get("/").status == 200
+    entry = only_request(recorder)
+    assert decode_identity_of(entry).get("roles") == ["admins,users", "plain role", "角色"], entry
+
+
+def test_control_characters_in_claims_never_split_headers(main_envoy, recorder):
+    """security.md B5: a login with CR/LF never becomes a second header (the contract encodes
+    it as RFC 8187; a denial would also be safe)."""
+    token = mint_hs256({"loginName": "eve\r\nX-Injected: 1", "roles": ["a\nb"]})
+    c = main_envoy.client()
+    resp = c.get(jwt_url(token))
+    if resp.status == 302 and resp.session_cookies_set:
+        assert c.get("/").status == 200
+        entry = only_request(recorder)
+        assert not any(k.lower() == "x-injected" for k, _ in entry["headers"]), entry
+        for k, v in entry["headers"]:
+            assert "\r" not in v and "\n" not in v, (k, v)
+        assert decode_identity_of(entry).get("login") == "eve\r\nX-Injected: 1", entry
+    else:
+        assert_nobody_let_in(resp, recorder, main_envoy, statuses=(401,))
+
+
+def test_duplicate_session_cookies_are_no_session(main_envoy, recorder):
+    """security.md E5: several values for the session cookie -> no session, in both orders."""
+    c = main_envoy.client()
+    jwt_login(c)
+    good = c.jar["sso_session"]
+    for cookie in (f"sso_session={good}; sso_session=garbage",
+                   f"sso_session=garbage; sso_session={good}"):
+        recorder.clear()
+        resp = c.request("GET", "/dup", headers={**API, "Cookie": cookie})
+        assert_nobody_let_in(resp, recorder, main_envoy, statuses=(401,))
+
+
+def test_new_login_replaces_existing_session(main_envoy, recorder):
+    """security.md E8: logging in writes a brand-new session for the new identity."""
+    c = main_envoy.client()
+    jwt_login(c)  # alice
+    old = dict(c.session_jar())
+    token = mint_hs256({"loginName": "frank", "roles": ["data viewer"]})
+    jwt_login(c, token)
+    assert c.session_jar() != old
+    assert c.get("/").status == 200
+    assert decode_identity_of(only_request(recorder)).get("login") == "frank"
