@@ -136,7 +136,7 @@ def test_cli_clusters(tmp_path):
 
 def test_cli_hash_password_format_and_login(envoys, recorder):
     proc = _cli("hash-password", "cli-made-password")
-    assert proc.returncode == 0, proc
+    assert proc.returncode == 0 and proc.stdout.strip(), proc
     phc = proc.stdout.strip().splitlines()[-1].strip()
     assert harness.verify_password_hash("cli-made-password", phc), \
         f"not the documented $pbkdf2-sha256$i=...,l=32$salt$hash format: {phc!r}"
