@@ -83,9 +83,10 @@ impl SharedCache for MemoryCache {
     fn set(&self, key: &str, value: &[u8], version: Option<Version>) -> Result<(), CacheError> {
         let mut map = self.map.borrow_mut();
         let next = match (map.get(key), version) {
+            // Same semantics as proxy-wasm shared data: no version writes unconditionally.
             (Some((_, current)), Some(v)) if *current != v => return Err(CacheError::Conflict),
-            (Some(_), None) | (None, Some(_)) => return Err(CacheError::Conflict),
-            (Some((_, current)), Some(_)) => current.wrapping_add(1),
+            (None, Some(_)) => return Err(CacheError::Conflict),
+            (Some((_, current)), _) => current.wrapping_add(1),
             (None, None) => 1,
         };
         map.insert(key.to_owned(), (value.to_vec(), next));

@@ -276,6 +276,19 @@ pub fn strip_query_params(raw_query: &str, names: &[&str]) -> String {
         .join("&")
 }
 
+/// The Envoy cluster name for an outbound URL's origin: `sso_<host>_<port>`, with every
+/// character outside `[a-z0-9]` as `_`. `sso-filter clusters` prints definitions under these
+/// names, and callouts use them.
+pub fn cluster_name(url: &url::Url) -> String {
+    let host: String = url
+        .host_str()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    format!("sso_{host}_{}", url.port_or_known_default().unwrap_or(0))
+}
+
 /// Splits a request target into path and query (without the `?`).
 pub fn split_target(target: &str) -> (&str, &str) {
     match target.split_once('?') {
