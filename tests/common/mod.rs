@@ -1,0 +1,165 @@
+//! A driver for scenario tests: feeds requests to the engine with a virtual clock, keeps a
+//! browser's cookie jar, and answers body reads, the way a host would.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+
+use sso_filter::cache::MemoryCache;
+use sso_filter::random::SystemRandom;
+use sso_filter::{Env, Filter, HeaderEdit, RequestHead, Response, Step};
+
+pub const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
+pub const SEED_SECRET: &str = "4b117a14-c652-410a-83b2-9839c16e7ae1";
+
+/// What happened to one request.
+#[derive(Debug)]
+pub enum Done {
+    /// Forwarded upstream with these edits.
+    Forwarded(Vec<HeaderEdit>),
+    /// Answered locally.
+    Answered(Response),
+}
+
+impl Done {
+    pub fn response(&self) -> &Response {
+        match self {
+            Done::Answered(r) => r,
+            Done::Forwarded(_) => panic!("expected a local response, got a forward: {self:?}"),
+        }
+    }
+
+    pub fn edits(&self) -> &[HeaderEdit] {
+        match self {
+            Done::Forwarded(e) => e,
+            Done::Answered(r) => panic!("expected a forward, got {} {}", r.status, String::from_utf8_lossy(&r.body)),
+        }
+    }
+
+    /// The value an identity header is set to, if set.
+    pub fn set(&self, name: &str) -> Option<String> {
+        self.edits().iter().find_map(|e| match e {
+            HeaderEdit::Set(n, v) if n == name => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn status(&self) -> u16 {
+        self.response().status
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.response().headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        match self {
+            Done::Answered(r) => r.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.clone()).collect(),
+            Done::Forwarded(_) => Vec::new(),
+        }
+    }
+
+    pub fn body(&self) -> String {
+        String::from_utf8_lossy(&self.response().body).into_owned()
+    }
+}
+
+pub struct Driver {
+    pub filter: Filter,
+    pub now: u64,
+    pub cache: MemoryCache,
+    pub jar: BTreeMap<String, String>,
+    pub counters: Vec<String>,
+}
+
+impl Driver {
+    pub fn new(config: &serde_json::Value) -> Self {
+        let filter = Filter::from_json(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("config: {e}"));
+        Driver { filter, now: 1_767_225_600, cache: MemoryCache::default(), jar: BTreeMap::new(), counters: Vec::new() }
+    }
+
+    fn cookie_header(&self) -> Option<(String, String)> {
+        (!self.jar.is_empty()).then(|| {
+            ("cookie".to_owned(), self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "))
+        })
+    }
+
+    /// A browser navigation (Accept: text/html) with the jar's cookies.
+    pub fn get(&mut self, path: &str) -> Done {
+        let mut headers = vec![("accept".to_owned(), "text/html,application/xhtml+xml".to_owned())];
+        headers.extend(self.cookie_header());
+        self.send("GET", path, headers, None)
+    }
+
+    /// An API call (Accept: application/json) with the jar's cookies and extra headers.
+    pub fn api(&mut self, path: &str, extra: &[(&str, &str)]) -> Done {
+        let mut headers = vec![("accept".to_owned(), "application/json".to_owned())];
+        headers.extend(self.cookie_header());
+        headers.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self.send("GET", path, headers, None)
+    }
+
+    /// Posts a form with the jar's cookies.
+    pub fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Done {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut headers = vec![
+            ("accept".to_owned(), "text/html".to_owned()),
+            ("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+        ];
+        headers.extend(self.cookie_header());
+        self.send("POST", path, headers, Some(body.into_bytes()))
+    }
+
+    pub fn send(&mut self, method: &str, path: &str, headers: Vec<(String, String)>, body: Option<Vec<u8>>) -> Done {
+        let head = RequestHead { method: method.into(), path: path.into(), headers };
+        let mut rng = SystemRandom;
+        let mut env = Env { now: self.now, rng: &mut rng, cache: &self.cache };
+        let mut outcome = self.filter.on_request(&head, &mut env);
+        loop {
+            self.counters.extend(outcome.counters.iter().cloned());
+            match outcome.step {
+                Step::Continue(edits) => return Done::Forwarded(edits),
+                Step::Respond(response) => {
+                    self.absorb(&response);
+                    return Done::Answered(response);
+                }
+                Step::ReadBody { pending, limit } => {
+                    let body = body.clone().unwrap_or_default();
+                    let body = &body[..body.len().min(limit + 1)];
+                    outcome = self.filter.on_body(pending, body, &mut env);
+                }
+                Step::Callout(c, _) => panic!("unexpected callout {c:?}"),
+            }
+        }
+    }
+
+    /// Applies `Set-Cookie` headers to the jar as a browser would.
+    fn absorb(&mut self, response: &Response) {
+        for (n, v) in &response.headers {
+            if n != "set-cookie" {
+                continue;
+            }
+            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
+            if v.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    /// The `state` hidden field of a login form page.
+    pub fn form_state(done: &Done) -> String {
+        let body = done.body();
+        let start = body.find("name=\"state\" value=\"").expect("state field") + 20;
+        body[start..].split('"').next().unwrap().to_owned()
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.counters.iter().filter(|c| *c == name).count()
+    }
+}
+
+pub fn encode(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}

@@ -1,0 +1,13 @@
+//! Scenario tests through the public engine API, no proxy: one test binary, one module per
+//! topic (rustls `tests/api.rs` layout).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+#[path = "flows/jwt_param.rs"]
+mod jwt_param;
+#[path = "flows/local.rs"]
+mod local;
+#[path = "flows/requests.rs"]
+mod requests;
