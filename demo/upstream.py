@@ -204,7 +204,7 @@ def make_server(host: str = "127.0.0.1", port: int = 0, recorder: Recorder | Non
     handler = type("BoundHandler", (Handler,), {"quiet": quiet})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
-    server.recorder = recorder or Recorder()  # type: ignore[attr-defined]
+    server.recorder = recorder if recorder is not None else Recorder()  # type: ignore[attr-defined]
     return server
 
 

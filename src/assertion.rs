@@ -31,8 +31,12 @@ pub struct RawAssertion {
     audience: Option<String>,
 }
 
+/// The assertion header's default name, stripped from every request even when assertions
+/// are off.
+pub const DEFAULT_HEADER: &str = "x-sso-assertion";
+
 fn default_header() -> String {
-    "x-sso-assertion".into()
+    DEFAULT_HEADER.into()
 }
 
 fn default_ttl() -> u64 {

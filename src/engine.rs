@@ -199,9 +199,9 @@ impl Filter {
         let c = &self.config;
         let mut edits = Vec::new();
         let mut names: Vec<&str> = c.headers.all().to_vec();
-        if let Some(a) = &c.assertion {
-            names.push(a.header());
-        }
+        // The assertion header is stripped whether or not assertions are configured: an
+        // upstream that verifies assertions must never see one the client made.
+        names.push(c.assertion.as_ref().map_or(crate::assertion::DEFAULT_HEADER, |a| a.header()));
         strip_spoofed(head, &names, &mut edits);
         if cookies.iter().any(|(n, _)| c.cookies.is_ours(n)) {
             let kept: Vec<String> = cookies
@@ -225,7 +225,7 @@ impl Filter {
     fn is_public(&self, path: &str) -> bool {
         self.config.public_paths.iter().any(|p| {
             if p.ends_with('/') {
-                path.starts_with(p.as_str()) || path == p.trim_end_matches('/')
+                path.starts_with(p.as_str())
             } else {
                 path == p
             }

@@ -184,6 +184,11 @@ def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
                 "config": {
                     "name": "sso_filter",
                     "root_id": "sso_filter",
+                    # Without it Envoy turns the filter's pause on request headers into
+                    # StopAllIterationAndWatermark and never delivers the form / ACS body
+                    # (proxy-wasm-cpp-host #143); with it the body arrives while the headers
+                    # are held back from the upstream.
+                    "allow_on_headers_stop_iteration": True,
                     "vm_config": {"vm_id": "sso_filter", "runtime": "envoy.wasm.runtime.v8",
                                   "code": {"local": {"filename": str(wasm)}}},
                     "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
@@ -267,6 +272,8 @@ class Envoy:
         self.proc = subprocess.Popen(
             [str(ENVOY), "-c", str(yaml_path), "--disable-hot-restart", "--concurrency", "2",
              "-l", "info", "--log-path", str(self.log_path),
+             # Envoy flushes its log file every 10 s by default; tests read it at once.
+             "--file-flush-interval-msec", "50",
              "--admin-address-path", str(admin_path)],
             env={**os.environ, **self.env},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

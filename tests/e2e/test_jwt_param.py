@@ -152,7 +152,7 @@ def test_control_characters_in_claims_never_split_headers(main_envoy, recorder):
             assert "\r" not in v and "\n" not in v, (k, v)
         assert decode_identity_of(entry).get("login") == "eve\r\nX-Injected: 1", entry
     else:
-        assert_nobody_let_in(resp, recorder, main_envoy, statuses=(401,))
+        assert_nobody_let_in(resp, recorder, main_envoy, statuses=(401, 403))  # 403: a valid token whose identity cannot be carried
 
 
 def test_duplicate_session_cookies_are_no_session(main_envoy, recorder):
