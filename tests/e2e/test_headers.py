@@ -24,11 +24,12 @@ def _values(entry, header):
     return [v for k, v in entry["headers"] if normalised(k) == header]
 
 
+FORGED_MARKERS = ("mallory", "superuser", "evil-tenant", "forged")
+
+
 def _assert_no_forgery(entry):
-    for k, v in entry["headers"]:
-        assert "mallory" not in v and "superuser" not in v and "evil-tenant" not in v \
-            and v != "forged" and "forged.assertion" not in v, \
-            f"forged header reached the upstream: {k}: {v}"
+    leaked = [f"{k}: {v}" for k, v in entry["headers"] if any(m in v for m in FORGED_MARKERS)]
+    assert not leaked, f"forged headers reached the upstream: {leaked}"
 
 
 def test_forged_identity_with_valid_session_is_replaced(main_envoy, recorder):
