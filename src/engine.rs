@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::cache::SharedCache;
 use crate::config::{Config, ConfigError, Method, Scope};
 use crate::deny::{sanitize, Deny};
+use crate::memo::Memo;
 use crate::http::{
     normalize_path, parse_cookies, split_target, strip_query_params, CalloutResponse, HeaderEdit, Outcome, Query,
     RequestHead, Response, Step,
@@ -48,10 +49,21 @@ pub struct Env<'a> {
 /// The largest login-form body accepted.
 const MAX_FORM_BYTES: usize = 8 * 1024;
 
-/// A configured filter. Immutable once built; share it between requests.
+/// A configured filter. Its configuration is immutable once built; share it between
+/// requests. The memos only remember credentials that already passed every check.
 #[derive(Debug)]
 pub struct Filter {
     config: Config,
+    sessions: Memo<Prepared>,
+    bearers: Memo<Prepared>,
+}
+
+/// A verified identity with its identity-header edits worked out once.
+#[derive(Debug)]
+struct Prepared {
+    id: Identity,
+    edits: Vec<HeaderEdit>,
+    exp: u64,
 }
 
 /// Facts about a request, worked out once.
@@ -70,7 +82,7 @@ struct Ctx<'h> {
 impl Filter {
     /// Builds a filter from a parsed configuration.
     pub fn new(config: Config) -> Self {
-        Filter { config }
+        Filter { config, sessions: Memo::default(), bearers: Memo::default() }
     }
 
     /// Parses a JSON configuration and builds a filter.
@@ -158,13 +170,13 @@ impl Filter {
             }
         }
 
-        if let Some(session) = self.config.cookies.read_session(&ctx.cookies, env.now) {
+        if let Some(session) = self.session(ctx, env.now) {
             let tenant_ok = match &scope.tenant {
                 None => true,
                 Some(t) => session.id.tenant.as_deref() == Some(t.code.as_str()),
             };
             if tenant_ok {
-                return Ok(self.forward(ctx, &session.id, env.now));
+                return Ok(self.forward(ctx, &session, env.now));
             }
         }
 
@@ -290,12 +302,30 @@ impl Filter {
         deny.respond(ctx.head, &ctx.path, &login, cookies)
     }
 
+    /// The request's session, from the memo or by opening the cookie.
+    fn session(&self, ctx: &Ctx<'_>, now: u64) -> Option<Arc<Prepared>> {
+        let sealed = self.config.cookies.sealed_session(&ctx.cookies)?;
+        if let Some(hit) = self.sessions.get(&sealed, now) {
+            return Some(hit);
+        }
+        let session = self.config.cookies.open_session(&sealed, now)?;
+        let prepared = Arc::new(self.prepare(session.id, session.exp));
+        self.sessions.put(sealed, session.exp, Arc::clone(&prepared), now);
+        Some(prepared)
+    }
+
+    fn prepare(&self, id: Identity, exp: u64) -> Prepared {
+        let mut edits = Vec::new();
+        self.config.headers.emit(&id, &mut edits);
+        Prepared { id, edits, exp }
+    }
+
     /// Forwards a request with an identity.
-    fn forward(&self, ctx: &Ctx<'_>, id: &Identity, now: u64) -> Outcome {
+    fn forward(&self, ctx: &Ctx<'_>, who: &Prepared, now: u64) -> Outcome {
         let mut edits = ctx.base_edits.clone();
-        self.config.headers.emit(id, &mut edits);
+        edits.extend(who.edits.iter().cloned());
         if let Some(signer) = &self.config.assertion {
-            edits.push(HeaderEdit::Set(signer.header().to_owned(), signer.sign(id, now)));
+            edits.push(HeaderEdit::Set(signer.header().to_owned(), signer.sign(&who.id, now)));
         }
         Outcome::new(Step::Continue(edits))
     }
@@ -383,15 +413,28 @@ impl Filter {
         let MethodKind::Jwt(jwt) = method.kind.as_ref() else {
             return Ok(None);
         };
-        let accepted = jwt.verify(&method.name, token, env.now, env.rng, env.cache)?;
-        let mut id = Arc::clone(&method.mapping)
-            .apply(&accepted.claims, &method.name)
-            .ok_or_else(|| Deny::IdentityInvalid { method: method.name.clone(), why: "no login claim" })?;
-        if let Some(t) = &scope.tenant {
-            id.tenant.get_or_insert_with(|| t.code.clone());
-        }
-        id.check().map_err(|why| Deny::IdentityInvalid { method: method.name.clone(), why })?;
-        Ok(Some(self.forward(ctx, &id, env.now).count(format!("sso_bearer_success.{}", method.name))))
+        // The identity depends on the scope and method as well as the token.
+        let tenant = scope.tenant.as_ref().map_or("", |t| t.code.as_str());
+        let key = format!("{tenant}\n{}\n{token}", method.name);
+        let prepared = match self.bearers.get(&key, env.now) {
+            Some(hit) => hit,
+            None => {
+                let accepted = jwt.verify(&method.name, token, env.now, env.rng, env.cache)?;
+                let mut id = Arc::clone(&method.mapping)
+                    .apply(&accepted.claims, &method.name)
+                    .ok_or_else(|| Deny::IdentityInvalid { method: method.name.clone(), why: "no login claim" })?;
+                if let Some(t) = &scope.tenant {
+                    id.tenant.get_or_insert_with(|| t.code.clone());
+                }
+                id.check().map_err(|why| Deny::IdentityInvalid { method: method.name.clone(), why })?;
+                let prepared = Arc::new(self.prepare(id, accepted.valid_until));
+                if jwt.memoizable() {
+                    self.bearers.put(key, accepted.valid_until, Arc::clone(&prepared), env.now);
+                }
+                prepared
+            }
+        };
+        Ok(Some(self.forward(ctx, &prepared, env.now)))
     }
 
     /// `{prefix}/login`: start the chosen method, or offer the choice.
@@ -592,7 +635,7 @@ impl Filter {
     }
 
     fn userinfo(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Outcome {
-        match self.config.cookies.read_session(&ctx.cookies, env.now) {
+        match self.session(ctx, env.now) {
             Some(session) => {
                 let mut body = serde_json::to_value(&session.id).unwrap_or_else(|_| json!({}));
                 if let Some(map) = body.as_object_mut() {

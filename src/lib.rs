@@ -22,6 +22,7 @@ pub mod http;
 pub mod identity;
 pub mod jose;
 pub mod mapping;
+pub mod memo;
 pub mod methods;
 pub mod pages;
 pub mod password;

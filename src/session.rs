@@ -232,6 +232,12 @@ impl Cookies {
     /// Reads the session, or `None` when absent, expired, tampered, sealed with an unknown key,
     /// or ambiguous (one name sent twice with different values: cookie tossing, E5).
     pub fn read_session(&self, cookies: &[(String, String)], now: u64) -> Option<Session> {
+        self.open_session(&self.sealed_session(cookies)?, now)
+    }
+
+    /// The sealed session value the browser sent, chunks joined; `None` when absent or
+    /// ambiguous.
+    pub fn sealed_session(&self, cookies: &[(String, String)]) -> Option<String> {
         let mut joined = String::new();
         for i in 0..MAX_CHUNKS {
             match unique(cookies, &self.chunk_name(i)) {
@@ -240,10 +246,12 @@ impl Cookies {
                 Lookup::Ambiguous => return None,
             }
         }
-        if joined.is_empty() {
-            return None;
-        }
-        let plain = self.ring.open(&self.name, &joined)?;
+        (!joined.is_empty()).then_some(joined)
+    }
+
+    /// Opens a sealed session value; `None` unless it opens, parses and is live at `now`.
+    pub fn open_session(&self, sealed: &str, now: u64) -> Option<Session> {
+        let plain = self.ring.open(&self.name, sealed)?;
         let session: Session = serde_json::from_slice(&plain).ok()?;
         (session.v == 1 && session.exp > now && session.iat <= now.saturating_add(300)).then_some(session)
     }

@@ -84,11 +84,23 @@ pub struct Jwt {
     pub accept_bearer: bool,
 }
 
+impl Jwt {
+    /// Whether verified tokens may be remembered: one-time tokens must be checked against the
+    /// replay cache on every use.
+    pub fn memoizable(&self) -> bool {
+        !self.one_time
+    }
+}
+
 /// A token that passed every check.
 #[derive(Debug)]
 pub struct Accepted {
     /// Its claims.
     pub claims: Map<String, Value>,
+    /// The first second at which the token no longer passes the time checks (`exp` plus
+    /// leeway, or `iat` plus the maximum age); five minutes ahead for tokens without `exp`,
+    /// so those are checked again regularly.
+    pub valid_until: u64,
 }
 
 impl Jwt {
@@ -236,7 +248,13 @@ impl Jwt {
                 return Err(refuse(JoseError::Replayed));
             }
         }
-        Ok(Accepted { claims: verified.claims })
+        let mut valid_until = checked.exp.map_or(now.saturating_add(300), |exp| {
+            exp.saturating_add(self.rules.leeway).saturating_add(1)
+        });
+        if let (Some(max_age), Ok(Some(iat))) = (self.rules.max_age, numeric_date(&verified.claims, "iat")) {
+            valid_until = valid_until.min(iat.saturating_add(max_age).saturating_add(self.rules.leeway).saturating_add(1));
+        }
+        Ok(Accepted { claims: verified.claims, valid_until })
     }
 }
 
