@@ -115,10 +115,14 @@ def _render_html(entry: dict, identity: dict, count: int) -> str:
         if field not in identity:
             continue
         value = identity[field]
-        shown = (json.dumps(value, ensure_ascii=False, indent=1) if isinstance(value, (list, dict))
-                 else str(value))
+        if isinstance(value, list):
+            cell = "<ul>" + "".join(f"<li>{esc(str(v))}</li>" for v in value) + "</ul>"
+        elif isinstance(value, dict):
+            cell = f"<pre>{esc(json.dumps(value, ensure_ascii=False, indent=1))}</pre>"
+        else:
+            cell = f"<pre>{esc(str(value))}</pre>"
         rows.append(f'<tr><th>{esc(IDENTITY_HEADERS[field])}</th>'
-                    f'<td id="sso-{esc(field)}"><pre>{esc(shown)}</pre></td></tr>')
+                    f'<td id="sso-{esc(field)}">{cell}</td></tr>')
     if rows:
         who = identity.get("login", "(no login header)")
         heading = f'Signed in as <span id="login">{esc(str(who))}</span>'
@@ -131,7 +135,7 @@ def _render_html(entry: dict, identity: dict, count: int) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sso-filter demo upstream</title>
 <style>body{{font-family:sans-serif;margin:2em}} th{{text-align:left;padding-right:1em;vertical-align:top}}
-td pre{{margin:0;white-space:pre-wrap}} code{{word-break:break-all}}</style></head>
+td pre{{margin:0;white-space:pre-wrap}} td ul{{margin:0;padding-left:1.2em}} code{{word-break:break-all}}</style></head>
 <body>
 <h1>{heading}</h1>
 <p>{esc(entry["method"])} <code>{esc(entry["path"])}</code> &middot; request #{count} seen by the upstream.
