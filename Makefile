@@ -61,10 +61,13 @@ test:
 	$(call phase,e2e,$(MAKE) --no-print-directory e2e)
 	@echo "== make test phase times"; cat target/phase-times.txt
 
+# All three run; the target fails if any of them did.
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --target wasm32-wasip1 --lib -- -D warnings
+	@rc=0; \
+	$(CARGO) clippy --all-targets -- -D warnings || rc=1; \
+	$(CARGO) clippy --target wasm32-wasip1 --lib -- -D warnings || rc=1; \
+	$(CARGO) fmt --check || { rc=1; echo "cargo fmt --check: run 'make fmt'" >&2; }; \
+	exit $$rc
 
 fmt:
 	$(CARGO) fmt

@@ -132,7 +132,7 @@ def base_config(base_url: str, keys: list[str] | None = None, users=None, **over
         "method_param": "activeAuth",
         "default_method": "local",
         "tenant_params": ["tenantCode", "tenantId"],
-        "public_paths": ["/healthz", "/static/"],
+        "public_paths": ["/healthz", "/static/", "/public/"],
         "session": {
             "cookie": "sso_session",
             "keys": keys or [new_session_key()],

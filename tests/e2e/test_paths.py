@@ -1,5 +1,5 @@
 """Path normalisation and public paths (docs/behaviour.md "Path handling", "public_paths";
-security.md C1, C2, C5). The test config has public_paths ["/healthz", "/static/"]."""
+security.md C1, C2, C5). The test config has public_paths ["/healthz", "/static/", "/public/"]."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from harness import (API, NAV, assert_nobody_let_in, decode_identity_of, jwt_log
 
 
 @pytest.mark.parametrize("raw,normalised", [
+    ("/public/../admin", "/admin"),
+    ("/public/./../admin/", "/admin/"),
+    ("/public/%2e%2e/admin", "/admin"),
     ("/static/../admin", "/admin"),
     ("/static/%2e%2e/admin", "/admin"),
     ("/static/%2E%2E/admin", "/admin"),
@@ -45,6 +48,7 @@ def test_protected_after_normalisation(main_envoy, recorder, raw, normalised):
     ("/static/./css/../app.js", "/static/app.js"),
     ("/static/%61pp.js", "/static/app.js"),
     ("/healthz?probe=1", "/healthz?probe=1"),
+    ("/public/x/../index.html", "/public/index.html"),
 ])
 def test_public_paths_forward_normalised_without_identity(main_envoy, recorder, raw,
                                                           forwarded):
@@ -58,6 +62,8 @@ def test_public_paths_forward_normalised_without_identity(main_envoy, recorder, 
 
 
 @pytest.mark.parametrize("raw", [
+    "/public%2f..%2fadmin",
+    "/public/..%2Fadmin",
     "/static%2f..%2fadmin",
     "/static/..%2fadmin",
     "/admin%2Fx",
