@@ -74,13 +74,15 @@ class Envoys:
         return cfg
 
     def start(self, config: dict, name: str = "envoy", port: int | None = None,
-              attempts: int = 3, env: dict | None = None) -> Envoy:
-        """A new instance (not cached). `config["base_url"] = None` -> its own origin."""
+              attempts: int = 3, env: dict | None = None,
+              clusters: list[tuple[str, int]] | None = None) -> Envoy:
+        """A new instance (not cached). `config["base_url"] = None` -> its own origin.
+        `clusters`: (host, port) of IdPs to add as `sso_<host>_<port>` clusters."""
         last = None
         for _ in range(attempts):
             p = port or harness.free_port()
             inst = Envoy(self.workdir, self._materialise(config, p), self.upstream_port,
-                         listen_port=p, name=name, env=env)
+                         listen_port=p, name=name, env=env, clusters=clusters)
             self.all.append(inst)
             try:
                 return inst.start()

@@ -168,9 +168,27 @@ class EnvoyError(RuntimeError):
     pass
 
 
+def idp_cluster_name(host: str, port: int) -> str:
+    """The Envoy cluster the filter calls an IdP endpoint through (docs/behaviour.md):
+    `sso_<host>_<port>`, every non-alphanumeric character of the host as `_`."""
+    return "sso_" + re.sub(r"[^a-z0-9]", "_", host.lower()) + f"_{port}"
+
+
+def idp_cluster(host: str, port: int) -> dict:
+    """A plain-HTTP cluster for an IdP on this machine: an IPv4 literal host is dialled as is,
+    any other name at 127.0.0.1 (the tests' IdPs listen on loopback only)."""
+    address = host if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", host) else "127.0.0.1"
+    name = idp_cluster_name(host, port)
+    return {"name": name, "type": "STATIC", "connect_timeout": "2s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {
+                    "address": address, "port_value": port}}}}]}]}}
+
+
 def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
-               wasm: Path = WASM) -> str:
-    """Bootstrap for one instance. JSON is valid YAML, so the bootstrap is written as JSON."""
+               wasm: Path = WASM, clusters: list[tuple[str, int]] | None = None) -> str:
+    """Bootstrap for one instance. JSON is valid YAML, so the bootstrap is written as JSON.
+    `clusters`: (host, port) of IdPs the filter reaches by callout (`idp_cluster`)."""
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
                  ".v3.HttpConnectionManager",
@@ -214,7 +232,7 @@ def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
                 "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{
                     "endpoint": {"address": {"socket_address": {
                         "address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
-            }],
+            }] + [idp_cluster(h, p) for h, p in dict.fromkeys(clusters or [])],
         },
     }
     return json.dumps(bootstrap, indent=1)
@@ -236,7 +254,7 @@ class Envoy:
 
     def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
                  listen_port: int | None = None, name: str = "envoy",
-                 env: dict | None = None):
+                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None):
         Envoy._serial += 1
         self.name = f"{name}-{Envoy._serial}"
         self.dir = Path(workdir) / self.name
@@ -245,6 +263,7 @@ class Envoy:
                             else json.dumps(filter_config, ensure_ascii=False))
         self.upstream_port = upstream_port
         self.env = dict(env or {})
+        self.clusters = list(clusters or [])
         self.port = listen_port or free_port()
         self.admin: str | None = None
         self.proc: subprocess.Popen | None = None
@@ -264,7 +283,8 @@ class Envoy:
             raise EnvoyError(f"{WASM} missing: run `make wasm`")
         (self.dir / "filter.json").write_text(self.config_json)
         yaml_path = self.dir / "envoy.yaml"
-        yaml_path.write_text(envoy_yaml(self.config_json, self.port, self.upstream_port))
+        yaml_path.write_text(envoy_yaml(self.config_json, self.port, self.upstream_port,
+                                        clusters=self.clusters))
         admin_path = self.dir / "admin-address"
         admin_path.unlink(missing_ok=True)
         self._admin_path = admin_path
