@@ -21,7 +21,7 @@ fn main() {
     let mut rng = SystemRandom;
     let seed = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZS1zdWJqZWN0IiwiYWJjIjoiMTIzIiwicm9sZXMiOlsic3lzdGVtIGFkbWluIiwiZGF0YSBhZG1pbiIsImRhdGEgYW5hbHlzdCIsImRhdGEgdmlld2VyIiwiYXBpIGFkbWluIl0sImxvZ2luTmFtZSI6ImFsaWNlIn0.PGA9DNa-B_4e4WS-fVG57tvxYe0dlu0r8O_Lw1vEtAQ";
     let login = RequestHead { method: "GET".into(), path: format!("/?jwtParam={seed}"), headers: vec![] };
-    let mut env = Env { now: 1_767_225_600, rng: &mut rng, cache: &cache };
+    let mut env = Env { now: 1_767_225_600, now_ms: 1_767_225_600_000, rng: &mut rng, cache: &cache };
     let Step::Respond(r) = filter.on_request(&login, &mut env).step else { panic!() };
     let cookie: String = r.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.split(';').next().unwrap().to_owned()).collect::<Vec<_>>().join("; ");
     let headers = vec![

@@ -15,7 +15,7 @@ use crate::assertion::{AssertionSigner, RawAssertion};
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
-use crate::methods::{jwt, local, MethodKind};
+use crate::methods::{jwt, local, oauth2, MethodKind};
 use crate::session::{Cookies, KeyRing, SameSite};
 
 /// A configuration error: where, and why.
@@ -174,6 +174,8 @@ pub struct Config {
     pub global: Scope,
     /// Tenant scopes by tenant code.
     pub tenants: BTreeMap<String, Scope>,
+    /// Redirect-flow callback paths and the method name each belongs to.
+    pub callbacks: BTreeMap<String, String>,
 }
 
 /// The methods available in one scope (global or a tenant) with their effective mappings.
@@ -324,7 +326,31 @@ impl Config {
             tenants.insert(code, scope);
         }
 
+        let mut callbacks: BTreeMap<String, String> = BTreeMap::new();
+        for scope in std::iter::once(&global).chain(tenants.values()) {
+            for m in scope.methods.values() {
+                if let MethodKind::OAuth2(o) = m.kind.as_ref() {
+                    let path = o.callback_path.clone().unwrap_or_else(|| format!("{prefix}/callback/{}", m.name));
+                    if path == login_page || public_paths.iter().any(|p| path.starts_with(p.as_str()) || *p == path) {
+                        return Err(ConfigError::at(format!("methods.{}.callback_path", m.name), "overlaps the login page or a public path"));
+                    }
+                    match callbacks.get(&path) {
+                        Some(other) if *other != m.name => {
+                            return Err(ConfigError::at(
+                                format!("methods.{}.callback_path", m.name),
+                                format!("{path} is already the callback of {other}"),
+                            ))
+                        }
+                        _ => {
+                            callbacks.insert(path, m.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+
         Ok(Config {
+            callbacks,
             origin,
             prefix,
             login_page,
@@ -392,7 +418,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
         let kind = match fields.remove("type") {
             Some(Value::String(t)) => t,
             Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
-            None => return Err(ConfigError::at(format!("{here}.type"), "missing (one of: local, jwt)")),
+            None => return Err(ConfigError::at(format!("{here}.type"), "missing (one of: local, jwt, oauth2, oidc)")),
         };
         let label = match fields.remove("label") {
             Some(Value::String(l)) => l,
@@ -407,7 +433,10 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
         let kind = match kind.as_str() {
             "local" => MethodKind::Local(local::Local::from_raw(parse_at(fields, &here)?, &here)?),
             "jwt" => MethodKind::Jwt(jwt::Jwt::from_raw(parse_at(fields, &here)?, &here)?),
-            "ldap" | "cas" | "saml2" | "oauth2" | "oidc" | "dingtalk" | "wecom" | "lark" | "yunzhijia"
+            "oauth2" | "oidc" => {
+                MethodKind::OAuth2(oauth2::OAuth2::from_raw(parse_at(fields, &here)?, kind == "oidc", &here)?)
+            }
+            "ldap" | "cas" | "saml2" | "dingtalk" | "wecom" | "lark" | "yunzhijia"
             | "wechat" | "teams" => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
@@ -417,7 +446,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             other => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
-                    format!("unknown method type {other:?} (one of: local, jwt)"),
+                    format!("unknown method type {other:?} (one of: local, jwt, oauth2, oidc)"),
                 ))
             }
         };
@@ -444,6 +473,7 @@ fn build_scope(
     // A tenant's own definition of a name replaces the global one.
     for m in global.iter().filter(|g| !own.iter().any(|o| o.name == g.name)).chain(own) {
         let effective = mapping
+            .overlay(&m.kind.default_mapping())
             .overlay(&m.mapping)
             .compile(&format!("{}.mapping", m.at))
             .map_err(|(path, reason)| ConfigError::at(path, reason))?;

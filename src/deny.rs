@@ -51,6 +51,13 @@ pub enum Deny {
     },
     /// The tenant parameter names no configured tenant.
     UnknownTenant,
+    /// The identity provider refused, failed or misbehaved.
+    Idp {
+        /// Method name.
+        method: String,
+        /// What went wrong.
+        failure: crate::methods::oauth2::IdpFailure,
+    },
 }
 
 impl Deny {
@@ -63,6 +70,7 @@ impl Deny {
             Deny::MethodNeedsToken { .. } | Deny::Token { .. } => 401,
             Deny::NotFound => 404,
             Deny::Unavailable(_) => 503,
+            Deny::Idp { failure, .. } => failure.status(),
         }
     }
 
@@ -80,6 +88,7 @@ impl Deny {
             Deny::Unavailable(_) => "unavailable",
             Deny::UnknownMethod { .. } => "unknown_method",
             Deny::UnknownTenant => "unknown_tenant",
+            Deny::Idp { .. } => "idp_error",
         }
     }
 
@@ -101,6 +110,7 @@ impl Deny {
                 format!("Unknown sign-in method. Valid methods: {}.", valid.join(", "))
             }
             Deny::UnknownTenant => "Unknown tenant.".into(),
+            Deny::Idp { .. } => "The identity provider could not complete the sign-in. Please try again.".into(),
         }
     }
 
@@ -111,6 +121,7 @@ impl Deny {
             Deny::IdentityInvalid { why, .. } => format!("identity_refused.{}", why.replace(' ', "_")),
             Deny::Token { error, .. } => format!("token.{}", error.reason()),
             Deny::Unavailable(what) => format!("unavailable.{what}"),
+            Deny::Idp { failure, .. } => format!("idp.{}", failure.reason()),
             other => other.code().to_owned(),
         }
     }
@@ -118,9 +129,10 @@ impl Deny {
     /// The method the refusal concerns, for per-method failure counters.
     fn method(&self) -> Option<&str> {
         match self {
-            Deny::IdentityInvalid { method, .. } | Deny::MethodNeedsToken { method } | Deny::Token { method, .. } => {
-                Some(method)
-            }
+            Deny::IdentityInvalid { method, .. }
+            | Deny::MethodNeedsToken { method }
+            | Deny::Token { method, .. }
+            | Deny::Idp { method, .. } => Some(method),
             _ => None,
         }
     }

@@ -36,10 +36,14 @@ use crate::random::{self, Random};
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, FLOW_TTL};
 
+pub mod redirect_flow;
+
 /// What the host lends the engine for one input.
 pub struct Env<'a> {
     /// Seconds since the Unix epoch.
     pub now: u64,
+    /// Milliseconds since the Unix epoch (callout deadlines are in milliseconds).
+    pub now_ms: u64,
     /// Cryptographically secure randomness.
     pub rng: &'a mut dyn Random,
     /// The process-wide cache.
@@ -125,19 +129,33 @@ impl Filter {
     pub fn on_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
         match pending {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
+            // A body for a state that waits for a callout is a host bug: fail closed.
+            Pending::Redirect(_) => Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into()),
         }
     }
 
-    /// Handles a callout's answer. No method of this build calls out yet, so there is no
-    /// pending state that expects one; the signature is the contract the OAuth2, CAS and SAML
-    /// methods plug into.
-    pub fn on_callout_response(&self, pending: Pending, _response: CalloutResponse, env: &mut Env<'_>) -> Outcome {
-        // A callout answer for a state that waits for a body is a host bug: fail closed.
-        let _ = env;
-        let head = match pending {
-            Pending::ExpectLoginForm(p) => p.head,
-        };
-        Deny::Unavailable("unexpected_callout").respond(&head, "-", &self.login_url("/", None), Vec::new())
+    /// Handles a callout's answer (a response with no status when the callout failed).
+    pub fn on_callout_response(&self, pending: Pending, response: CalloutResponse, env: &mut Env<'_>) -> Outcome {
+        match pending {
+            Pending::Redirect(wait) => self.resume_redirect(wait, response, env),
+            // A callout answer for a state that waits for a body is a host bug: fail closed.
+            Pending::ExpectLoginForm(p) => {
+                Deny::Unavailable("unexpected_callout").respond(&p.head, "-", &self.login_url("/", None), Vec::new())
+            }
+        }
+    }
+
+    /// Works out a request's facts from its head (for inputs that resume a request).
+    fn ctx_for<'h>(&self, head: &'h RequestHead) -> Ctx<'h> {
+        let (raw_path, raw_query) = split_target(&head.path);
+        Ctx {
+            head,
+            path: normalize_path(raw_path).unwrap_or_else(|_| "/".to_owned()),
+            raw_query,
+            query: Query::parse(raw_query),
+            base_edits: Vec::new(),
+            cookies: parse_cookies(head),
+        }
     }
 
     fn route(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Result<Outcome, Deny> {
@@ -145,10 +163,13 @@ impl Filter {
         if ctx.path == c.login_page {
             return self.login_page(ctx, env);
         }
+        if let Some(method) = c.callbacks.get(&ctx.path) {
+            return self.finish_redirect(ctx, method, env);
+        }
         if let Some(rest) = ctx.path.strip_prefix(&c.prefix) {
             return match rest {
                 "/login" => self.start_login(ctx, env),
-                "/logout" => Ok(self.logout(ctx)),
+                "/logout" => Ok(self.logout(ctx, env)),
                 "/userinfo" => Ok(self.userinfo(ctx, env)),
                 _ => Err(Deny::NotFound),
             };
@@ -337,6 +358,7 @@ impl Filter {
         scope: &Scope,
         mut id: Identity,
         claims: Option<&serde_json::Map<String, serde_json::Value>>,
+        hint: Option<String>,
         env: &mut Env<'_>,
     ) -> Result<Vec<String>, Deny> {
         if let Some(t) = &scope.tenant {
@@ -356,7 +378,7 @@ impl Filter {
             }
         }
         let method = id.method.clone();
-        let session = Session { v: 1, id, iat: env.now, exp };
+        let session = Session { v: 1, id, iat: env.now, exp, hint };
         c.write_session(&session, &ctx.cookies, env.now, env.rng).map_err(|e| match e {
             SealError::Random => Deny::Unavailable("random"),
             SealError::TooLarge => Deny::IdentityInvalid { method, why: "identity too large for the session cookie" },
@@ -379,7 +401,7 @@ impl Filter {
         let id = Arc::clone(&method.mapping)
             .apply(&accepted.claims, &method.name)
             .ok_or_else(|| Deny::IdentityInvalid { method: method.name.clone(), why: "no login claim" })?;
-        let cookies = self.establish(ctx, scope, id, Some(&accepted.claims), env)?;
+        let cookies = self.establish(ctx, scope, id, Some(&accepted.claims), None, env)?;
         // The same URL without the token, so it never reaches the upstream, the history or a
         // Referer (security.md J16).
         let query = strip_query_params(ctx.raw_query, &[param, self.config.method_param.as_str()]);
@@ -438,7 +460,7 @@ impl Filter {
     }
 
     /// `{prefix}/login`: start the chosen method, or offer the choice.
-    fn start_login(&self, ctx: &Ctx<'_>, _env: &mut Env<'_>) -> Result<Outcome, Deny> {
+    fn start_login(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Result<Outcome, Deny> {
         let c = &self.config;
         let scope = self.scope(&ctx.query)?;
         let rd = safe_return(ctx.query.single("rd").ok().flatten().unwrap_or("/"), &c.origin);
@@ -470,6 +492,10 @@ impl Filter {
                 Ok(Outcome::new(Step::Respond(Response::redirect(302, &location))))
             }
             MethodKind::Jwt(_) => Err(Deny::MethodNeedsToken { method: method.name.clone() }),
+            MethodKind::OAuth2(_) => {
+                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
+                self.start_redirect(ctx.head, method, tenant, rd, env)
+            }
         }
     }
 
@@ -535,6 +561,8 @@ impl Filter {
             method: method.to_owned(),
             tenant,
             exp: env.now.saturating_add(FLOW_TTL),
+            nonce: None,
+            verifier: None,
         };
         let flow_cookies = self
             .config
@@ -552,16 +580,7 @@ impl Filter {
     }
 
     fn login_form_post(&self, head: &RequestHead, body: &[u8], env: &mut Env<'_>) -> Outcome {
-        let (raw_path, raw_query) = split_target(&head.path);
-        let cookies = parse_cookies(head);
-        let ctx = Ctx {
-            head,
-            path: normalize_path(raw_path).unwrap_or_else(|_| self.config.login_page.clone()),
-            raw_query,
-            query: Query::parse(raw_query),
-            base_edits: Vec::new(),
-            cookies,
-        };
+        let ctx = self.ctx_for(head);
         match self.finish_form_login(&ctx, body, env) {
             Ok(outcome) => outcome,
             Err(deny) => self.deny(&ctx, deny, Vec::new()),
@@ -597,7 +616,7 @@ impl Filter {
                     id.roles = method.mapping.default_roles().to_vec();
                 }
                 let mut cookies = vec![delete_flow];
-                cookies.extend(self.establish(ctx, scope, id, None, env)?);
+                cookies.extend(self.establish(ctx, scope, id, None, None, env)?);
                 let rd = safe_return(&flow.rd, &self.config.origin);
                 log::info!("sso-filter: login method={}", method.name);
                 let response = Response::redirect(303, &rd).cookies(cookies);
@@ -627,10 +646,16 @@ impl Filter {
         }
     }
 
-    fn logout(&self, ctx: &Ctx<'_>) -> Outcome {
+    fn logout(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Outcome {
         let c = &self.config;
         let rd = safe_return(ctx.query.single("rd").ok().flatten().unwrap_or("/"), &c.origin);
-        let response = Response::redirect(302, &rd).cookies(c.cookies.clear_session(&ctx.cookies));
+        // The session is read for its method, so the IdP's session can end too.
+        let session = c.cookies.sealed_session(&ctx.cookies).and_then(|s| c.cookies.open_session(&s, env.now));
+        let location = session
+            .as_ref()
+            .and_then(|s| self.idp_logout(s, env))
+            .unwrap_or(rd);
+        let response = Response::redirect(302, &location).cookies(c.cookies.clear_session(&ctx.cookies));
         Outcome::new(Step::Respond(response)).count("sso_logout".into())
     }
 

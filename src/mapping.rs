@@ -198,6 +198,13 @@ impl RawMapping {
         }
     }
 
+    /// Sets the login, name and email paths (Mobi's "user id / user name / e-mail path").
+    pub fn set_paths(&mut self, login: Option<String>, name: Option<String>, email: Option<String>) {
+        self.login = login;
+        self.name = name;
+        self.email = email;
+    }
+
     /// Compiles every path; `at` is the JSON path of this mapping for error messages.
     ///
     /// # Errors

@@ -4,6 +4,7 @@
 
 pub mod jwt;
 pub mod local;
+pub mod oauth2;
 
 /// A configured method's own settings.
 #[derive(Debug)]
@@ -12,6 +13,8 @@ pub enum MethodKind {
     Local(local::Local),
     /// JWT request parameter or bearer token (`type: jwt`).
     Jwt(jwt::Jwt),
+    /// OAuth2 / OpenID Connect authorization code (`type: oauth2`, `type: oidc`).
+    OAuth2(oauth2::OAuth2),
 }
 
 impl MethodKind {
@@ -20,6 +23,16 @@ impl MethodKind {
         match self {
             MethodKind::Local(_) => "local",
             MethodKind::Jwt(_) => "jwt",
+            MethodKind::OAuth2(o) if o.oidc => "oidc",
+            MethodKind::OAuth2(_) => "oauth2",
+        }
+    }
+
+    /// Mapping defaults the method's own fields imply (Mobi's user-info JSON paths).
+    pub fn default_mapping(&self) -> crate::mapping::RawMapping {
+        match self {
+            MethodKind::OAuth2(o) => o.default_mapping.clone(),
+            MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
         }
     }
 
@@ -27,6 +40,7 @@ impl MethodKind {
     pub fn outbound_urls(&self) -> Vec<url::Url> {
         match self {
             MethodKind::Local(_) | MethodKind::Jwt(_) => Vec::new(),
+            MethodKind::OAuth2(o) => o.outbound_urls(),
         }
     }
 }

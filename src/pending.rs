@@ -9,6 +9,8 @@ use crate::http::RequestHead;
 pub enum Pending {
     /// The built-in login form was posted; waiting for its body.
     ExpectLoginForm(ExpectLoginForm),
+    /// An OAuth2 / OIDC login waits for an IdP answer.
+    Redirect(crate::engine::redirect_flow::RedirectWait),
 }
 
 /// What the login-form post needs once its body arrives.

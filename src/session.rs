@@ -130,6 +130,9 @@ pub struct Session {
     /// Expires at, seconds since the epoch: never later than the TTL, nor than the IdP's own
     /// expiry when `expiry_claim` is configured.
     pub exp: u64,
+    /// The ID token, kept only for `id_token_hint` at logout when the method asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// An in-progress login: what must survive the round trip through the login page or the IdP.
@@ -147,6 +150,12 @@ pub struct Flow {
     pub tenant: Option<String>,
     /// Expires at, seconds since the epoch.
     pub exp: u64,
+    /// OIDC nonce sent in the authorization request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// PKCE code verifier (RFC 7636).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
 }
 
 /// How long a login flow may take, seconds.
@@ -418,7 +427,7 @@ mod tests {
     fn session(attr_len: usize) -> Session {
         let mut id = Identity { login: "alice".into(), method: "local".into(), ..Identity::default() };
         id.attributes.insert("big".into(), Value::String("x".repeat(attr_len)));
-        Session { v: 1, id, iat: 100, exp: 1000 }
+        Session { v: 1, id, iat: 100, exp: 1000, hint: None }
     }
 
     fn as_request(set_cookies: &[String]) -> Vec<(String, String)> {
@@ -488,7 +497,7 @@ mod tests {
         let c = cookies(&[K1]);
         let mut held: Vec<(String, String)> = Vec::new();
         for i in 0..6 {
-            let flow = Flow { v: 1, state: format!("state-{i}"), rd: "/".into(), method: "local".into(), tenant: None, exp: 700 + i };
+            let flow = Flow { v: 1, state: format!("state-{i}"), rd: "/".into(), method: "local".into(), tenant: None, exp: 700 + i, nonce: None, verifier: None };
             let set = c.write_flow(&flow, &held, 100, &mut SystemRandom).unwrap();
             for s in &set {
                 let (n, v) = s.split(';').next().unwrap().split_once('=').unwrap();

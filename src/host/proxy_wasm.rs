@@ -249,13 +249,14 @@ fn request_head() -> RequestHead {
 }
 
 fn with_env<T>(f: impl FnOnce(&mut Env<'_>) -> T) -> T {
-    let now = hostcalls::get_current_time()
+    let since_epoch = hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
+        .unwrap_or_default();
     let mut rng = SystemRandom;
     let cache = SharedData;
-    let mut env = Env { now, rng: &mut rng, cache: &cache };
+    let now_ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
+    let mut env = Env { now: since_epoch.as_secs(), now_ms, rng: &mut rng, cache: &cache };
     f(&mut env)
 }
 

@@ -113,7 +113,7 @@ impl Driver {
     pub fn send(&mut self, method: &str, path: &str, headers: Vec<(String, String)>, body: Option<Vec<u8>>) -> Done {
         let head = RequestHead { method: method.into(), path: path.into(), headers };
         let mut rng = SystemRandom;
-        let mut env = Env { now: self.now, rng: &mut rng, cache: &self.cache };
+        let mut env = Env { now: self.now, now_ms: self.now * 1000, rng: &mut rng, cache: &self.cache };
         let mut outcome = self.filter.on_request(&head, &mut env);
         loop {
             self.counters.extend(outcome.counters.iter().cloned());
