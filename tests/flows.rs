@@ -9,5 +9,7 @@ mod common;
 mod jwt_param;
 #[path = "flows/local.rs"]
 mod local;
+#[path = "flows/oidc.rs"]
+mod oidc;
 #[path = "flows/requests.rs"]
 mod requests;

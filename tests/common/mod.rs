@@ -7,7 +7,11 @@ use std::collections::BTreeMap;
 
 use sso_filter::cache::MemoryCache;
 use sso_filter::random::SystemRandom;
-use sso_filter::{Env, Filter, HeaderEdit, RequestHead, Response, Step};
+use sso_filter::http::Callout;
+use sso_filter::{CalloutResponse, Env, Filter, HeaderEdit, RequestHead, Response, Step};
+
+/// A fake IdP: answers each callout (and may assert what it received).
+pub type Idp = Box<dyn FnMut(&Callout) -> CalloutResponse>;
 
 pub const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
 pub const SEED_SECRET: &str = "4b117a14-c652-410a-83b2-9839c16e7ae1";
@@ -70,12 +74,22 @@ pub struct Driver {
     pub cache: MemoryCache,
     pub jar: BTreeMap<String, String>,
     pub counters: Vec<String>,
+    pub idp: Option<Idp>,
+    pub callouts: Vec<Callout>,
 }
 
 impl Driver {
     pub fn new(config: &serde_json::Value) -> Self {
         let filter = Filter::from_json(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("config: {e}"));
-        Driver { filter, now: 1_767_225_600, cache: MemoryCache::default(), jar: BTreeMap::new(), counters: Vec::new() }
+        Driver {
+            filter,
+            now: 1_767_225_600,
+            cache: MemoryCache::default(),
+            jar: BTreeMap::new(),
+            counters: Vec::new(),
+            idp: None,
+            callouts: Vec::new(),
+        }
     }
 
     fn cookie_header(&self) -> Option<(String, String)> {
@@ -128,7 +142,12 @@ impl Driver {
                     let body = &body[..body.len().min(limit + 1)];
                     outcome = self.filter.on_body(pending, body, &mut env);
                 }
-                Step::Callout(c, _) => panic!("unexpected callout {c:?}"),
+                Step::Callout(c, pending) => {
+                    let idp = self.idp.as_mut().unwrap_or_else(|| panic!("unexpected callout {c:?}"));
+                    let answer = idp(&c);
+                    self.callouts.push(c);
+                    outcome = self.filter.on_callout_response(pending, answer, &mut env);
+                }
             }
         }
     }
