@@ -80,7 +80,8 @@ impl AssertionSigner {
         }
         let key = match (raw.alg.as_str(), raw.secret_base64, raw.private_key) {
             ("HS256", Some(secret), None) => {
-                let bytes = decode_b64_any(secret.trim()).ok_or_else(|| err("secret_base64", "not base64".into()))?;
+                let bytes = decode_b64_any(secret.trim())
+                    .ok_or_else(|| err("secret_base64", "not base64".into()))?;
                 if bytes.len() < 32 {
                     return Err(err("secret_base64", "at least 32 bytes required".into()));
                 }
@@ -91,12 +92,28 @@ impl AssertionSigner {
                     .map_err(|e| err("private_key", format!("not a P-256 PKCS#8 PEM key: {e}")))?,
             )),
             ("EdDSA", None, Some(pem)) => SignKey::EdDsa(Box::new(
-                ed25519_dalek::SigningKey::from_pkcs8_pem(pem.trim())
-                    .map_err(|e| err("private_key", format!("not an Ed25519 PKCS#8 PEM key: {e}")))?,
+                ed25519_dalek::SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| {
+                    err("private_key", format!("not an Ed25519 PKCS#8 PEM key: {e}"))
+                })?,
             )),
-            ("HS256", _, _) => return Err(err("secret_base64", "HS256 takes secret_base64 only".into())),
-            ("ES256" | "EdDSA", _, _) => return Err(err("private_key", "takes private_key (PKCS#8 PEM) only".into())),
-            (other, _, _) => return Err(err("alg", format!("{other:?} is not one of HS256, ES256, EdDSA"))),
+            ("HS256", _, _) => {
+                return Err(err(
+                    "secret_base64",
+                    "HS256 takes secret_base64 only".into(),
+                ))
+            }
+            ("ES256" | "EdDSA", _, _) => {
+                return Err(err(
+                    "private_key",
+                    "takes private_key (PKCS#8 PEM) only".into(),
+                ))
+            }
+            (other, _, _) => {
+                return Err(err(
+                    "alg",
+                    format!("{other:?} is not one of HS256, ES256, EdDSA"),
+                ))
+            }
         };
         Ok(AssertionSigner {
             header: raw.header,
@@ -134,7 +151,10 @@ impl AssertionSigner {
         let payload = B64URL.encode(Value::Object(claims).to_string());
         let input = format!("{header}.{payload}");
         let signature = match &self.key {
-            SignKey::Hs256(k) => Hs256.sign(&Hs256Key::new(k), input.as_bytes()).as_bytes().into_owned(),
+            SignKey::Hs256(k) => Hs256
+                .sign(&Hs256Key::new(k), input.as_bytes())
+                .as_bytes()
+                .into_owned(),
             SignKey::Es256(k) => Es256.sign(k, input.as_bytes()).as_bytes().into_owned(),
             SignKey::EdDsa(k) => Ed25519.sign(k, input.as_bytes()).as_bytes().into_owned(),
         };

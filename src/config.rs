@@ -233,10 +233,16 @@ impl Config {
         let base = url::Url::parse(&raw.base_url)
             .map_err(|e| ConfigError::at("base_url", format!("not an absolute URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(ConfigError::at("base_url", "must be an http(s) URL with a host"));
+            return Err(ConfigError::at(
+                "base_url",
+                "must be an http(s) URL with a host",
+            ));
         }
         if base.path() != "/" || base.query().is_some() || base.fragment().is_some() {
-            return Err(ConfigError::at("base_url", "must be an origin only (no path, query or fragment)"));
+            return Err(ConfigError::at(
+                "base_url",
+                "must be an origin only (no path, query or fragment)",
+            ));
         }
         let origin = base.origin().ascii_serialization();
         let https = base.scheme() == "https";
@@ -268,14 +274,23 @@ impl Config {
         let ring = KeyRing::new(&s.keys)
             .map_err(|(i, reason)| ConfigError::at(format!("session.keys[{i}]"), reason))?;
         if s.ttl_seconds == 0 || s.ttl_seconds > 30 * 24 * 3600 {
-            return Err(ConfigError::at("session.ttl_seconds", "must be between 1 and 2592000 (30 days)"));
+            return Err(ConfigError::at(
+                "session.ttl_seconds",
+                "must be between 1 and 2592000 (30 days)",
+            ));
         }
         let secure = s.secure.unwrap_or(true);
         if !secure && https {
-            return Err(ConfigError::at("session.secure", "false is only allowed when base_url is http://"));
+            return Err(ConfigError::at(
+                "session.secure",
+                "false is only allowed when base_url is http://",
+            ));
         }
         if s.same_site == SameSite::None && !secure {
-            return Err(ConfigError::at("session.same_site", "none requires secure cookies"));
+            return Err(ConfigError::at(
+                "session.same_site",
+                "none requires secure cookies",
+            ));
         }
         let cookies = Cookies {
             name: s.cookie,
@@ -287,9 +302,20 @@ impl Config {
         };
 
         let mut seen = Vec::new();
-        for (field, name) in ["login", "name", "email", "phone", "roles", "groups", "org", "tenant", "method", "attributes"]
-            .iter()
-            .zip(raw.identity_headers.all())
+        for (field, name) in [
+            "login",
+            "name",
+            "email",
+            "phone",
+            "roles",
+            "groups",
+            "org",
+            "tenant",
+            "method",
+            "attributes",
+        ]
+        .iter()
+        .zip(raw.identity_headers.all())
         {
             let at = format!("identity_headers.{field}");
             check_header_name(&at, name)?;
@@ -305,22 +331,39 @@ impl Config {
         if let Some(a) = &assertion {
             check_header_name("assertion.header", a.header())?;
             if seen.contains(&a.header().to_ascii_lowercase()) {
-                return Err(ConfigError::at("assertion.header", "already used by identity_headers"));
+                return Err(ConfigError::at(
+                    "assertion.header",
+                    "already used by identity_headers",
+                ));
             }
         }
 
         let global_methods = parse_methods(&raw.methods, "methods")?;
         if global_methods.is_empty() && raw.tenants.values().all(|t| t.methods.is_empty()) {
-            return Err(ConfigError::at("methods", "at least one login method is required"));
+            return Err(ConfigError::at(
+                "methods",
+                "at least one login method is required",
+            ));
         }
-        let global = build_scope(None, raw.default_method, &global_methods, &[], &raw.mapping, "")?;
+        let global = build_scope(
+            None,
+            raw.default_method,
+            &global_methods,
+            &[],
+            &raw.mapping,
+            "",
+        )?;
 
         let mut tenants = BTreeMap::new();
         for (code, t) in raw.tenants {
             let at = format!("tenants.{code}");
             let own = parse_methods(&t.methods, &format!("{at}.methods"))?;
             let mapping = raw.mapping.overlay(&t.mapping);
-            let info = TenantInfo { code: code.clone(), id: t.id, name: t.name };
+            let info = TenantInfo {
+                code: code.clone(),
+                id: t.id,
+                name: t.name,
+            };
             let default = t.default_method.or_else(|| global.default_method.clone());
             let scope = build_scope(Some(info), default, &global_methods, &own, &mapping, &at)?;
             tenants.insert(code, scope);
@@ -330,9 +373,19 @@ impl Config {
         for scope in std::iter::once(&global).chain(tenants.values()) {
             for m in scope.methods.values() {
                 if let MethodKind::OAuth2(o) = m.kind.as_ref() {
-                    let path = o.callback_path.clone().unwrap_or_else(|| format!("{prefix}/callback/{}", m.name));
-                    if path == login_page || public_paths.iter().any(|p| path.starts_with(p.as_str()) || *p == path) {
-                        return Err(ConfigError::at(format!("methods.{}.callback_path", m.name), "overlaps the login page or a public path"));
+                    let path = o
+                        .callback_path
+                        .clone()
+                        .unwrap_or_else(|| format!("{prefix}/callback/{}", m.name));
+                    if path == login_page
+                        || public_paths
+                            .iter()
+                            .any(|p| path.starts_with(p.as_str()) || *p == path)
+                    {
+                        return Err(ConfigError::at(
+                            format!("methods.{}.callback_path", m.name),
+                            "overlaps the login page or a public path",
+                        ));
                     }
                     match callbacks.get(&path) {
                         Some(other) if *other != m.name => {
@@ -377,7 +430,10 @@ impl Config {
             "ok: {} method(s): {}; default: {}; {} tenant(s)",
             methods.len(),
             methods.join(", "),
-            self.global.default_method.as_deref().unwrap_or("(chooser page)"),
+            self.global
+                .default_method
+                .as_deref()
+                .unwrap_or("(chooser page)"),
             self.tenants.len()
         )
     }
@@ -418,7 +474,12 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
         let kind = match fields.remove("type") {
             Some(Value::String(t)) => t,
             Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
-            None => return Err(ConfigError::at(format!("{here}.type"), "missing (one of: local, jwt, oauth2, oidc)")),
+            None => {
+                return Err(ConfigError::at(
+                    format!("{here}.type"),
+                    "missing (one of: local, jwt, oauth2, oidc)",
+                ))
+            }
         };
         let label = match fields.remove("label") {
             Some(Value::String(l)) => l,
@@ -432,12 +493,14 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
         let fields = Value::Object(fields);
         let kind = match kind.as_str() {
             "local" => MethodKind::Local(local::Local::from_raw(parse_at(fields, &here)?, &here)?),
-            "jwt" => MethodKind::Jwt(jwt::Jwt::from_raw(parse_at(fields, &here)?, &here)?),
-            "oauth2" | "oidc" => {
-                MethodKind::OAuth2(oauth2::OAuth2::from_raw(parse_at(fields, &here)?, kind == "oidc", &here)?)
-            }
-            "ldap" | "cas" | "saml2" | "dingtalk" | "wecom" | "lark" | "yunzhijia"
-            | "wechat" | "teams" => {
+            "jwt" => MethodKind::Jwt(Box::new(jwt::Jwt::from_raw(parse_at(fields, &here)?, &here)?)),
+            "oauth2" | "oidc" => MethodKind::OAuth2(Box::new(oauth2::OAuth2::from_raw(
+                parse_at(fields, &here)?,
+                kind == "oidc",
+                &here,
+            )?)),
+            "ldap" | "cas" | "saml2" | "dingtalk" | "wecom" | "lark" | "yunzhijia" | "wechat"
+            | "teams" => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!("{kind} is not available in this build yet"),
@@ -471,7 +534,11 @@ fn build_scope(
 ) -> Result<Scope, ConfigError> {
     let mut methods = BTreeMap::new();
     // A tenant's own definition of a name replaces the global one.
-    for m in global.iter().filter(|g| !own.iter().any(|o| o.name == g.name)).chain(own) {
+    for m in global
+        .iter()
+        .filter(|g| !own.iter().any(|o| o.name == g.name))
+        .chain(own)
+    {
         let effective = mapping
             .overlay(&m.kind.default_mapping())
             .overlay(&m.mapping)
@@ -487,26 +554,41 @@ fn build_scope(
             },
         );
     }
-    let default_at = if at.is_empty() { "default_method".to_owned() } else { format!("{at}.default_method") };
+    let default_at = if at.is_empty() {
+        "default_method".to_owned()
+    } else {
+        format!("{at}.default_method")
+    };
     let default_method = match default_method {
         Some(d) if !methods.contains_key(&d) => {
             return Err(ConfigError::at(
                 default_at,
-                format!("{d:?} is not a configured method (have: {})", methods.keys().cloned().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "{d:?} is not a configured method (have: {})",
+                    methods.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
             ))
         }
         Some(d) => Some(d),
         None if methods.len() == 1 => methods.keys().next().cloned(),
         None => None,
     };
-    Ok(Scope { tenant, default_method, methods })
+    Ok(Scope {
+        tenant,
+        default_method,
+        methods,
+    })
 }
 
 /// A path must be absolute and already in normal form (so matching is exact).
 fn check_path(at: &str, path: &str) -> Result<String, ConfigError> {
-    let normal = normalize_path(path).map_err(|_| ConfigError::at(at, "not a valid absolute path"))?;
+    let normal =
+        normalize_path(path).map_err(|_| ConfigError::at(at, "not a valid absolute path"))?;
     if normal != path {
-        return Err(ConfigError::at(at, format!("not in normal form (did you mean {normal:?}?)")));
+        return Err(ConfigError::at(
+            at,
+            format!("not in normal form (did you mean {normal:?}?)"),
+        ));
     }
     Ok(normal)
 }
@@ -515,20 +597,35 @@ fn check_path(at: &str, path: &str) -> Result<String, ConfigError> {
 fn check_token(at: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::at(at, format!("{name:?} must be 1-64 characters of A-Z a-z 0-9 - _ . ~")))
+        Err(ConfigError::at(
+            at,
+            format!("{name:?} must be 1-64 characters of A-Z a-z 0-9 - _ . ~"),
+        ))
     }
 }
 
 fn check_header_name(at: &str, name: &str) -> Result<(), ConfigError> {
     let lower = name.to_ascii_lowercase();
     let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    let reserved = ["cookie", "authorization", "host", "content-length", "transfer-encoding", "set-cookie"];
+    let reserved = [
+        "cookie",
+        "authorization",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "set-cookie",
+    ];
     if !ok || reserved.contains(&lower.as_str()) {
-        return Err(ConfigError::at(at, format!("{name:?} is not a usable header name")));
+        return Err(ConfigError::at(
+            at,
+            format!("{name:?} is not a usable header name"),
+        ));
     }
     Ok(())
 }
@@ -549,7 +646,9 @@ mod tests {
     }
 
     fn err(v: Value) -> String {
-        Config::from_json(v.to_string().as_bytes()).unwrap_err().to_string()
+        Config::from_json(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

@@ -64,7 +64,11 @@ impl Deny {
     /// HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Deny::BadPath | Deny::BadRequest(_) | Deny::FlowInvalid | Deny::UnknownMethod { .. } | Deny::UnknownTenant => 400,
+            Deny::BadPath
+            | Deny::BadRequest(_)
+            | Deny::FlowInvalid
+            | Deny::UnknownMethod { .. }
+            | Deny::UnknownTenant => 400,
             Deny::BodyTooLarge => 413,
             Deny::IdentityInvalid { .. } => 403,
             Deny::MethodNeedsToken { .. } | Deny::Token { .. } => 401,
@@ -118,7 +122,9 @@ impl Deny {
     pub fn reason(&self) -> String {
         match self {
             Deny::BadRequest(why) => format!("bad_request.{why}"),
-            Deny::IdentityInvalid { why, .. } => format!("identity_refused.{}", why.replace(' ', "_")),
+            Deny::IdentityInvalid { why, .. } => {
+                format!("identity_refused.{}", why.replace(' ', "_"))
+            }
             Deny::Token { error, .. } => format!("token.{}", error.reason()),
             Deny::Unavailable(what) => format!("unavailable.{what}"),
             Deny::Idp { failure, .. } => format!("idp.{}", failure.reason()),
@@ -139,7 +145,13 @@ impl Deny {
 
     /// The response, counter and log line for this refusal. HTML for navigations, JSON for
     /// everything else. `login_url` is offered as the way to start again.
-    pub fn respond(self, head: &RequestHead, path: &str, login_url: &str, cookies: Vec<String>) -> Outcome {
+    pub fn respond(
+        self,
+        head: &RequestHead,
+        path: &str,
+        login_url: &str,
+        cookies: Vec<String>,
+    ) -> Outcome {
         let reason = self.reason();
         log::warn!(
             "sso-filter: deny reason={reason} status={} method={} path={}",
@@ -148,8 +160,13 @@ impl Deny {
             sanitize(path)
         );
         let response = if head.is_navigation() {
-            let link = (!matches!(self, Deny::NotFound | Deny::BadPath)).then_some(("Sign in again", login_url));
-            Response::new(self.status()).html(pages::error("Sign-in problem", &self.message(), link))
+            let link = (!matches!(self, Deny::NotFound | Deny::BadPath))
+                .then_some(("Sign in again", login_url));
+            Response::new(self.status()).html(pages::error(
+                "Sign-in problem",
+                &self.message(),
+                link,
+            ))
         } else {
             Response::new(self.status()).json(&json!({
                 "error": self.code(),
@@ -157,8 +174,11 @@ impl Deny {
                 "login_url": login_url,
             }))
         };
-        let response = response.header("referrer-policy", "no-referrer").cookies(cookies);
-        let mut outcome = Outcome::new(Step::Respond(response)).count(format!("sso_deny.{}", self.code()));
+        let response = response
+            .header("referrer-policy", "no-referrer")
+            .cookies(cookies);
+        let mut outcome =
+            Outcome::new(Step::Respond(response)).count(format!("sso_deny.{}", self.code()));
         if let Some(method) = self.method() {
             let short = reason.split('.').next_back().unwrap_or(&reason).to_owned();
             outcome = outcome.count(format!("sso_login_failure.{method}.{short}"));

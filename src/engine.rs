@@ -21,12 +21,12 @@ use serde_json::json;
 use crate::cache::SharedCache;
 use crate::config::{Config, ConfigError, Method, Scope};
 use crate::deny::{sanitize, Deny};
-use crate::memo::Memo;
 use crate::http::{
-    normalize_path, parse_cookies, split_target, strip_query_params, CalloutResponse, HeaderEdit, Outcome, Query,
-    RequestHead, Response, Step,
+    normalize_path, parse_cookies, split_target, strip_query_params, CalloutResponse, HeaderEdit,
+    Outcome, Query, RequestHead, Response, Step,
 };
 use crate::identity::{strip_spoofed, Identity};
+use crate::memo::Memo;
 use crate::methods::jwt::expiry_from;
 use crate::methods::local::LoginFailure;
 use crate::methods::MethodKind;
@@ -86,7 +86,11 @@ struct Ctx<'h> {
 impl Filter {
     /// Builds a filter from a parsed configuration.
     pub fn new(config: Config) -> Self {
-        Filter { config, sessions: Memo::default(), bearers: Memo::default() }
+        Filter {
+            config,
+            sessions: Memo::default(),
+            bearers: Memo::default(),
+        }
     }
 
     /// Parses a JSON configuration and builds a filter.
@@ -108,7 +112,14 @@ impl Filter {
         let (raw_path, raw_query) = split_target(&head.path);
         let path = match normalize_path(raw_path) {
             Ok(p) => p,
-            Err(_) => return Deny::BadPath.respond(head, raw_path, &self.login_url("/", None), Vec::new()),
+            Err(_) => {
+                return Deny::BadPath.respond(
+                    head,
+                    raw_path,
+                    &self.login_url("/", None),
+                    Vec::new(),
+                )
+            }
         };
         let cookies = parse_cookies(head);
         let ctx = Ctx {
@@ -130,18 +141,28 @@ impl Filter {
         match pending {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
             // A body for a state that waits for a callout is a host bug: fail closed.
-            Pending::Redirect(_) => Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into()),
+            Pending::Redirect(_) => {
+                Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
+            }
         }
     }
 
     /// Handles a callout's answer (a response with no status when the callout failed).
-    pub fn on_callout_response(&self, pending: Pending, response: CalloutResponse, env: &mut Env<'_>) -> Outcome {
+    pub fn on_callout_response(
+        &self,
+        pending: Pending,
+        response: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
         match pending {
-            Pending::Redirect(wait) => self.resume_redirect(wait, response, env),
+            Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
             // A callout answer for a state that waits for a body is a host bug: fail closed.
-            Pending::ExpectLoginForm(p) => {
-                Deny::Unavailable("unexpected_callout").respond(&p.head, "-", &self.login_url("/", None), Vec::new())
-            }
+            Pending::ExpectLoginForm(p) => Deny::Unavailable("unexpected_callout").respond(
+                &p.head,
+                "-",
+                &self.login_url("/", None),
+                Vec::new(),
+            ),
         }
     }
 
@@ -179,12 +200,20 @@ impl Filter {
         }
         let scope = self.scope(&ctx.query)?;
         let explicit = self.explicit_method(scope, &ctx.query)?;
-        let chosen = explicit.or_else(|| scope.default_method.as_ref().and_then(|d| scope.methods.get(d)));
+        let chosen = explicit.or_else(|| {
+            scope
+                .default_method
+                .as_ref()
+                .and_then(|d| scope.methods.get(d))
+        });
 
         // A token in the URL logs in (and replaces any session: security.md J17).
         if let Some(method) = chosen {
             if let MethodKind::Jwt(jwt) = method.kind.as_ref() {
-                let token = ctx.query.single(&jwt.param).map_err(|_| Deny::BadRequest("duplicate_token"))?;
+                let token = ctx
+                    .query
+                    .single(&jwt.param)
+                    .map_err(|_| Deny::BadRequest("duplicate_token"))?;
                 if let Some(token) = token {
                     return self.jwt_param_login(ctx, scope, method, &jwt.param, token, env);
                 }
@@ -205,15 +234,27 @@ impl Filter {
             return Ok(outcome);
         }
 
-        let rd = if ctx.raw_query.is_empty() { ctx.path.clone() } else { format!("{}?{}", ctx.path, ctx.raw_query) };
+        let rd = if ctx.raw_query.is_empty() {
+            ctx.path.clone()
+        } else {
+            format!("{}?{}", ctx.path, ctx.raw_query)
+        };
         let login_url = self.login_url(&rd, Some(ctx));
         if ctx.head.is_navigation() {
-            return Ok(Outcome::new(Step::Respond(Response::redirect(302, &login_url))).count("sso_redirect_login".into()));
+            return Ok(
+                Outcome::new(Step::Respond(Response::redirect(302, &login_url)))
+                    .count("sso_redirect_login".into()),
+            );
         }
         log::info!("sso-filter: login required path={}", sanitize(&ctx.path));
-        let body = json!({"error": "login_required", "login_url": format!("{}{login_url}", c.origin)});
+        let body =
+            json!({"error": "login_required", "login_url": format!("{}{login_url}", c.origin)});
         let mut response = Response::new(401).json(&body);
-        if scope.methods.values().any(|m| matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer)) {
+        if scope
+            .methods
+            .values()
+            .any(|m| matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer))
+        {
             response = response.header("www-authenticate", "Bearer");
         }
         Ok(Outcome::new(Step::Respond(response)).count("sso_unauthenticated".into()))
@@ -234,7 +275,11 @@ impl Filter {
         let mut names: Vec<&str> = c.headers.all().to_vec();
         // The assertion header is stripped whether or not assertions are configured: an
         // upstream that verifies assertions must never see one the client made.
-        names.push(c.assertion.as_ref().map_or(crate::assertion::DEFAULT_HEADER, |a| a.header()));
+        names.push(
+            c.assertion
+                .as_ref()
+                .map_or(crate::assertion::DEFAULT_HEADER, |a| a.header()),
+        );
         strip_spoofed(head, &names, &mut edits);
         if cookies.iter().any(|(n, _)| c.cookies.is_ours(n)) {
             let kept: Vec<String> = cookies
@@ -249,7 +294,11 @@ impl Filter {
             }
         }
         if raw_path != path {
-            let target = if raw_query.is_empty() { path.to_owned() } else { format!("{path}?{raw_query}") };
+            let target = if raw_query.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{raw_query}")
+            };
             edits.push(HeaderEdit::Set(":path".into(), target));
         }
         edits
@@ -269,19 +318,29 @@ impl Filter {
     fn scope(&self, query: &Query) -> Result<&Scope, Deny> {
         let c = &self.config;
         for param in &c.tenant_params {
-            let value = query.single(param).map_err(|_| Deny::BadRequest("duplicate_tenant"))?;
+            let value = query
+                .single(param)
+                .map_err(|_| Deny::BadRequest("duplicate_tenant"))?;
             if let Some(v) = value.filter(|v| !v.is_empty()) {
                 return c
                     .tenants
                     .values()
-                    .find(|s| s.tenant.as_ref().is_some_and(|t| t.code == v || t.id.as_deref() == Some(v)))
+                    .find(|s| {
+                        s.tenant
+                            .as_ref()
+                            .is_some_and(|t| t.code == v || t.id.as_deref() == Some(v))
+                    })
                     .ok_or(Deny::UnknownTenant);
             }
         }
         Ok(&c.global)
     }
 
-    fn explicit_method<'s>(&self, scope: &'s Scope, query: &Query) -> Result<Option<&'s Method>, Deny> {
+    fn explicit_method<'s>(
+        &self,
+        scope: &'s Scope,
+        query: &Query,
+    ) -> Result<Option<&'s Method>, Deny> {
         let name = query
             .single(&self.config.method_param)
             .map_err(|_| Deny::BadRequest("duplicate_method"))?;
@@ -291,7 +350,9 @@ impl Filter {
                 .methods
                 .get(n)
                 .map(Some)
-                .ok_or_else(|| Deny::UnknownMethod { valid: scope.methods.keys().cloned().collect() }),
+                .ok_or_else(|| Deny::UnknownMethod {
+                    valid: scope.methods.keys().cloned().collect(),
+                }),
         }
     }
 
@@ -314,7 +375,13 @@ impl Filter {
         self.config
             .tenant_params
             .iter()
-            .filter_map(|p| ctx.query.single(p).ok().flatten().map(|v| (p.clone(), v.to_owned())))
+            .filter_map(|p| {
+                ctx.query
+                    .single(p)
+                    .ok()
+                    .flatten()
+                    .map(|v| (p.clone(), v.to_owned()))
+            })
             .collect()
     }
 
@@ -331,7 +398,8 @@ impl Filter {
         }
         let session = self.config.cookies.open_session(&sealed, now)?;
         let prepared = Arc::new(self.prepare(session.id, session.exp));
-        self.sessions.put(sealed, session.exp, Arc::clone(&prepared), now);
+        self.sessions
+            .put(sealed, session.exp, Arc::clone(&prepared), now);
         Some(prepared)
     }
 
@@ -346,7 +414,10 @@ impl Filter {
         let mut edits = ctx.base_edits.clone();
         edits.extend(who.edits.iter().cloned());
         if let Some(signer) = &self.config.assertion {
-            edits.push(HeaderEdit::Set(signer.header().to_owned(), signer.sign(&who.id, now)));
+            edits.push(HeaderEdit::Set(
+                signer.header().to_owned(),
+                signer.sign(&who.id, now),
+            ));
         }
         Outcome::new(Step::Continue(edits))
     }
@@ -368,7 +439,10 @@ impl Filter {
             }
         }
         if let Err(why) = id.check() {
-            return Err(Deny::IdentityInvalid { method: id.method.clone(), why });
+            return Err(Deny::IdentityInvalid {
+                method: id.method.clone(),
+                why,
+            });
         }
         let c = &self.config.cookies;
         let mut exp = env.now.saturating_add(c.ttl);
@@ -378,11 +452,21 @@ impl Filter {
             }
         }
         let method = id.method.clone();
-        let session = Session { v: 1, id, iat: env.now, exp, hint };
-        c.write_session(&session, &ctx.cookies, env.now, env.rng).map_err(|e| match e {
-            SealError::Random => Deny::Unavailable("random"),
-            SealError::TooLarge => Deny::IdentityInvalid { method, why: "identity too large for the session cookie" },
-        })
+        let session = Session {
+            v: 1,
+            id,
+            iat: env.now,
+            exp,
+            hint,
+        };
+        c.write_session(&session, &ctx.cookies, env.now, env.rng)
+            .map_err(|e| match e {
+                SealError::Random => Deny::Unavailable("random"),
+                SealError::TooLarge => Deny::IdentityInvalid {
+                    method,
+                    why: "identity too large for the session cookie",
+                },
+            })
     }
 
     fn jwt_param_login(
@@ -400,17 +484,29 @@ impl Filter {
         let accepted = jwt.verify(&method.name, token, env.now, env.rng, env.cache)?;
         let id = Arc::clone(&method.mapping)
             .apply(&accepted.claims, &method.name)
-            .ok_or_else(|| Deny::IdentityInvalid { method: method.name.clone(), why: "no login claim" })?;
+            .ok_or_else(|| Deny::IdentityInvalid {
+                method: method.name.clone(),
+                why: "no login claim",
+            })?;
         let cookies = self.establish(ctx, scope, id, Some(&accepted.claims), None, env)?;
         // The same URL without the token, so it never reaches the upstream, the history or a
         // Referer (security.md J16).
         let query = strip_query_params(ctx.raw_query, &[param, self.config.method_param.as_str()]);
-        let location = if query.is_empty() { ctx.path.clone() } else { format!("{}?{query}", ctx.path) };
-        log::info!("sso-filter: login method={} path={}", method.name, sanitize(&ctx.path));
+        let location = if query.is_empty() {
+            ctx.path.clone()
+        } else {
+            format!("{}?{query}", ctx.path)
+        };
+        log::info!(
+            "sso-filter: login method={} path={}",
+            method.name,
+            sanitize(&ctx.path)
+        );
         let response = Response::redirect(302, &location)
             .header("referrer-policy", "no-referrer")
             .cookies(cookies);
-        Ok(Outcome::new(Step::Respond(response)).count(format!("sso_login_success.{}", method.name)))
+        Ok(Outcome::new(Step::Respond(response))
+            .count(format!("sso_login_success.{}", method.name)))
     }
 
     /// `Authorization: Bearer` verified per request by a jwt method with `accept_bearer`.
@@ -428,8 +524,12 @@ impl Filter {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => return Ok(None),
         };
-        let accepts = |m: &&Method| matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer);
-        let Some(method) = chosen.filter(accepts).or_else(|| scope.methods.values().find(accepts)) else {
+        let accepts =
+            |m: &&Method| matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer);
+        let Some(method) = chosen
+            .filter(accepts)
+            .or_else(|| scope.methods.values().find(accepts))
+        else {
             return Ok(None);
         };
         let MethodKind::Jwt(jwt) = method.kind.as_ref() else {
@@ -444,14 +544,21 @@ impl Filter {
                 let accepted = jwt.verify(&method.name, token, env.now, env.rng, env.cache)?;
                 let mut id = Arc::clone(&method.mapping)
                     .apply(&accepted.claims, &method.name)
-                    .ok_or_else(|| Deny::IdentityInvalid { method: method.name.clone(), why: "no login claim" })?;
+                    .ok_or_else(|| Deny::IdentityInvalid {
+                        method: method.name.clone(),
+                        why: "no login claim",
+                    })?;
                 if let Some(t) = &scope.tenant {
                     id.tenant.get_or_insert_with(|| t.code.clone());
                 }
-                id.check().map_err(|why| Deny::IdentityInvalid { method: method.name.clone(), why })?;
+                id.check().map_err(|why| Deny::IdentityInvalid {
+                    method: method.name.clone(),
+                    why,
+                })?;
                 let prepared = Arc::new(self.prepare(id, accepted.valid_until));
                 if jwt.memoizable() {
-                    self.bearers.put(key, accepted.valid_until, Arc::clone(&prepared), env.now);
+                    self.bearers
+                        .put(key, accepted.valid_until, Arc::clone(&prepared), env.now);
                 }
                 prepared
             }
@@ -463,35 +570,54 @@ impl Filter {
     fn start_login(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Result<Outcome, Deny> {
         let c = &self.config;
         let scope = self.scope(&ctx.query)?;
-        let rd = safe_return(ctx.query.single("rd").ok().flatten().unwrap_or("/"), &c.origin);
+        let rd = safe_return(
+            ctx.query.single("rd").ok().flatten().unwrap_or("/"),
+            &c.origin,
+        );
         let explicit = self.explicit_method(scope, &ctx.query)?;
         let tenant = self.tenant_params_of(ctx);
-        let Some(method) = explicit.or_else(|| scope.default_method.as_ref().and_then(|d| scope.methods.get(d))) else {
+        let Some(method) = explicit.or_else(|| {
+            scope
+                .default_method
+                .as_ref()
+                .and_then(|d| scope.methods.get(d))
+        }) else {
             let links = scope
                 .methods
                 .values()
                 .map(|m| {
                     let mut q = url::form_urlencoded::Serializer::new(String::new());
-                    q.append_pair(&c.method_param, &m.name).append_pair("rd", &rd);
+                    q.append_pair(&c.method_param, &m.name)
+                        .append_pair("rd", &rd);
                     for (k, v) in &tenant {
                         q.append_pair(k, v);
                     }
-                    (m.label.clone(), format!("{}/login?{}", c.prefix, q.finish()))
+                    (
+                        m.label.clone(),
+                        format!("{}/login?{}", c.prefix, q.finish()),
+                    )
                 })
                 .collect::<Vec<_>>();
-            return Ok(Outcome::new(Step::Respond(Response::new(200).html(pages::chooser(&links)))));
+            return Ok(Outcome::new(Step::Respond(
+                Response::new(200).html(pages::chooser(&links)),
+            )));
         };
         match method.kind.as_ref() {
             MethodKind::Local(_) => {
                 let mut q = url::form_urlencoded::Serializer::new(String::new());
-                q.append_pair("rd", &rd).append_pair(&c.method_param, &method.name);
+                q.append_pair("rd", &rd)
+                    .append_pair(&c.method_param, &method.name);
                 for (k, v) in &tenant {
                     q.append_pair(k, v);
                 }
                 let location = format!("{}?{}", c.login_page, q.finish());
-                Ok(Outcome::new(Step::Respond(Response::redirect(302, &location))))
+                Ok(Outcome::new(Step::Respond(Response::redirect(
+                    302, &location,
+                ))))
             }
-            MethodKind::Jwt(_) => Err(Deny::MethodNeedsToken { method: method.name.clone() }),
+            MethodKind::Jwt(_) => Err(Deny::MethodNeedsToken {
+                method: method.name.clone(),
+            }),
             MethodKind::OAuth2(_) => {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_redirect(ctx.head, method, tenant, rd, env)
@@ -521,20 +647,28 @@ impl Filter {
             "GET" | "HEAD" => {
                 let scope = self.scope(&ctx.query)?;
                 let method = self.local_method(scope, &ctx.query)?;
-                let rd = safe_return(ctx.query.single("rd").ok().flatten().unwrap_or("/"), &self.config.origin);
+                let rd = safe_return(
+                    ctx.query.single("rd").ok().flatten().unwrap_or("/"),
+                    &self.config.origin,
+                );
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.render_form(ctx, &method.name, tenant, rd, 200, None, Vec::new(), env)
             }
             "POST" => {
-                let form = ctx
-                    .head
-                    .header("content-type")
-                    .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+                let form = ctx.head.header("content-type").is_some_and(|t| {
+                    t.to_ascii_lowercase()
+                        .starts_with("application/x-www-form-urlencoded")
+                });
                 if !form {
                     return Err(Deny::BadRequest("form_content_type"));
                 }
-                let pending = Pending::ExpectLoginForm(ExpectLoginForm { head: ctx.head.clone() });
-                Ok(Outcome::new(Step::ReadBody { pending, limit: MAX_FORM_BYTES }))
+                let pending = Pending::ExpectLoginForm(ExpectLoginForm {
+                    head: ctx.head.clone(),
+                });
+                Ok(Outcome::new(Step::ReadBody {
+                    pending,
+                    limit: MAX_FORM_BYTES,
+                }))
             }
             _ => Err(Deny::BadRequest("method")),
         }
@@ -573,7 +707,10 @@ impl Filter {
         let html = pages::login_form(&self.config.login_page, &state, message);
         let response = Response::new(status)
             .html(html)
-            .header("content-security-policy", "frame-ancestors 'self'; form-action 'self'")
+            .header(
+                "content-security-policy",
+                "frame-ancestors 'self'; form-action 'self'",
+            )
             .header("referrer-policy", "no-referrer")
             .cookies(cookies);
         Ok(Outcome::new(Step::Respond(response)))
@@ -587,13 +724,21 @@ impl Filter {
         }
     }
 
-    fn finish_form_login(&self, ctx: &Ctx<'_>, body: &[u8], env: &mut Env<'_>) -> Result<Outcome, Deny> {
+    fn finish_form_login(
+        &self,
+        ctx: &Ctx<'_>,
+        body: &[u8],
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
         if body.len() > MAX_FORM_BYTES {
             return Err(Deny::BodyTooLarge);
         }
         let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
         let form = Query::parse(text);
-        let field = |name: &str| form.single(name).map_err(|_| Deny::BadRequest("duplicate_field"));
+        let field = |name: &str| {
+            form.single(name)
+                .map_err(|_| Deny::BadRequest("duplicate_field"))
+        };
         let state = field("state")?.unwrap_or("");
         let username = field("username")?.unwrap_or("").to_owned();
         let password = field("password")?.unwrap_or("").to_owned();
@@ -620,15 +765,25 @@ impl Filter {
                 let rd = safe_return(&flow.rd, &self.config.origin);
                 log::info!("sso-filter: login method={}", method.name);
                 let response = Response::redirect(303, &rd).cookies(cookies);
-                Ok(Outcome::new(Step::Respond(response)).count(format!("sso_login_success.{}", method.name)))
+                Ok(Outcome::new(Step::Respond(response))
+                    .count(format!("sso_login_success.{}", method.name)))
             }
             Err(failure) => {
                 let (status, message, reason) = match failure {
-                    LoginFailure::Invalid => (401, "Invalid user name or password.", "bad_credentials"),
-                    LoginFailure::Throttled => (429, "Too many failed attempts. Try again later.", "throttled"),
+                    LoginFailure::Invalid => {
+                        (401, "Invalid user name or password.", "bad_credentials")
+                    }
+                    LoginFailure::Throttled => (
+                        429,
+                        "Too many failed attempts. Try again later.",
+                        "throttled",
+                    ),
                     LoginFailure::Unavailable => return Err(Deny::Unavailable("throttle_store")),
                 };
-                log::warn!("sso-filter: deny reason={reason} status={status} method={}", method.name);
+                log::warn!(
+                    "sso-filter: deny reason={reason} status={status} method={}",
+                    method.name
+                );
                 let outcome = self.render_form(
                     ctx,
                     &method.name,
@@ -648,14 +803,21 @@ impl Filter {
 
     fn logout(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Outcome {
         let c = &self.config;
-        let rd = safe_return(ctx.query.single("rd").ok().flatten().unwrap_or("/"), &c.origin);
+        let rd = safe_return(
+            ctx.query.single("rd").ok().flatten().unwrap_or("/"),
+            &c.origin,
+        );
         // The session is read for its method, so the IdP's session can end too.
-        let session = c.cookies.sealed_session(&ctx.cookies).and_then(|s| c.cookies.open_session(&s, env.now));
+        let session = c
+            .cookies
+            .sealed_session(&ctx.cookies)
+            .and_then(|s| c.cookies.open_session(&s, env.now));
         let location = session
             .as_ref()
             .and_then(|s| self.idp_logout(s, env))
             .unwrap_or(rd);
-        let response = Response::redirect(302, &location).cookies(c.cookies.clear_session(&ctx.cookies));
+        let response =
+            Response::redirect(302, &location).cookies(c.cookies.clear_session(&ctx.cookies));
         Outcome::new(Step::Respond(response)).count("sso_logout".into())
     }
 
@@ -671,7 +833,8 @@ impl Filter {
             None => {
                 let login = format!("{}{}", self.config.origin, self.login_url("/", Some(ctx)));
                 Outcome::new(Step::Respond(
-                    Response::new(401).json(&json!({"error": "login_required", "login_url": login})),
+                    Response::new(401)
+                        .json(&json!({"error": "login_required", "login_url": login})),
                 ))
             }
         }

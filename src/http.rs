@@ -51,9 +51,11 @@ impl RequestHead {
             .header_values("accept")
             .any(|accept| accept.contains("text/html"));
         let xhr = self.header("x-requested-with").is_some();
-        let bearer = self
-            .header("authorization")
-            .is_some_and(|a| a.len() > 7 && a.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")));
+        let bearer = self.header("authorization").is_some_and(|a| {
+            a.len() > 7
+                && a.get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+        });
         method_ok && accepts_html && !xhr && !bearer
     }
 }
@@ -104,8 +106,10 @@ impl Response {
 
     /// An HTML body; also sets the content type and the headers every filter page carries.
     pub fn html(mut self, body: String) -> Self {
-        self.headers
-            .push(("content-type".to_owned(), "text/html; charset=utf-8".to_owned()));
+        self.headers.push((
+            "content-type".to_owned(),
+            "text/html; charset=utf-8".to_owned(),
+        ));
         self.body = body.into_bytes();
         self.no_store()
     }
@@ -284,7 +288,13 @@ pub fn cluster_name(url: &url::Url) -> String {
         .host_str()
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("sso_{host}_{}", url.port_or_known_default().unwrap_or(0))
 }
@@ -461,7 +471,10 @@ mod tests {
     #[test]
     fn strips_named_params_only() {
         assert_eq!(
-            strip_query_params("activeAuth=jwt-param&x=1&jwtParam=abc&y=%20", &["activeAuth", "jwtParam"]),
+            strip_query_params(
+                "activeAuth=jwt-param&x=1&jwtParam=abc&y=%20",
+                &["activeAuth", "jwtParam"]
+            ),
             "x=1&y=%20"
         );
         assert_eq!(strip_query_params("jwtParam=abc", &["jwtParam"]), "");
@@ -479,7 +492,11 @@ mod tests {
         };
         assert_eq!(
             parse_cookies(&head),
-            vec![("a".into(), "1".into()), ("b".into(), "2".into()), ("c".into(), "3".into())]
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "3".into())
+            ]
         );
     }
 }

@@ -159,7 +159,10 @@ impl IdentityHeaders {
         set(&self.tenant, id.tenant.as_deref().map(encode_value));
         set(&self.method, Some(encode_value(&id.method)));
         if !id.attributes.is_empty() {
-            set(&self.attributes, Some(ascii_json(&Value::Object(id.attributes.clone()))));
+            set(
+                &self.attributes,
+                Some(ascii_json(&Value::Object(id.attributes.clone()))),
+            );
         }
     }
 }
@@ -187,7 +190,9 @@ pub fn encode_value(value: &str) -> String {
 
 fn encode(value: &str, in_list: bool) -> String {
     let plain = !value.starts_with("UTF-8''")
-        && value.bytes().all(|b| (0x20..0x7f).contains(&b) && !(in_list && b == b','))
+        && value
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && !(in_list && b == b','))
         && !value.starts_with(' ')
         && !value.ends_with(' ');
     if plain {
@@ -209,7 +214,11 @@ fn encode(value: &str, in_list: bool) -> String {
 /// Encodes a list: items joined by `,`, an item that is not plain or holds a comma encoded
 /// alone, so `admins,users` stays one item (security.md B6).
 pub fn encode_list(items: &[String]) -> String {
-    items.iter().map(|i| encode(i, true)).collect::<Vec<_>>().join(",")
+    items
+        .iter()
+        .map(|i| encode(i, true))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// JSON with every non-ASCII character escaped as `\uXXXX`, so the header stays ASCII.
@@ -238,7 +247,10 @@ mod tests {
         assert_eq!(encode_value("alice"), "alice");
         assert_eq!(encode_value("张三"), "UTF-8''%E5%BC%A0%E4%B8%89");
         assert_eq!(encode_value("UTF-8''x"), "UTF-8''UTF-8%27%27x");
-        assert_eq!(encode_list(&["system admin".into(), "admins,users".into()]), "system admin,UTF-8''admins%2Cusers");
+        assert_eq!(
+            encode_list(&["system admin".into(), "admins,users".into()]),
+            "system admin,UTF-8''admins%2Cusers"
+        );
         let json = ascii_json(&serde_json::json!({"n": "张三", "e": "😀"}));
         assert!(json.is_ascii());
         let back: Value = serde_json::from_str(&json).unwrap();
@@ -265,9 +277,17 @@ mod tests {
 
     #[test]
     fn control_characters_are_refused() {
-        let id = Identity { login: "a\r\nX-Admin: 1".into(), method: "m".into(), ..Identity::default() };
+        let id = Identity {
+            login: "a\r\nX-Admin: 1".into(),
+            method: "m".into(),
+            ..Identity::default()
+        };
         assert!(id.check().is_err());
-        let ok = Identity { login: "张三".into(), method: "m".into(), ..Identity::default() };
+        let ok = Identity {
+            login: "张三".into(),
+            method: "m".into(),
+            ..Identity::default()
+        };
         assert!(ok.check().is_ok());
     }
 }

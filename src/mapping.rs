@@ -70,7 +70,10 @@ impl ClaimPath {
 
     /// Every selected value as text.
     pub fn texts(&self, claims: &Value) -> Vec<String> {
-        self.values(claims).into_iter().filter_map(scalar_text).collect()
+        self.values(claims)
+            .into_iter()
+            .filter_map(scalar_text)
+            .collect()
     }
 }
 
@@ -88,7 +91,10 @@ fn dotted_to_jsonpath(dotted: &str) -> Result<String, String> {
     let mut out = String::from("$");
     for segment in dotted.split('.') {
         let (name, mut rest) = match segment.find('[') {
-            Some(i) => (segment.get(..i).unwrap_or(""), segment.get(i..).unwrap_or("")),
+            Some(i) => (
+                segment.get(..i).unwrap_or(""),
+                segment.get(i..).unwrap_or(""),
+            ),
             None => (segment, ""),
         };
         if name.is_empty() && rest.is_empty() {
@@ -105,7 +111,9 @@ fn dotted_to_jsonpath(dotted: &str) -> Result<String, String> {
             out.push_str("']");
         }
         while !rest.is_empty() {
-            let close = rest.find(']').ok_or_else(|| format!("unclosed [ in {dotted:?}"))?;
+            let close = rest
+                .find(']')
+                .ok_or_else(|| format!("unclosed [ in {dotted:?}"))?;
             let index = rest.get(1..close).unwrap_or("");
             if index.parse::<i64>().is_err() && index != "*" {
                 return Err(format!("index {index:?} in {dotted:?} is not a number"));
@@ -190,16 +198,33 @@ impl RawMapping {
             roles: over.roles.clone().or_else(|| self.roles.clone()),
             groups: over.groups.clone().or_else(|| self.groups.clone()),
             org: over.org.clone().or_else(|| self.org.clone()),
-            tenant_code: over.tenant_code.clone().or_else(|| self.tenant_code.clone()),
-            tenant_name: over.tenant_name.clone().or_else(|| self.tenant_name.clone()),
-            platform_id: over.platform_id.clone().or_else(|| self.platform_id.clone()),
-            default_roles: over.default_roles.clone().or_else(|| self.default_roles.clone()),
+            tenant_code: over
+                .tenant_code
+                .clone()
+                .or_else(|| self.tenant_code.clone()),
+            tenant_name: over
+                .tenant_name
+                .clone()
+                .or_else(|| self.tenant_name.clone()),
+            platform_id: over
+                .platform_id
+                .clone()
+                .or_else(|| self.platform_id.clone()),
+            default_roles: over
+                .default_roles
+                .clone()
+                .or_else(|| self.default_roles.clone()),
             role_rules: over.role_rules.clone().or_else(|| self.role_rules.clone()),
         }
     }
 
     /// Sets the login, name and email paths (Mobi's "user id / user name / e-mail path").
-    pub fn set_paths(&mut self, login: Option<String>, name: Option<String>, email: Option<String>) {
+    pub fn set_paths(
+        &mut self,
+        login: Option<String>,
+        name: Option<String>,
+        email: Option<String>,
+    ) {
         self.login = login;
         self.name = name;
         self.email = email;
@@ -211,15 +236,17 @@ impl RawMapping {
     ///
     /// `(json path, reason)` of the first path that does not compile.
     pub fn compile(&self, at: &str) -> Result<Mapping, (String, String)> {
-        let field = |name: &str, v: &Option<String>| -> Result<Option<ClaimPath>, (String, String)> {
-            v.as_deref()
-                .map(ClaimPath::parse)
-                .transpose()
-                .map_err(|e| (format!("{at}.{name}"), e))
-        };
+        let field =
+            |name: &str, v: &Option<String>| -> Result<Option<ClaimPath>, (String, String)> {
+                v.as_deref()
+                    .map(ClaimPath::parse)
+                    .transpose()
+                    .map_err(|e| (format!("{at}.{name}"), e))
+            };
         let mut rules = Vec::new();
         for (i, r) in self.role_rules.iter().flatten().enumerate() {
-            let claim = ClaimPath::parse(&r.claim).map_err(|e| (format!("{at}.role_rules[{i}].claim"), e))?;
+            let claim = ClaimPath::parse(&r.claim)
+                .map_err(|e| (format!("{at}.role_rules[{i}].claim"), e))?;
             rules.push(RoleRule {
                 claim,
                 equals: r.equals.clone(),
@@ -272,10 +299,23 @@ impl Mapping {
         let root = Value::Object(claims.clone());
         let login = self.login.as_ref()?.text(&root)?;
         let text = |p: &Option<ClaimPath>| p.as_ref().and_then(|p| p.text(&root));
-        let mut roles = self.roles.as_ref().map(|p| p.texts(&root)).unwrap_or_default();
-        let mut groups = self.groups.as_ref().map(|p| p.texts(&root)).unwrap_or_default();
+        let mut roles = self
+            .roles
+            .as_ref()
+            .map(|p| p.texts(&root))
+            .unwrap_or_default();
+        let mut groups = self
+            .groups
+            .as_ref()
+            .map(|p| p.texts(&root))
+            .unwrap_or_default();
         for rule in &self.role_rules {
-            if rule.claim.values(&root).iter().any(|v| v.as_str() == Some(rule.equals.as_str())) {
+            if rule
+                .claim
+                .values(&root)
+                .iter()
+                .any(|v| v.as_str() == Some(rule.equals.as_str()))
+            {
                 roles.extend(rule.roles.iter().cloned());
                 groups.extend(rule.groups.iter().cloned());
             }
@@ -349,16 +389,43 @@ mod tests {
             "roles": ["r1", "r2"],
             "n": 7
         });
-        assert_eq!(ClaimPath::parse("loginName").unwrap().text(&claims).as_deref(), Some("alice"));
-        assert_eq!(ClaimPath::parse("extattr.attrs[2].value").unwrap().text(&claims).as_deref(), Some("E42"));
         assert_eq!(
-            ClaimPath::parse("$.extattr.attrs[?@.name=='工号'].text.value").unwrap().text(&claims).as_deref(),
+            ClaimPath::parse("loginName")
+                .unwrap()
+                .text(&claims)
+                .as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            ClaimPath::parse("extattr.attrs[2].value")
+                .unwrap()
+                .text(&claims)
+                .as_deref(),
+            Some("E42")
+        );
+        assert_eq!(
+            ClaimPath::parse("$.extattr.attrs[?@.name=='工号'].text.value")
+                .unwrap()
+                .text(&claims)
+                .as_deref(),
             Some("E42t")
         );
-        assert_eq!(ClaimPath::parse("roles").unwrap().texts(&claims), vec!["r1", "r2"]);
-        assert_eq!(ClaimPath::parse("n").unwrap().text(&claims).as_deref(), Some("7"));
-        assert_eq!(ClaimPath::parse("$.extattr.attrs").unwrap().top.as_deref(), Some("extattr"));
-        assert_eq!(ClaimPath::parse("$['a b'].c").unwrap().top.as_deref(), Some("a b"));
+        assert_eq!(
+            ClaimPath::parse("roles").unwrap().texts(&claims),
+            vec!["r1", "r2"]
+        );
+        assert_eq!(
+            ClaimPath::parse("n").unwrap().text(&claims).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            ClaimPath::parse("$.extattr.attrs").unwrap().top.as_deref(),
+            Some("extattr")
+        );
+        assert_eq!(
+            ClaimPath::parse("$['a b'].c").unwrap().top.as_deref(),
+            Some("a b")
+        );
         assert!(ClaimPath::parse("a[x]").is_err());
         assert!(ClaimPath::parse("$.[").is_err());
     }
@@ -371,10 +438,11 @@ mod tests {
         }))
         .unwrap();
         let m = Arc::new(raw.compile("mapping").unwrap());
-        let claims = json!({"sub": "s", "loginName": "alice", "abc": "123", "dept": "ops", "exp": 1})
-            .as_object()
-            .unwrap()
-            .clone();
+        let claims =
+            json!({"sub": "s", "loginName": "alice", "abc": "123", "dept": "ops", "exp": 1})
+                .as_object()
+                .unwrap()
+                .clone();
         let id = m.apply(&claims, "jwt").unwrap();
         assert_eq!(id.login, "alice");
         assert_eq!(id.roles, vec!["ops"]);
@@ -383,8 +451,11 @@ mod tests {
         assert!(id.attributes.get("exp").is_none());
         assert!(id.attributes.get("loginName").is_none());
         let no_roles = json!({"sub": "bob"}).as_object().unwrap().clone();
-        let raw2: RawMapping = serde_json::from_value(json!({"default_roles": ["data viewer"]})).unwrap();
-        let id = Arc::new(raw2.compile("m").unwrap()).apply(&no_roles, "jwt").unwrap();
+        let raw2: RawMapping =
+            serde_json::from_value(json!({"default_roles": ["data viewer"]})).unwrap();
+        let id = Arc::new(raw2.compile("m").unwrap())
+            .apply(&no_roles, "jwt")
+            .unwrap();
         assert_eq!(id.login, "bob");
         assert_eq!(id.roles, vec!["data viewer"]);
     }

@@ -21,7 +21,9 @@ pub struct Memo<V> {
 
 impl<V> Default for Memo<V> {
     fn default() -> Self {
-        Memo { map: Mutex::new(HashMap::new()) }
+        Memo {
+            map: Mutex::new(HashMap::new()),
+        }
     }
 }
 

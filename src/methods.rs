@@ -12,9 +12,9 @@ pub enum MethodKind {
     /// Built-in users (`type: local`).
     Local(local::Local),
     /// JWT request parameter or bearer token (`type: jwt`).
-    Jwt(jwt::Jwt),
+    Jwt(Box<jwt::Jwt>),
     /// OAuth2 / OpenID Connect authorization code (`type: oauth2`, `type: oidc`).
-    OAuth2(oauth2::OAuth2),
+    OAuth2(Box<oauth2::OAuth2>),
 }
 
 impl MethodKind {

@@ -54,9 +54,18 @@ pub fn login_form(action: &str, state: &str, message: Option<&str>) -> String {
 pub fn chooser(links: &[(String, String)]) -> String {
     let items: String = links
         .iter()
-        .map(|(label, href)| format!("<li><a href=\"{}\">{}</a></li>", escape(href), escape(label)))
+        .map(|(label, href)| {
+            format!(
+                "<li><a href=\"{}\">{}</a></li>",
+                escape(href),
+                escape(label)
+            )
+        })
         .collect();
-    page("Choose how to sign in", &format!("<h1>Sign in with</h1><ul>{items}</ul>"))
+    page(
+        "Choose how to sign in",
+        &format!("<h1>Sign in with</h1><ul>{items}</ul>"),
+    )
 }
 
 /// An error page with a short public message and an optional link.
@@ -64,7 +73,10 @@ pub fn error(title: &str, message: &str, link: Option<(&str, &str)>) -> String {
     let link = link
         .map(|(label, href)| format!("<p><a href=\"{}\">{}</a></p>", escape(href), escape(label)))
         .unwrap_or_default();
-    page(title, &format!("<h1>{}</h1><p>{}</p>{link}", escape(title), escape(message)))
+    page(
+        title,
+        &format!("<h1>{}</h1><p>{}</p>{link}", escape(title), escape(message)),
+    )
 }
 
 #[cfg(test)]

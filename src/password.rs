@@ -42,9 +42,14 @@ impl PasswordHash {
     /// A message naming what is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = text.split('$');
-        let (Some(""), Some("pbkdf2-sha256"), Some(params), Some(salt), Some(hash), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(""), Some("pbkdf2-sha256"), Some(params), Some(salt), Some(hash), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err("expected $pbkdf2-sha256$i=N,l=32$SALT$HASH (make one with `sso-filter hash-password`)".into());
         };
         let mut iterations = None;
@@ -57,14 +62,24 @@ impl PasswordHash {
         }
         let iterations = iterations.ok_or("missing i=ITERATIONS")?;
         if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
-            return Err(format!("{iterations} iterations; between {MIN_ITERATIONS} and {MAX_ITERATIONS} required"));
+            return Err(format!(
+                "{iterations} iterations; between {MIN_ITERATIONS} and {MAX_ITERATIONS} required"
+            ));
         }
-        let salt = STANDARD_NO_PAD.decode(salt).map_err(|_| "salt is not base64")?;
-        let hash = STANDARD_NO_PAD.decode(hash).map_err(|_| "hash is not base64")?;
+        let salt = STANDARD_NO_PAD
+            .decode(salt)
+            .map_err(|_| "salt is not base64")?;
+        let hash = STANDARD_NO_PAD
+            .decode(hash)
+            .map_err(|_| "hash is not base64")?;
         if salt.len() < 16 || hash.len() != 32 {
             return Err("salt must be at least 16 bytes and the hash 32".into());
         }
-        Ok(PasswordHash { iterations, salt, hash })
+        Ok(PasswordHash {
+            iterations,
+            salt,
+            hash,
+        })
     }
 
     /// Hashes a new password with a fresh salt.
@@ -72,10 +87,18 @@ impl PasswordHash {
     /// # Errors
     ///
     /// [`RandomError`] when no salt can be drawn.
-    pub fn create(password: &str, iterations: u32, rng: &mut dyn Random) -> Result<Self, RandomError> {
+    pub fn create(
+        password: &str,
+        iterations: u32,
+        rng: &mut dyn Random,
+    ) -> Result<Self, RandomError> {
         let salt = random::bytes(rng, 16)?;
         let hash = derive(password.as_bytes(), &salt, iterations);
-        Ok(PasswordHash { iterations, salt, hash })
+        Ok(PasswordHash {
+            iterations,
+            salt,
+            hash,
+        })
     }
 
     /// Whether `password` matches, compared in constant time.
@@ -108,6 +131,18 @@ fn derive(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
     out
 }
 
+impl PasswordHash {
+    /// A hash no password matches in practice, with the given cost: verified against when the
+    /// user does not exist, so unknown and known users take the same time.
+    pub fn dummy(iterations: u32) -> Self {
+        PasswordHash {
+            iterations,
+            salt: b"sso-filter-dummy-salt".to_vec(),
+            hash: vec![0u8; 32],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,17 +160,5 @@ mod tests {
         assert!(PasswordHash::parse(py).unwrap().verify("password"));
         assert!(PasswordHash::parse("$pbkdf2-sha256$i=10,l=32$MDEyMzQ1Njc4OWFiY2RlZg$0YdT6cDcX5qiDagy0ie+FrM2RN8V8MC0buKrDrj+aAU").is_err());
         assert!(PasswordHash::parse("plain").is_err());
-    }
-}
-
-impl PasswordHash {
-    /// A hash no password matches in practice, with the given cost: verified against when the
-    /// user does not exist, so unknown and known users take the same time.
-    pub fn dummy(iterations: u32) -> Self {
-        PasswordHash {
-            iterations,
-            salt: b"sso-filter-dummy-salt".to_vec(),
-            hash: vec![0u8; 32],
-        }
     }
 }

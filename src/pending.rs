@@ -10,7 +10,7 @@ pub enum Pending {
     /// The built-in login form was posted; waiting for its body.
     ExpectLoginForm(ExpectLoginForm),
     /// An OAuth2 / OIDC login waits for an IdP answer.
-    Redirect(crate::engine::redirect_flow::RedirectWait),
+    Redirect(Box<crate::engine::redirect_flow::RedirectWait>),
 }
 
 /// What the login-form post needs once its body arrives.

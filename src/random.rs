@@ -51,7 +51,10 @@ pub(crate) struct RngAdapter<'a> {
 
 impl<'a> RngAdapter<'a> {
     pub(crate) fn new(inner: &'a mut dyn Random) -> Self {
-        RngAdapter { inner, failed: false }
+        RngAdapter {
+            inner,
+            failed: false,
+        }
     }
 
     /// Fills `buf`, recording a failure.

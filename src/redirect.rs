@@ -16,7 +16,11 @@ fn same_origin_path(candidate: &str, origin: &str) -> Option<String> {
     }
     // Control characters and whitespace anywhere: browsers strip tabs and newlines from URLs,
     // which turns `/\t/evil.com` into `//evil.com` (oauth2-proxy CVE-2020-11053).
-    if candidate.chars().any(|c| c.is_control() || c.is_whitespace()) || candidate.contains('\\') {
+    if candidate
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+        || candidate.contains('\\')
+    {
         return None;
     }
     let path = if candidate.starts_with('/') {
@@ -85,8 +89,14 @@ mod tests {
 
     #[test]
     fn same_origin_targets_survive() {
-        assert_eq!(safe_return("/apps/1?x=1#/dash", ORIGIN), "/apps/1?x=1#/dash");
-        assert_eq!(safe_return("https://app.example.com/a?b=c", ORIGIN), "/a?b=c");
+        assert_eq!(
+            safe_return("/apps/1?x=1#/dash", ORIGIN),
+            "/apps/1?x=1#/dash"
+        );
+        assert_eq!(
+            safe_return("https://app.example.com/a?b=c", ORIGIN),
+            "/a?b=c"
+        );
         assert_eq!(safe_return("https://app.example.com", ORIGIN), "/");
     }
 }

@@ -57,14 +57,18 @@ impl KeyRing {
         for (i, s) in secrets.iter().enumerate() {
             let raw = decode_b64_any(s.trim()).ok_or((i, "not base64url".to_owned()))?;
             if raw.len() < 32 {
-                return Err((i, format!("{} bytes once decoded; at least 32 required", raw.len())));
+                return Err((
+                    i,
+                    format!("{} bytes once decoded; at least 32 required", raw.len()),
+                ));
             }
             if raw.iter().all(|&b| b == raw.first().copied().unwrap_or(0)) {
                 return Err((i, "a key of one repeated byte is not a key".into()));
             }
             // Derive rather than use the secret directly, so the same secret configured
             // elsewhere (an HMAC assertion key, say) never becomes this cipher's key.
-            let mut mac = Hmac::<Sha512>::new_from_slice(&raw).map_err(|_| (i, "bad key".to_owned()))?;
+            let mut mac =
+                Hmac::<Sha512>::new_from_slice(&raw).map_err(|_| (i, "bad key".to_owned()))?;
             mac.update(b"sso-filter session cookie v1");
             let cek = mac.finalize().into_bytes().to_vec();
             let kid = B64URL.encode(Sha256::digest(&cek).get(..6).unwrap_or_default());
@@ -78,7 +82,12 @@ impl KeyRing {
     /// # Errors
     ///
     /// [`RandomError`] when no IV can be drawn.
-    pub fn seal(&self, name: &str, payload: &[u8], rng: &mut dyn Random) -> Result<String, RandomError> {
+    pub fn seal(
+        &self,
+        name: &str,
+        payload: &[u8],
+        rng: &mut dyn Random,
+    ) -> Result<String, RandomError> {
         let key = self.keys.first().ok_or(RandomError)?;
         let header = json!({"alg": "dir", "enc": ENC.name(), "kid": key.kid, "cn": name});
         let h = B64URL.encode(header.to_string());
@@ -97,9 +106,14 @@ impl KeyRing {
     /// Opens a value sealed for cookie `name`; `None` for anything else.
     pub fn open(&self, name: &str, sealed: &str) -> Option<Vec<u8>> {
         let mut parts = sealed.split('.');
-        let (Some(h), Some(""), Some(iv), Some(c), Some(t), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(h), Some(""), Some(iv), Some(c), Some(t), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return None;
         };
         let header = strict_object(&b64_segment(h).ok()?).ok()?;
@@ -114,7 +128,8 @@ impl KeyRing {
         let iv = b64_segment(iv).ok()?;
         let ciphertext = b64_segment(c).ok()?;
         let tag = b64_segment(t).ok()?;
-        ENC.decrypt(&key.cek, &iv, &ciphertext, &tag, h.as_bytes()).ok()
+        ENC.decrypt(&key.cek, &iv, &ciphertext, &tag, h.as_bytes())
+            .ok()
     }
 }
 
@@ -223,11 +238,15 @@ impl Cookies {
 
     /// Whether a cookie name belongs to the filter (stripped before forwarding).
     pub fn is_ours(&self, cookie: &str) -> bool {
-        (0..MAX_CHUNKS).any(|i| cookie == self.chunk_name(i)) || cookie.starts_with(&self.flow_prefix())
+        (0..MAX_CHUNKS).any(|i| cookie == self.chunk_name(i))
+            || cookie.starts_with(&self.flow_prefix())
     }
 
     fn attributes(&self, max_age: u64, same_site: SameSite) -> String {
-        let mut a = format!("; Path=/; HttpOnly; SameSite={}; Max-Age={max_age}", same_site.attribute());
+        let mut a = format!(
+            "; Path=/; HttpOnly; SameSite={}; Max-Age={max_age}",
+            same_site.attribute()
+        );
         if self.secure {
             a.push_str("; Secure");
         }
@@ -262,7 +281,8 @@ impl Cookies {
     pub fn open_session(&self, sealed: &str, now: u64) -> Option<Session> {
         let plain = self.ring.open(&self.name, sealed)?;
         let session: Session = serde_json::from_slice(&plain).ok()?;
-        (session.v == 1 && session.exp > now && session.iat <= now.saturating_add(300)).then_some(session)
+        (session.v == 1 && session.exp > now && session.iat <= now.saturating_add(300))
+            .then_some(session)
     }
 
     /// `Set-Cookie` values that store `session`, split over chunks, deleting chunks the
@@ -279,7 +299,10 @@ impl Cookies {
         rng: &mut dyn Random,
     ) -> Result<Vec<String>, SealError> {
         let payload = serde_json::to_vec(session).map_err(|_| SealError::TooLarge)?;
-        let sealed = self.ring.seal(&self.name, &payload, rng).map_err(|_| SealError::Random)?;
+        let sealed = self
+            .ring
+            .seal(&self.name, &payload, rng)
+            .map_err(|_| SealError::Random)?;
         let max_age = session.exp.saturating_sub(now);
         let chunks: Vec<&str> = sealed
             .as_bytes()
@@ -293,7 +316,13 @@ impl Cookies {
         let mut out: Vec<String> = chunks
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{}={c}{}", self.chunk_name(i), self.attributes(max_age, self.same_site)))
+            .map(|(i, c)| {
+                format!(
+                    "{}={c}{}",
+                    self.chunk_name(i),
+                    self.attributes(max_age, self.same_site)
+                )
+            })
             .collect();
         for i in chunks.len()..MAX_CHUNKS {
             let name = self.chunk_name(i);
@@ -333,7 +362,10 @@ impl Cookies {
         let name = format!("{}{}", self.flow_prefix(), flow_id(&flow.state));
         let payload = serde_json::to_vec(flow).map_err(|_| RandomError)?;
         let sealed = self.ring.seal(&name, &payload, rng)?;
-        let mut out = vec![format!("{name}={sealed}{}", self.attributes(FLOW_TTL, SameSite::Lax))];
+        let mut out = vec![format!(
+            "{name}={sealed}{}",
+            self.attributes(FLOW_TTL, SameSite::Lax)
+        )];
         let mut live: Vec<(u64, &str)> = held
             .iter()
             .filter(|(n, _)| n.starts_with(&self.flow_prefix()) && *n != name)
@@ -360,13 +392,19 @@ impl Cookies {
 
     /// Finds the live flow whose state equals `state` (compared in constant time), with the
     /// `Set-Cookie` that deletes it: a flow is used once.
-    pub fn take_flow(&self, cookies: &[(String, String)], state: &str, now: u64) -> Option<(Flow, String)> {
+    pub fn take_flow(
+        &self,
+        cookies: &[(String, String)],
+        state: &str,
+        now: u64,
+    ) -> Option<(Flow, String)> {
         let name = format!("{}{}", self.flow_prefix(), flow_id(state));
         let Lookup::One(value) = unique(cookies, &name) else {
             return None;
         };
         let flow = self.open_flow(&name, value, now)?;
-        let same: bool = subtle::ConstantTimeEq::ct_eq(flow.state.as_bytes(), state.as_bytes()).into();
+        let same: bool =
+            subtle::ConstantTimeEq::ct_eq(flow.state.as_bytes(), state.as_bytes()).into();
         same.then(|| (flow, self.delete(&name)))
     }
 }
@@ -425,9 +463,20 @@ mod tests {
     const K2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA";
 
     fn session(attr_len: usize) -> Session {
-        let mut id = Identity { login: "alice".into(), method: "local".into(), ..Identity::default() };
-        id.attributes.insert("big".into(), Value::String("x".repeat(attr_len)));
-        Session { v: 1, id, iat: 100, exp: 1000, hint: None }
+        let mut id = Identity {
+            login: "alice".into(),
+            method: "local".into(),
+            ..Identity::default()
+        };
+        id.attributes
+            .insert("big".into(), Value::String("x".repeat(attr_len)));
+        Session {
+            v: 1,
+            id,
+            iat: 100,
+            exp: 1000,
+            hint: None,
+        }
     }
 
     fn as_request(set_cookies: &[String]) -> Vec<(String, String)> {
@@ -445,9 +494,15 @@ mod tests {
     #[test]
     fn round_trip_rotation_and_tamper() {
         let c = cookies(&[K1]);
-        let set = c.write_session(&session(10), &[], 100, &mut SystemRandom).unwrap();
+        let set = c
+            .write_session(&session(10), &[], 100, &mut SystemRandom)
+            .unwrap();
         assert_eq!(set.len(), 1);
-        assert!(set[0].contains("HttpOnly") && set[0].contains("Secure") && set[0].contains("Max-Age=900"));
+        assert!(
+            set[0].contains("HttpOnly")
+                && set[0].contains("Secure")
+                && set[0].contains("Max-Age=900")
+        );
         let req = as_request(&set);
         assert_eq!(c.read_session(&req, 200).unwrap().id.login, "alice");
         assert!(c.read_session(&req, 1000).is_none(), "expired");
@@ -474,13 +529,17 @@ mod tests {
     #[test]
     fn large_identities_split_and_reassemble() {
         let c = cookies(&[K1]);
-        let set = c.write_session(&session(6000), &[], 100, &mut SystemRandom).unwrap();
+        let set = c
+            .write_session(&session(6000), &[], 100, &mut SystemRandom)
+            .unwrap();
         assert!(set.len() >= 2, "{}", set.len());
         assert!(set.iter().all(|s| s.len() < 4096));
         let req = as_request(&set);
         assert_eq!(c.read_session(&req, 200).unwrap(), session(6000));
         // Writing a small session afterwards deletes the stale chunks.
-        let small = c.write_session(&session(1), &req, 100, &mut SystemRandom).unwrap();
+        let small = c
+            .write_session(&session(1), &req, 100, &mut SystemRandom)
+            .unwrap();
         assert!(small.iter().any(|s| s.starts_with("sso_session_1=;")));
         // A missing middle chunk is no session.
         let mut partial = req.clone();
@@ -497,7 +556,16 @@ mod tests {
         let c = cookies(&[K1]);
         let mut held: Vec<(String, String)> = Vec::new();
         for i in 0..6 {
-            let flow = Flow { v: 1, state: format!("state-{i}"), rd: "/".into(), method: "local".into(), tenant: None, exp: 700 + i, nonce: None, verifier: None };
+            let flow = Flow {
+                v: 1,
+                state: format!("state-{i}"),
+                rd: "/".into(),
+                method: "local".into(),
+                tenant: None,
+                exp: 700 + i,
+                nonce: None,
+                verifier: None,
+            };
             let set = c.write_flow(&flow, &held, 100, &mut SystemRandom).unwrap();
             for s in &set {
                 let (n, v) = s.split(';').next().unwrap().split_once('=').unwrap();
@@ -508,7 +576,10 @@ mod tests {
             }
         }
         assert_eq!(held.len(), MAX_FLOWS);
-        assert!(c.take_flow(&held, "state-0", 100).is_none(), "oldest dropped");
+        assert!(
+            c.take_flow(&held, "state-0", 100).is_none(),
+            "oldest dropped"
+        );
         let (flow, delete) = c.take_flow(&held, "state-5", 100).unwrap();
         assert_eq!(flow.state, "state-5");
         assert!(delete.contains("Max-Age=0"));

@@ -1,7 +1,12 @@
 //! Scenario tests through the public engine API, no proxy: one test binary, one module per
 //! topic (rustls `tests/api.rs` layout).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("validate") => validate(args.get(1)),
         Some("clusters") => clusters(args.get(1)),
-        Some("hash-password") => hash_password(&args[1..]),
+        Some("hash-password") => hash_password(args.get(1..).unwrap_or_default()),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

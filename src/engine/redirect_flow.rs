@@ -18,7 +18,9 @@ use crate::config::Method;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::jose::B64URL;
-use crate::methods::oauth2::{json_body, Endpoints, IdpFailure, OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL, MAX_DOC_BODY};
+use crate::methods::oauth2::{
+    json_body, Endpoints, IdpFailure, OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL, MAX_DOC_BODY,
+};
 use crate::methods::MethodKind;
 use crate::pending::Pending;
 use crate::random;
@@ -77,14 +79,21 @@ fn cached_doc(cache: &dyn SharedCache, url: &url::Url) -> Option<(u64, Value)> {
 
 fn store_doc(cache: &dyn SharedCache, url: &url::Url, doc: &Map<String, Value>, now: u64) {
     let value = json!({"at": now, "doc": doc}).to_string();
-    if cache.set(&discovery_key(url), value.as_bytes(), None).is_err() {
+    if cache
+        .set(&discovery_key(url), value.as_bytes(), None)
+        .is_err()
+    {
         // Not fatal: the document is used for this login and fetched again next time.
         log::info!("sso-filter: could not cache {url}");
     }
 }
 
 impl Filter {
-    fn oauth_method<'s>(&'s self, tenant: Option<&str>, name: &str) -> Result<(&'s crate::config::Scope, &'s Method, &'s OAuth2), Deny> {
+    fn oauth_method<'s>(
+        &'s self,
+        tenant: Option<&str>,
+        name: &str,
+    ) -> Result<(&'s crate::config::Scope, &'s Method, &'s OAuth2), Deny> {
         let scope = match tenant {
             None => &self.config.global,
             Some(code) => self.config.tenants.get(code).ok_or(Deny::FlowInvalid)?,
@@ -97,7 +106,10 @@ impl Filter {
     }
 
     fn redirect_uri(&self, method: &str, o: &OAuth2) -> String {
-        let path = o.callback_path.clone().unwrap_or_else(|| format!("{}/callback/{method}", self.config.prefix));
+        let path = o
+            .callback_path
+            .clone()
+            .unwrap_or_else(|| format!("{}/callback/{method}", self.config.prefix));
         format!("{}{path}", self.config.origin)
     }
 
@@ -106,9 +118,17 @@ impl Filter {
         if let Some(eps) = o.configured_endpoints() {
             return Ok(Some(eps));
         }
-        let Some(url) = o.discovery_url() else { return Ok(None) };
+        let Some(url) = o.discovery_url() else {
+            return Ok(None);
+        };
         match cached_doc(env.cache, &url) {
-            Some((at, doc)) if env.now < at.saturating_add(DOC_TTL) => o.endpoints_from_discovery(&doc).map(Some).map_err(|failure| Deny::Idp { method: String::new(), failure }),
+            Some((at, doc)) if env.now < at.saturating_add(DOC_TTL) => o
+                .endpoints_from_discovery(&doc)
+                .map(Some)
+                .map_err(|failure| Deny::Idp {
+                    method: String::new(),
+                    failure,
+                }),
             _ => Ok(None),
         }
     }
@@ -122,8 +142,13 @@ impl Filter {
         rd: String,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        let MethodKind::OAuth2(o) = method.kind.as_ref() else { return Err(Deny::NotFound) };
-        let eps = match self.known_endpoints(o, env).map_err(|d| with_method(d, &method.name))? {
+        let MethodKind::OAuth2(o) = method.kind.as_ref() else {
+            return Err(Deny::NotFound);
+        };
+        let eps = match self
+            .known_endpoints(o, env)
+            .map_err(|d| with_method(d, &method.name))?
+        {
             Some(eps) => eps,
             None => {
                 let url = o.discovery_url().ok_or(Deny::Unavailable("no_endpoints"))?;
@@ -134,16 +159,27 @@ impl Filter {
                     rd,
                     sent_ms: env.now_ms,
                 });
-                return Ok(Outcome::new(Step::Callout(o.fetch(&url), Pending::Redirect(wait))));
+                return Ok(Outcome::new(Step::Callout(
+                    o.fetch(&url),
+                    Pending::Redirect(Box::new(wait)),
+                )));
             }
         };
         let draw = |env: &mut Env<'_>| -> Result<String, Deny> {
-            random::bytes(env.rng, 32).map(|b| B64URL.encode(b)).map_err(|_| Deny::Unavailable("random"))
+            random::bytes(env.rng, 32)
+                .map(|b| B64URL.encode(b))
+                .map_err(|_| Deny::Unavailable("random"))
         };
         let state = draw(env)?;
         let nonce = draw(env)?;
         let verifier = draw(env)?;
-        let location = o.authorize_url(&eps, &self.redirect_uri(&method.name, o), &state, &nonce, &verifier);
+        let location = o.authorize_url(
+            &eps,
+            &self.redirect_uri(&method.name, o),
+            &state,
+            &nonce,
+            &verifier,
+        );
         let flow = Flow {
             v: 1,
             state,
@@ -161,17 +197,33 @@ impl Filter {
             .write_flow(&flow, &held, env.now, env.rng)
             .map_err(|_| Deny::Unavailable("random"))?;
         let response = Response::redirect(302, &location).cookies(cookies);
-        Ok(Outcome::new(Step::Respond(response)).count(format!("sso_redirect_idp.{}", method.name)))
+        Ok(
+            Outcome::new(Step::Respond(response))
+                .count(format!("sso_redirect_idp.{}", method.name)),
+        )
     }
 
     /// The callback: check the state, then redeem the code.
-    pub(super) fn finish_redirect(&self, ctx: &Ctx<'_>, method: &str, env: &mut Env<'_>) -> Result<Outcome, Deny> {
+    pub(super) fn finish_redirect(
+        &self,
+        ctx: &Ctx<'_>,
+        method: &str,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
         if ctx.head.method != "GET" {
             return Err(Deny::BadRequest("callback_method"));
         }
-        let param = |name: &str| ctx.query.single(name).map_err(|_| Deny::BadRequest("duplicate_callback_param"));
+        let param = |name: &str| {
+            ctx.query
+                .single(name)
+                .map_err(|_| Deny::BadRequest("duplicate_callback_param"))
+        };
         let state = param("state")?.unwrap_or("");
-        let (flow, delete_flow) = self.config.cookies.take_flow(&ctx.cookies, state, env.now).ok_or(Deny::FlowInvalid)?;
+        let (flow, delete_flow) = self
+            .config
+            .cookies
+            .take_flow(&ctx.cookies, state, env.now)
+            .ok_or(Deny::FlowInvalid)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         let checked = (|| {
             if flow.method != method {
@@ -182,17 +234,37 @@ impl Filter {
                 log::warn!(
                     "sso-filter: IdP error on callback method={method} error={} description={}",
                     crate::deny::sanitize(error),
-                    crate::deny::sanitize(ctx.query.single("error_description").ok().flatten().unwrap_or(""))
+                    crate::deny::sanitize(
+                        ctx.query
+                            .single("error_description")
+                            .ok()
+                            .flatten()
+                            .unwrap_or("")
+                    )
                 );
-                return Err(Deny::Idp { method: m.name.clone(), failure: IdpFailure::Refused(error.to_owned()) });
+                return Err(Deny::Idp {
+                    method: m.name.clone(),
+                    failure: IdpFailure::Refused(error.to_owned()),
+                });
             }
-            let code = param("code")?.filter(|c| !c.is_empty()).ok_or(Deny::BadRequest("no_code"))?.to_owned();
+            let code = param("code")?
+                .filter(|c| !c.is_empty())
+                .ok_or(Deny::BadRequest("no_code"))?
+                .to_owned();
             let iss = param("iss")?.map(str::to_owned);
             Ok((m, o, code, iss))
         })();
         match checked {
             Ok((m, o, code, iss)) => {
-                let finish = Finish { head: ctx.head.clone(), flow, delete_flow, code, iss, endpoints: None, sent_ms: env.now_ms };
+                let finish = Finish {
+                    head: ctx.head.clone(),
+                    flow,
+                    delete_flow,
+                    code,
+                    iss,
+                    endpoints: None,
+                    sent_ms: env.now_ms,
+                };
                 Ok(self.advance(finish, o, m, env))
             }
             Err(deny) => Ok(self.deny(ctx, deny, vec![delete_flow])),
@@ -208,7 +280,12 @@ impl Filter {
                 Ok(Some(eps)) => eps,
                 Ok(None) => match o.discovery_url() {
                     Some(url) => {
-                        return Outcome::new(Step::Callout(o.fetch(&url), Pending::Redirect(RedirectWait::ExpectDiscoveryToFinish(finish))))
+                        return Outcome::new(Step::Callout(
+                            o.fetch(&url),
+                            Pending::Redirect(Box::new(RedirectWait::ExpectDiscoveryToFinish(
+                                finish,
+                            ))),
+                        ))
                     }
                     None => return self.fail(finish, &m.name, Deny::Unavailable("no_endpoints")),
                 },
@@ -218,40 +295,92 @@ impl Filter {
         // RFC 9207 §2.4: when the provider says it sends `iss`, it must be there and be the
         // issuer; when it is there anyway, it must still match (mix-up defence).
         match (eps.iss_parameter, finish.iss.as_deref(), o.issuer()) {
-            (true, None, _) => return self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure: IdpFailure::Issuer }),
+            (true, None, _) => {
+                return self.fail(
+                    finish,
+                    &m.name,
+                    Deny::Idp {
+                        method: m.name.clone(),
+                        failure: IdpFailure::Issuer,
+                    },
+                )
+            }
             (_, Some(iss), Some(issuer)) if iss.trim_end_matches('/') != issuer => {
-                return self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure: IdpFailure::Issuer })
+                return self.fail(
+                    finish,
+                    &m.name,
+                    Deny::Idp {
+                        method: m.name.clone(),
+                        failure: IdpFailure::Issuer,
+                    },
+                )
             }
             _ => {}
         }
         if o.oidc {
             let Some(jwks) = eps.jwks.clone() else {
-                return self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure: IdpFailure::BadAnswer("no_jwks_uri") });
+                return self.fail(
+                    finish,
+                    &m.name,
+                    Deny::Idp {
+                        method: m.name.clone(),
+                        failure: IdpFailure::BadAnswer("no_jwks_uri"),
+                    },
+                );
             };
-            let fresh = cached_doc(env.cache, &jwks).is_some_and(|(at, _)| env.now < at.saturating_add(DOC_TTL));
+            let fresh = cached_doc(env.cache, &jwks)
+                .is_some_and(|(at, _)| env.now < at.saturating_add(DOC_TTL));
             if !fresh {
                 finish.endpoints = Some(eps);
-                return Outcome::new(Step::Callout(o.fetch(&jwks), Pending::Redirect(RedirectWait::ExpectJwksToFinish(finish))));
+                return Outcome::new(Step::Callout(
+                    o.fetch(&jwks),
+                    Pending::Redirect(Box::new(RedirectWait::ExpectJwksToFinish(finish))),
+                ));
             }
         }
         let verifier = finish.flow.verifier.clone().unwrap_or_default();
-        let callout = o.token_request(&eps, &finish.code, &self.redirect_uri(&m.name, o), &verifier);
+        let callout = o.token_request(
+            &eps,
+            &finish.code,
+            &self.redirect_uri(&m.name, o),
+            &verifier,
+        );
         finish.endpoints = Some(eps);
-        Outcome::new(Step::Callout(callout, Pending::Redirect(RedirectWait::ExpectToken(finish))))
+        Outcome::new(Step::Callout(
+            callout,
+            Pending::Redirect(Box::new(RedirectWait::ExpectToken(finish))),
+        ))
     }
 
     /// Resumes a redirect login with a callout's answer.
-    pub(super) fn resume_redirect(&self, wait: RedirectWait, response: CalloutResponse, env: &mut Env<'_>) -> Outcome {
+    pub(super) fn resume_redirect(
+        &self,
+        wait: RedirectWait,
+        response: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
         match wait {
             RedirectWait::ExpectDiscoveryToStart(start) => {
-                let Ok((_, m, o)) = self.oauth_method(start.tenant.as_deref(), &start.method) else {
+                let Ok((_, m, o)) = self.oauth_method(start.tenant.as_deref(), &start.method)
+                else {
                     return self.deny_head(&start.head, Deny::FlowInvalid, Vec::new());
                 };
                 let doc = match judge_doc(&response, start.sent_ms, o.timeout_ms, env.now_ms)
-                    .and_then(|doc| o.endpoints_from_discovery(&Value::Object(doc.clone())).map(|_| doc))
-                {
+                    .and_then(|doc| {
+                        o.endpoints_from_discovery(&Value::Object(doc.clone()))
+                            .map(|_| doc)
+                    }) {
                     Ok(doc) => doc,
-                    Err(failure) => return self.deny_head(&start.head, Deny::Idp { method: m.name.clone(), failure }, Vec::new()),
+                    Err(failure) => {
+                        return self.deny_head(
+                            &start.head,
+                            Deny::Idp {
+                                method: m.name.clone(),
+                                failure,
+                            },
+                            Vec::new(),
+                        )
+                    }
                 };
                 if let Some(url) = o.discovery_url() {
                     store_doc(env.cache, &url, &doc, env.now);
@@ -262,11 +391,16 @@ impl Filter {
                 }
             }
             RedirectWait::ExpectDiscoveryToFinish(mut finish) => {
-                let Ok((_, m, o)) = self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method) else {
+                let Ok((_, m, o)) =
+                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
+                else {
                     return self.fail(finish, "-", Deny::FlowInvalid);
                 };
                 let doc = judge_doc(&response, finish.sent_ms, o.timeout_ms, env.now_ms);
-                match doc.and_then(|doc| o.endpoints_from_discovery(&Value::Object(doc.clone())).map(|eps| (doc, eps))) {
+                match doc.and_then(|doc| {
+                    o.endpoints_from_discovery(&Value::Object(doc.clone()))
+                        .map(|eps| (doc, eps))
+                }) {
                     Ok((doc, eps)) => {
                         if let Some(url) = o.discovery_url() {
                             store_doc(env.cache, &url, &doc, env.now);
@@ -274,11 +408,20 @@ impl Filter {
                         finish.endpoints = Some(eps);
                         self.advance(finish, o, m, env)
                     }
-                    Err(failure) => self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure }),
+                    Err(failure) => self.fail(
+                        finish,
+                        &m.name,
+                        Deny::Idp {
+                            method: m.name.clone(),
+                            failure,
+                        },
+                    ),
                 }
             }
             RedirectWait::ExpectJwksToFinish(finish) => {
-                let Ok((_, m, o)) = self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method) else {
+                let Ok((_, m, o)) =
+                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
+                else {
                     return self.fail(finish, "-", Deny::FlowInvalid);
                 };
                 match judge_doc(&response, finish.sent_ms, o.timeout_ms, env.now_ms) {
@@ -288,23 +431,50 @@ impl Filter {
                         }
                         self.advance(finish, o, m, env)
                     }
-                    Err(failure) => self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure }),
+                    Err(failure) => self.fail(
+                        finish,
+                        &m.name,
+                        Deny::Idp {
+                            method: m.name.clone(),
+                            failure,
+                        },
+                    ),
                 }
             }
             RedirectWait::ExpectToken(finish) => {
-                let Ok((_, m, o)) = self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method) else {
+                let Ok((_, m, o)) =
+                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
+                else {
                     return self.fail(finish, "-", Deny::FlowInvalid);
                 };
-                if let Err(failure) = check_answered(&response, finish.sent_ms, o.timeout_ms, env.now_ms) {
-                    return self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure });
+                if let Err(failure) =
+                    check_answered(&response, finish.sent_ms, o.timeout_ms, env.now_ms)
+                {
+                    return self.fail(
+                        finish,
+                        &m.name,
+                        Deny::Idp {
+                            method: m.name.clone(),
+                            failure,
+                        },
+                    );
                 }
                 match o.token_response(&response) {
                     Ok(tokens) => self.after_tokens(finish, tokens, false, o, m, env),
-                    Err(failure) => self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure }),
+                    Err(failure) => self.fail(
+                        finish,
+                        &m.name,
+                        Deny::Idp {
+                            method: m.name.clone(),
+                            failure,
+                        },
+                    ),
                 }
             }
             RedirectWait::ExpectJwksRefresh(finish, tokens) => {
-                let Ok((_, m, o)) = self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method) else {
+                let Ok((_, m, o)) =
+                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
+                else {
                     return self.fail(finish, "-", Deny::FlowInvalid);
                 };
                 match judge_doc(&response, finish.sent_ms, o.timeout_ms, env.now_ms) {
@@ -314,17 +484,38 @@ impl Filter {
                         }
                         self.after_tokens(finish, tokens, true, o, m, env)
                     }
-                    Err(failure) => self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure }),
+                    Err(failure) => self.fail(
+                        finish,
+                        &m.name,
+                        Deny::Idp {
+                            method: m.name.clone(),
+                            failure,
+                        },
+                    ),
                 }
             }
             RedirectWait::ExpectUserInfo(finish, tokens, id_claims) => {
-                let Ok((_, m, o)) = self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method) else {
+                let Ok((_, m, o)) =
+                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
+                else {
                     return self.fail(finish, "-", Deny::FlowInvalid);
                 };
-                if let Err(failure) = check_answered(&response, finish.sent_ms, o.timeout_ms, env.now_ms) {
-                    return self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure });
+                if let Err(failure) =
+                    check_answered(&response, finish.sent_ms, o.timeout_ms, env.now_ms)
+                {
+                    return self.fail(
+                        finish,
+                        &m.name,
+                        Deny::Idp {
+                            method: m.name.clone(),
+                            failure,
+                        },
+                    );
                 }
-                let sub = id_claims.as_ref().and_then(|c| c.get("sub")).and_then(Value::as_str);
+                let sub = id_claims
+                    .as_ref()
+                    .and_then(|c| c.get("sub"))
+                    .and_then(Value::as_str);
                 match o.userinfo_response(&response, sub) {
                     Ok(info) => {
                         // User-info claims over the ID token's (OIDC Core §5.3.2: same `sub`).
@@ -332,7 +523,14 @@ impl Filter {
                         claims.extend(info);
                         self.complete(finish, &claims, tokens.id_token, m, o, env)
                     }
-                    Err(failure) => self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure }),
+                    Err(failure) => self.fail(
+                        finish,
+                        &m.name,
+                        Deny::Idp {
+                            method: m.name.clone(),
+                            failure,
+                        },
+                    ),
                 }
             }
         }
@@ -340,14 +538,30 @@ impl Filter {
 
     /// After the token response: verify the ID token (refetching the JWKS once for an unknown
     /// key), then user-info or the end.
-    fn after_tokens(&self, mut finish: Finish, tokens: Tokens, refreshed: bool, o: &OAuth2, m: &Method, env: &mut Env<'_>) -> Outcome {
+    fn after_tokens(
+        &self,
+        mut finish: Finish,
+        tokens: Tokens,
+        refreshed: bool,
+        o: &OAuth2,
+        m: &Method,
+        env: &mut Env<'_>,
+    ) -> Outcome {
         let Some(eps) = finish.endpoints.clone() else {
             return self.fail(finish, &m.name, Deny::Unavailable("no_endpoints"));
         };
         let mut id_claims = None;
         if o.oidc {
-            let (Some(id_token), Some(jwks_url)) = (tokens.id_token.as_deref(), eps.jwks.as_ref()) else {
-                return self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure: IdpFailure::BadAnswer("no_id_token") });
+            let (Some(id_token), Some(jwks_url)) = (tokens.id_token.as_deref(), eps.jwks.as_ref())
+            else {
+                return self.fail(
+                    finish,
+                    &m.name,
+                    Deny::Idp {
+                        method: m.name.clone(),
+                        failure: IdpFailure::BadAnswer("no_id_token"),
+                    },
+                );
             };
             let cached = cached_doc(env.cache, jwks_url);
             let jwks = cached.as_ref().map_or(Value::Null, |(_, d)| d.clone());
@@ -355,22 +569,49 @@ impl Filter {
             match o.verify_id_token(id_token, &jwks, &nonce, env.now) {
                 Ok(Some(claims)) => id_claims = Some(claims),
                 Ok(None) => {
-                    let recently = cached.is_some_and(|(at, _)| env.now < at.saturating_add(JWKS_REFETCH_INTERVAL));
+                    let recently = cached
+                        .is_some_and(|(at, _)| env.now < at.saturating_add(JWKS_REFETCH_INTERVAL));
                     if refreshed || recently {
                         let failure = IdpFailure::IdToken(crate::jose::JoseError::UnknownKey);
-                        return self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure });
+                        return self.fail(
+                            finish,
+                            &m.name,
+                            Deny::Idp {
+                                method: m.name.clone(),
+                                failure,
+                            },
+                        );
                     }
                     finish.sent_ms = env.now_ms;
                     let callout = o.fetch(jwks_url);
-                    return Outcome::new(Step::Callout(callout, Pending::Redirect(RedirectWait::ExpectJwksRefresh(finish, tokens))));
+                    return Outcome::new(Step::Callout(
+                        callout,
+                        Pending::Redirect(Box::new(RedirectWait::ExpectJwksRefresh(
+                            finish, tokens,
+                        ))),
+                    ));
                 }
-                Err(failure) => return self.fail(finish, &m.name, Deny::Idp { method: m.name.clone(), failure }),
+                Err(failure) => {
+                    return self.fail(
+                        finish,
+                        &m.name,
+                        Deny::Idp {
+                            method: m.name.clone(),
+                            failure,
+                        },
+                    )
+                }
             }
         }
         match o.userinfo_request(&eps, &tokens.access_token) {
             Some(callout) => {
                 finish.sent_ms = env.now_ms;
-                Outcome::new(Step::Callout(callout, Pending::Redirect(RedirectWait::ExpectUserInfo(finish, tokens, id_claims))))
+                Outcome::new(Step::Callout(
+                    callout,
+                    Pending::Redirect(Box::new(RedirectWait::ExpectUserInfo(
+                        finish, tokens, id_claims,
+                    ))),
+                ))
             }
             None => {
                 let claims = id_claims.unwrap_or_default();
@@ -391,7 +632,14 @@ impl Filter {
         env: &mut Env<'_>,
     ) -> Outcome {
         let Some(id) = Arc::clone(&m.mapping).apply(claims, &m.name) else {
-            return self.fail(finish, &m.name, Deny::IdentityInvalid { method: m.name.clone(), why: "no login claim" });
+            return self.fail(
+                finish,
+                &m.name,
+                Deny::IdentityInvalid {
+                    method: m.name.clone(),
+                    why: "no login claim",
+                },
+            );
         };
         let scope = match finish.flow.tenant.as_deref() {
             None => &self.config.global,
@@ -428,10 +676,16 @@ impl Filter {
     /// Where logout sends the browser for a session of a redirect method: the IdP's logout
     /// endpoint (configured, or from the cached discovery document), with the return address.
     pub(super) fn idp_logout(&self, session: &Session, env: &Env<'_>) -> Option<String> {
-        let (_, m, o) = self.oauth_method(session.id.tenant.as_deref(), &session.id.method).ok()?;
+        let (_, m, o) = self
+            .oauth_method(session.id.tenant.as_deref(), &session.id.method)
+            .ok()?;
         let eps_logout = match o.configured_logout() {
             Some(u) => Some(u.clone()),
-            None => self.known_endpoints(o, env).ok().flatten().and_then(|e| e.logout),
+            None => self
+                .known_endpoints(o, env)
+                .ok()
+                .flatten()
+                .and_then(|e| e.logout),
         };
         let mut ret = url::form_urlencoded::Serializer::new(String::new());
         ret.append_pair(&self.config.method_param, &m.name);
@@ -448,14 +702,22 @@ impl Filter {
 /// Names the method in a refusal that was made before it was known.
 fn with_method(deny: Deny, method: &str) -> Deny {
     match deny {
-        Deny::Idp { method: m, failure } if m.is_empty() => Deny::Idp { method: method.to_owned(), failure },
+        Deny::Idp { method: m, failure } if m.is_empty() => Deny::Idp {
+            method: method.to_owned(),
+            failure,
+        },
         other => other,
     }
 }
 
 /// A callout failure: no status means the host got no answer; past the deadline it was a
 /// timeout (the hosts do not say which).
-fn check_answered(response: &CalloutResponse, sent_ms: u64, timeout_ms: u64, now_ms: u64) -> Result<(), IdpFailure> {
+fn check_answered(
+    response: &CalloutResponse,
+    sent_ms: u64,
+    timeout_ms: u64,
+    now_ms: u64,
+) -> Result<(), IdpFailure> {
     if response.status.is_some() {
         return Ok(());
     }
@@ -467,7 +729,12 @@ fn check_answered(response: &CalloutResponse, sent_ms: u64, timeout_ms: u64, now
 }
 
 /// A discovery document or JWKS: answered, 200, JSON object within the size cap.
-fn judge_doc(response: &CalloutResponse, sent_ms: u64, timeout_ms: u64, now_ms: u64) -> Result<Map<String, Value>, IdpFailure> {
+fn judge_doc(
+    response: &CalloutResponse,
+    sent_ms: u64,
+    timeout_ms: u64,
+    now_ms: u64,
+) -> Result<Map<String, Value>, IdpFailure> {
     check_answered(response, sent_ms, timeout_ms, now_ms)?;
     if response.status != Some(200) {
         return Err(IdpFailure::BadAnswer("document_status"));

@@ -87,26 +87,48 @@ struct Http {
 }
 
 impl Context for Http {
-    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let Some(pending) = self.calls.remove(&token_id) else {
             return;
         };
-        let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
-            .collect();
+        let headers: Vec<(String, String)> =
+            hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+                .collect();
         // No `:status` means the call failed (reset, timeout, refused): Kong #622.
         let status = headers
             .iter()
             .find(|(k, _)| k == ":status")
             .and_then(|(_, v)| v.parse::<u16>().ok());
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size.min(MAX_CALLOUT_BODY + 1))
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let response = CalloutResponse { status, headers, body };
-        let Some(filter) = self.filter.clone() else { return };
+        let body = hostcalls::get_buffer(
+            BufferType::HttpCallResponseBody,
+            0,
+            body_size.min(MAX_CALLOUT_BODY + 1),
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        let response = CalloutResponse {
+            status,
+            headers,
+            body,
+        };
+        let Some(filter) = self.filter.clone() else {
+            return;
+        };
         let outcome = with_env(|env| filter.on_callout_response(pending, response, env));
         self.execute(outcome, true);
     }
@@ -148,7 +170,9 @@ impl HttpContext for Http {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let Some(filter) = self.filter.clone() else { return Action::Pause };
+        let Some(filter) = self.filter.clone() else {
+            return Action::Pause;
+        };
         let outcome = with_env(|env| filter.on_body(pending, &body, env));
         self.execute(outcome, false)
     }
@@ -166,7 +190,9 @@ impl Http {
                 }
                 for edit in edits {
                     let result = match &edit {
-                        HeaderEdit::Remove(name) => hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None),
+                        HeaderEdit::Remove(name) => {
+                            hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None)
+                        }
                         HeaderEdit::Set(name, value) => {
                             hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
                         }
@@ -199,9 +225,17 @@ impl Http {
                     }
                     Err(_) => return self.respond(Response::new(502)),
                 };
-                let mut headers: Vec<(&str, &str)> =
-                    vec![(":method", callout.method.as_str()), (":path", path.as_str()), (":authority", authority.as_str())];
-                headers.extend(callout.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let mut headers: Vec<(&str, &str)> = vec![
+                    (":method", callout.method.as_str()),
+                    (":path", path.as_str()),
+                    (":authority", authority.as_str()),
+                ];
+                headers.extend(
+                    callout
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                );
                 let body = (!callout.body.is_empty()).then_some(callout.body.as_slice());
                 match hostcalls::dispatch_http_call(
                     &callout.upstream,
@@ -216,7 +250,10 @@ impl Http {
                     }
                     Err(status) => {
                         // Unknown cluster and similar: answer now, never leave the request paused.
-                        log::error!("sso-filter: callout to {} failed to start: {status:?}", callout.upstream);
+                        log::error!(
+                            "sso-filter: callout to {} failed to start: {status:?}",
+                            callout.upstream
+                        );
                         self.respond(Response::new(503))
                     }
                 }
@@ -226,8 +263,14 @@ impl Http {
 
     fn respond(&mut self, response: Response) -> Action {
         self.answered = true;
-        let headers: Vec<(&str, &str)> = response.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if let Err(status) = hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body)) {
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Err(status) =
+            hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body))
+        {
             log::error!("sso-filter: could not send the local reply: {status:?}");
         }
         Action::Pause
@@ -256,7 +299,12 @@ fn with_env<T>(f: impl FnOnce(&mut Env<'_>) -> T) -> T {
     let mut rng = SystemRandom;
     let cache = SharedData;
     let now_ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
-    let mut env = Env { now: since_epoch.as_secs(), now_ms, rng: &mut rng, cache: &cache };
+    let mut env = Env {
+        now: since_epoch.as_secs(),
+        now_ms,
+        rng: &mut rng,
+        cache: &cache,
+    };
     f(&mut env)
 }
 

@@ -75,7 +75,10 @@ impl ClaimRules {
             let ok = match claims.get("aud") {
                 Some(Value::String(aud)) => aud == audience,
                 Some(Value::Array(list)) => {
-                    if list.iter().any(|v| !v.is_string() || v.as_str() == Some("")) {
+                    if list
+                        .iter()
+                        .any(|v| !v.is_string() || v.as_str() == Some(""))
+                    {
                         return Err(JoseError::ClaimType);
                     }
                     list.iter().any(|v| v.as_str() == Some(audience))
@@ -104,7 +107,7 @@ pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u6
         None => Ok(None),
         Some(Value::Number(n)) => {
             let v = n.as_f64().ok_or(JoseError::ClaimType)?;
-            if !v.is_finite() || v < 0.0 || v > MAX_NUMERIC_DATE {
+            if !v.is_finite() || !(0.0..=MAX_NUMERIC_DATE).contains(&v) {
                 return Err(JoseError::ClaimType);
             }
             // Truncation is the intent: NumericDate may carry fractions of a second.
@@ -143,18 +146,36 @@ mod tests {
         let leeway = claims(json!({"exp": now - 30, "iss": "iss", "aud": "aud"}));
         assert!(rules().check(&leeway, now).is_ok());
         let expired = claims(json!({"exp": now - 61, "iss": "iss", "aud": "aud"}));
-        assert_eq!(rules().check(&expired, now).unwrap_err(), JoseError::Expired);
+        assert_eq!(
+            rules().check(&expired, now).unwrap_err(),
+            JoseError::Expired
+        );
         let string_exp = claims(json!({"exp": "9999999999", "iss": "iss", "aud": "aud"}));
-        assert_eq!(rules().check(&string_exp, now).unwrap_err(), JoseError::ClaimType);
+        assert_eq!(
+            rules().check(&string_exp, now).unwrap_err(),
+            JoseError::ClaimType
+        );
         let huge = claims(json!({"exp": 1e300, "iss": "iss", "aud": "aud"}));
         assert_eq!(rules().check(&huge, now).unwrap_err(), JoseError::ClaimType);
         let no_exp = claims(json!({"iss": "iss", "aud": "aud"}));
-        assert_eq!(rules().check(&no_exp, now).unwrap_err(), JoseError::MissingClaim);
+        assert_eq!(
+            rules().check(&no_exp, now).unwrap_err(),
+            JoseError::MissingClaim
+        );
         let nbf = claims(json!({"exp": now + 10, "nbf": now + 3600, "iss": "iss", "aud": "aud"}));
-        assert_eq!(rules().check(&nbf, now).unwrap_err(), JoseError::NotYetValid);
+        assert_eq!(
+            rules().check(&nbf, now).unwrap_err(),
+            JoseError::NotYetValid
+        );
         let wrong_aud = claims(json!({"exp": now + 10, "iss": "iss", "aud": "other"}));
-        assert_eq!(rules().check(&wrong_aud, now).unwrap_err(), JoseError::Audience);
+        assert_eq!(
+            rules().check(&wrong_aud, now).unwrap_err(),
+            JoseError::Audience
+        );
         let wrong_iss = claims(json!({"exp": now + 10, "iss": "evil", "aud": "aud"}));
-        assert_eq!(rules().check(&wrong_iss, now).unwrap_err(), JoseError::Issuer);
+        assert_eq!(
+            rules().check(&wrong_iss, now).unwrap_err(),
+            JoseError::Issuer
+        );
     }
 }

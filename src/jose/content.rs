@@ -153,13 +153,20 @@ impl ContentAlg {
     }
 
     /// RFC 7518 §5.2.2.1 step 5-6: HMAC over AAD ‖ IV ‖ ciphertext ‖ AL, truncated to half.
-    fn cbc_tag(self, mac_key: &[u8], aad: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, JoseError> {
+    fn cbc_tag(
+        self,
+        mac_key: &[u8],
+        aad: &[u8],
+        iv: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, JoseError> {
         // AL is the AAD length in *bits* as a 64-bit big-endian integer; computed in u64 so
         // it cannot overflow (go-jose CVE-2016-9123).
         let al = (aad.len() as u64).saturating_mul(8).to_be_bytes();
         let full = match self {
             ContentAlg::A128CbcHs256 => {
-                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(mac_key).map_err(|_| JoseError::Decryption)?;
+                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(mac_key)
+                    .map_err(|_| JoseError::Decryption)?;
                 mac.update(aad);
                 mac.update(iv);
                 mac.update(ciphertext);
@@ -167,7 +174,8 @@ impl ContentAlg {
                 mac.finalize().into_bytes().to_vec()
             }
             ContentAlg::A256CbcHs512 => {
-                let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(mac_key).map_err(|_| JoseError::Decryption)?;
+                let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(mac_key)
+                    .map_err(|_| JoseError::Decryption)?;
                 mac.update(aad);
                 mac.update(iv);
                 mac.update(ciphertext);
@@ -189,7 +197,10 @@ mod tests {
     fn rfc7518_b1_known_answer() {
         let hex = |s: &str| -> Vec<u8> {
             let s: String = s.split_whitespace().collect();
-            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
         };
         let k = hex("00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13 14 15 16 17 18 19 1a 1b 1c 1d 1e 1f");
         let p = hex("41 20 63 69 70 68 65 72 20 73 79 73 74 65 6d 20 6d 75 73 74 20 6e 6f 74 20 62 65 20 72 65 71 75 69 72 65 64 20 74 6f 20 62 65 20 73 65 63 72 65 74 2c 20 61 6e 64 20 69 74 20 6d 75 73 74 20 62 65 20 61 62 6c 65 20 74 6f 20 66 61 6c 6c 20 69 6e 74 6f 20 74 68 65 20 68 61 6e 64 73 20 6f 66 20 74 68 65 20 65 6e 65 6d 79 20 77 69 74 68 6f 75 74 20 69 6e 63 6f 6e 76 65 6e 69 65 6e 63 65");
@@ -197,13 +208,26 @@ mod tests {
         let a = hex("54 68 65 20 73 65 63 6f 6e 64 20 70 72 69 6e 63 69 70 6c 65 20 6f 66 20 41 75 67 75 73 74 65 20 4b 65 72 63 6b 68 6f 66 66 73");
         let e = hex("c8 0e df a3 2d df 39 d5 ef 00 c0 b4 68 83 42 79 a2 e4 6a 1b 80 49 f7 92 f7 6b fe 54 b9 03 a9 c9 a9 4a c9 b4 7a d2 65 5c 5f 10 f9 ae f7 14 27 e2 fc 6f 9b 3f 39 9a 22 14 89 f1 63 62 c7 03 23 36 09 d4 5a c6 98 64 e3 32 1c f8 29 35 ac 40 96 c8 6e 13 33 14 c5 40 19 e8 ca 79 80 df a4 b9 cf 1b 38 4c 48 6f 3a 54 c5 10 78 15 8e e5 d7 9d e5 9f bd 34 d8 48 b3 d6 95 50 a6 76 46 34 44 27 ad e5 4b 88 51 ff b5 98 f7 f8 00 74 b9 47 3c 82 e2 db");
         let t = hex("65 2c 3f a3 6b 0a 7c 5b 32 19 fa b3 a3 0b c1 c4");
-        let (ct, tag) = ContentAlg::A128CbcHs256.encrypt_cbc(&k, &iv, &p, &a).unwrap();
+        let (ct, tag) = ContentAlg::A128CbcHs256
+            .encrypt_cbc(&k, &iv, &p, &a)
+            .unwrap();
         assert_eq!(ct, e);
         assert_eq!(tag, t);
-        assert_eq!(ContentAlg::A128CbcHs256.decrypt(&k, &iv, &e, &t, &a).unwrap(), p);
+        assert_eq!(
+            ContentAlg::A128CbcHs256
+                .decrypt(&k, &iv, &e, &t, &a)
+                .unwrap(),
+            p
+        );
         let mut bad = t.clone();
         bad[0] ^= 1;
-        assert_eq!(ContentAlg::A128CbcHs256.decrypt(&k, &iv, &e, &bad, &a), Err(JoseError::Decryption));
-        assert_eq!(ContentAlg::A128CbcHs256.decrypt(&k, &iv, &e, &t[..8], &a), Err(JoseError::Decryption));
+        assert_eq!(
+            ContentAlg::A128CbcHs256.decrypt(&k, &iv, &e, &bad, &a),
+            Err(JoseError::Decryption)
+        );
+        assert_eq!(
+            ContentAlg::A128CbcHs256.decrypt(&k, &iv, &e, &t[..8], &a),
+            Err(JoseError::Decryption)
+        );
     }
 }

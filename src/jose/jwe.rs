@@ -46,7 +46,12 @@ pub struct Decrypter {
 
 impl std::fmt::Debug for Decrypter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Decrypter({}, {}, [redacted])", self.alg.name(), self.enc.name())
+        write!(
+            f,
+            "Decrypter({}, {}, [redacted])",
+            self.alg.name(),
+            self.enc.name()
+        )
     }
 }
 
@@ -117,12 +122,14 @@ impl Decrypter {
         }
         let mut adapter = RngAdapter::new(rng);
         let unwrapped = match self.alg {
-            KeyAlg::RsaOaep => self
-                .key
-                .decrypt_blinded(&mut adapter, Oaep::new::<sha1::Sha1>(), &encrypted_key),
-            KeyAlg::RsaOaep256 => self
-                .key
-                .decrypt_blinded(&mut adapter, Oaep::new::<sha2::Sha256>(), &encrypted_key),
+            KeyAlg::RsaOaep => {
+                self.key
+                    .decrypt_blinded(&mut adapter, Oaep::new::<sha1::Sha1>(), &encrypted_key)
+            }
+            KeyAlg::RsaOaep256 => {
+                self.key
+                    .decrypt_blinded(&mut adapter, Oaep::new::<sha2::Sha256>(), &encrypted_key)
+            }
         };
         let cek = match unwrapped {
             Ok(cek) if cek.len() == self.enc.key_len() && cek.iter().any(|&b| b != 0) => cek,

@@ -44,7 +44,9 @@ impl Verifier {
             return Err(JoseError::TooLarge);
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(JoseError::Malformed);
         };
         if h.is_empty() || p.is_empty() {

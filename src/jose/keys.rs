@@ -83,9 +83,12 @@ impl JwsAlg {
     fn family(self) -> Family {
         match self {
             JwsAlg::Hs256 | JwsAlg::Hs384 | JwsAlg::Hs512 => Family::Hmac,
-            JwsAlg::Rs256 | JwsAlg::Rs384 | JwsAlg::Rs512 | JwsAlg::Ps256 | JwsAlg::Ps384 | JwsAlg::Ps512 => {
-                Family::Rsa
-            }
+            JwsAlg::Rs256
+            | JwsAlg::Rs384
+            | JwsAlg::Rs512
+            | JwsAlg::Ps256
+            | JwsAlg::Ps384
+            | JwsAlg::Ps512 => Family::Rsa,
             JwsAlg::Es256 => Family::P256,
             JwsAlg::EdDsa => Family::Ed25519,
         }
@@ -137,7 +140,10 @@ impl VerifyKey {
     /// An HMAC secret for `alg`, refused when shorter than the hash output.
     pub fn hmac(alg: JwsAlg, secret: Vec<u8>) -> Result<Self, String> {
         if alg.family() != Family::Hmac {
-            return Err(format!("a secret cannot verify {}; give public_key or jwks", alg.name()));
+            return Err(format!(
+                "a secret cannot verify {}; give public_key or jwks",
+                alg.name()
+            ));
         }
         if secret.len() < alg.min_hmac_len() {
             return Err(format!(
@@ -161,7 +167,10 @@ impl VerifyKey {
             Some(decode_b64_any(&compact).ok_or("neither PEM nor base64 DER")?)
         };
         match alg.family() {
-            Family::Hmac => Err(format!("{} takes secret or secret_base64, not public_key", alg.name())),
+            Family::Hmac => Err(format!(
+                "{} takes secret or secret_base64, not public_key",
+                alg.name()
+            )),
             Family::Rsa => {
                 let key = match &der {
                     Some(der) => RsaPublicKey::from_public_key_der(der)
@@ -196,19 +205,28 @@ impl VerifyKey {
     pub fn from_jwk(alg: JwsAlg, jwk: &serde_json::Value) -> Result<Self, String> {
         if let Some(named) = jwk.get("alg").and_then(|a| a.as_str()) {
             if named != alg.name() {
-                return Err(format!("key is for {named}, the method verifies {}", alg.name()));
+                return Err(format!(
+                    "key is for {named}, the method verifies {}",
+                    alg.name()
+                ));
             }
         }
         let parsed: JsonWebKey<'_> =
             serde_json::from_value(jwk.clone()).map_err(|e| format!("not a JWK: {e}"))?;
         match alg.family() {
             Family::Hmac => {
-                let k = jwk.get("k").and_then(|k| k.as_str()).ok_or("oct key without k")?;
-                let secret = B64URL.decode(k).map_err(|_| "k is not base64url".to_owned())?;
+                let k = jwk
+                    .get("k")
+                    .and_then(|k| k.as_str())
+                    .ok_or("oct key without k")?;
+                let secret = B64URL
+                    .decode(k)
+                    .map_err(|_| "k is not base64url".to_owned())?;
                 Self::hmac(alg, secret)
             }
             Family::Rsa => {
-                let key = RsaPublicKey::try_from(&parsed).map_err(|e| format!("not an RSA JWK: {e}"))?;
+                let key =
+                    RsaPublicKey::try_from(&parsed).map_err(|e| format!("not an RSA JWK: {e}"))?;
                 Self::rsa(key)
             }
             Family::P256 => {
@@ -227,7 +245,9 @@ impl VerifyKey {
     fn rsa(key: RsaPublicKey) -> Result<Self, String> {
         let bits = key.size() * 8;
         if bits < MIN_RSA_BITS {
-            return Err(format!("RSA key of {bits} bits; at least {MIN_RSA_BITS} required"));
+            return Err(format!(
+                "RSA key of {bits} bits; at least {MIN_RSA_BITS} required"
+            ));
         }
         Ok(VerifyKey::Rsa(key))
     }
@@ -236,7 +256,12 @@ impl VerifyKey {
     /// family for `alg` never verifies.
     pub fn verify(&self, alg: JwsAlg, message: &[u8], signature: &[u8]) -> bool {
         use jwt_compact::alg as a;
-        fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+        fn check<A: Algorithm>(
+            alg: &A,
+            key: &A::VerifyingKey,
+            message: &[u8],
+            signature: &[u8],
+        ) -> bool {
             // Exact signature length first (security.md J2), then the arithmetic.
             if let Some(len) = A::Signature::LENGTH {
                 if signature.len() != len.get() {
@@ -249,9 +274,15 @@ impl VerifyKey {
             }
         }
         match (self, alg) {
-            (VerifyKey::Hmac(s), JwsAlg::Hs256) => check(&a::Hs256, &Hs256Key::new(s), message, signature),
-            (VerifyKey::Hmac(s), JwsAlg::Hs384) => check(&a::Hs384, &Hs384Key::new(s), message, signature),
-            (VerifyKey::Hmac(s), JwsAlg::Hs512) => check(&a::Hs512, &Hs512Key::new(s), message, signature),
+            (VerifyKey::Hmac(s), JwsAlg::Hs256) => {
+                check(&a::Hs256, &Hs256Key::new(s), message, signature)
+            }
+            (VerifyKey::Hmac(s), JwsAlg::Hs384) => {
+                check(&a::Hs384, &Hs384Key::new(s), message, signature)
+            }
+            (VerifyKey::Hmac(s), JwsAlg::Hs512) => {
+                check(&a::Hs512, &Hs512Key::new(s), message, signature)
+            }
             (VerifyKey::Rsa(k), _) if alg.family() == Family::Rsa => {
                 if signature.len() != k.size() {
                     return false;
@@ -288,10 +319,13 @@ pub fn rsa_private_key(text: &str) -> Result<RsaPrivateKey, String> {
             .or_else(|_| RsaPrivateKey::from_pkcs1_der(&der))
             .map_err(|e| format!("not an RSA private key: {e}"))?
     };
-    key.validate().map_err(|e| format!("inconsistent RSA private key: {e}"))?;
+    key.validate()
+        .map_err(|e| format!("inconsistent RSA private key: {e}"))?;
     let bits = key.size() * 8;
     if bits < MIN_RSA_BITS {
-        return Err(format!("RSA key of {bits} bits; at least {MIN_RSA_BITS} required"));
+        return Err(format!(
+            "RSA key of {bits} bits; at least {MIN_RSA_BITS} required"
+        ));
     }
     Ok(key)
 }

@@ -124,46 +124,81 @@ impl Jwt {
             )
         })?;
         let v = raw.verify;
-        let given = [v.secret.is_some(), v.secret_base64.is_some(), v.public_key.is_some(), v.jwks.is_some()];
+        let given = [
+            v.secret.is_some(),
+            v.secret_base64.is_some(),
+            v.public_key.is_some(),
+            v.jwks.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() != 1 {
-            return Err(err("verify", "give exactly one of secret, secret_base64, public_key, jwks".into()));
+            return Err(err(
+                "verify",
+                "give exactly one of secret, secret_base64, public_key, jwks".into(),
+            ));
         }
         let keys = if let Some(secret) = v.secret {
-            vec![(None, VerifyKey::hmac(alg, secret.into_bytes()).map_err(|e| err("verify.secret", e))?)]
+            vec![(
+                None,
+                VerifyKey::hmac(alg, secret.into_bytes()).map_err(|e| err("verify.secret", e))?,
+            )]
         } else if let Some(b64) = v.secret_base64 {
-            let bytes = keys::decode_b64_any(b64.trim()).ok_or_else(|| err("verify.secret_base64", "not base64".into()))?;
-            vec![(None, VerifyKey::hmac(alg, bytes).map_err(|e| err("verify.secret_base64", e))?)]
+            let bytes = keys::decode_b64_any(b64.trim())
+                .ok_or_else(|| err("verify.secret_base64", "not base64".into()))?;
+            vec![(
+                None,
+                VerifyKey::hmac(alg, bytes).map_err(|e| err("verify.secret_base64", e))?,
+            )]
         } else if let Some(pem) = v.public_key {
-            vec![(None, VerifyKey::public(alg, &pem).map_err(|e| err("verify.public_key", e))?)]
+            vec![(
+                None,
+                VerifyKey::public(alg, &pem).map_err(|e| err("verify.public_key", e))?,
+            )]
         } else {
             let jwks = v.jwks.unwrap_or(Value::Null);
-            let list = jwks
-                .get("keys")
-                .and_then(Value::as_array)
-                .ok_or_else(|| err("verify.jwks", "must be a JWKS object {\"keys\": [...]}".into()))?;
+            let list = jwks.get("keys").and_then(Value::as_array).ok_or_else(|| {
+                err(
+                    "verify.jwks",
+                    "must be a JWKS object {\"keys\": [...]}".into(),
+                )
+            })?;
             let mut out = Vec::new();
             for (i, jwk) in list.iter().enumerate() {
                 let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
-                let key = VerifyKey::from_jwk(alg, jwk).map_err(|e| err(&format!("verify.jwks.keys[{i}]"), e))?;
+                let key = VerifyKey::from_jwk(alg, jwk)
+                    .map_err(|e| err(&format!("verify.jwks.keys[{i}]"), e))?;
                 out.push((kid, key));
             }
             if out.is_empty() {
                 return Err(err("verify.jwks", "no keys".into()));
             }
             if out.len() > 1 && out.iter().any(|(kid, _)| kid.is_none()) {
-                return Err(err("verify.jwks", "with several keys, every key needs a kid".into()));
+                return Err(err(
+                    "verify.jwks",
+                    "with several keys, every key needs a kid".into(),
+                ));
             }
             out
         };
         let decrypter = match raw.decrypt {
             None => None,
             Some(d) => {
-                let key_alg = KeyAlg::from_name(&d.alg)
-                    .ok_or_else(|| err("decrypt.alg", format!("{:?} is not one of RSA-OAEP-256, RSA-OAEP", d.alg)))?;
-                let enc = ContentAlg::from_name(&d.enc).ok_or_else(|| {
-                    err("decrypt.enc", format!("{:?} is not one of A128CBC-HS256, A256CBC-HS512, A128GCM, A256GCM", d.enc))
+                let key_alg = KeyAlg::from_name(&d.alg).ok_or_else(|| {
+                    err(
+                        "decrypt.alg",
+                        format!("{:?} is not one of RSA-OAEP-256, RSA-OAEP", d.alg),
+                    )
                 })?;
-                let key = keys::rsa_private_key(&d.private_key).map_err(|e| err("decrypt.private_key", e))?;
+                let enc = ContentAlg::from_name(&d.enc).ok_or_else(|| {
+                    err(
+                        "decrypt.enc",
+                        format!(
+                            "{:?} is not one of A128CBC-HS256, A256CBC-HS512, A128GCM, A256GCM",
+                            d.enc
+                        ),
+                    )
+                })?;
+                let key = keys::rsa_private_key(&d.private_key)
+                    .map_err(|e| err("decrypt.private_key", e))?;
                 Some(Decrypter::new(key_alg, enc, key))
             }
         };
@@ -171,7 +206,10 @@ impl Jwt {
             return Err(err("leeway_seconds", "at most 600".into()));
         }
         if raw.one_time && raw.insecure_allow_missing_exp {
-            return Err(err("one_time", "one-time tokens need exp (the replay record lives until exp)".into()));
+            return Err(err(
+                "one_time",
+                "one-time tokens need exp (the replay record lives until exp)".into(),
+            ));
         }
         Ok(Jwt {
             param: raw.param,
@@ -205,7 +243,10 @@ impl Jwt {
         rng: &mut dyn Random,
         cache: &dyn SharedCache,
     ) -> Result<Accepted, Deny> {
-        let refuse = |error: JoseError| Deny::Token { method: name.to_owned(), error };
+        let refuse = |error: JoseError| Deny::Token {
+            method: name.to_owned(),
+            error,
+        };
         if token.len() > MAX_TOKEN_BYTES {
             return Err(refuse(JoseError::TooLarge));
         }
@@ -213,7 +254,8 @@ impl Jwt {
         let verified = match (&self.decrypter, segments) {
             (Some(decrypter), 5) => {
                 let decrypted = decrypter.decrypt(token, rng).map_err(refuse)?;
-                let inner = String::from_utf8(decrypted.plaintext).map_err(|_| refuse(JoseError::Unsigned))?;
+                let inner = String::from_utf8(decrypted.plaintext)
+                    .map_err(|_| refuse(JoseError::Unsigned))?;
                 // Encryption is not authentication: the content must be a JWS verified with the
                 // configured key (pac4j CVE-2026-29000, security.md K5).
                 if inner.split('.').count() != 3 {
@@ -251,10 +293,19 @@ impl Jwt {
         let mut valid_until = checked.exp.map_or(now.saturating_add(300), |exp| {
             exp.saturating_add(self.rules.leeway).saturating_add(1)
         });
-        if let (Some(max_age), Ok(Some(iat))) = (self.rules.max_age, numeric_date(&verified.claims, "iat")) {
-            valid_until = valid_until.min(iat.saturating_add(max_age).saturating_add(self.rules.leeway).saturating_add(1));
+        if let (Some(max_age), Ok(Some(iat))) =
+            (self.rules.max_age, numeric_date(&verified.claims, "iat"))
+        {
+            valid_until = valid_until.min(
+                iat.saturating_add(max_age)
+                    .saturating_add(self.rules.leeway)
+                    .saturating_add(1),
+            );
         }
-        Ok(Accepted { claims: verified.claims, valid_until })
+        Ok(Accepted {
+            claims: verified.claims,
+            valid_until,
+        })
     }
 }
 

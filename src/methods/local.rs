@@ -93,11 +93,19 @@ impl Local {
         let mut max_iterations = 0;
         for (i, u) in raw.users.into_iter().enumerate() {
             let here = format!("{at}.users[{i}]");
-            if u.login.is_empty() || u.login.len() > MAX_CREDENTIAL_BYTES || u.login.chars().any(char::is_control) {
-                return Err(ConfigError { path: format!("{here}.login"), reason: "must be 1-256 printable characters".into() });
+            if u.login.is_empty()
+                || u.login.len() > MAX_CREDENTIAL_BYTES
+                || u.login.chars().any(char::is_control)
+            {
+                return Err(ConfigError {
+                    path: format!("{here}.login"),
+                    reason: "must be 1-256 printable characters".into(),
+                });
             }
-            let hash = PasswordHash::parse(&u.password_hash)
-                .map_err(|reason| ConfigError { path: format!("{here}.password_hash"), reason })?;
+            let hash = PasswordHash::parse(&u.password_hash).map_err(|reason| ConfigError {
+                path: format!("{here}.password_hash"),
+                reason,
+            })?;
             max_iterations = max_iterations.max(hash.iterations());
             let profile = Identity {
                 login: u.login.clone(),
@@ -109,18 +117,33 @@ impl Local {
                 org: u.org,
                 ..Identity::default()
             };
-            if users.insert(u.login.clone(), User { hash, profile }).is_some() {
-                return Err(ConfigError { path: format!("{here}.login"), reason: format!("{:?} is listed twice", u.login) });
+            if users
+                .insert(u.login.clone(), User { hash, profile })
+                .is_some()
+            {
+                return Err(ConfigError {
+                    path: format!("{here}.login"),
+                    reason: format!("{:?} is listed twice", u.login),
+                });
             }
         }
         if users.is_empty() {
-            return Err(ConfigError { path: format!("{at}.users"), reason: "at least one user is required".into() });
+            return Err(ConfigError {
+                path: format!("{at}.users"),
+                reason: "at least one user is required".into(),
+            });
         }
         if raw.max_failures == 0 {
-            return Err(ConfigError { path: format!("{at}.max_failures"), reason: "must be at least 1".into() });
+            return Err(ConfigError {
+                path: format!("{at}.max_failures"),
+                reason: "must be at least 1".into(),
+            });
         }
         if raw.lockout_seconds == 0 || raw.lockout_seconds > 86_400 {
-            return Err(ConfigError { path: format!("{at}.lockout_seconds"), reason: "must be between 1 and 86400".into() });
+            return Err(ConfigError {
+                path: format!("{at}.lockout_seconds"),
+                reason: "must be between 1 and 86400".into(),
+            });
         }
         Ok(Local {
             users,
@@ -145,7 +168,11 @@ impl Local {
         now: u64,
         cache: &dyn SharedCache,
     ) -> Result<Identity, LoginFailure> {
-        if login.is_empty() || password.is_empty() || login.len() > MAX_CREDENTIAL_BYTES || password.len() > MAX_CREDENTIAL_BYTES {
+        if login.is_empty()
+            || password.is_empty()
+            || login.len() > MAX_CREDENTIAL_BYTES
+            || password.len() > MAX_CREDENTIAL_BYTES
+        {
             return Err(LoginFailure::Invalid);
         }
         let key = format!("sso:throttle:{method}:{}", login.to_lowercase());
@@ -180,7 +207,11 @@ impl Local {
                 let lockout = self.lockout;
                 cache::update(cache, &key, |current| {
                     let (n, start) = current.map(parse_counter).unwrap_or((0, 0));
-                    let (n, start) = if now < start.saturating_add(lockout) { (n.saturating_add(1), start) } else { (1, now) };
+                    let (n, start) = if now < start.saturating_add(lockout) {
+                        (n.saturating_add(1), start)
+                    } else {
+                        (1, now)
+                    };
                     (format!("{n}:{start}").into_bytes(), ())
                 })
                 .map_err(|_| LoginFailure::Unavailable)?;

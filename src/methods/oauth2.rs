@@ -16,7 +16,7 @@ use crate::http::{cluster_name, Callout, CalloutResponse};
 use crate::jose::claims::{numeric_date, ClaimRules};
 use crate::jose::jws::Verifier;
 use crate::jose::keys::{JwsAlg, VerifyKey};
-use crate::jose::{strict_object, JoseError, B64URL, B64STD};
+use crate::jose::{strict_object, JoseError, B64STD, B64URL};
 use crate::mapping::RawMapping;
 
 /// The largest token or user-info response read.
@@ -220,7 +220,13 @@ impl IdpFailure {
 fn sanitize_code(code: &str) -> String {
     code.chars()
         .take(40)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -240,10 +246,16 @@ impl OAuth2 {
     ///
     /// [`ConfigError`] naming the field.
     pub fn from_raw(raw: RawOAuth2, oidc: bool, at: &str) -> Result<Self, ConfigError> {
-        let err = |field: &str, reason: String| ConfigError { path: format!("{at}.{field}"), reason };
-        let url_field = |field: &str, v: &Option<String>| -> Result<Option<url::Url>, ConfigError> {
-            v.as_deref().map(|u| parse_endpoint(u).map_err(|e| err(field, e))).transpose()
+        let err = |field: &str, reason: String| ConfigError {
+            path: format!("{at}.{field}"),
+            reason,
         };
+        let url_field =
+            |field: &str, v: &Option<String>| -> Result<Option<url::Url>, ConfigError> {
+                v.as_deref()
+                    .map(|u| parse_endpoint(u).map_err(|e| err(field, e)))
+                    .transpose()
+            };
         if raw.client_id.is_empty() {
             return Err(err("client_id", "must not be empty".into()));
         }
@@ -252,12 +264,18 @@ impl OAuth2 {
         }
         if let Some(rt) = &raw.response_type {
             if rt != "code" {
-                return Err(err("response_type", "only \"code\" is supported (the implicit flow is unsafe)".into()));
+                return Err(err(
+                    "response_type",
+                    "only \"code\" is supported (the implicit flow is unsafe)".into(),
+                ));
             }
         }
         if let Some(gt) = &raw.grant_type {
             if gt != "authorization_code" {
-                return Err(err("grant_type", "only \"authorization_code\" is supported".into()));
+                return Err(err(
+                    "grant_type",
+                    "only \"authorization_code\" is supported".into(),
+                ));
             }
         }
         let explicit = Explicit {
@@ -283,7 +301,10 @@ impl OAuth2 {
                 return Err(err("token_url", "required for oauth2".into()));
             }
             if explicit.userinfo.is_none() {
-                return Err(err("userinfo_url", "required for oauth2 (the user comes from user-info)".into()));
+                return Err(err(
+                    "userinfo_url",
+                    "required for oauth2 (the user comes from user-info)".into(),
+                ));
             }
         }
         if raw.timeout_ms == 0 || raw.timeout_ms > 60_000 {
@@ -291,16 +312,41 @@ impl OAuth2 {
         }
         if let Some(path) = &raw.callback_path {
             if !path.starts_with('/') || path.contains(['?', '#']) {
-                return Err(err("callback_path", "must be an absolute path without query".into()));
+                return Err(err(
+                    "callback_path",
+                    "must be an absolute path without query".into(),
+                ));
             }
         }
-        let reserved = ["response_type", "client_id", "redirect_uri", "state", "nonce", "code_challenge", "code_challenge_method", "scope"];
-        if let Some(k) = raw.extra_authorize_params.keys().find(|k| reserved.contains(&k.as_str())) {
-            return Err(err("extra_authorize_params", format!("{k} is set by the filter")));
+        let reserved = [
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "state",
+            "nonce",
+            "code_challenge",
+            "code_challenge_method",
+            "scope",
+        ];
+        if let Some(k) = raw
+            .extra_authorize_params
+            .keys()
+            .find(|k| reserved.contains(&k.as_str()))
+        {
+            return Err(err(
+                "extra_authorize_params",
+                format!("{k} is set by the filter"),
+            ));
         }
         let mut default_mapping = RawMapping::default();
         default_mapping.set_paths(raw.user_id_path, raw.user_name_path, raw.email_path);
-        let scope = raw.scope.unwrap_or_else(|| if oidc { "openid profile email".into() } else { String::new() });
+        let scope = raw.scope.unwrap_or_else(|| {
+            if oidc {
+                "openid profile email".into()
+            } else {
+                String::new()
+            }
+        });
         if oidc && !scope.split(' ').any(|s| s == "openid") {
             return Err(err("scope", "oidc needs the openid scope".into()));
         }
@@ -316,7 +362,11 @@ impl OAuth2 {
             use_userinfo: raw.userinfo.unwrap_or(true),
             callback_path: raw.callback_path,
             logout_redirect_param: raw.logout_redirect_param.unwrap_or_else(|| {
-                if oidc { "post_logout_redirect_uri".into() } else { "redirect_uri".into() }
+                if oidc {
+                    "post_logout_redirect_uri".into()
+                } else {
+                    "redirect_uri".into()
+                }
             }),
             append_redirect_uri: raw.append_redirect_uri,
             id_token_hint: raw.id_token_hint,
@@ -328,11 +378,15 @@ impl OAuth2 {
 
     /// Every URL the method may call (for `sso-filter clusters`).
     pub fn outbound_urls(&self) -> Vec<url::Url> {
-        let mut out: Vec<url::Url> = [&self.explicit.token, &self.explicit.userinfo, &self.explicit.jwks]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let mut out: Vec<url::Url> = [
+            &self.explicit.token,
+            &self.explicit.userinfo,
+            &self.explicit.jwks,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
         if let Some(d) = self.discovery_url() {
             out.push(d);
         }
@@ -370,17 +424,32 @@ impl OAuth2 {
     /// [`IdpFailure::BadAnswer`] when the document lacks what the flow needs or names another
     /// issuer (OpenID Connect Discovery §4.3).
     pub fn endpoints_from_discovery(&self, doc: &Value) -> Result<Endpoints, IdpFailure> {
-        let url = |name: &str| doc.get(name).and_then(Value::as_str).and_then(|u| parse_endpoint(u).ok());
+        let url = |name: &str| {
+            doc.get(name)
+                .and_then(Value::as_str)
+                .and_then(|u| parse_endpoint(u).ok())
+        };
         if let Some(issuer) = &self.issuer {
-            let doc_issuer = doc.get("issuer").and_then(Value::as_str).map(|i| i.trim_end_matches('/'));
+            let doc_issuer = doc
+                .get("issuer")
+                .and_then(Value::as_str)
+                .map(|i| i.trim_end_matches('/'));
             if doc_issuer != Some(issuer.as_str()) {
                 return Err(IdpFailure::BadAnswer("discovery_issuer"));
             }
         }
         let e = &self.explicit;
         Ok(Endpoints {
-            authorize: e.authorize.clone().or_else(|| url("authorization_endpoint")).ok_or(IdpFailure::BadAnswer("discovery"))?,
-            token: e.token.clone().or_else(|| url("token_endpoint")).ok_or(IdpFailure::BadAnswer("discovery"))?,
+            authorize: e
+                .authorize
+                .clone()
+                .or_else(|| url("authorization_endpoint"))
+                .ok_or(IdpFailure::BadAnswer("discovery"))?,
+            token: e
+                .token
+                .clone()
+                .or_else(|| url("token_endpoint"))
+                .ok_or(IdpFailure::BadAnswer("discovery"))?,
             userinfo: e.userinfo.clone().or_else(|| url("userinfo_endpoint")),
             logout: e.logout.clone().or_else(|| url("end_session_endpoint")),
             jwks: e.jwks.clone().or_else(|| url("jwks_uri")),
@@ -404,7 +473,14 @@ impl OAuth2 {
     }
 
     /// The authorization request URL (RFC 6749 §4.1.1, RFC 7636 §4.3).
-    pub fn authorize_url(&self, eps: &Endpoints, redirect_uri: &str, state: &str, nonce: &str, verifier: &str) -> String {
+    pub fn authorize_url(
+        &self,
+        eps: &Endpoints,
+        redirect_uri: &str,
+        state: &str,
+        nonce: &str,
+        verifier: &str,
+    ) -> String {
         let mut url = eps.authorize.clone();
         {
             let mut q = url.query_pairs_mut();
@@ -428,22 +504,36 @@ impl OAuth2 {
     }
 
     /// The token request (RFC 6749 §4.1.3) with the PKCE verifier.
-    pub fn token_request(&self, eps: &Endpoints, code: &str, redirect_uri: &str, verifier: &str) -> Callout {
+    pub fn token_request(
+        &self,
+        eps: &Endpoints,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Callout {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", "authorization_code")
             .append_pair("code", code)
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("code_verifier", verifier);
         let mut headers = vec![
-            ("content-type".into(), "application/x-www-form-urlencoded".into()),
+            (
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
             ("accept".into(), "application/json".into()),
         ];
         match self.client_auth {
             ClientAuth::ClientSecretBasic => {
                 // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 let pair = format!("{}:{}", enc(&self.client_id), enc(&self.client_secret.0));
-                headers.push(("authorization".into(), format!("Basic {}", B64STD.encode(pair))));
+                headers.push((
+                    "authorization".into(),
+                    format!("Basic {}", B64STD.encode(pair)),
+                ));
             }
             ClientAuth::ClientSecretPost => {
                 form.append_pair("client_id", &self.client_id)
@@ -468,7 +558,10 @@ impl OAuth2 {
             UserInfoMethod::Post => (
                 "POST",
                 Vec::new(),
-                vec![("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned())],
+                vec![(
+                    "content-type".to_owned(),
+                    "application/x-www-form-urlencoded".to_owned(),
+                )],
             ),
         };
         headers.push(("authorization".into(), format!("Bearer {access_token}")));
@@ -494,7 +587,11 @@ impl OAuth2 {
             log::warn!(
                 "sso-filter: token endpoint error={} description={}",
                 sanitize_code(error),
-                crate::deny::sanitize(body.get("error_description").and_then(Value::as_str).unwrap_or(""))
+                crate::deny::sanitize(
+                    body.get("error_description")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                )
             );
             return Err(IdpFailure::Refused(error.to_owned()));
         }
@@ -507,11 +604,17 @@ impl OAuth2 {
             .filter(|t| !t.is_empty())
             .ok_or(IdpFailure::BadAnswer("no_access_token"))?
             .to_owned();
-        let id_token = body.get("id_token").and_then(Value::as_str).map(str::to_owned);
+        let id_token = body
+            .get("id_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if self.oidc && id_token.is_none() {
             return Err(IdpFailure::BadAnswer("no_id_token"));
         }
-        Ok(Tokens { access_token, id_token })
+        Ok(Tokens {
+            access_token,
+            id_token,
+        })
     }
 
     /// Verifies an ID token against a JWKS (OIDC Core §3.1.3.7). `Ok(None)` means the token's
@@ -543,7 +646,11 @@ impl OAuth2 {
             .and_then(Value::as_array)
             .map(|list| {
                 list.iter()
-                    .filter(|k| k.get("use").and_then(Value::as_str).is_none_or(|u| u == "sig"))
+                    .filter(|k| {
+                        k.get("use")
+                            .and_then(Value::as_str)
+                            .is_none_or(|u| u == "sig")
+                    })
                     .filter(|k| kid.is_none() || k.get("kid").and_then(Value::as_str) == kid)
                     .filter_map(|k| {
                         let id = k.get("kid").and_then(Value::as_str).map(str::to_owned);
@@ -555,7 +662,9 @@ impl OAuth2 {
         if keys.is_empty() {
             return Ok(None);
         }
-        let verified = Verifier::new(alg, keys).verify(id_token).map_err(IdpFailure::IdToken)?;
+        let verified = Verifier::new(alg, keys)
+            .verify(id_token)
+            .map_err(IdpFailure::IdToken)?;
         let rules = ClaimRules {
             leeway: 60,
             require_exp: true,
@@ -564,20 +673,37 @@ impl OAuth2 {
             audience: Some(self.client_id.clone()),
             require_jti: false,
         };
-        rules.check(&verified.claims, now).map_err(IdpFailure::IdToken)?;
-        if numeric_date(&verified.claims, "iat").ok().flatten().is_none() {
+        rules
+            .check(&verified.claims, now)
+            .map_err(IdpFailure::IdToken)?;
+        if numeric_date(&verified.claims, "iat")
+            .ok()
+            .flatten()
+            .is_none()
+        {
             return Err(IdpFailure::IdToken(JoseError::MissingClaim));
         }
         // §3.1.3.7 items 4-5: with several audiences, azp must be present; when present it must
         // be our client id.
-        let several = verified.claims.get("aud").and_then(Value::as_array).is_some_and(|a| a.len() > 1);
+        let several = verified
+            .claims
+            .get("aud")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > 1);
         match verified.claims.get("azp").and_then(Value::as_str) {
-            Some(azp) if azp != self.client_id => return Err(IdpFailure::IdToken(JoseError::Audience)),
+            Some(azp) if azp != self.client_id => {
+                return Err(IdpFailure::IdToken(JoseError::Audience))
+            }
             None if several => return Err(IdpFailure::IdToken(JoseError::Audience)),
             _ => {}
         }
-        let token_nonce = verified.claims.get("nonce").and_then(Value::as_str).unwrap_or("");
-        let same: bool = subtle::ConstantTimeEq::ct_eq(token_nonce.as_bytes(), nonce.as_bytes()).into();
+        let token_nonce = verified
+            .claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let same: bool =
+            subtle::ConstantTimeEq::ct_eq(token_nonce.as_bytes(), nonce.as_bytes()).into();
         if !same || nonce.is_empty() {
             return Err(IdpFailure::Nonce);
         }
@@ -595,7 +721,11 @@ impl OAuth2 {
     /// # Errors
     ///
     /// [`IdpFailure`] for errors and unusable answers.
-    pub fn userinfo_response(&self, response: &CalloutResponse, id_sub: Option<&str>) -> Result<Map<String, Value>, IdpFailure> {
+    pub fn userinfo_response(
+        &self,
+        response: &CalloutResponse,
+        id_sub: Option<&str>,
+    ) -> Result<Map<String, Value>, IdpFailure> {
         if response.status != Some(200) {
             return Err(match response.status {
                 Some(401 | 403) => IdpFailure::Refused("userinfo_unauthorized".into()),
@@ -612,7 +742,12 @@ impl OAuth2 {
     }
 
     /// The IdP logout redirect for a session of this method, if the IdP has one.
-    pub fn logout_redirect(&self, eps_logout: Option<&url::Url>, return_to: &str, id_token: Option<&str>) -> Option<String> {
+    pub fn logout_redirect(
+        &self,
+        eps_logout: Option<&url::Url>,
+        return_to: &str,
+        id_token: Option<&str>,
+    ) -> Option<String> {
         let mut url = eps_logout?.clone();
         {
             let mut q = url.query_pairs_mut();
@@ -652,14 +787,21 @@ pub fn pkce_challenge(verifier: &str) -> String {
 /// # Errors
 ///
 /// [`IdpFailure`] when the answer is missing, too large, compressed or not a JSON object.
-pub fn json_body(response: &CalloutResponse, limit: usize) -> Result<Map<String, Value>, IdpFailure> {
+pub fn json_body(
+    response: &CalloutResponse,
+    limit: usize,
+) -> Result<Map<String, Value>, IdpFailure> {
     if response.status.is_none() {
         return Err(IdpFailure::Unreachable);
     }
     if response.body.len() > limit {
         return Err(IdpFailure::BadAnswer("too_large"));
     }
-    if response.headers.iter().any(|(n, v)| n == "content-encoding" && !v.eq_ignore_ascii_case("identity")) {
+    if response
+        .headers
+        .iter()
+        .any(|(n, v)| n == "content-encoding" && !v.eq_ignore_ascii_case("identity"))
+    {
         return Err(IdpFailure::BadAnswer("compressed"));
     }
     match serde_json::from_slice::<Value>(&response.body) {

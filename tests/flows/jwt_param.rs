@@ -14,7 +14,11 @@ fn config_with(method: &Value) -> Value {
 
 #[test]
 fn every_fixture_case_has_its_outcome() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt/cases.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/jwt/cases.json"
+    ))
+    .unwrap();
     let fixtures: Value = serde_json::from_str(&text).unwrap();
     let now = fixtures["now"].as_u64().unwrap();
     let cases = fixtures["cases"].as_array().unwrap();
@@ -25,7 +29,10 @@ fn every_fixture_case_has_its_outcome() {
         let mut d = Driver::new(&config_with(&case["method"]));
         d.now = now;
         let token = case["token"].as_str().unwrap();
-        let done = d.get(&format!("/app/page?x=1&activeAuth=m&jwtParam={}", encode(token)));
+        let done = d.get(&format!(
+            "/app/page?x=1&activeAuth=m&jwtParam={}",
+            encode(token)
+        ));
         let accepted = matches!(&done, Done::Answered(r) if r.status == 302
             && r.headers.iter().any(|(n, v)| n == "set-cookie" && v.starts_with("sso_session=")));
         match case["expect"].as_str().unwrap() {
@@ -34,7 +41,11 @@ fn every_fixture_case_has_its_outcome() {
                     failures.push(format!("{name}: expected accept, got {:?}", summary(&done)));
                     continue;
                 }
-                assert_eq!(done.header("location").as_deref(), Some("/app/page?x=1"), "{name}: token stripped");
+                assert_eq!(
+                    done.header("location").as_deref(),
+                    Some("/app/page?x=1"),
+                    "{name}: token stripped"
+                );
                 let fwd = d.get("/app/page?x=1");
                 let login = fwd.set("x-sso-login");
                 if login.as_deref() != case["login"].as_str() {
@@ -42,38 +53,67 @@ fn every_fixture_case_has_its_outcome() {
                 }
                 if let Some(roles) = case.get("roles").and_then(Value::as_array) {
                     let want: Vec<&str> = roles.iter().map(|r| r.as_str().unwrap()).collect();
-                    assert_eq!(fwd.set("x-sso-roles").unwrap_or_default(), want.join(","), "{name}");
+                    assert_eq!(
+                        fwd.set("x-sso-roles").unwrap_or_default(),
+                        want.join(","),
+                        "{name}"
+                    );
                 }
                 if let Some(attrs) = case.get("attributes").and_then(Value::as_object) {
-                    let got: Value = serde_json::from_str(&fwd.set("x-sso-attributes").unwrap_or("{}".into())).unwrap();
+                    let got: Value =
+                        serde_json::from_str(&fwd.set("x-sso-attributes").unwrap_or("{}".into()))
+                            .unwrap();
                     for (k, v) in attrs {
                         assert_eq!(got.get(k), Some(v), "{name}: attribute {k}");
                     }
                 }
                 if let Some(n) = case.get("mapped_name").and_then(Value::as_str) {
                     let encoded = sso_filter::identity::encode_value(n);
-                    assert_eq!(fwd.set("x-sso-name").as_deref(), Some(encoded.as_str()), "{name}");
+                    assert_eq!(
+                        fwd.set("x-sso-name").as_deref(),
+                        Some(encoded.as_str()),
+                        "{name}"
+                    );
                 }
             }
             _ => {
                 if accepted || !d.jar.is_empty() {
-                    failures.push(format!("{name} ({}): expected deny, got {:?}", case["why"], summary(&done)));
+                    failures.push(format!(
+                        "{name} ({}): expected deny, got {:?}",
+                        case["why"],
+                        summary(&done)
+                    ));
                     continue;
                 }
                 let status = done.status();
                 assert!(status == 401 || status == 400, "{name}: status {status}");
                 // Nothing was let through afterwards either.
-                assert!(matches!(d.api("/app/page", &[]), Done::Answered(r) if r.status == 401), "{name}");
+                assert!(
+                    matches!(d.api("/app/page", &[]), Done::Answered(r) if r.status == 401),
+                    "{name}"
+                );
             }
         }
     }
-    assert!(failures.is_empty(), "{} case(s) wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn summary(done: &Done) -> String {
     match done {
         Done::Forwarded(_) => "forwarded".into(),
-        Done::Answered(r) => format!("{} {}", r.status, String::from_utf8_lossy(&r.body).chars().take(120).collect::<String>()),
+        Done::Answered(r) => format!(
+            "{} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+                .chars()
+                .take(120)
+                .collect::<String>()
+        ),
     }
 }
 
@@ -98,14 +138,20 @@ fn seed_token_logs_alice_in_and_never_reaches_upstream() {
     let done = d.get(&format!("/?activeAuth=jwt-param&jwtParam={SEED}"));
     assert_eq!(done.status(), 302);
     assert_eq!(done.header("location").as_deref(), Some("/"));
-    assert_eq!(done.header("referrer-policy").as_deref(), Some("no-referrer"));
+    assert_eq!(
+        done.header("referrer-policy").as_deref(),
+        Some("no-referrer")
+    );
     let fwd = d.get("/");
     assert_eq!(fwd.set("x-sso-login").as_deref(), Some("alice"));
     assert_eq!(
         fwd.set("x-sso-roles").as_deref(),
         Some("system admin,data admin,data analyst,data viewer,api admin")
     );
-    assert_eq!(fwd.set("x-sso-attributes").as_deref(), Some(r#"{"abc":"123"}"#));
+    assert_eq!(
+        fwd.set("x-sso-attributes").as_deref(),
+        Some(r#"{"abc":"123"}"#)
+    );
     assert_eq!(fwd.set("x-sso-method").as_deref(), Some("jwt-param"));
     assert_eq!(d.count("sso_login_success.jwt-param"), 1);
 }
@@ -113,7 +159,10 @@ fn seed_token_logs_alice_in_and_never_reaches_upstream() {
 #[test]
 fn missing_exp_is_refused_by_default() {
     let mut cfg = seed_config(json!({}));
-    cfg["methods"]["jwt-param"].as_object_mut().unwrap().remove("insecure_allow_missing_exp");
+    cfg["methods"]["jwt-param"]
+        .as_object_mut()
+        .unwrap()
+        .remove("insecure_allow_missing_exp");
     let mut d = Driver::new(&cfg);
     let done = d.get(&format!("/?activeAuth=jwt-param&jwtParam={SEED}"));
     assert_eq!(done.status(), 401);
@@ -124,7 +173,9 @@ fn missing_exp_is_refused_by_default() {
 #[test]
 fn duplicated_token_parameter_is_refused() {
     let mut d = Driver::new(&seed_config(json!({})));
-    let done = d.get(&format!("/?activeAuth=jwt-param&jwtParam={SEED}&jwtParam={SEED}"));
+    let done = d.get(&format!(
+        "/?activeAuth=jwt-param&jwtParam={SEED}&jwtParam={SEED}"
+    ));
     assert_eq!(done.status(), 400);
     assert!(d.jar.is_empty());
 }
@@ -154,24 +205,43 @@ fn bearer_is_ignored_when_no_method_accepts_it() {
 fn session_expiry_follows_the_claim_when_configured() {
     let mut cfg = seed_config(json!({}));
     cfg["session"]["expiry_claim"] = json!("exp");
-    cfg["methods"]["jwt-param"]["verify"] = json!({"alg": "HS256", "secret": "0123456789abcdef0123456789abcdef"});
+    cfg["methods"]["jwt-param"]["verify"] =
+        json!({"alg": "HS256", "secret": "0123456789abcdef0123456789abcdef"});
     let mut d = Driver::new(&cfg);
     // HS256 over {"sub":"bob","exp":now+100} with the key above, made by hand below.
-    let token = hs256(&json!({"loginName": "bob", "exp": d.now + 100}), b"0123456789abcdef0123456789abcdef");
+    let token = hs256(
+        &json!({"loginName": "bob", "exp": d.now + 100}),
+        b"0123456789abcdef0123456789abcdef",
+    );
     let done = d.get(&format!("/?jwtParam={token}"));
     assert_eq!(done.status(), 302, "{}", done.body());
-    assert!(done.set_cookies()[0].contains("Max-Age=100"), "{:?}", done.set_cookies());
+    assert!(
+        done.set_cookies()[0].contains("Max-Age=100"),
+        "{:?}",
+        done.set_cookies()
+    );
     d.now += 101;
-    assert_eq!(d.api("/", &[]).status(), 401, "session ended with the IdP's exp");
+    assert_eq!(
+        d.api("/", &[]).status(),
+        401,
+        "session ended with the IdP's exp"
+    );
 }
 
 #[test]
 fn one_time_tokens_are_single_use() {
     let mut cfg = seed_config(json!({"one_time": true}));
-    cfg["methods"]["jwt-param"].as_object_mut().unwrap().remove("insecure_allow_missing_exp");
-    cfg["methods"]["jwt-param"]["verify"] = json!({"alg": "HS256", "secret": "0123456789abcdef0123456789abcdef"});
+    cfg["methods"]["jwt-param"]
+        .as_object_mut()
+        .unwrap()
+        .remove("insecure_allow_missing_exp");
+    cfg["methods"]["jwt-param"]["verify"] =
+        json!({"alg": "HS256", "secret": "0123456789abcdef0123456789abcdef"});
     let mut d = Driver::new(&cfg);
-    let token = hs256(&json!({"loginName": "bob", "exp": d.now + 100, "jti": "j1"}), b"0123456789abcdef0123456789abcdef");
+    let token = hs256(
+        &json!({"loginName": "bob", "exp": d.now + 100, "jti": "j1"}),
+        b"0123456789abcdef0123456789abcdef",
+    );
     assert_eq!(d.get(&format!("/?jwtParam={token}")).status(), 302);
     d.jar.clear();
     assert_eq!(d.get(&format!("/?jwtParam={token}")).status(), 401);
@@ -183,7 +253,11 @@ pub fn hs256(claims: &Value, key: &[u8]) -> String {
     use base64::Engine;
     use hmac::Mac;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let input = format!("{}.{}", b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#), b64.encode(claims.to_string()));
+    let input = format!(
+        "{}.{}",
+        b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    );
     let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
     mac.update(input.as_bytes());
     format!("{input}.{}", b64.encode(mac.finalize().into_bytes()))

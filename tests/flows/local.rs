@@ -8,9 +8,13 @@ use crate::common::{Driver, KEY};
 /// tests/fixtures/README.md), so the hash format is checked against an independent
 /// implementation.
 pub fn config() -> Value {
-    let hash = sso_filter::password::PasswordHash::create("alice-pw", 10_000, &mut sso_filter::random::SystemRandom)
-        .unwrap()
-        .to_string();
+    let hash = sso_filter::password::PasswordHash::create(
+        "alice-pw",
+        10_000,
+        &mut sso_filter::random::SystemRandom,
+    )
+    .unwrap()
+    .to_string();
     json!({
         "base_url": "https://app.example.com",
         "session": {"keys": [KEY]},
@@ -27,7 +31,10 @@ fn login(d: &mut Driver, user: &str, pw: &str, rd: &str) -> crate::common::Done 
     let form = d.get(&format!("/login?rd={}", crate::common::encode(rd)));
     assert_eq!(form.status(), 200);
     let state = Driver::form_state(&form);
-    d.post_form("/login", &[("username", user), ("password", pw), ("state", &state)])
+    d.post_form(
+        "/login",
+        &[("username", user), ("password", pw), ("state", &state)],
+    )
 }
 
 #[test]
@@ -43,17 +50,30 @@ fn navigation_goes_to_login_and_back() {
     assert!(form_url.starts_with("/login?"), "{form_url}");
     let form = d.get(&form_url);
     let state = Driver::form_state(&form);
-    let done = d.post_form("/login", &[("username", "alice"), ("password", "alice-pw"), ("state", &state)]);
+    let done = d.post_form(
+        "/login",
+        &[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("state", &state),
+        ],
+    );
     assert_eq!(done.status(), 303, "{}", done.body());
     assert_eq!(done.header("location").as_deref(), Some("/apps/1?tab=2"));
     let fwd = d.get("/apps/1?tab=2");
     assert_eq!(fwd.set("x-sso-login").as_deref(), Some("alice"));
-    assert_eq!(fwd.set("x-sso-name").as_deref(), Some("UTF-8''%E5%BC%A0%E4%B8%89"));
+    assert_eq!(
+        fwd.set("x-sso-name").as_deref(),
+        Some("UTF-8''%E5%BC%A0%E4%B8%89")
+    );
     assert_eq!(fwd.set("x-sso-roles").as_deref(), Some("system admin"));
     // A user without roles gets the default roles.
     d.jar.clear();
     login(&mut d, "bob", "alice-pw", "/");
-    assert_eq!(d.get("/").set("x-sso-roles").as_deref(), Some("data viewer"));
+    assert_eq!(
+        d.get("/").set("x-sso-roles").as_deref(),
+        Some("data viewer")
+    );
 }
 
 #[test]
@@ -93,11 +113,25 @@ fn form_posts_need_this_browsers_live_state() {
     let state = Driver::form_state(&form);
     // Another browser (empty jar) cannot use this state.
     let mut other = Driver::new(&config());
-    let stolen = other.post_form("/login", &[("username", "alice"), ("password", "alice-pw"), ("state", &state)]);
+    let stolen = other.post_form(
+        "/login",
+        &[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("state", &state),
+        ],
+    );
     assert_eq!(stolen.status(), 400);
     // Expired.
     d.now += 601;
-    let late = d.post_form("/login", &[("username", "alice"), ("password", "alice-pw"), ("state", &state)]);
+    let late = d.post_form(
+        "/login",
+        &[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("state", &state),
+        ],
+    );
     assert_eq!(late.status(), 400);
     assert!(!d.jar.contains_key("sso_session"));
 }
@@ -107,24 +141,57 @@ fn two_tabs_can_log_in_in_parallel() {
     let mut d = Driver::new(&config());
     let s1 = Driver::form_state(&d.get("/login?rd=/one"));
     let s2 = Driver::form_state(&d.get("/login?rd=/two"));
-    let a = d.post_form("/login", &[("username", "alice"), ("password", "alice-pw"), ("state", &s1)]);
+    let a = d.post_form(
+        "/login",
+        &[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("state", &s1),
+        ],
+    );
     assert_eq!(a.header("location").as_deref(), Some("/one"));
-    let b = d.post_form("/login", &[("username", "alice"), ("password", "alice-pw"), ("state", &s2)]);
+    let b = d.post_form(
+        "/login",
+        &[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("state", &s2),
+        ],
+    );
     assert_eq!(b.header("location").as_deref(), Some("/two"));
     // A used state does not work twice.
-    let again = d.post_form("/login", &[("username", "alice"), ("password", "alice-pw"), ("state", &s1)]);
+    let again = d.post_form(
+        "/login",
+        &[
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("state", &s1),
+        ],
+    );
     assert_eq!(again.status(), 400);
 }
 
 #[test]
 fn return_urls_are_same_origin_only() {
-    for rd in ["//evil.com", "https://evil.com/", "/\\evil.com", "/%2F%2Fevil.com", "/\t/evil.com", "javascript:alert(1)"] {
+    for rd in [
+        "//evil.com",
+        "https://evil.com/",
+        "/\\evil.com",
+        "/%2F%2Fevil.com",
+        "/\t/evil.com",
+        "javascript:alert(1)",
+    ] {
         let mut d = Driver::new(&config());
         let done = login(&mut d, "alice", "alice-pw", rd);
         assert_eq!(done.header("location").as_deref(), Some("/"), "{rd:?}");
     }
     let mut d = Driver::new(&config());
-    let done = login(&mut d, "alice", "alice-pw", "https://app.example.com/deep/link?a=1");
+    let done = login(
+        &mut d,
+        "alice",
+        "alice-pw",
+        "https://app.example.com/deep/link?a=1",
+    );
     assert_eq!(done.header("location").as_deref(), Some("/deep/link?a=1"));
 }
 

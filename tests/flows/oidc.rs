@@ -21,7 +21,11 @@ const ISSUER: &str = "https://idp.example.com";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 fn key() -> rsa::RsaPrivateKey {
-    let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt/keys/rsa-sign.private.pem")).unwrap();
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/jwt/keys/rsa-sign.private.pem"
+    ))
+    .unwrap();
     rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap()
 }
 
@@ -32,13 +36,21 @@ fn jwks() -> Value {
 }
 
 fn sign(claims: &Value, kid: &str) -> String {
-    let input = format!("{}.{}", B64.encode(json!({"alg": "RS256", "kid": kid}).to_string()), B64.encode(claims.to_string()));
+    let input = format!(
+        "{}.{}",
+        B64.encode(json!({"alg": "RS256", "kid": kid}).to_string()),
+        B64.encode(claims.to_string())
+    );
     let sig = Rsa::rs256().sign(&key(), input.as_bytes());
     format!("{input}.{}", B64.encode(sig.as_bytes()))
 }
 
 fn ok(body: Value) -> CalloutResponse {
-    CalloutResponse { status: Some(200), headers: vec![], body: body.to_string().into_bytes() }
+    CalloutResponse {
+        status: Some(200),
+        headers: vec![],
+        body: body.to_string().into_bytes(),
+    }
 }
 
 fn config() -> Value {
@@ -82,29 +94,62 @@ fn idp(script: Rc<RefCell<Script>>, now: u64, nonce: Rc<RefCell<String>>) -> cra
             "https://idp.example.com/jwks" => ok(jwks()),
             "https://idp.example.com/token" => {
                 assert_eq!(c.method, "POST");
-                let auth = c.headers.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v.clone()).unwrap();
+                let auth = c
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n == "authorization")
+                    .map(|(_, v)| v.clone())
+                    .unwrap();
                 // RFC 6749 §2.3.1: id and secret form-encoded, then Basic.
-                assert_eq!(auth, format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("app:s3cr%3Aet")));
-                let form: Vec<(String, String)> = url::form_urlencoded::parse(&c.body).into_owned().collect();
-                let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+                assert_eq!(
+                    auth,
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode("app:s3cr%3Aet")
+                    )
+                );
+                let form: Vec<(String, String)> =
+                    url::form_urlencoded::parse(&c.body).into_owned().collect();
+                let get = |k: &str| {
+                    form.iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap()
+                };
                 assert_eq!(get("grant_type"), "authorization_code");
                 assert_eq!(get("code"), "the-code");
-                assert_eq!(get("redirect_uri"), "https://app.example.com/sso/callback/oidc");
+                assert_eq!(
+                    get("redirect_uri"),
+                    "https://app.example.com/sso/callback/oidc"
+                );
                 assert_eq!(get("code_verifier").len(), 43);
                 if let Some(status) = s.token_status {
-                    return CalloutResponse { status: Some(status), headers: vec![], body: br#"{"error":"invalid_grant"}"#.to_vec() };
+                    return CalloutResponse {
+                        status: Some(status),
+                        headers: vec![],
+                        body: br#"{"error":"invalid_grant"}"#.to_vec(),
+                    };
                 }
-                let n = s.nonce_override.clone().unwrap_or_else(|| nonce.borrow().clone());
-                let claims = s.id_claims.clone().unwrap_or_else(|| json!({
-                    "iss": ISSUER, "aud": "app", "sub": "u-1", "exp": now + 300, "iat": now,
-                    "nonce": n, "preferred_username": "alice"
-                }));
+                let n = s
+                    .nonce_override
+                    .clone()
+                    .unwrap_or_else(|| nonce.borrow().clone());
+                let claims = s.id_claims.clone().unwrap_or_else(|| {
+                    json!({
+                        "iss": ISSUER, "aud": "app", "sub": "u-1", "exp": now + 300, "iat": now,
+                        "nonce": n, "preferred_username": "alice"
+                    })
+                });
                 ok(json!({"access_token": "at", "token_type": "Bearer",
                     "id_token": sign(&claims, s.kid.as_deref().unwrap_or("k1"))}))
             }
             "https://idp.example.com/me" => {
-                assert!(c.headers.contains(&("authorization".into(), "Bearer at".into())));
-                ok(s.userinfo.clone().unwrap_or_else(|| json!({"sub": "u-1", "name": "张三", "groups": ["g1", "g,2"]})))
+                assert!(c
+                    .headers
+                    .contains(&("authorization".into(), "Bearer at".into())));
+                ok(s.userinfo.clone().unwrap_or_else(
+                    || json!({"sub": "u-1", "name": "张三", "groups": ["g1", "g,2"]}),
+                ))
             }
             other => panic!("unexpected callout to {other}"),
         }
@@ -119,10 +164,14 @@ fn begin(d: &mut Driver, script: Rc<RefCell<Script>>) -> (url::Url, Rc<RefCell<S
     let start = d.get(&first.header("location").unwrap());
     assert_eq!(start.status(), 302);
     let authorize = url::Url::parse(&start.header("location").unwrap()).unwrap();
-    let q: std::collections::HashMap<String, String> = authorize.query_pairs().into_owned().collect();
+    let q: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["client_id"], "app");
-    assert_eq!(q["redirect_uri"], "https://app.example.com/sso/callback/oidc");
+    assert_eq!(
+        q["redirect_uri"],
+        "https://app.example.com/sso/callback/oidc"
+    );
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["scope"], "openid profile email");
     assert!(q["state"].len() >= 43 && q["nonce"].len() >= 43);
@@ -131,8 +180,16 @@ fn begin(d: &mut Driver, script: Rc<RefCell<Script>>) -> (url::Url, Rc<RefCell<S
 }
 
 fn callback(d: &mut Driver, authorize: &url::Url, extra: &str) -> Done {
-    let state = authorize.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    d.get(&format!("/sso/callback/oidc?code=the-code&state={state}&iss={}{extra}", crate::common::encode(ISSUER)))
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    d.get(&format!(
+        "/sso/callback/oidc?code=the-code&state={state}&iss={}{extra}",
+        crate::common::encode(ISSUER)
+    ))
 }
 
 #[test]
@@ -145,21 +202,43 @@ fn full_login_lands_with_merged_claims_and_logs_out_at_the_idp() {
     assert_eq!(done.header("location").as_deref(), Some("/reports?id=7"));
     let fwd = d.get("/reports?id=7");
     assert_eq!(fwd.set("x-sso-login").as_deref(), Some("alice"));
-    assert_eq!(fwd.set("x-sso-name").as_deref(), Some("UTF-8''%E5%BC%A0%E4%B8%89"));
+    assert_eq!(
+        fwd.set("x-sso-name").as_deref(),
+        Some("UTF-8''%E5%BC%A0%E4%B8%89")
+    );
     assert_eq!(fwd.set("x-sso-groups").as_deref(), Some("g1,UTF-8''g%2C2"));
-    assert!(!d.jar.keys().any(|k| k.contains("_flow_")), "flow cookie deleted");
+    assert!(
+        !d.jar.keys().any(|k| k.contains("_flow_")),
+        "flow cookie deleted"
+    );
     // The PKCE verifier sent at the token endpoint matches the challenge sent to the browser.
-    let token_call = d.callouts.iter().find(|c| c.url.ends_with("/token")).unwrap();
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&token_call.body).into_owned().collect();
+    let token_call = d
+        .callouts
+        .iter()
+        .find(|c| c.url.ends_with("/token"))
+        .unwrap();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&token_call.body)
+        .into_owned()
+        .collect();
     let verifier = &form.iter().find(|(k, _)| k == "code_verifier").unwrap().1;
-    let challenge = authorize.query_pairs().find(|(k, _)| k == "code_challenge").unwrap().1;
-    assert_eq!(sso_filter::methods::oauth2::pkce_challenge(verifier), challenge);
+    let challenge = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "code_challenge")
+        .unwrap()
+        .1;
+    assert_eq!(
+        sso_filter::methods::oauth2::pkce_challenge(verifier),
+        challenge
+    );
     // Logout ends the session and goes to the IdP with the return address and id_token_hint.
     let out = d.get("/sso/logout");
     let loc = url::Url::parse(&out.header("location").unwrap()).unwrap();
     assert_eq!(loc.path(), "/logout");
     let q: std::collections::HashMap<String, String> = loc.query_pairs().into_owned().collect();
-    assert_eq!(q["post_logout_redirect_uri"], "https://app.example.com/?activeAuth=oidc");
+    assert_eq!(
+        q["post_logout_redirect_uri"],
+        "https://app.example.com/?activeAuth=oidc"
+    );
     assert!(q["id_token_hint"].starts_with("ey"));
     assert!(!d.jar.contains_key("sso_session"));
     // Discovery and JWKS were cached: a second login makes only token and user-info calls.
@@ -167,7 +246,13 @@ fn full_login_lands_with_merged_claims_and_logs_out_at_the_idp() {
     let (authorize, _) = begin(&mut d, Rc::clone(&script));
     assert_eq!(callback(&mut d, &authorize, "").status(), 302);
     let urls: Vec<&str> = d.callouts.iter().map(|c| c.url.as_str()).collect();
-    assert_eq!(urls, vec!["https://idp.example.com/token", "https://idp.example.com/me"]);
+    assert_eq!(
+        urls,
+        vec![
+            "https://idp.example.com/token",
+            "https://idp.example.com/me"
+        ]
+    );
 }
 
 #[test]
@@ -191,7 +276,10 @@ fn refused(mutate: impl FnOnce(&mut Script), extra: &str, status: u16) {
     let done = callback(&mut d, &authorize, extra);
     assert_eq!(done.status(), status, "{}", done.body());
     assert!(!d.jar.contains_key("sso_session"));
-    assert!(!d.jar.keys().any(|k| k.contains("_flow_")), "flow cookie deleted on failure");
+    assert!(
+        !d.jar.keys().any(|k| k.contains("_flow_")),
+        "flow cookie deleted on failure"
+    );
     assert_eq!(d.api("/reports", &[]).status(), 401);
 }
 
@@ -199,12 +287,40 @@ fn refused(mutate: impl FnOnce(&mut Script), extra: &str, status: u16) {
 fn bad_id_tokens_and_idp_errors_are_refused() {
     let now = 1_767_225_600u64;
     refused(|s| s.nonce_override = Some("other".into()), "", 401);
-    refused(|s| s.id_claims = Some(json!({"iss": "https://evil", "aud": "app", "sub": "u", "exp": now + 60, "iat": now, "nonce": "x"})), "", 401);
-    refused(|s| s.id_claims = Some(json!({"iss": ISSUER, "aud": "other", "sub": "u", "exp": now + 60, "iat": now, "nonce": "x"})), "", 401);
-    refused(|s| s.id_claims = Some(json!({"iss": ISSUER, "aud": "app", "sub": "u", "exp": now - 3600, "iat": now - 7200, "nonce": "x"})), "", 401);
+    refused(
+        |s| {
+            s.id_claims = Some(
+                json!({"iss": "https://evil", "aud": "app", "sub": "u", "exp": now + 60, "iat": now, "nonce": "x"}),
+            )
+        },
+        "",
+        401,
+    );
+    refused(
+        |s| {
+            s.id_claims = Some(
+                json!({"iss": ISSUER, "aud": "other", "sub": "u", "exp": now + 60, "iat": now, "nonce": "x"}),
+            )
+        },
+        "",
+        401,
+    );
+    refused(
+        |s| {
+            s.id_claims = Some(
+                json!({"iss": ISSUER, "aud": "app", "sub": "u", "exp": now - 3600, "iat": now - 7200, "nonce": "x"}),
+            )
+        },
+        "",
+        401,
+    );
     refused(|s| s.token_status = Some(400), "", 401);
     refused(|s| s.token_status = Some(500), "", 401);
-    refused(|s| s.userinfo = Some(json!({"sub": "someone-else"})), "", 401);
+    refused(
+        |s| s.userinfo = Some(json!({"sub": "someone-else"})),
+        "",
+        401,
+    );
     refused(|s| s.kid = Some("unknown".into()), "", 401);
     refused(|_| {}, "&iss=https%3A%2F%2Fevil", 400);
 }
@@ -214,19 +330,39 @@ fn wrong_iss_parameter_and_missing_state_are_refused() {
     let mut d = Driver::new(&config());
     let script = Rc::new(RefCell::new(Script::default()));
     let (authorize, _) = begin(&mut d, Rc::clone(&script));
-    let state = authorize.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    let evil = d.get(&format!("/sso/callback/oidc?code=the-code&state={state}&iss=https%3A%2F%2Fevil.example"));
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let evil = d.get(&format!(
+        "/sso/callback/oidc?code=the-code&state={state}&iss=https%3A%2F%2Fevil.example"
+    ));
     assert_eq!(evil.status(), 401);
     assert_eq!(d.get("/sso/callback/oidc?code=the-code").status(), 400);
-    assert_eq!(d.get(&format!("/sso/callback/oidc?code=the-code&state={state}")).status(), 400, "state used once");
+    assert_eq!(
+        d.get(&format!("/sso/callback/oidc?code=the-code&state={state}"))
+            .status(),
+        400,
+        "state used once"
+    );
     assert!(!d.jar.contains_key("sso_session"));
 }
 
 #[test]
 fn unreachable_and_slow_idps_fail_closed() {
-    for (status, body, code) in [(None, "", 502), (Some(200), "<html>", 502), (Some(200), "[1]", 502)] {
+    for (status, body, code) in [
+        (None, "", 502),
+        (Some(200), "<html>", 502),
+        (Some(200), "[1]", 502),
+    ] {
         let mut d = Driver::new(&config());
-        d.idp = Some(Box::new(move |_c: &Callout| CalloutResponse { status, headers: vec![], body: body.as_bytes().to_vec() }));
+        d.idp = Some(Box::new(move |_c: &Callout| CalloutResponse {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }));
         let first = d.get("/x");
         let done = d.get(&first.header("location").unwrap());
         assert_eq!(done.status(), code, "{status:?} {body}");
