@@ -88,6 +88,33 @@ struct RawConfig {
     methods: Map<String, Value>,
     #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
+    #[serde(default)]
+    cluster_names: ClusterNames,
+}
+
+/// How callouts name the proxy cluster of an IdP endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterNames {
+    /// `sso_<host>_<port>`, the clusters `sso-filter clusters` prints (plain Envoy).
+    #[default]
+    Sso,
+    /// `outbound|<port>||<host>`, the clusters Istio creates for a `ServiceEntry`.
+    Istio,
+}
+
+impl ClusterNames {
+    /// The cluster name for an endpoint URL.
+    pub fn name(self, url: &url::Url) -> String {
+        match self {
+            ClusterNames::Sso => crate::http::cluster_name(url),
+            ClusterNames::Istio => format!(
+                "outbound|{}||{}",
+                url.port_or_known_default().unwrap_or(0),
+                url.host_str().unwrap_or_default()
+            ),
+        }
+    }
 }
 
 fn default_prefix() -> String {
@@ -176,6 +203,8 @@ pub struct Config {
     pub tenants: BTreeMap<String, Scope>,
     /// Redirect-flow callback paths and the method name each belongs to.
     pub callbacks: BTreeMap<String, String>,
+    /// How callouts name clusters.
+    pub cluster_names: ClusterNames,
 }
 
 /// The methods available in one scope (global or a tenant) with their effective mappings.
@@ -403,6 +432,7 @@ impl Config {
         }
 
         Ok(Config {
+            cluster_names: raw.cluster_names,
             callbacks,
             origin,
             prefix,
@@ -493,7 +523,10 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
         let fields = Value::Object(fields);
         let kind = match kind.as_str() {
             "local" => MethodKind::Local(local::Local::from_raw(parse_at(fields, &here)?, &here)?),
-            "jwt" => MethodKind::Jwt(Box::new(jwt::Jwt::from_raw(parse_at(fields, &here)?, &here)?)),
+            "jwt" => MethodKind::Jwt(Box::new(jwt::Jwt::from_raw(
+                parse_at(fields, &here)?,
+                &here,
+            )?)),
             "oauth2" | "oidc" => MethodKind::OAuth2(Box::new(oauth2::OAuth2::from_raw(
                 parse_at(fields, &here)?,
                 kind == "oidc",
@@ -649,6 +682,17 @@ mod tests {
         Config::from_json(v.to_string().as_bytes())
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn cluster_names_follow_the_deployment() {
+        let url = url::Url::parse("https://idp.example.com/token").unwrap();
+        assert_eq!(ClusterNames::Sso.name(&url), "sso_idp_example_com_443");
+        assert_eq!(ClusterNames::Istio.name(&url), "outbound|443||idp.example.com");
+        let mut v = base();
+        v["cluster_names"] = json!("istio");
+        let c = Config::from_json(v.to_string().as_bytes()).unwrap();
+        assert_eq!(c.cluster_names, ClusterNames::Istio);
     }
 
     #[test]

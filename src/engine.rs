@@ -109,6 +109,22 @@ impl Filter {
 
     /// Handles a request head.
     pub fn on_request(&self, head: &RequestHead, env: &mut Env<'_>) -> Outcome {
+        let outcome = self.request(head, env);
+        self.name_clusters(outcome)
+    }
+
+    /// Names the cluster of an outgoing callout per `cluster_names`: the one place this
+    /// deployment detail is applied, whichever method made the callout.
+    fn name_clusters(&self, mut outcome: Outcome) -> Outcome {
+        if let Step::Callout(callout, _) = &mut outcome.step {
+            if let Ok(url) = url::Url::parse(&callout.url) {
+                callout.upstream = self.config.cluster_names.name(&url);
+            }
+        }
+        outcome
+    }
+
+    fn request(&self, head: &RequestHead, env: &mut Env<'_>) -> Outcome {
         let (raw_path, raw_query) = split_target(&head.path);
         let path = match normalize_path(raw_path) {
             Ok(p) => p,
@@ -138,13 +154,14 @@ impl Filter {
 
     /// Handles a buffered request body for a pending state.
     pub fn on_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
-        match pending {
+        let outcome = match pending {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
             // A body for a state that waits for a callout is a host bug: fail closed.
             Pending::Redirect(_) => {
                 Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
             }
-        }
+        };
+        self.name_clusters(outcome)
     }
 
     /// Handles a callout's answer (a response with no status when the callout failed).
@@ -154,7 +171,7 @@ impl Filter {
         response: CalloutResponse,
         env: &mut Env<'_>,
     ) -> Outcome {
-        match pending {
+        let outcome = match pending {
             Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
             // A callout answer for a state that waits for a body is a host bug: fail closed.
             Pending::ExpectLoginForm(p) => Deny::Unavailable("unexpected_callout").respond(
@@ -163,7 +180,8 @@ impl Filter {
                 &self.login_url("/", None),
                 Vec::new(),
             ),
-        }
+        };
+        self.name_clusters(outcome)
     }
 
     /// Works out a request's facts from its head (for inputs that resume a request).
