@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// Runs worker.mjs under Node 20's HTTP server: each request becomes a fetch Request, goes
+// through worker.fetch(request, env), and its Response is written back. The end-to-end suite
+// runs its scenarios against this server (tests/e2e, SSO_E2E_HOST=node).
+//
+//   node node-server.mjs --port 8080 --origin http://127.0.0.1:8081 --config filter.json
+//                        [--host 127.0.0.1] [--admin-port 9901]
+//
+// env.SSO_CONFIG is the text of --config (or the SSO_CONFIG environment variable); env.ORIGIN
+// is --origin (or ORIGIN). The optional admin listener, like Envoy's, serves GET /ready and
+// GET /stats (the worker's counters in Envoy's text form, `wasmcustom.<name>: <n>`) on its own
+// port, never on the protected one.
+
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { register } from 'node:module';
+import { Readable } from 'node:stream';
+import { parseArgs } from 'node:util';
+
+// Before worker.mjs is imported: its `import ... from '*.wasm'` needs the loader.
+register('./node/wasm-loader.mjs', import.meta.url);
+const { default: worker, stats } = await import('./worker.mjs');
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string', default: '8080' },
+    host: { type: 'string', default: '127.0.0.1' },
+    origin: { type: 'string' },
+    config: { type: 'string' },
+    'admin-port': { type: 'string' },
+  },
+});
+
+const env = {
+  SSO_CONFIG: args.config ? readFileSync(args.config, 'utf8') : (process.env.SSO_CONFIG ?? ''),
+  ORIGIN: args.origin ?? process.env.ORIGIN ?? '',
+};
+const port = Number(args.port);
+// The authority the Request URLs are built on: this listener, never the client's Host header
+// (a Host of "a/b" must not be able to change the path the engine sees).
+const self = `http://${args.host.includes(':') ? `[${args.host}]` : args.host}:${port}`;
+
+// Encodings Node's fetch decodes on the way in while keeping the header: the body written back
+// is then plain, so the header and the length must go.
+const DECODED = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
+
+function toRequest(req) {
+  const headers = new Headers();
+  // rawHeaders keeps every field as sent (names as sent, repeated fields repeated).
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i].toLowerCase();
+    // Several Cookie fields are one list joined by "; " (RFC 9113 §8.2.3), not ", ".
+    if (name === 'cookie' && headers.has('cookie')) {
+      headers.set('cookie', `${headers.get('cookie')}; ${req.rawHeaders[i + 1]}`);
+    } else {
+      headers.append(name, req.rawHeaders[i + 1]);
+    }
+  }
+  const hasBody = !['GET', 'HEAD'].includes(req.method);
+  return new Request(self + req.url, {
+    method: req.method,
+    headers,
+    body: hasBody ? Readable.toWeb(req) : null,
+    duplex: 'half',
+  });
+}
+
+async function write(res, response) {
+  const encoding = (response.headers.get('content-encoding') ?? '').toLowerCase();
+  const decoded = DECODED.has(encoding);
+  for (const [name, value] of response.headers) {
+    if (name === 'set-cookie') continue;
+    if (decoded && (name === 'content-encoding' || name === 'content-length')) continue;
+    if (name === 'transfer-encoding' || name === 'connection' || name === 'keep-alive') continue;
+    res.setHeader(name, value);
+  }
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length) res.setHeader('set-cookie', cookies);
+  res.statusCode = response.status;
+  if (response.body) {
+    for await (const chunk of response.body) res.write(chunk);
+  }
+  res.end();
+}
+
+const server = http.createServer(async (req, res) => {
+  try {
+    // Origin-form targets only. A raw `\` is refused here, as Envoy's front refuses it: the URL
+    // parser would silently turn it into `/` before the filter saw the path.
+    if (!req.url.startsWith('/') || req.url.includes('\\')) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
+      return;
+    }
+    const response = await worker.fetch(toRequest(req), env);
+    await write(res, response);
+  } catch (err) {
+    console.error(`node-server: ${err?.stack ?? err}`);
+    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+    res.end();
+  }
+});
+server.listen(port, args.host, () => {
+  console.log(`node-server: listening on ${self}, origin ${env.ORIGIN || '(none)'}`);
+});
+
+if (args['admin-port']) {
+  const admin = http.createServer((req, res) => {
+    if (req.url === '/ready') return res.end('LIVE\n');
+    if (req.url.startsWith('/stats')) {
+      const lines = Object.entries(stats()).map(([k, v]) => `wasmcustom.${k}: ${v}`);
+      return res.end(lines.sort().join('\n') + '\n');
+    }
+    res.writeHead(404).end();
+  });
+  admin.listen(Number(args['admin-port']), '127.0.0.1');
+}
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => process.exit(0));
+}
