@@ -90,7 +90,9 @@ ALL_CONFIGS = [
     ("D", "sso-bearer-rs256", "sso-filter jwt accept_bearer, RS256"),
     ("E", "jwt_authn-hs256", "envoy.filters.http.jwt_authn local_jwks, HS256"),
     ("E", "jwt_authn-rs256", "envoy.filters.http.jwt_authn local_jwks, RS256"),
+    ("F", "wasm-noop", "a proxy-wasm filter that does nothing (bench/noop-filter): the Wasm floor"),
 ]
+NOOP_WASM = ROOT / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
 NEEDS_WASM = {"sso-session", "sso-bearer-hs256", "sso-bearer-rs256"}
 
 
@@ -360,7 +362,7 @@ def upstream_config(port: int, admin_port: int) -> dict:
     return bootstrap(port, admin_port, hcm("upstream", [], [route]), [])
 
 
-def wasm_filter(filter_json: dict) -> dict:
+def wasm_filter(filter_json: dict, wasm: Path = WASM) -> dict:
     return {
         "name": "sso-filter",
         "typed_config": {
@@ -371,7 +373,7 @@ def wasm_filter(filter_json: dict) -> dict:
                 # StopAllIterationAndWatermark and never hands it the body (POST /login hangs).
                 "allow_on_headers_stop_iteration": True,
                 "vm_config": {"runtime": "envoy.wasm.runtime.v8",
-                              "code": {"local": {"filename": str(WASM)}}},
+                              "code": {"local": {"filename": str(wasm)}}},
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                                   "value": json.dumps(filter_json)},
             },
@@ -470,6 +472,8 @@ def front_config(name: str, port: int, admin_port: int, upstream_port: int, keys
         filters = [jwt_authn_filter(keys.jwks_hs)]
     elif name == "jwt_authn-rs256":
         filters = [jwt_authn_filter(keys.jwks_rs)]
+    elif name == "wasm-noop":
+        filters = [wasm_filter({}, NOOP_WASM)]
     else:
         raise BenchError(f"unknown configuration {name}")
     return bootstrap(port, admin_port, hcm("ingress", filters, route), clusters, extra)
@@ -574,7 +578,7 @@ def preflight(inst: Instance) -> dict:
         raise BenchError(f"{inst.name}: request with credentials got {r.status} "
                          f"{r.header('location') or ''} {r.body[:200]!r}, not the upstream's 200")
     seen = {"with_credentials": r.status}
-    if inst.name != "no-filter":
+    if inst.name not in ("no-filter", "wasm-noop"):
         bare = {k: v for k, v in inst.headers.items() if k.lower() not in ("cookie", "authorization")}
         r2 = request(inst.port, "GET", "/", bare)
         seen["without_credentials"] = r2.status
@@ -684,7 +688,7 @@ def main() -> int:
     now = int(time.time())
     checks: dict[str, dict] = {}
     for name, inst in fronts.items():
-        if name == "no-filter":
+        if name in ("no-filter", "wasm-noop"):
             inst.headers = {"Accept": "application/json"}
         elif name == "sso-session":
             session = local_login(inst.port, keys)

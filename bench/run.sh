@@ -31,10 +31,14 @@ then
   "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
 fi
 
+# Configuration F: the no-op proxy-wasm filter, the floor of any Wasm filter.
+rustup target add wasm32-wasip1 >/dev/null 2>&1 || true
+(cd "$HERE/noop-filter" && cargo build -q --release --target wasm32-wasip1)
+
 ROUNDS="${BENCH_ROUNDS:-5}"
 SECS="${BENCH_SECONDS:-10}"
-# 7 configurations x rounds x (seconds + overhead), plus start-up, warm-up and logins.
-LIMIT="${BENCH_TIMEOUT:-$(( 7 * ROUNDS * (SECS + 3) + 600 ))}"
+# 8 configurations x rounds x (seconds + overhead), plus start-up, warm-up and logins.
+LIMIT="${BENCH_TIMEOUT:-$(( 8 * ROUNDS * (SECS + 3) + 600 ))}"
 
 cd "$ROOT"
 "$VENV/bin/python" "$HERE/oauth2_cookies.py" >/dev/null
