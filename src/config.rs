@@ -688,7 +688,10 @@ mod tests {
     fn cluster_names_follow_the_deployment() {
         let url = url::Url::parse("https://idp.example.com/token").unwrap();
         assert_eq!(ClusterNames::Sso.name(&url), "sso_idp_example_com_443");
-        assert_eq!(ClusterNames::Istio.name(&url), "outbound|443||idp.example.com");
+        assert_eq!(
+            ClusterNames::Istio.name(&url),
+            "outbound|443||idp.example.com"
+        );
         let mut v = base();
         v["cluster_names"] = json!("istio");
         let c = Config::from_json(v.to_string().as_bytes()).unwrap();

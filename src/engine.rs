@@ -68,6 +68,7 @@ struct Prepared {
     id: Identity,
     edits: Vec<HeaderEdit>,
     exp: u64,
+    iat: u64,
 }
 
 /// Facts about a request, worked out once.
@@ -244,6 +245,9 @@ impl Filter {
                 Some(t) => session.id.tenant.as_deref() == Some(t.code.as_str()),
             };
             if tenant_ok {
+                if let Some(outcome) = self.reload_user(ctx, scope, &session, env)? {
+                    return Ok(outcome);
+                }
                 return Ok(self.forward(ctx, &session, env.now));
             }
         }
@@ -415,16 +419,63 @@ impl Filter {
             return Some(hit);
         }
         let session = self.config.cookies.open_session(&sealed, now)?;
-        let prepared = Arc::new(self.prepare(session.id, session.exp));
+        let prepared = Arc::new(self.prepare(session.id, session.exp, session.iat));
         self.sessions
             .put(sealed, session.exp, Arc::clone(&prepared), now);
         Some(prepared)
     }
 
-    fn prepare(&self, id: Identity, exp: u64) -> Prepared {
+    fn prepare(&self, id: Identity, exp: u64, iat: u64) -> Prepared {
         let mut edits = Vec::new();
         self.config.headers.emit(&id, &mut edits);
-        Prepared { id, edits, exp }
+        Prepared {
+            id,
+            edits,
+            exp,
+            iat,
+        }
+    }
+
+    /// The seeds' "reload user": a navigation with `reloadUser=true`, or any navigation when the
+    /// session's redirect method has `reload_user`, asks the IdP again without showing its pages
+    /// (`prompt=none`), and the callback replaces the session (switching user if the IdP's user
+    /// changed, the iframe-embedding case). A session younger than `RELOAD_GRACE` seconds is not
+    /// reloaded, so the return from the IdP does not loop.
+    fn reload_user(
+        &self,
+        ctx: &Ctx<'_>,
+        scope: &Scope,
+        session: &Prepared,
+        env: &mut Env<'_>,
+    ) -> Result<Option<Outcome>, Deny> {
+        const RELOAD_GRACE: u64 = 10;
+        if !ctx.head.is_navigation() {
+            return Ok(None);
+        }
+        let Some(method) = scope.methods.get(&session.id.method) else {
+            return Ok(None);
+        };
+        let MethodKind::OAuth2(o) = method.kind.as_ref() else {
+            return Ok(None);
+        };
+        let asked = ctx
+            .query
+            .single("reloadUser")
+            .map_err(|_| Deny::BadRequest("duplicate_reload"))?
+            == Some("true");
+        let due = o.reload_user && env.now >= session.iat.saturating_add(RELOAD_GRACE);
+        if !asked && !due {
+            return Ok(None);
+        }
+        let query = strip_query_params(ctx.raw_query, &["reloadUser"]);
+        let rd = if query.is_empty() {
+            ctx.path.clone()
+        } else {
+            format!("{}?{query}", ctx.path)
+        };
+        let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
+        self.start_redirect(ctx.head, method, tenant, rd, true, env)
+            .map(Some)
     }
 
     /// Forwards a request with an identity.
@@ -573,7 +624,7 @@ impl Filter {
                     method: method.name.clone(),
                     why,
                 })?;
-                let prepared = Arc::new(self.prepare(id, accepted.valid_until));
+                let prepared = Arc::new(self.prepare(id, accepted.valid_until, env.now));
                 if jwt.memoizable() {
                     self.bearers
                         .put(key, accepted.valid_until, Arc::clone(&prepared), env.now);
@@ -638,7 +689,7 @@ impl Filter {
             }),
             MethodKind::OAuth2(_) => {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
-                self.start_redirect(ctx.head, method, tenant, rd, env)
+                self.start_redirect(ctx.head, method, tenant, rd, false, env)
             }
         }
     }

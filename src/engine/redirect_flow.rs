@@ -51,6 +51,7 @@ pub struct Start {
     method: String,
     tenant: Option<String>,
     rd: String,
+    silent: bool,
     sent_ms: u64,
 }
 
@@ -140,6 +141,7 @@ impl Filter {
         method: &Method,
         tenant: Option<String>,
         rd: String,
+        silent: bool,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
         let MethodKind::OAuth2(o) = method.kind.as_ref() else {
@@ -157,6 +159,7 @@ impl Filter {
                     method: method.name.clone(),
                     tenant,
                     rd,
+                    silent,
                     sent_ms: env.now_ms,
                 });
                 return Ok(Outcome::new(Step::Callout(
@@ -179,6 +182,7 @@ impl Filter {
             &state,
             &nonce,
             &verifier,
+            silent,
         );
         let flow = Flow {
             v: 1,
@@ -267,7 +271,27 @@ impl Filter {
                 };
                 Ok(self.advance(finish, o, m, env))
             }
-            Err(deny) => Ok(self.deny(ctx, deny, vec![delete_flow])),
+            Err(deny) => {
+                let mut cookies = vec![delete_flow];
+                // The IdP says there is no current login (a silent reload failed): the local
+                // session must not outlive it.
+                if let Deny::Idp {
+                    failure: IdpFailure::Refused(code),
+                    ..
+                } = &deny
+                {
+                    let gone = [
+                        "login_required",
+                        "interaction_required",
+                        "consent_required",
+                        "account_selection_required",
+                    ];
+                    if gone.contains(&code.as_str()) {
+                        cookies.extend(self.config.cookies.clear_session(&ctx.cookies));
+                    }
+                }
+                Ok(self.deny(ctx, deny, cookies))
+            }
         }
     }
 
@@ -385,7 +409,8 @@ impl Filter {
                 if let Some(url) = o.discovery_url() {
                     store_doc(env.cache, &url, &doc, env.now);
                 }
-                match self.start_redirect(&start.head, m, start.tenant, start.rd, env) {
+                match self.start_redirect(&start.head, m, start.tenant, start.rd, start.silent, env)
+                {
                     Ok(outcome) => outcome,
                     Err(deny) => self.deny_head(&start.head, deny, Vec::new()),
                 }

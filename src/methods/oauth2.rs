@@ -76,6 +76,8 @@ pub struct RawOAuth2 {
     timeout_ms: u64,
     #[serde(default)]
     extra_authorize_params: BTreeMap<String, String>,
+    #[serde(default)]
+    reload_user: bool,
 }
 
 fn default_true() -> bool {
@@ -141,6 +143,8 @@ pub struct OAuth2 {
     /// Callout deadline.
     pub timeout_ms: u64,
     extra_authorize_params: BTreeMap<String, String>,
+    /// Re-ask the IdP for the current user on every page load (the seeds' "reload user").
+    pub reload_user: bool,
     /// Mapping defaults from `user_id_path`, `user_name_path`, `email_path`.
     pub default_mapping: RawMapping,
 }
@@ -372,6 +376,7 @@ impl OAuth2 {
             id_token_hint: raw.id_token_hint,
             timeout_ms: raw.timeout_ms,
             extra_authorize_params: raw.extra_authorize_params,
+            reload_user: raw.reload_user,
             default_mapping,
         })
     }
@@ -480,6 +485,7 @@ impl OAuth2 {
         state: &str,
         nonce: &str,
         verifier: &str,
+        silent: bool,
     ) -> String {
         let mut url = eps.authorize.clone();
         {
@@ -495,6 +501,10 @@ impl OAuth2 {
             }
             if self.oidc {
                 q.append_pair("nonce", nonce);
+                // A reload must not show the IdP's pages: OIDC Core §3.1.2.1 `prompt=none`.
+                if silent {
+                    q.append_pair("prompt", "none");
+                }
             }
             for (k, v) in &self.extra_authorize_params {
                 q.append_pair(k, v);

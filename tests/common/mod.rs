@@ -1,13 +1,19 @@
 //! A driver for scenario tests: feeds requests to the engine with a virtual clock, keeps a
 //! browser's cookie jar, and answers body reads, the way a host would.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 
 use sso_filter::cache::MemoryCache;
-use sso_filter::random::SystemRandom;
 use sso_filter::http::Callout;
+use sso_filter::random::SystemRandom;
 use sso_filter::{CalloutResponse, Env, Filter, HeaderEdit, RequestHead, Response, Step};
 
 /// A fake IdP: answers each callout (and may assert what it received).
@@ -36,7 +42,11 @@ impl Done {
     pub fn edits(&self) -> &[HeaderEdit] {
         match self {
             Done::Forwarded(e) => e,
-            Done::Answered(r) => panic!("expected a forward, got {} {}", r.status, String::from_utf8_lossy(&r.body)),
+            Done::Answered(r) => panic!(
+                "expected a forward, got {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            ),
         }
     }
 
@@ -53,12 +63,21 @@ impl Done {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.response().headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        self.response()
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 
     pub fn set_cookies(&self) -> Vec<String> {
         match self {
-            Done::Answered(r) => r.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.clone()).collect(),
+            Done::Answered(r) => r
+                .headers
+                .iter()
+                .filter(|(n, _)| n == "set-cookie")
+                .map(|(_, v)| v.clone())
+                .collect(),
             Done::Forwarded(_) => Vec::new(),
         }
     }
@@ -80,7 +99,8 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(config: &serde_json::Value) -> Self {
-        let filter = Filter::from_json(config.to_string().as_bytes()).unwrap_or_else(|e| panic!("config: {e}"));
+        let filter = Filter::from_json(config.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("config: {e}"));
         Driver {
             filter,
             now: 1_767_225_600,
@@ -94,13 +114,23 @@ impl Driver {
 
     fn cookie_header(&self) -> Option<(String, String)> {
         (!self.jar.is_empty()).then(|| {
-            ("cookie".to_owned(), self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "))
+            (
+                "cookie".to_owned(),
+                self.jar
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })
     }
 
     /// A browser navigation (Accept: text/html) with the jar's cookies.
     pub fn get(&mut self, path: &str) -> Done {
-        let mut headers = vec![("accept".to_owned(), "text/html,application/xhtml+xml".to_owned())];
+        let mut headers = vec![(
+            "accept".to_owned(),
+            "text/html,application/xhtml+xml".to_owned(),
+        )];
         headers.extend(self.cookie_header());
         self.send("GET", path, headers, None)
     }
@@ -109,25 +139,49 @@ impl Driver {
     pub fn api(&mut self, path: &str, extra: &[(&str, &str)]) -> Done {
         let mut headers = vec![("accept".to_owned(), "application/json".to_owned())];
         headers.extend(self.cookie_header());
-        headers.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        headers.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         self.send("GET", path, headers, None)
     }
 
     /// Posts a form with the jar's cookies.
     pub fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Done {
-        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
         let mut headers = vec![
             ("accept".to_owned(), "text/html".to_owned()),
-            ("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+            (
+                "content-type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
         ];
         headers.extend(self.cookie_header());
         self.send("POST", path, headers, Some(body.into_bytes()))
     }
 
-    pub fn send(&mut self, method: &str, path: &str, headers: Vec<(String, String)>, body: Option<Vec<u8>>) -> Done {
-        let head = RequestHead { method: method.into(), path: path.into(), headers };
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+    ) -> Done {
+        let head = RequestHead {
+            method: method.into(),
+            path: path.into(),
+            headers,
+        };
         let mut rng = SystemRandom;
-        let mut env = Env { now: self.now, now_ms: self.now * 1000, rng: &mut rng, cache: &self.cache };
+        let mut env = Env {
+            now: self.now,
+            now_ms: self.now * 1000,
+            rng: &mut rng,
+            cache: &self.cache,
+        };
         let mut outcome = self.filter.on_request(&head, &mut env);
         loop {
             self.counters.extend(outcome.counters.iter().cloned());
@@ -143,7 +197,10 @@ impl Driver {
                     outcome = self.filter.on_body(pending, body, &mut env);
                 }
                 Step::Callout(c, pending) => {
-                    let idp = self.idp.as_mut().unwrap_or_else(|| panic!("unexpected callout {c:?}"));
+                    let idp = self
+                        .idp
+                        .as_mut()
+                        .unwrap_or_else(|| panic!("unexpected callout {c:?}"));
                     let answer = idp(&c);
                     self.callouts.push(c);
                     outcome = self.filter.on_callout_response(pending, answer, &mut env);

@@ -7,6 +7,10 @@
 - `main_envoy`: the shared instance with built-in users, the seed's jwt-param and a tenant.
 
 Nothing is skipped when a piece is missing: a missing Envoy, .wasm or fixture file fails.
+
+The host the filter runs in: SSO_E2E_HOST=envoy (default: the real Envoy and the proxy-wasm
+.wasm) or SSO_E2E_HOST=node (the JS edge worker of wasm-bindgen-harness/ under Node, through
+harness.NodeWorker, which has Envoy's interface). The same tests run against either.
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ import pytest
 
 import harness
 from harness import Envoy, EnvoyError
+
+HOST = os.environ.get("SSO_E2E_HOST", "envoy")
+HOSTS = {"envoy": Envoy, "node": harness.NodeWorker}
+if HOST not in HOSTS:
+    raise pytest.UsageError(f"SSO_E2E_HOST={HOST!r}: expected one of {sorted(HOSTS)}")
+
+
+def pytest_report_header(config):
+    return f"sso-filter host: {HOST} (SSO_E2E_HOST)"
 
 
 class Upstream:
@@ -64,6 +77,9 @@ class Envoys:
     def __init__(self, workdir, upstream_port: int):
         self.workdir = workdir
         self.upstream_port = upstream_port
+        # The host class (Envoy or harness.NodeWorker); tests that build an instance by hand
+        # use `envoys.cls(...)`.
+        self.cls = HOSTS[HOST]
         self.cache: dict[str, Envoy] = {}
         self.all: list[Envoy] = []
 
@@ -81,8 +97,8 @@ class Envoys:
         last = None
         for _ in range(attempts):
             p = port or harness.free_port()
-            inst = Envoy(self.workdir, self._materialise(config, p), self.upstream_port,
-                         listen_port=p, name=name, env=env, clusters=clusters)
+            inst = self.cls(self.workdir, self._materialise(config, p), self.upstream_port,
+                            listen_port=p, name=name, env=env, clusters=clusters)
             self.all.append(inst)
             try:
                 return inst.start()
@@ -108,8 +124,10 @@ class Envoys:
 
 @pytest.fixture(scope="session")
 def envoys(request, tmp_path_factory, upstream):
-    for path, what in ((harness.ENVOY, "Envoy (scripts/setup.sh)"),
-                       (harness.WASM, "the filter (make wasm)")):
+    needs = {"envoy": ((harness.ENVOY, "Envoy (scripts/setup.sh)"),
+                       (harness.WASM, "the filter (make wasm)")),
+             "node": ((harness.EDGE_WASM, "the edge module (make edge)"),)}[HOST]
+    for path, what in needs:
         if not path.exists():
             pytest.fail(f"{path} is missing: build {what} first", pytrace=False)
     mgr = Envoys(tmp_path_factory.mktemp("envoy"), upstream.port)
@@ -117,7 +135,7 @@ def envoys(request, tmp_path_factory, upstream):
     yield mgr
     mgr.stop_all()
     timings = ", ".join(f"{e.name}={e.ready_seconds:.1f}s" for e in mgr.all if e.ready_seconds)
-    print(f"\nEnvoy startup times: {timings}\nEnvoy work dirs under {mgr.workdir}")
+    print(f"\n{HOST} startup times: {timings}\n{HOST} work dirs under {mgr.workdir}")
 
 
 @pytest.fixture(scope="session")

@@ -399,6 +399,156 @@ class Envoy:
                 self.proc.wait(timeout=10)
 
 
+# --------------------------------------------------------------------------- Node worker host
+
+# The same filter as a JS edge worker (wasm-bindgen-harness/): worker.mjs under Node 20's HTTP
+# server (node-server.mjs). The suite runs through it with SSO_E2E_HOST=node (conftest.py).
+EDGE_DIR = REPO / "wasm-bindgen-harness"
+NODE_SERVER = EDGE_DIR / "node-server.mjs"
+EDGE_WASM = Path(os.environ.get("SSO_E2E_EDGE_WASM",
+                                EDGE_DIR / "pkg" / "sso_filter_edge_bg.wasm"))
+NODE = os.environ.get("SSO_E2E_NODE", "node")
+
+
+class NodeWorker:
+    """One node-server.mjs process running the worker in front of `upstream_port`, with the
+    interface of `Envoy`: start/stop, base_url, port, client(), log_text(), wasm_crashes(),
+    stats() (the worker's counters from node-server's admin listener, under Envoy's
+    `wasmcustom.` names so the same checks read both hosts).
+
+    A refused configuration: node-server starts and the worker answers 503 to every request,
+    logging `sso-filter: configuration refused: <error naming the JSON path>` (Envoy refuses to
+    load instead). `clusters` is accepted and unused: the worker reaches IdPs with fetch() by
+    URL, not through named clusters."""
+
+    _serial = 0
+
+    def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
+                 listen_port: int | None = None, name: str = "node",
+                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None):
+        NodeWorker._serial += 1
+        self.name = f"node-{name}-{NodeWorker._serial}"
+        self.dir = Path(workdir) / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config_json = (filter_config if isinstance(filter_config, str)
+                            else json.dumps(filter_config, ensure_ascii=False))
+        self.upstream_port = upstream_port
+        self.env = dict(env or {})
+        self.clusters = list(clusters or [])
+        self.port = listen_port or free_port()
+        self.admin: str | None = None
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.dir / "node.log"
+        self.stderr_path = self.log_path  # one file: stdout and stderr interleaved in order
+        self.started_at = 0.0
+        self.ready_seconds = 0.0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _launch(self) -> None:
+        if not EDGE_WASM.exists():
+            raise EnvoyError(f"{EDGE_WASM} missing: run `npm run build` in wasm-bindgen-harness")
+        config_path = self.dir / "filter.json"
+        config_path.write_text(self.config_json)
+        self.admin = f"127.0.0.1:{free_port()}"
+        self.started_at = time.monotonic()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [NODE, str(NODE_SERVER), "--port", str(self.port), "--host", "127.0.0.1",
+             "--origin", f"http://127.0.0.1:{self.upstream_port}", "--config", str(config_path),
+             "--admin-port", self.admin.rsplit(":", 1)[1]],
+            cwd=EDGE_DIR, env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent)
+        log.close()
+
+    def _ready(self) -> bool:
+        try:
+            return self.admin_get("/ready").strip() == "LIVE" and self._listening()
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 30.0) -> "NodeWorker":
+        self._launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EnvoyError(f"{self.name} exited with {self.proc.returncode}\n"
+                                 + self.log_tail())
+            if self._ready():
+                self.ready_seconds = time.monotonic() - self.started_at
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise EnvoyError(f"{self.name} not ready after {timeout}s\n" + self.log_tail())
+
+    def start_expecting_refusal(self, timeout: float = 30.0) -> str:
+        """As Envoy.start_expecting_refusal. The worker does come up ('live') and must then
+        answer 503 without forwarding; the configuration error is logged on its first request,
+        which the caller makes."""
+        self._launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "exited"
+            if self._ready():
+                return "live"
+            time.sleep(0.05)
+        return "not-live"
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def admin_get(self, path: str) -> str:
+        host, port = self.admin.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+
+    def stats(self, filter_regex: str = "") -> dict[str, int]:
+        out = {}
+        for line in self.admin_get("/stats").splitlines():
+            name, sep, value = line.rpartition(": ")
+            if sep and value.strip().isdigit() and re.search(filter_regex, name):
+                out[name] = int(value)
+        return out
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def wasm_crashes(self) -> list[str]:
+        """Log lines that show a Wasm trap, a Rust panic or an error thrown out of the worker.
+        A panic aborts as a V8 `RuntimeError: unreachable`; a bare "unreachable" is not
+        matched, since the engine's own denials log `reason=idp.unreachable`."""
+        pat = re.compile(r"panicked at|wasm trap|RuntimeError|Uncaught|"
+                         r"sso-filter: internal error|node-server: error", re.I)
+        return [line for line in self.log_text().splitlines() if pat.search(line)]
+
+    def client(self) -> "Client":
+        return Client(self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
 # --------------------------------------------------------------------------- HTTP client
 
 @dataclass

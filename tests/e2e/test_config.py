@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 import harness
-from harness import USERS, Envoy, decode_identity_of, local_login, only_request
+from harness import USERS, decode_identity_of, local_login, only_request
 
 
 def _cli(*args, timeout=60) -> subprocess.CompletedProcess:
@@ -105,7 +105,9 @@ def test_envoy_refuses_bad_config(envoys, recorder, bad):
     needles = BAD[bad](cfg)
     port = harness.free_port()
     cfg["base_url"] = f"http://127.0.0.1:{port}"
-    inst = Envoy(envoys.workdir, cfg, envoys.upstream_port, listen_port=port, name=f"bad-{bad}")
+    # Envoy, or the node worker (SSO_E2E_HOST=node), which answers 503 and logs the error.
+    inst = envoys.cls(envoys.workdir, cfg, envoys.upstream_port, listen_port=port,
+                      name=f"bad-{bad}")
     envoys.all.append(inst)
     state = inst.start_expecting_refusal()
     try:

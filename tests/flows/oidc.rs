@@ -369,3 +369,68 @@ fn unreachable_and_slow_idps_fail_closed() {
         assert!(d.jar.is_empty());
     }
 }
+
+#[test]
+fn reload_user_switches_the_session_silently() {
+    let mut d = Driver::new(&config());
+    let script = Rc::new(RefCell::new(Script::default()));
+    let (authorize, _) = begin(&mut d, Rc::clone(&script));
+    assert_eq!(callback(&mut d, &authorize, "").status(), 302);
+    assert_eq!(
+        d.get("/reports").set("x-sso-login").as_deref(),
+        Some("alice")
+    );
+    // reloadUser=true: back to the IdP without its pages, returning to the URL without it.
+    let reload = d.get("/reports?x=1&reloadUser=true");
+    assert_eq!(reload.status(), 302);
+    let authorize = url::Url::parse(&reload.header("location").unwrap()).unwrap();
+    let q: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
+    assert_eq!(q["prompt"], "none");
+    // The IdP's user is now bob: the session switches.
+    let nonce = q["nonce"].clone();
+    let now = d.now;
+    script.borrow_mut().id_claims = Some(
+        json!({"iss": ISSUER, "aud": "app", "sub": "u-2", "exp": now + 300,
+        "iat": now, "nonce": nonce, "preferred_username": "bob"}),
+    );
+    script.borrow_mut().userinfo = Some(json!({"sub": "u-2"}));
+    let done = callback(&mut d, &authorize, "");
+    assert_eq!(done.status(), 302, "{}", done.body());
+    assert_eq!(done.header("location").as_deref(), Some("/reports?x=1"));
+    assert_eq!(
+        d.get("/reports?x=1").set("x-sso-login").as_deref(),
+        Some("bob")
+    );
+    // The IdP answers login_required to a silent reload: the local session ends too.
+    let reload = d.get("/reports?reloadUser=true");
+    let authorize = url::Url::parse(&reload.header("location").unwrap()).unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let refused = d.get(&format!(
+        "/sso/callback/oidc?error=login_required&state={state}"
+    ));
+    assert_eq!(refused.status(), 401);
+    assert!(!d.jar.contains_key("sso_session"));
+}
+
+#[test]
+fn reload_user_from_configuration_skips_fresh_sessions() {
+    let mut c = config();
+    c["methods"]["oidc"]["reload_user"] = json!(true);
+    let mut d = Driver::new(&c);
+    let script = Rc::new(RefCell::new(Script::default()));
+    let (authorize, _) = begin(&mut d, Rc::clone(&script));
+    assert_eq!(callback(&mut d, &authorize, "").status(), 302);
+    // Just logged in: no loop back to the IdP.
+    assert!(matches!(d.get("/reports"), Done::Forwarded(_)));
+    // API calls are never redirected.
+    d.now += 60;
+    assert!(matches!(d.api("/reports", &[]), Done::Forwarded(_)));
+    // A later page load asks the IdP again.
+    assert_eq!(d.get("/reports").status(), 302);
+}

@@ -78,7 +78,7 @@ export async function shownIdentity(page) {
     return (await el.count()) > 0 ? (await el.allInnerTexts()).map((t) => t.trim()) : null;
   };
   return {
-    login: await read('#login'),
+    login: await read('span#login'),
     name: await read('#sso-name'),
     email: await read('#sso-email'),
     method: await read('#sso-method'),
