@@ -821,7 +821,7 @@ def test_failure_answers_json_to_api_clients(bad, recorder):
     """An API request to the callback gets JSON with the login URL, not a page."""
     envoy, prov, _ = bad
     agent = Agent()
-    _, cb = agent.walk(envoy.base_url + "/sso/login?activeAuth=bad-token-500&rd=/api/x",
+    _, cb = agent.walk(envoy.base_url + "/sso/login?activeAuth=bad-token-malformed&rd=/api/x",
                        stop_before=_is_callback)
     assert cb, "no callback"
     resp = agent.get(cb, API)
