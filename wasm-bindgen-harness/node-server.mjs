@@ -36,9 +36,15 @@ const env = {
   ORIGIN: args.origin ?? process.env.ORIGIN ?? '',
 };
 const port = Number(args.port);
-// The authority the Request URLs are built on: this listener, never the client's Host header
-// (a Host of "a/b" must not be able to change the path the engine sees).
 const self = `http://${args.host.includes(':') ? `[${args.host}]` : args.host}:${port}`;
+// A Host header is used for the Request URL only when it is a plain host[:port]: a Host such
+// as "a/b" or "a?b" would otherwise change the path the engine sees.
+const PLAIN_HOST = /^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
+
+function authority(req) {
+  const host = req.headers.host;
+  return typeof host === 'string' && PLAIN_HOST.test(host) ? `http://${host}` : self;
+}
 
 // Encodings Node's fetch decodes on the way in while keeping the header: the body written back
 // is then plain, so the header and the length must go.
@@ -57,7 +63,7 @@ function toRequest(req) {
     }
   }
   const hasBody = !['GET', 'HEAD'].includes(req.method);
-  return new Request(self + req.url, {
+  return new Request(authority(req) + req.url, {
     method: req.method,
     headers,
     body: hasBody ? Readable.toWeb(req) : null,
@@ -83,18 +89,21 @@ async function write(res, response) {
   res.end();
 }
 
-const server = http.createServer(async (req, res) => {
+// Request heads up to 60 KiB, Envoy's default (max_request_headers_kb), rather than Node's
+// 16 KiB: the filter, not the front, is what refuses an oversized token in the URL.
+const server = http.createServer({ maxHeaderSize: 60 * 1024 }, async (req, res) => {
   try {
-    // Origin-form targets only. A raw `\` is refused here, as Envoy's front refuses it: the URL
-    // parser would silently turn it into `/` before the filter saw the path.
-    if (!req.url.startsWith('/') || req.url.includes('\\')) {
+    // Origin-form targets only. A raw `\` in the path is refused here, as Envoy's front refuses
+    // it: the URL parser would silently turn it into `/` before the filter saw the path. (In the
+    // query the parser keeps it as it is, and so does the engine.)
+    if (!req.url.startsWith('/') || req.url.split('?', 1)[0].includes('\\')) {
       res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
       return;
     }
     const response = await worker.fetch(toRequest(req), env);
     await write(res, response);
   } catch (err) {
-    console.error(`node-server: ${err?.stack ?? err}`);
+    console.error(`node-server: error: ${err?.stack ?? err}`);
     if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
     res.end();
   }

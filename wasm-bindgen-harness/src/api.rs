@@ -39,6 +39,10 @@ use sso_filter::{CalloutResponse, ConfigError, Env, Filter, HeaderEdit, Outcome,
 /// The largest callout response body the host reads into the engine (the Envoy host's bound).
 pub const MAX_CALLOUT_BODY: usize = 1024 * 1024;
 
+/// Bytes of a callout answer handed to the engine: one more than [`MAX_CALLOUT_BODY`], as the
+/// Envoy host reads, so the engine sees that a larger body is too large.
+pub const READ_CALLOUT_BODY: usize = MAX_CALLOUT_BODY + 1;
+
 /// Pending states kept at most. Every state is resolved or abandoned by the worker within its
 /// request; this bound only matters if a host forgets to, and then the oldest are dropped
 /// (their requests would fail with "unknown pending state", never pass).
@@ -95,6 +99,13 @@ pub enum EditOut {
         /// Value.
         value: String,
     },
+    /// Add this header to the origin's response (a refreshed session's `Set-Cookie`).
+    AddResponse {
+        /// Header name.
+        name: String,
+        /// Value.
+        value: String,
+    },
 }
 
 /// A callout for JS's `fetch()`.
@@ -113,7 +124,8 @@ pub struct CalloutOut {
     pub body: Option<BodyOut>,
     /// Deadline in milliseconds.
     pub timeout_ms: u64,
-    /// Read at most this many bytes of the answer's body.
+    /// Read at most this many bytes of the answer's body: one past the engine's bound, so a
+    /// body that is too large reaches the engine as too large rather than cut to fit.
     pub max_response_bytes: usize,
 }
 
@@ -282,7 +294,7 @@ impl Edge {
         let response = CalloutResponse {
             status: response.status,
             headers: response.headers.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect(),
-            body: body.get(..MAX_CALLOUT_BODY.min(body.len())).unwrap_or_default().to_vec(),
+            body: body.get(..READ_CALLOUT_BODY.min(body.len())).unwrap_or_default().to_vec(),
         };
         let outcome = with_env(world, |env| self.filter.on_callout_response(state, response, env));
         Ok(self.emit(outcome))
@@ -346,7 +358,7 @@ impl Edge {
                     headers: c.headers,
                     body: BodyOut::of(c.body),
                     timeout_ms: c.timeout_ms,
-                    max_response_bytes: MAX_CALLOUT_BODY,
+                    max_response_bytes: READ_CALLOUT_BODY,
                 },
             },
         };
@@ -375,6 +387,7 @@ fn continue_out(edits: Vec<HeaderEdit>) -> StepOut {
             }
             HeaderEdit::Set(name, value) => out.push(EditOut::Set { name, value }),
             HeaderEdit::Remove(name) => out.push(EditOut::Remove { name }),
+            HeaderEdit::AddResponse(name, value) => out.push(EditOut::AddResponse { name, value }),
         }
     }
     StepOut::Continue { path, edits: out }
