@@ -34,7 +34,7 @@ use crate::pages;
 use crate::pending::{ExpectLoginForm, Pending};
 use crate::random::{self, Random};
 use crate::redirect::safe_return;
-use crate::session::{Flow, SealError, Session, FLOW_TTL};
+use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
 
 pub mod redirect_flow;
 
@@ -69,6 +69,8 @@ struct Prepared {
     edits: Vec<HeaderEdit>,
     exp: u64,
     iat: u64,
+    hint: Option<String>,
+    token: Option<UpstreamToken>,
 }
 
 /// Facts about a request, worked out once.
@@ -188,13 +190,15 @@ impl Filter {
     /// Works out a request's facts from its head (for inputs that resume a request).
     fn ctx_for<'h>(&self, head: &'h RequestHead) -> Ctx<'h> {
         let (raw_path, raw_query) = split_target(&head.path);
+        let path = normalize_path(raw_path).unwrap_or_else(|_| "/".to_owned());
+        let cookies = parse_cookies(head);
         Ctx {
+            base_edits: self.base_edits(head, &cookies, raw_path, &path, raw_query),
             head,
-            path: normalize_path(raw_path).unwrap_or_else(|_| "/".to_owned()),
+            path,
             raw_query,
             query: Query::parse(raw_query),
-            base_edits: Vec::new(),
-            cookies: parse_cookies(head),
+            cookies,
         }
     }
 
@@ -246,6 +250,9 @@ impl Filter {
             };
             if tenant_ok {
                 if let Some(outcome) = self.reload_user(ctx, scope, &session, env)? {
+                    return Ok(outcome);
+                }
+                if let Some(outcome) = self.refresh_if_due(ctx, scope, &session, env) {
                     return Ok(outcome);
                 }
                 return Ok(self.forward(ctx, &session, env.now));
@@ -419,20 +426,29 @@ impl Filter {
             return Some(hit);
         }
         let session = self.config.cookies.open_session(&sealed, now)?;
-        let prepared = Arc::new(self.prepare(session.id, session.exp, session.iat));
-        self.sessions
-            .put(sealed, session.exp, Arc::clone(&prepared), now);
+        let exp = session.exp;
+        let prepared = Arc::new(self.prepare(session));
+        self.sessions.put(sealed, exp, Arc::clone(&prepared), now);
         Some(prepared)
     }
 
-    fn prepare(&self, id: Identity, exp: u64, iat: u64) -> Prepared {
+    fn prepare(&self, session: Session) -> Prepared {
         let mut edits = Vec::new();
-        self.config.headers.emit(&id, &mut edits);
+        self.config.headers.emit(&session.id, &mut edits);
+        if let Some(t) = &session.token {
+            // The IdP's token replaces whatever Authorization the client sent.
+            edits.push(HeaderEdit::Set(
+                "authorization".into(),
+                format!("Bearer {}", t.access),
+            ));
+        }
         Prepared {
-            id,
+            id: session.id,
             edits,
-            exp,
-            iat,
+            exp: session.exp,
+            iat: session.iat,
+            hint: session.hint,
+            token: session.token,
         }
     }
 
@@ -498,7 +514,7 @@ impl Filter {
         scope: &Scope,
         mut id: Identity,
         claims: Option<&serde_json::Map<String, serde_json::Value>>,
-        hint: Option<String>,
+        extra: SessionExtra,
         env: &mut Env<'_>,
     ) -> Result<Vec<String>, Deny> {
         if let Some(t) = &scope.tenant {
@@ -526,7 +542,8 @@ impl Filter {
             id,
             iat: env.now,
             exp,
-            hint,
+            hint: extra.hint,
+            token: extra.token,
         };
         c.write_session(&session, &ctx.cookies, env.now, env.rng)
             .map_err(|e| match e {
@@ -557,7 +574,14 @@ impl Filter {
                 method: method.name.clone(),
                 why: "no login claim",
             })?;
-        let cookies = self.establish(ctx, scope, id, Some(&accepted.claims), None, env)?;
+        let cookies = self.establish(
+            ctx,
+            scope,
+            id,
+            Some(&accepted.claims),
+            SessionExtra::default(),
+            env,
+        )?;
         // The same URL without the token, so it never reaches the upstream, the history or a
         // Referer (security.md J16).
         let query = strip_query_params(ctx.raw_query, &[param, self.config.method_param.as_str()]);
@@ -624,7 +648,14 @@ impl Filter {
                     method: method.name.clone(),
                     why,
                 })?;
-                let prepared = Arc::new(self.prepare(id, accepted.valid_until, env.now));
+                let prepared = Arc::new(self.prepare(Session {
+                    v: 1,
+                    id,
+                    iat: env.now,
+                    exp: accepted.valid_until,
+                    hint: None,
+                    token: None,
+                }));
                 if jwt.memoizable() {
                     self.bearers
                         .put(key, accepted.valid_until, Arc::clone(&prepared), env.now);
@@ -830,7 +861,14 @@ impl Filter {
                     id.roles = method.mapping.default_roles().to_vec();
                 }
                 let mut cookies = vec![delete_flow];
-                cookies.extend(self.establish(ctx, scope, id, None, None, env)?);
+                cookies.extend(self.establish(
+                    ctx,
+                    scope,
+                    id,
+                    None,
+                    SessionExtra::default(),
+                    env,
+                )?);
                 let rd = safe_return(&flow.rd, &self.config.origin);
                 log::info!("sso-filter: login method={}", method.name);
                 let response = Response::redirect(303, &rd).cookies(cookies);

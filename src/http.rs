@@ -67,6 +67,8 @@ pub enum HeaderEdit {
     Remove(String),
     /// Set this header, replacing any value it had.
     Set(String, String),
+    /// Add this header to the upstream's *response* (a refreshed session's `Set-Cookie`).
+    AddResponse(String, String),
 }
 
 /// A response the filter answers with itself; the request never reaches the upstream.

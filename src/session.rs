@@ -148,6 +148,31 @@ pub struct Session {
     /// The ID token, kept only for `id_token_hint` at logout when the method asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The IdP's access token, kept only when the method forwards it to the upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<UpstreamToken>,
+}
+
+/// An access token the upstream receives as `Authorization: Bearer`, with what refreshes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamToken {
+    /// Access token.
+    pub access: String,
+    /// Refresh token, when the IdP gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<String>,
+    /// When the access token expires (seconds since the epoch), when the IdP said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+}
+
+/// What a method adds to a new session besides the identity.
+#[derive(Clone, Debug, Default)]
+pub struct SessionExtra {
+    /// ID token for `id_token_hint`.
+    pub hint: Option<String>,
+    /// Access token for the upstream.
+    pub token: Option<UpstreamToken>,
 }
 
 /// An in-progress login: what must survive the round trip through the login page or the IdP.
@@ -476,6 +501,7 @@ mod tests {
             iat: 100,
             exp: 1000,
             hint: None,
+            token: None,
         }
     }
 

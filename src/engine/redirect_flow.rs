@@ -25,7 +25,7 @@ use crate::methods::MethodKind;
 use crate::pending::Pending;
 use crate::random;
 use crate::redirect::safe_return;
-use crate::session::{Flow, Session, FLOW_TTL};
+use crate::session::{Flow, Session, SessionExtra, UpstreamToken, FLOW_TTL};
 
 /// What a redirect login waits for.
 #[derive(Debug)]
@@ -42,7 +42,25 @@ pub enum RedirectWait {
     ExpectJwksRefresh(Finish, Tokens),
     /// The user-info response.
     ExpectUserInfo(Finish, Tokens, Option<Map<String, Value>>),
+    /// A refreshed access token for a request on its way to the upstream.
+    ExpectRefresh(Refresh),
 }
+
+/// A forwarded request waiting for its session's access token to be refreshed.
+#[derive(Debug)]
+pub struct Refresh {
+    head: RequestHead,
+    method: String,
+    tenant: Option<String>,
+    session: Session,
+    sent_ms: u64,
+}
+
+/// Seconds before expiry at which an access token is refreshed.
+const REFRESH_AHEAD: u64 = 60;
+/// How long one refresh holds its lock (the shared cache), so parallel requests of one session
+/// do not all refresh.
+const REFRESH_LOCK: u64 = 30;
 
 /// A login being started.
 #[derive(Debug)]
@@ -519,6 +537,7 @@ impl Filter {
                     ),
                 }
             }
+            RedirectWait::ExpectRefresh(refresh) => self.finish_refresh(refresh, &response, env),
             RedirectWait::ExpectUserInfo(finish, tokens, id_claims) => {
                 let Ok((_, m, o)) =
                     self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
@@ -546,7 +565,7 @@ impl Filter {
                         // User-info claims over the ID token's (OIDC Core §5.3.2: same `sub`).
                         let mut claims = id_claims.unwrap_or_default();
                         claims.extend(info);
-                        self.complete(finish, &claims, tokens.id_token, m, o, env)
+                        self.complete(finish, &claims, tokens, m, o, env)
                     }
                     Err(failure) => self.fail(
                         finish,
@@ -640,8 +659,7 @@ impl Filter {
             }
             None => {
                 let claims = id_claims.unwrap_or_default();
-                let id_token = tokens.id_token;
-                self.complete(finish, &claims, id_token, m, o, env)
+                self.complete(finish, &claims, tokens, m, o, env)
             }
         }
     }
@@ -651,7 +669,7 @@ impl Filter {
         &self,
         finish: Finish,
         claims: &Map<String, Value>,
-        id_token: Option<String>,
+        tokens: Tokens,
         m: &Method,
         o: &OAuth2,
         env: &mut Env<'_>,
@@ -673,9 +691,16 @@ impl Filter {
                 None => return self.fail(finish, &m.name, Deny::FlowInvalid),
             },
         };
-        let hint = id_token.filter(|_| o.id_token_hint);
+        let extra = SessionExtra {
+            token: o.forward_access_token.then(|| UpstreamToken {
+                access: tokens.access_token.clone(),
+                refresh: tokens.refresh_token.clone(),
+                exp: tokens.expires_in.map(|s| env.now.saturating_add(s)),
+            }),
+            hint: tokens.id_token.filter(|_| o.id_token_hint),
+        };
         let ctx = self.ctx_for(&finish.head);
-        match self.establish(&ctx, scope, id, Some(claims), hint, env) {
+        match self.establish(&ctx, scope, id, Some(claims), extra, env) {
             Ok(mut cookies) => {
                 cookies.insert(0, finish.delete_flow.clone());
                 let rd = safe_return(&finish.flow.rd, &self.config.origin);
@@ -722,6 +747,146 @@ impl Filter {
         let return_to = format!("{}/?{}", self.config.origin, ret.finish());
         o.logout_redirect(eps_logout.as_ref(), &return_to, session.hint.as_deref())
     }
+}
+
+impl Filter {
+    /// A session whose forwarded access token is about to expire gets it refreshed before the
+    /// request goes on (RFC 6749 §6), at most one refresh per refresh token at a time across
+    /// Envoy's workers. Without endpoints at hand, a refresh token, or the lock, the request
+    /// goes on with the current token.
+    pub(super) fn refresh_if_due(
+        &self,
+        ctx: &Ctx<'_>,
+        scope: &crate::config::Scope,
+        session: &super::Prepared,
+        env: &mut Env<'_>,
+    ) -> Option<Outcome> {
+        let token = session.token.as_ref()?;
+        let refresh = token.refresh.as_deref()?;
+        let exp = token.exp?;
+        if env.now.saturating_add(REFRESH_AHEAD) < exp {
+            return None;
+        }
+        let method = scope.methods.get(&session.id.method)?;
+        let MethodKind::OAuth2(o) = method.kind.as_ref() else {
+            return None;
+        };
+        let eps = self.known_endpoints(o, env).ok().flatten()?;
+        let lock = format!("sso:refresh:{}", hex_digest(refresh));
+        let now = env.now;
+        let won = crate::cache::update(env.cache, &lock, |held| {
+            let busy = held
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|at| now < at.saturating_add(REFRESH_LOCK));
+            if busy {
+                (held.unwrap_or_default().to_vec(), false)
+            } else {
+                (now.to_string().into_bytes(), true)
+            }
+        })
+        .unwrap_or(false);
+        if !won {
+            return None;
+        }
+        let wait = RedirectWait::ExpectRefresh(Refresh {
+            head: ctx.head.clone(),
+            method: method.name.clone(),
+            tenant: scope.tenant.as_ref().map(|t| t.code.clone()),
+            session: Session {
+                v: 1,
+                id: session.id.clone(),
+                iat: session.iat,
+                exp: session.exp,
+                hint: session.hint.clone(),
+                token: session.token.clone(),
+            },
+            sent_ms: env.now_ms,
+        });
+        Some(Outcome::new(Step::Callout(
+            o.refresh_request(&eps, refresh),
+            Pending::Redirect(Box::new(wait)),
+        )))
+    }
+
+    /// The refresh answer: a new session cookie on the upstream's response and the new token
+    /// upstream; on failure the old token while it lasts, else the request is unauthenticated.
+    fn finish_refresh(
+        &self,
+        refresh: Refresh,
+        response: &CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let ctx = self.ctx_for(&refresh.head);
+        let method = self
+            .oauth_method(refresh.tenant.as_deref(), &refresh.method)
+            .ok();
+        let renewed = method.and_then(|(_, _, o)| {
+            check_answered(response, refresh.sent_ms, o.timeout_ms, env.now_ms).ok()?;
+            o.refresh_response(response).ok()
+        });
+        let mut session = refresh.session;
+        let Some(tokens) = renewed else {
+            log::warn!(
+                "sso-filter: access token refresh failed method={}",
+                refresh.method
+            );
+            let still_valid = session
+                .token
+                .as_ref()
+                .and_then(|t| t.exp)
+                .is_some_and(|exp| env.now < exp);
+            if still_valid {
+                return self
+                    .forward(&ctx, &self.prepare(session), env.now)
+                    .count(format!("sso_refresh_failure.{}", refresh.method));
+            }
+            let login = self.login_url("/", Some(&ctx));
+            let cookies = self.config.cookies.clear_session(&ctx.cookies);
+            let response = if ctx.head.is_navigation() {
+                Response::redirect(302, &login).cookies(cookies)
+            } else {
+                Response::new(401).json(&serde_json::json!({"error": "login_required", "login_url": format!("{}{login}", self.config.origin)})).cookies(cookies)
+            };
+            return Outcome::new(Step::Respond(response))
+                .count(format!("sso_refresh_failure.{}", refresh.method));
+        };
+        let old_refresh = session.token.as_ref().and_then(|t| t.refresh.clone());
+        session.token = Some(UpstreamToken {
+            access: tokens.access_token,
+            // RFC 6749 §6: the IdP may rotate the refresh token; otherwise the old one stays.
+            refresh: tokens.refresh_token.or(old_refresh),
+            exp: tokens.expires_in.map(|s| env.now.saturating_add(s)),
+        });
+        let cookies =
+            match self
+                .config
+                .cookies
+                .write_session(&session, &ctx.cookies, env.now, env.rng)
+            {
+                Ok(c) => c,
+                Err(_) => return self.deny(&ctx, Deny::Unavailable("random"), Vec::new()),
+            };
+        let mut outcome = self.forward(&ctx, &self.prepare(session), env.now);
+        if let Step::Continue(edits) = &mut outcome.step {
+            edits.extend(
+                cookies
+                    .into_iter()
+                    .map(|c| crate::http::HeaderEdit::AddResponse("set-cookie".into(), c)),
+            );
+        }
+        outcome.count(format!("sso_refresh_success.{}", refresh.method))
+    }
+}
+
+/// A short hex digest, for cache keys that must not contain the secret itself.
+fn hex_digest(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Names the method in a refusal that was made before it was known.

@@ -69,6 +69,7 @@ impl RootContext for Root {
             waiting_body: None,
             calls: HashMap::new(),
             answered: false,
+            response_headers: Vec::new(),
         }))
     }
 
@@ -84,6 +85,8 @@ struct Http {
     calls: HashMap<u32, Pending>,
     /// A local reply was sent: never resume this stream (security.md A4).
     answered: bool,
+    /// Headers to add to the upstream's response (a refreshed session's `Set-Cookie`).
+    response_headers: Vec<(String, String)>,
 }
 
 impl Context for Http {
@@ -153,6 +156,15 @@ impl HttpContext for Http {
         self.execute(outcome, false)
     }
 
+    fn on_http_response_headers(&mut self, _count: usize, _end_of_stream: bool) -> Action {
+        for (name, value) in self.response_headers.drain(..) {
+            if hostcalls::add_map_value(MapType::HttpResponseHeaders, &name, &value).is_err() {
+                log::warn!("sso-filter: could not add {name} to the response");
+            }
+        }
+        Action::Continue
+    }
+
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some((_, limit)) = &self.waiting_body else {
             return Action::Continue;
@@ -195,6 +207,10 @@ impl Http {
                         }
                         HeaderEdit::Set(name, value) => {
                             hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
+                        }
+                        HeaderEdit::AddResponse(name, value) => {
+                            self.response_headers.push((name.clone(), value.clone()));
+                            Ok(())
                         }
                     };
                     if result.is_err() {

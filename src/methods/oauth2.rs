@@ -78,6 +78,8 @@ pub struct RawOAuth2 {
     extra_authorize_params: BTreeMap<String, String>,
     #[serde(default)]
     reload_user: bool,
+    #[serde(default)]
+    forward_access_token: bool,
 }
 
 fn default_true() -> bool {
@@ -145,6 +147,9 @@ pub struct OAuth2 {
     extra_authorize_params: BTreeMap<String, String>,
     /// Re-ask the IdP for the current user on every page load (the seeds' "reload user").
     pub reload_user: bool,
+    /// Give the upstream the IdP's access token as `Authorization: Bearer`, refreshed before it
+    /// expires.
+    pub forward_access_token: bool,
     /// Mapping defaults from `user_id_path`, `user_name_path`, `email_path`.
     pub default_mapping: RawMapping,
 }
@@ -241,6 +246,10 @@ pub struct Tokens {
     pub access_token: String,
     /// ID token (required for oidc).
     pub id_token: Option<String>,
+    /// Refresh token.
+    pub refresh_token: Option<String>,
+    /// Access-token lifetime in seconds (RFC 6749 §5.1 `expires_in`).
+    pub expires_in: Option<u64>,
 }
 
 impl OAuth2 {
@@ -377,6 +386,7 @@ impl OAuth2 {
             timeout_ms: raw.timeout_ms,
             extra_authorize_params: raw.extra_authorize_params,
             reload_user: raw.reload_user,
+            forward_access_token: raw.forward_access_token,
             default_mapping,
         })
     }
@@ -526,6 +536,23 @@ impl OAuth2 {
             .append_pair("code", code)
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("code_verifier", verifier);
+        self.token_endpoint_call(eps, form)
+    }
+
+    /// A refresh-token request (RFC 6749 §6).
+    pub fn refresh_request(&self, eps: &Endpoints, refresh_token: &str) -> Callout {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", refresh_token);
+        self.token_endpoint_call(eps, form)
+    }
+
+    /// A POST to the token endpoint with the client's authentication.
+    fn token_endpoint_call(
+        &self,
+        eps: &Endpoints,
+        mut form: url::form_urlencoded::Serializer<'_, String>,
+    ) -> Callout {
         let mut headers = vec![
             (
                 "content-type".into(),
@@ -592,6 +619,24 @@ impl OAuth2 {
     ///
     /// [`IdpFailure`] for errors and unusable answers.
     pub fn token_response(&self, response: &CalloutResponse) -> Result<Tokens, IdpFailure> {
+        self.tokens(response, self.oidc)
+    }
+
+    /// Judges a refresh response (RFC 6749 §6): like a token response, but an ID token is not
+    /// required (OIDC Core §12.2: it "might not" be returned).
+    ///
+    /// # Errors
+    ///
+    /// [`IdpFailure`] for errors and unusable answers.
+    pub fn refresh_response(&self, response: &CalloutResponse) -> Result<Tokens, IdpFailure> {
+        self.tokens(response, false)
+    }
+
+    fn tokens(
+        &self,
+        response: &CalloutResponse,
+        require_id_token: bool,
+    ) -> Result<Tokens, IdpFailure> {
         let body = json_body(response, MAX_SMALL_BODY)?;
         if let Some(error) = body.get("error").and_then(Value::as_str) {
             log::warn!(
@@ -618,12 +663,23 @@ impl OAuth2 {
             .get("id_token")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if self.oidc && id_token.is_none() {
+        if require_id_token && id_token.is_none() {
             return Err(IdpFailure::BadAnswer("no_id_token"));
         }
+        let refresh_token = body
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        // A negative, fractional or absurd lifetime is treated as unknown.
+        let expires_in = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .filter(|s| *s > 0 && *s < 366 * 24 * 3600);
         Ok(Tokens {
             access_token,
             id_token,
+            refresh_token,
+            expires_in,
         })
     }
 

@@ -186,7 +186,20 @@ impl Driver {
         loop {
             self.counters.extend(outcome.counters.iter().cloned());
             match outcome.step {
-                Step::Continue(edits) => return Done::Forwarded(edits),
+                Step::Continue(edits) => {
+                    // Response headers the host adds to the upstream's answer.
+                    for e in &edits {
+                        if let HeaderEdit::AddResponse(n, v) = e {
+                            let r = Response {
+                                status: 200,
+                                headers: vec![(n.clone(), v.clone())],
+                                body: vec![],
+                            };
+                            self.absorb(&r);
+                        }
+                    }
+                    return Done::Forwarded(edits);
+                }
                 Step::Respond(response) => {
                     self.absorb(&response);
                     return Done::Answered(response);

@@ -116,6 +116,12 @@ fn idp(script: Rc<RefCell<Script>>, now: u64, nonce: Rc<RefCell<String>>) -> cra
                         .map(|(_, v)| v.clone())
                         .unwrap()
                 };
+                if get("grant_type") == "refresh_token" {
+                    assert_eq!(get("refresh_token"), "rt-1");
+                    return ok(
+                        json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 120}),
+                    );
+                }
                 assert_eq!(get("grant_type"), "authorization_code");
                 assert_eq!(get("code"), "the-code");
                 assert_eq!(
@@ -140,8 +146,11 @@ fn idp(script: Rc<RefCell<Script>>, now: u64, nonce: Rc<RefCell<String>>) -> cra
                         "nonce": n, "preferred_username": "alice"
                     })
                 });
-                ok(json!({"access_token": "at", "token_type": "Bearer",
-                    "id_token": sign(&claims, s.kid.as_deref().unwrap_or("k1"))}))
+                ok(
+                    json!({"access_token": "at", "token_type": "Bearer", "expires_in": 120,
+                    "refresh_token": "rt-1",
+                    "id_token": sign(&claims, s.kid.as_deref().unwrap_or("k1"))}),
+                )
             }
             "https://idp.example.com/me" => {
                 assert!(c
@@ -433,4 +442,51 @@ fn reload_user_from_configuration_skips_fresh_sessions() {
     assert!(matches!(d.api("/reports", &[]), Done::Forwarded(_)));
     // A later page load asks the IdP again.
     assert_eq!(d.get("/reports").status(), 302);
+}
+
+#[test]
+fn access_token_is_forwarded_and_refreshed_before_it_expires() {
+    let mut c = config();
+    c["methods"]["oidc"]["forward_access_token"] = json!(true);
+    let mut d = Driver::new(&c);
+    let script = Rc::new(RefCell::new(Script::default()));
+    let (authorize, _) = begin(&mut d, Rc::clone(&script));
+    assert_eq!(callback(&mut d, &authorize, "").status(), 302);
+    // The client's own Authorization never survives: the IdP's token replaces it.
+    let fwd = d.api("/api/x", &[("authorization", "Bearer forged")]);
+    assert_eq!(fwd.set("authorization").as_deref(), Some("Bearer at"));
+    // Within a minute of expiry, the next request refreshes first, then goes on with the new
+    // token and the new session cookie on the upstream's response.
+    d.now += 70;
+    d.callouts.clear();
+    let fwd = d.api("/api/x", &[]);
+    assert_eq!(fwd.set("authorization").as_deref(), Some("Bearer at-2"));
+    assert_eq!(d.callouts.len(), 1);
+    assert!(fwd.edits().iter().any(|e| matches!(e, sso_filter::HeaderEdit::AddResponse(n, v) if n == "set-cookie" && v.starts_with("sso_session="))));
+    d.callouts.clear();
+    let again = d.api("/api/x", &[]);
+    assert_eq!(again.set("authorization").as_deref(), Some("Bearer at-2"));
+    assert!(
+        d.callouts.is_empty(),
+        "the new cookie carries the new token"
+    );
+}
+
+#[test]
+fn failed_refresh_of_an_expired_token_ends_the_session() {
+    let mut c = config();
+    c["methods"]["oidc"]["forward_access_token"] = json!(true);
+    let mut d = Driver::new(&c);
+    let script = Rc::new(RefCell::new(Script::default()));
+    let (authorize, _) = begin(&mut d, Rc::clone(&script));
+    assert_eq!(callback(&mut d, &authorize, "").status(), 302);
+    d.idp = Some(Box::new(|_c: &Callout| CalloutResponse {
+        status: Some(400),
+        headers: vec![],
+        body: br#"{"error":"invalid_grant"}"#.to_vec(),
+    }));
+    d.now += 200;
+    let done = d.api("/api/x", &[]);
+    assert_eq!(done.status(), 401);
+    assert!(!d.jar.contains_key("sso_session"));
 }

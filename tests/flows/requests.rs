@@ -22,7 +22,9 @@ fn spoofed_identity_headers_never_pass() {
         .iter()
         .map(|e| match e {
             HeaderEdit::Remove(n) => n.clone(),
-            HeaderEdit::Set(n, _) => panic!("public path got a header set: {n}"),
+            HeaderEdit::Set(n, _) | HeaderEdit::AddResponse(n, _) => {
+                panic!("public path got a header set: {n}")
+            }
         })
         .collect();
     assert_eq!(removed, vec!["x-sso-login", "X_SSO_LOGIN", "X-Sso_Roles"]);
