@@ -1,7 +1,12 @@
 //! Native timing of the engine's hot paths (no proxy): `cargo bench --bench engine`.
 //! The proxy figures come from `make bench`; this isolates the engine's own share.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::time::Instant;
 

@@ -121,9 +121,11 @@ function stripHopByHop(headers) {
 async function forward(request, url, step, body, env) {
   const origin = String(env.ORIGIN ?? '').replace(/\/+$/, '');
   const headers = new Headers(request.headers);
+  const onResponse = [];
   for (const edit of step.edits) {
     if (edit.op === 'remove') headers.delete(edit.name);
     else if (edit.op === 'set') headers.set(edit.name, edit.value);
+    else if (edit.op === 'add_response') onResponse.push([edit.name, edit.value]);
     else throw new Error(`unknown header edit ${edit.op}`);
   }
   stripHopByHop(headers);
@@ -139,7 +141,12 @@ async function forward(request, url, step, body, env) {
     init.body = request.body;
     init.duplex = 'half'; // required by Node's fetch for a streamed body; ignored elsewhere
   }
-  return fetch(origin + target, init);
+  const response = await fetch(origin + target, init);
+  if (onResponse.length === 0) return response;
+  // A fetched response's headers are immutable: copy it to add the engine's headers.
+  const out = new Response(response.body, response);
+  for (const [name, value] of onResponse) out.headers.append(name, value);
+  return out;
 }
 
 async function callout(c) {
