@@ -1,7 +1,9 @@
 # sso-filter: build, demo, tests. Every target installs what it needs (scripts/setup.sh).
 #   make run     demo: Envoy on http://127.0.0.1:8080 with the filter, upstream on :8081
-#   make test    setup, cargo test, wasm + CLI build, end-to-end suite through the real Envoy
-#   make lint    clippy (host, all targets; wasm32-wasip1 lib) and rustfmt --check
+#   make test    setup, cargo test, wasm + CLI build, end-to-end suite through the real Envoy,
+#                then the edge worker (wasm-bindgen-harness/): build, its tests, the same
+#                end-to-end suite through it under Node
+#   make lint    clippy (host, all targets; wasm32-wasip1 lib; the edge crate) and rustfmt --check
 #   make bench   bench/run.sh
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -11,6 +13,7 @@ CARGO ?= cargo
 VENV  := .venv
 WASM  := target/wasm32-wasip1/release/sso_filter.wasm
 CLI   := target/release/sso-filter
+EDGE  := wasm-bindgen-harness
 PYTEST_ARGS ?=
 
 # $(call phase,NAME,COMMAND): run COMMAND, print how long it took, and remember it for the summary.
@@ -20,10 +23,11 @@ define phase
 	echo "<== $(1): $$(( $$(date +%s) - start ))s" | tee -a target/phase-times.txt
 endef
 
-.PHONY: help setup setup-demo wasm cli build run demo test unit e2e lint fmt bench clean
+.PHONY: help setup setup-demo wasm cli build run demo test unit e2e lint fmt bench clean \
+	edge edge-test e2e-node
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,7p' Makefile
 
 setup:
 	scripts/setup.sh
@@ -52,6 +56,19 @@ e2e:
 	@rc=0; $(VENV)/bin/python -m pytest -c tests/e2e/pytest.ini tests/e2e $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc = 5 ]; then echo "e2e: pytest collected no test" >&2; exit 1; fi; exit $$rc
 
+# The edge worker (wasm-bindgen-harness/): the engine for wasm32-unknown-unknown + wasm-bindgen.
+edge:
+	$(EDGE)/build.sh
+
+# Its own tests: api.rs natively, then the JS module with Node's test runner.
+edge-test: edge
+	cd $(EDGE) && $(CARGO) test
+	cd $(EDGE) && npm test
+
+# The end-to-end suite through the Node worker instead of Envoy (expects `make edge cli`).
+e2e-node:
+	SSO_E2E_HOST=node $(MAKE) --no-print-directory e2e
+
 test:
 	@mkdir -p target; : > target/phase-times.txt
 	$(call phase,setup,scripts/setup.sh)
@@ -59,6 +76,9 @@ test:
 	$(call phase,build wasm,$(CARGO) build --release --target wasm32-wasip1 --lib)
 	$(call phase,build cli,$(CARGO) build --release)
 	$(call phase,e2e,$(MAKE) --no-print-directory e2e)
+	$(call phase,build edge,$(EDGE)/build.sh)
+	$(call phase,edge tests,(cd $(EDGE) && $(CARGO) test && npm test))
+	$(call phase,e2e node,SSO_E2E_HOST=node $(MAKE) --no-print-directory e2e)
 	@echo "== make test phase times"; cat target/phase-times.txt
 
 # All three run; the target fails if any of them did.
@@ -67,6 +87,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings || rc=1; \
 	$(CARGO) clippy --target wasm32-wasip1 --lib -- -D warnings || rc=1; \
 	$(CARGO) fmt --check || { rc=1; echo "cargo fmt --check: run 'make fmt'" >&2; }; \
+	(cd $(EDGE) && $(CARGO) clippy --all-targets -- -D warnings && $(CARGO) fmt --check) || rc=1; \
 	exit $$rc
 
 fmt:

@@ -7,6 +7,7 @@
 #   - tests/e2e/browser/node_modules (playwright-core, from package-lock.json; no browser
 #     download: Debian's /usr/bin/chromium is used)
 #   - tests/e2e/idp/oidc/node_modules (oidc-provider, the OpenID Provider of the OIDC tests)
+#   - wasm-bindgen-cli at the harness's exact wasm-bindgen version (the edge worker; setup_edge)
 # Works without a terminal (CI=true, no stdin). SSO_SETUP_NO_BROWSER=1 skips chromium and npm
 # (the demo does not need them).
 set -euo pipefail
@@ -79,4 +80,31 @@ if [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
     echo "$owant" > "$ostamp"
   fi
 fi
+# ---- Edge worker (wasm-bindgen-harness/) --------------------------------------------------------
+# wasm-bindgen-cli at exactly the version of the wasm-bindgen crate in the harness's Cargo.lock
+# (the CLI refuses a module made by another version). A cargo install takes ~5 min on 2 cores,
+# so it is skipped when the installed CLI already matches. Skipped with SSO_SETUP_NO_EDGE=1 or
+# SSO_SETUP_NO_BROWSER=1 (the demo needs neither). The target wasm32-unknown-unknown is added in
+# the Rust section above.
+setup_edge() {
+  local lock=wasm-bindgen-harness/Cargo.lock want have
+  want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$lock")"
+  [ -n "$want" ] || { log "no wasm-bindgen in $lock"; return 1; }
+  have="$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)"
+  if [ "$have" != "$want" ]; then
+    log "cargo install wasm-bindgen-cli --version $want (${have:-not installed})"
+    # --locked first, for the CLI's own tested dependency set. When the registry lacks a version
+    # its lock names (seen here: webpki-roots 1.0.11), fall back to a fresh resolution.
+    cargo install wasm-bindgen-cli --version "$want" --locked </dev/null \
+      || { log "locked install failed; installing wasm-bindgen-cli $want without --locked"; \
+           cargo install wasm-bindgen-cli --version "$want" </dev/null; }
+  fi
+  # worker.mjs runs under Node through module.register (Node >= 20.6).
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=6)?0:1)' \
+    || { log "Node >= 20.6 needed for wasm-bindgen-harness (have $(node --version))"; return 1; }
+}
+if [ "${SSO_SETUP_NO_EDGE:-0}" != 1 ] && [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
+  setup_edge
+fi
+
 log "ok"

@@ -34,7 +34,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sso_filter::cache::SharedCache;
 use sso_filter::random::Random;
-use sso_filter::{CalloutResponse, ConfigError, Env, Filter, HeaderEdit, Outcome, Pending, RequestHead, Step};
+use sso_filter::{
+    CalloutResponse, ConfigError, Env, Filter, HeaderEdit, Outcome, Pending, RequestHead, Step,
+};
 
 /// The largest callout response body the host reads into the engine (the Envoy host's bound).
 pub const MAX_CALLOUT_BODY: usize = 1024 * 1024;
@@ -67,7 +69,11 @@ impl From<RequestIn> for RequestHead {
             path: r.path,
             // The engine compares names in lower case; runtimes already give them so, but a
             // host that does not must not let `X-SSO-Login` slip past a lower-case check.
-            headers: r.headers.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect(),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v))
+                .collect(),
         }
     }
 }
@@ -149,7 +155,9 @@ impl BodyOut {
         }
         Some(match String::from_utf8(bytes) {
             Ok(text) => BodyOut::Text(text),
-            Err(e) => BodyOut::Base64(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+            Err(e) => {
+                BodyOut::Base64(base64::engine::general_purpose::STANDARD.encode(e.into_bytes()))
+            }
         })
     }
 }
@@ -288,15 +296,24 @@ impl Edge {
         body: &[u8],
         world: World<'_>,
     ) -> Result<String, HostError> {
-        let response: CalloutResponseIn =
-            serde_json::from_str(response_json).map_err(|e| HostError(format!("callout response: {e}")))?;
+        let response: CalloutResponseIn = serde_json::from_str(response_json)
+            .map_err(|e| HostError(format!("callout response: {e}")))?;
         let state = self.take(pending)?;
         let response = CalloutResponse {
             status: response.status,
-            headers: response.headers.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect(),
-            body: body.get(..READ_CALLOUT_BODY.min(body.len())).unwrap_or_default().to_vec(),
+            headers: response
+                .headers
+                .into_iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v))
+                .collect(),
+            body: body
+                .get(..READ_CALLOUT_BODY.min(body.len()))
+                .unwrap_or_default()
+                .to_vec(),
         };
-        let outcome = with_env(world, |env| self.filter.on_callout_response(state, response, env));
+        let outcome = with_env(world, |env| {
+            self.filter.on_callout_response(state, response, env)
+        });
         Ok(self.emit(outcome))
     }
 
@@ -347,8 +364,15 @@ impl Edge {
         }
         let step = match outcome.step {
             Step::Continue(edits) => continue_out(edits),
-            Step::Respond(r) => StepOut::Respond { status: r.status, headers: r.headers, body: BodyOut::of(r.body) },
-            Step::ReadBody { pending, limit } => StepOut::ReadBody { pending: self.keep(pending), limit },
+            Step::Respond(r) => StepOut::Respond {
+                status: r.status,
+                headers: r.headers,
+                body: BodyOut::of(r.body),
+            },
+            Step::ReadBody { pending, limit } => StepOut::ReadBody {
+                pending: self.keep(pending),
+                limit,
+            },
             Step::Callout(c, pending) => StepOut::Callout {
                 pending: self.keep(pending),
                 callout: CalloutOut {
@@ -362,7 +386,10 @@ impl Edge {
                 },
             },
         };
-        let out = OutcomeOut { step, counters: outcome.counters };
+        let out = OutcomeOut {
+            step,
+            counters: outcome.counters,
+        };
         serde_json::to_string(&out).unwrap_or_else(|e| {
             // Serialising these plain structs cannot fail; if it ever did, refuse rather than
             // let a request through with edits unapplied.
@@ -383,7 +410,11 @@ fn continue_out(edits: Vec<HeaderEdit>) -> StepOut {
             HeaderEdit::Set(name, value) if name == ":path" => path = Some(value),
             HeaderEdit::Set(name, _) | HeaderEdit::Remove(name) if name.starts_with(':') => {
                 log::error!("sso-filter: the edge host cannot edit {name}; refusing the request");
-                return StepOut::Respond { status: 500, headers: Vec::new(), body: None };
+                return StepOut::Respond {
+                    status: 500,
+                    headers: Vec::new(),
+                    body: None,
+                };
             }
             HeaderEdit::Set(name, value) => out.push(EditOut::Set { name, value }),
             HeaderEdit::Remove(name) => out.push(EditOut::Remove { name }),
@@ -394,7 +425,12 @@ fn continue_out(edits: Vec<HeaderEdit>) -> StepOut {
 }
 
 fn with_env<T>(world: World<'_>, f: impl FnOnce(&mut Env<'_>) -> T) -> T {
-    let mut env = Env { now: world.now_ms / 1000, now_ms: world.now_ms, rng: world.rng, cache: world.cache };
+    let mut env = Env {
+        now: world.now_ms / 1000,
+        now_ms: world.now_ms,
+        rng: world.rng,
+        cache: world.cache,
+    };
     f(&mut env)
 }
 
@@ -411,7 +447,12 @@ pub fn millis(now: f64) -> u64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
@@ -449,14 +490,27 @@ mod tests {
 
     impl T {
         fn new() -> Self {
-            T { edge: Edge::new(&config()).unwrap(), cache: MemoryCache::default() }
+            T {
+                edge: Edge::new(&config()).unwrap(),
+                cache: MemoryCache::default(),
+            }
         }
         fn world(&self) -> World<'_> {
             // SystemRandom is zero-sized and stateless: leaking a box of it allocates nothing.
-            World { now_ms: NOW * 1000, rng: Box::leak(Box::new(SystemRandom)), cache: &self.cache }
+            World {
+                now_ms: NOW * 1000,
+                rng: Box::leak(Box::new(SystemRandom)),
+                cache: &self.cache,
+            }
         }
         fn handle(&self, request: Value) -> Value {
-            serde_json::from_str(&self.edge.handle(&request.to_string(), self.world()).unwrap()).unwrap()
+            serde_json::from_str(
+                &self
+                    .edge
+                    .handle(&request.to_string(), self.world())
+                    .unwrap(),
+            )
+            .unwrap()
         }
     }
 
@@ -499,7 +553,10 @@ mod tests {
     #[test]
     fn token_landing_then_session_forwards_identity_and_strips_forgeries() {
         let t = T::new();
-        let landing = t.handle(get(&format!("/r?activeAuth=jwt-param&jwtParam={SEED_TOKEN}"), json!([])));
+        let landing = t.handle(get(
+            &format!("/r?activeAuth=jwt-param&jwtParam={SEED_TOKEN}"),
+            json!([]),
+        ));
         assert_eq!(landing["status"], 302, "{landing}");
         let cookie = set_cookies(&landing).join("; ");
         assert!(cookie.starts_with("sso_session="), "{cookie}");
@@ -507,16 +564,31 @@ mod tests {
 
         let step = t.handle(get(
             "//r/./x?y=1",
-            json!([["cookie", format!("{cookie}; theme=dark")], ["X_SSO_LOGIN", "mallory"], ["x-sso-roles", "root"]]),
+            json!([
+                ["cookie", format!("{cookie}; theme=dark")],
+                ["X_SSO_LOGIN", "mallory"],
+                ["x-sso-roles", "root"]
+            ]),
         ));
         assert_eq!(step["step"], "continue", "{step}");
         assert_eq!(step["path"], "/r/x?y=1");
         let edits = step["edits"].as_array().unwrap();
         // The forged names are removed as they appear in the request (lower-cased by api.rs).
-        assert!(edits.contains(&json!({"op": "remove", "name": "x_sso_login"})), "{step}");
-        assert!(edits.contains(&json!({"op": "set", "name": "cookie", "value": "theme=dark"})), "{step}");
-        assert!(edits.contains(&json!({"op": "set", "name": "x-sso-login", "value": "alice"})), "{step}");
-        assert!(!edits.iter().any(|e| e["name"].as_str().is_some_and(|n| n.starts_with(':'))));
+        assert!(
+            edits.contains(&json!({"op": "remove", "name": "x_sso_login"})),
+            "{step}"
+        );
+        assert!(
+            edits.contains(&json!({"op": "set", "name": "cookie", "value": "theme=dark"})),
+            "{step}"
+        );
+        assert!(
+            edits.contains(&json!({"op": "set", "name": "x-sso-login", "value": "alice"})),
+            "{step}"
+        );
+        assert!(!edits
+            .iter()
+            .any(|e| e["name"].as_str().is_some_and(|n| n.starts_with(':'))));
     }
 
     #[test]
@@ -525,7 +597,10 @@ mod tests {
         let step = t.handle(get("/healthz", json!([["x-sso-login", "mallory"]])));
         assert_eq!(step["step"], "continue");
         assert_eq!(step["path"], Value::Null);
-        assert_eq!(step["edits"], json!([{"op": "remove", "name": "x-sso-login"}]));
+        assert_eq!(
+            step["edits"],
+            json!([{"op": "remove", "name": "x-sso-login"}])
+        );
     }
 
     #[test]
@@ -534,7 +609,13 @@ mod tests {
         let page = t.handle(get("/login?rd=%2Fafter", json!([["accept", "text/html"]])));
         assert_eq!(page["status"], 200);
         let html = page["body"].as_str().unwrap();
-        let state = html.split("name=\"state\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+        let state = html
+            .split("name=\"state\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let flow = set_cookies(&page).join("; ");
 
         let post = json!({"method": "POST", "path": "/login", "headers": [
@@ -548,14 +629,26 @@ mod tests {
 
         let form = format!("state={state}&username=admin&password=password");
         let out: Value =
-            serde_json::from_str(&t.edge.body(pending, form.as_bytes(), t.world()).unwrap()).unwrap();
+            serde_json::from_str(&t.edge.body(pending, form.as_bytes(), t.world()).unwrap())
+                .unwrap();
         assert_eq!(out["status"], 303, "{out}");
-        assert!(out["headers"].as_array().unwrap().contains(&json!(["location", "/after"])), "{out}");
-        assert!(set_cookies(&out).iter().any(|c| c.starts_with("sso_session=") && c.len() > 20));
+        assert!(
+            out["headers"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["location", "/after"])),
+            "{out}"
+        );
+        assert!(set_cookies(&out)
+            .iter()
+            .any(|c| c.starts_with("sso_session=") && c.len() > 20));
         assert_eq!(t.edge.pending_count(), 0);
         // A handle resolves once.
         assert!(t.edge.body(pending, b"", t.world()).is_err());
-        assert!(t.edge.stats_json().contains("\"sso_login_success.local\":1"));
+        assert!(t
+            .edge
+            .stats_json()
+            .contains("\"sso_login_success.local\":1"));
     }
 
     #[test]
@@ -565,8 +658,12 @@ mod tests {
             "headers": [["content-type", "application/x-www-form-urlencoded"]]}));
         let pending = u32::try_from(step["pending"].as_u64().unwrap()).unwrap();
         let limit = usize::try_from(step["limit"].as_u64().unwrap()).unwrap();
-        let out: Value =
-            serde_json::from_str(&t.edge.body(pending, &vec![b'a'; limit + 1], t.world()).unwrap()).unwrap();
+        let out: Value = serde_json::from_str(
+            &t.edge
+                .body(pending, &vec![b'a'; limit + 1], t.world())
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(out["status"], 413, "{out}");
     }
 
@@ -574,9 +671,18 @@ mod tests {
     fn host_errors_are_errors_not_steps() {
         let t = T::new();
         assert!(t.edge.handle("not json", t.world()).is_err());
-        assert!(t.edge.handle(r#"{"method":"GET","path":"/","headers":[],"extra":1}"#, t.world()).is_err());
+        assert!(t
+            .edge
+            .handle(
+                r#"{"method":"GET","path":"/","headers":[],"extra":1}"#,
+                t.world()
+            )
+            .is_err());
         assert!(t.edge.body(12345, b"", t.world()).is_err());
-        assert!(t.edge.callout_response(1, r#"{"status":200,"headers":[]}"#, b"", t.world()).is_err());
+        assert!(t
+            .edge
+            .callout_response(1, r#"{"status":200,"headers":[]}"#, b"", t.world())
+            .is_err());
         assert!(t.edge.callout_response(1, "[]", b"", t.world()).is_err());
     }
 
@@ -597,25 +703,48 @@ mod tests {
     #[test]
     fn bodies_are_text_or_base64() {
         assert_eq!(BodyOut::of(Vec::new()), None);
-        assert_eq!(BodyOut::of(b"hi".to_vec()), Some(BodyOut::Text("hi".into())));
-        assert_eq!(BodyOut::of(vec![0xff, 0x00]), Some(BodyOut::Base64("/wA=".into())));
+        assert_eq!(
+            BodyOut::of(b"hi".to_vec()),
+            Some(BodyOut::Text("hi".into()))
+        );
+        assert_eq!(
+            BodyOut::of(vec![0xff, 0x00]),
+            Some(BodyOut::Base64("/wA=".into()))
+        );
         let out = OutcomeOut {
-            step: StepOut::Respond { status: 200, headers: vec![], body: BodyOut::of(vec![0xff, 0x00]) },
+            step: StepOut::Respond {
+                status: 200,
+                headers: vec![],
+                body: BodyOut::of(vec![0xff, 0x00]),
+            },
             counters: vec![],
         };
         assert_eq!(
             serde_json::to_value(out).unwrap(),
             json!({"step": "respond", "status": 200, "headers": [], "body_base64": "/wA=", "counters": []})
         );
-        let out = OutcomeOut { step: StepOut::Respond { status: 204, headers: vec![], body: None }, counters: vec![] };
-        assert_eq!(serde_json::to_value(out).unwrap(), json!({"step": "respond", "status": 204, "headers": [], "counters": []}));
+        let out = OutcomeOut {
+            step: StepOut::Respond {
+                status: 204,
+                headers: vec![],
+                body: None,
+            },
+            counters: vec![],
+        };
+        assert_eq!(
+            serde_json::to_value(out).unwrap(),
+            json!({"step": "respond", "status": 204, "headers": [], "counters": []})
+        );
     }
 
     #[test]
     fn pseudo_header_edits_other_than_path_refuse() {
         let step = continue_out(vec![HeaderEdit::Set(":authority".into(), "x".into())]);
         assert!(matches!(step, StepOut::Respond { status: 500, .. }));
-        let step = continue_out(vec![HeaderEdit::Set(":path".into(), "/p".into()), HeaderEdit::Remove("a".into())]);
+        let step = continue_out(vec![
+            HeaderEdit::Set(":path".into(), "/p".into()),
+            HeaderEdit::Remove("a".into()),
+        ]);
         match step {
             StepOut::Continue { path, edits } => {
                 assert_eq!(path.as_deref(), Some("/p"));

@@ -80,7 +80,11 @@ fn js_error(e: HostError) -> JsError {
 fn in_world<T>(now: f64, f: impl FnOnce(World<'_>) -> T) -> T {
     CACHE.with(|cache| {
         let mut rng = SystemRandom;
-        f(World { now_ms: api::millis(now), rng: &mut rng, cache })
+        f(World {
+            now_ms: api::millis(now),
+            rng: &mut rng,
+            cache,
+        })
     })
 }
 
@@ -102,7 +106,9 @@ impl SsoFilter {
     #[wasm_bindgen(constructor)]
     pub fn new(config_json: &str) -> Result<SsoFilter, JsError> {
         install_logger();
-        Edge::new(config_json).map(|edge| SsoFilter { edge }).map_err(|e| JsError::new(&e.to_string()))
+        Edge::new(config_json)
+            .map(|edge| SsoFilter { edge })
+            .map_err(|e| JsError::new(&e.to_string()))
     }
 
     /// One line describing the configuration (methods, tenants), for the start-up log.
@@ -134,8 +140,17 @@ impl SsoFilter {
     ///
     /// A JS `Error` when `pending` is not a live handle or the JSON is malformed.
     #[wasm_bindgen(js_name = calloutResponse)]
-    pub fn callout_response(&self, pending: u32, response_json: &str, body: &[u8], now: f64) -> Result<String, JsError> {
-        in_world(now, |w| self.edge.callout_response(pending, response_json, body, w)).map_err(js_error)
+    pub fn callout_response(
+        &self,
+        pending: u32,
+        response_json: &str,
+        body: &[u8],
+        now: f64,
+    ) -> Result<String, JsError> {
+        in_world(now, |w| {
+            self.edge.callout_response(pending, response_json, body, w)
+        })
+        .map_err(js_error)
     }
 
     /// Forgets a pending state whose request went away.
