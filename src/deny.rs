@@ -66,9 +66,10 @@ impl Deny {
         match self {
             Deny::BadPath
             | Deny::BadRequest(_)
-            | Deny::FlowInvalid
             | Deny::UnknownMethod { .. }
             | Deny::UnknownTenant => 400,
+            // A missing, used or foreign state is a refused login (security.md F1: DENY).
+            Deny::FlowInvalid => 401,
             Deny::BodyTooLarge => 413,
             Deny::IdentityInvalid { .. } => 403,
             Deny::MethodNeedsToken { .. } | Deny::Token { .. } => 401,

@@ -64,10 +64,16 @@ fn clusters(path: Option<&String>) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!("clusters:");
+    let mut seen = Vec::new();
     for (method, url) in urls {
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(443);
         let name = config.cluster_names.name(&url);
+        // Endpoints on one host share one cluster.
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name.clone());
         println!("# used by method {method}: {url}");
         println!("- name: {name}\n  type: STRICT_DNS\n  connect_timeout: 5s\n  load_assignment:\n    cluster_name: {name}\n    endpoints:\n    - lb_endpoints:\n      - endpoint:\n          address:\n            socket_address: {{ address: {host}, port_value: {port} }}");
         if url.scheme() == "https" {

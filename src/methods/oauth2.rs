@@ -637,6 +637,11 @@ impl OAuth2 {
         response: &CalloutResponse,
         require_id_token: bool,
     ) -> Result<Tokens, IdpFailure> {
+        // A 5xx is the IdP failing, whatever its body says (502), not a refusal (401).
+        if response.status.is_some_and(|s| s >= 500) {
+            log::warn!("sso-filter: token endpoint answered {:?}", response.status);
+            return Err(IdpFailure::BadAnswer("token_status"));
+        }
         let body = json_body(response, MAX_SMALL_BODY)?;
         if let Some(error) = body.get("error").and_then(Value::as_str) {
             log::warn!(

@@ -108,7 +108,7 @@ fn throttling_locks_a_user_out_even_with_the_right_password() {
 fn form_posts_need_this_browsers_live_state() {
     let mut d = Driver::new(&config());
     let no_state = d.post_form("/login", &[("username", "alice"), ("password", "alice-pw")]);
-    assert_eq!(no_state.status(), 400);
+    assert_eq!(no_state.status(), 401);
     let form = d.get("/login");
     let state = Driver::form_state(&form);
     // Another browser (empty jar) cannot use this state.
@@ -121,7 +121,7 @@ fn form_posts_need_this_browsers_live_state() {
             ("state", &state),
         ],
     );
-    assert_eq!(stolen.status(), 400);
+    assert_eq!(stolen.status(), 401);
     // Expired.
     d.now += 601;
     let late = d.post_form(
@@ -132,7 +132,7 @@ fn form_posts_need_this_browsers_live_state() {
             ("state", &state),
         ],
     );
-    assert_eq!(late.status(), 400);
+    assert_eq!(late.status(), 401);
     assert!(!d.jar.contains_key("sso_session"));
 }
 
@@ -168,7 +168,7 @@ fn two_tabs_can_log_in_in_parallel() {
             ("state", &s1),
         ],
     );
-    assert_eq!(again.status(), 400);
+    assert_eq!(again.status(), 401);
 }
 
 #[test]

@@ -324,7 +324,7 @@ fn bad_id_tokens_and_idp_errors_are_refused() {
         401,
     );
     refused(|s| s.token_status = Some(400), "", 401);
-    refused(|s| s.token_status = Some(500), "", 401);
+    refused(|s| s.token_status = Some(500), "", 502);
     refused(
         |s| s.userinfo = Some(json!({"sub": "someone-else"})),
         "",
@@ -349,11 +349,11 @@ fn wrong_iss_parameter_and_missing_state_are_refused() {
         "/sso/callback/oidc?code=the-code&state={state}&iss=https%3A%2F%2Fevil.example"
     ));
     assert_eq!(evil.status(), 401);
-    assert_eq!(d.get("/sso/callback/oidc?code=the-code").status(), 400);
+    assert_eq!(d.get("/sso/callback/oidc?code=the-code").status(), 401);
     assert_eq!(
         d.get(&format!("/sso/callback/oidc?code=the-code&state={state}"))
             .status(),
-        400,
+        401,
         "state used once"
     );
     assert!(!d.jar.contains_key("sso_session"));
