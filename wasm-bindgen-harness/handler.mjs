@@ -1,0 +1,220 @@
+// sso-filter as a Workers-style `fetch(request, env)` handler: everything but loading the .wasm
+// (worker.mjs does that, then re-exports this module).
+//
+// Bindings (env):
+//   SSO_CONFIG  the filter configuration JSON (a string; the same JSON as Envoy's)
+//   ORIGIN      base URL of the upstream to protect, e.g. "https://app.internal:8443"
+//
+// This file is transport only: it turns the Request into the engine's input, carries out the
+// step the engine returns (read the body, fetch a callout, answer, or forward to ORIGIN with
+// the engine's header edits) and loops until the request is answered or forwarded. Every
+// decision (routing, sessions, tokens, which headers to strip or set) is the engine's, in Rust.
+// The module must be initialised (initSync) before the first request.
+
+import { SsoFilter } from './pkg/sso_filter_edge.js';
+
+// Steps per request at most: a login needs a few (body, then a callout or two); a loop longer
+// than this is an engine bug and must not spin forever.
+const MAX_STEPS = 16;
+
+// Headers that belong to one hop and must not be copied to the next (RFC 9110 §7.6.1), plus
+// `host` (the origin's comes from its URL) and `content-length` (fetch sets it from the body).
+const HOP_BY_HOP = [
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te',
+  'trailer', 'host', 'content-length',
+];
+
+// One filter per configuration text, built on first use and kept for the isolate's life.
+let current = null;
+
+function filterFor(env) {
+  const source = typeof env?.SSO_CONFIG === 'string' ? env.SSO_CONFIG : '';
+  if (current && current.source === source) return current;
+  try {
+    current = { source, filter: new SsoFilter(source) };
+    console.log(`sso-filter: ${current.filter.summary()}`);
+  } catch (err) {
+    // A refused configuration serves nothing: every request gets 503 (the Envoy host refuses
+    // to load). Logged once per configuration, with the JSON path the error names.
+    current = { source, error: String(err?.message ?? err) };
+    console.error(`sso-filter: configuration refused: ${current.error}`);
+  }
+  return current;
+}
+
+/** The counters of the current filter in this isolate, `{name: count}`. */
+export function stats() {
+  return current?.filter ? JSON.parse(current.filter.stats()) : {};
+}
+
+function plain(status, text) {
+  return new Response(text + '\n', {
+    status,
+    headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
+  });
+}
+
+function decodeBase64(text) {
+  const bin = atob(text);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function bodyOf(step) {
+  if (typeof step.body === 'string') return step.body;
+  if (typeof step.body_base64 === 'string') return decodeBase64(step.body_base64);
+  return null;
+}
+
+/** Reads at most `max` bytes of a body stream; stops (and cancels) as soon as it has more. */
+async function readCapped(stream, max) {
+  if (!stream) return new Uint8Array(0);
+  const reader = stream.getReader();
+  const chunks = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+      if (size > max) {
+        await reader.cancel().catch(() => {});
+        break;
+      }
+    }
+  } finally {
+    reader.releaseLock?.();
+  }
+  const out = new Uint8Array(Math.min(size, max));
+  let at = 0;
+  for (const c of chunks) {
+    if (at >= out.length) break;
+    const part = c.subarray(0, out.length - at);
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+function respond(step) {
+  const headers = new Headers();
+  for (const [name, value] of step.headers) headers.append(name, value);
+  // A 204/304 (or 1xx) response cannot carry a body.
+  const body = [204, 304].includes(step.status) ? null : bodyOf(step);
+  return new Response(body, { status: step.status, headers });
+}
+
+function stripHopByHop(headers) {
+  const listed = (headers.get('connection') ?? '').split(',').map((s) => s.trim().toLowerCase());
+  for (const name of [...HOP_BY_HOP, ...listed]) if (name) headers.delete(name);
+}
+
+async function forward(request, url, step, body, env) {
+  const origin = String(env.ORIGIN ?? '').replace(/\/+$/, '');
+  const headers = new Headers(request.headers);
+  const onResponse = [];
+  for (const edit of step.edits) {
+    if (edit.op === 'remove') headers.delete(edit.name);
+    else if (edit.op === 'set') headers.set(edit.name, edit.value);
+    else if (edit.op === 'add_response') onResponse.push([edit.name, edit.value]);
+    else throw new Error(`unknown header edit ${edit.op}`);
+  }
+  stripHopByHop(headers);
+  headers.set('x-forwarded-host', url.host);
+  headers.set('x-forwarded-proto', url.protocol.replace(/:$/, ''));
+  // The target the engine decided on: its normalised path when it changed it, else the request's
+  // own. Joined as text, never resolved as a relative URL, so it cannot change the origin.
+  const target = step.path ?? url.pathname + url.search;
+  const init = { method: request.method, headers, redirect: 'manual' };
+  if (body !== null) {
+    init.body = body;
+  } else if (request.body && !['GET', 'HEAD'].includes(request.method)) {
+    init.body = request.body;
+    init.duplex = 'half'; // required by Node's fetch for a streamed body; ignored elsewhere
+  }
+  const response = await fetch(origin + target, init);
+  if (onResponse.length === 0) return response;
+  // A fetched response's headers are immutable: copy it to add the engine's headers.
+  const out = new Response(response.body, response);
+  for (const [name, value] of onResponse) out.headers.append(name, value);
+  return out;
+}
+
+async function callout(c) {
+  const init = { method: c.method, headers: c.headers, redirect: 'manual' };
+  const body = bodyOf(c);
+  if (body !== null) init.body = body;
+  if (c.timeout_ms > 0) init.signal = AbortSignal.timeout(c.timeout_ms);
+  try {
+    const res = await fetch(c.url, init);
+    const headers = [...res.headers].map(([k, v]) => [k.toLowerCase(), v]);
+    const bytes = await readCapped(res.body, c.max_response_bytes);
+    return { json: JSON.stringify({ status: res.status, headers }), bytes };
+  } catch (err) {
+    // Refused, reset or timed out: the engine gets "no status" and decides.
+    console.warn(`sso-filter: callout to ${c.upstream} failed: ${err?.name ?? 'error'}`);
+    return { json: JSON.stringify({ status: null, headers: [] }), bytes: new Uint8Array(0) };
+  }
+}
+
+async function handle(request, env) {
+  const state = filterFor(env);
+  if (state.error) return plain(503, 'sso-filter: configuration refused');
+  if (!env?.ORIGIN) {
+    console.error('sso-filter: ORIGIN binding missing');
+    return plain(503, 'sso-filter: no origin configured');
+  }
+  const filter = state.filter;
+  const url = new URL(request.url);
+  const head = {
+    method: request.method,
+    path: url.pathname + url.search,
+    headers: [...request.headers],
+  };
+  let step = JSON.parse(filter.handle(JSON.stringify(head), Date.now()));
+  let body = null;
+  for (let n = 0; n < MAX_STEPS; n++) {
+    switch (step.step) {
+      case 'continue':
+        return forward(request, url, step, body, env);
+      case 'respond':
+        return respond(step);
+      case 'read_body': {
+        let bytes;
+        try {
+          // One byte past the limit lets the engine see "too large" and answer 413.
+          bytes = await readCapped(request.body, step.limit + 1);
+        } catch {
+          filter.abandon(step.pending);
+          return plain(400, 'sso-filter: the request body could not be read');
+        }
+        body = bytes;
+        step = JSON.parse(filter.body(step.pending, bytes, Date.now()));
+        break;
+      }
+      case 'callout': {
+        const answer = await callout(step.callout);
+        step = JSON.parse(filter.calloutResponse(step.pending, answer.json, answer.bytes, Date.now()));
+        break;
+      }
+      default:
+        throw new Error(`unknown step ${step.step}`);
+    }
+  }
+  console.error('sso-filter: too many steps for one request');
+  return plain(500, 'sso-filter: internal error');
+}
+
+export default {
+  async fetch(request, env) {
+    try {
+      return await handle(request, env);
+    } catch (err) {
+      // Fail closed: an error anywhere answers 500; the request is never forwarded.
+      console.error(`sso-filter: internal error: ${err?.stack ?? err}`);
+      return plain(500, 'sso-filter: internal error');
+    }
+  },
+};
