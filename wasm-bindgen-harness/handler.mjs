@@ -24,7 +24,9 @@ const HOP_BY_HOP = [
   'trailer', 'host', 'content-length',
 ];
 
-// One filter per configuration text, built on first use and kept for the isolate's life.
+// One filter per configuration text, built on first use and kept for the isolate's life. A
+// replaced one is not freed here (a request may still be waiting on a callout with it); the
+// FinalizationRegistry wasm-bindgen registers reclaims it once unreachable.
 let current = null;
 
 function filterFor(env) {
