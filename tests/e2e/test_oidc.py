@@ -745,6 +745,21 @@ def test_bad_provider_correct_mode_logs_in(bad, recorder):
     assert [e for e in log if e["endpoint"] == "/userinfo"], log
 
 
+def test_callouts_name_the_provider_host_and_port(bad, recorder):
+    """Every callout carries `Host: <host>:<port>` of the endpoint's URL (RFC 9110 7.2: the
+    port is part of Host unless it is the scheme's default). Providers that build their
+    endpoint URLs from Host (oidc-provider, Keycloak without a fixed hostname) otherwise
+    advertise unusable endpoints."""
+    envoy, prov, _ = bad
+    agent = Agent()
+    trail, _ = agent.walk(envoy.base_url + "/private/host?activeAuth=bad-ok")
+    calls = [e for e in prov.requests() if e["endpoint"] != "/authorize"]
+    assert calls, f"no callout reached the provider:\n{_trail_text(trail)}"
+    want = f"127.0.0.1:{prov.port}"
+    wrong = sorted({(e["endpoint"], e["host"]) for e in calls if e["host"] != want})
+    assert not wrong, f"callouts sent Host other than {want!r}: {wrong}"
+
+
 def test_generic_oauth2_correct_mode_logs_in(bad, recorder):
     envoy, prov, _ = bad
     agent = Agent()

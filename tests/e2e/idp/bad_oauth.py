@@ -270,7 +270,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": "not_found"})
         prefix, mode, endpoint = route
         body = self._body() if self.command == "POST" else b""
-        entry = self._record(method=self.command, path=path, mode=mode, endpoint=endpoint)
+        entry = self._record(method=self.command, path=path, mode=mode, endpoint=endpoint,
+                             host=self.headers.get("host"))
         handler = {
             "/.well-known/openid-configuration": self._discovery,
             "/jwks": self._jwks,
