@@ -900,16 +900,19 @@ fn with_method(deny: Deny, method: &str) -> Deny {
     }
 }
 
-/// A callout failure: no status means the host got no answer; past the deadline it was a
-/// timeout (the hosts do not say which).
+/// A callout failure: a 504, or no status past the deadline, is a timeout; no status before it
+/// means the IdP could not be reached.
 fn check_answered(
     response: &CalloutResponse,
     sent_ms: u64,
     timeout_ms: u64,
     now_ms: u64,
 ) -> Result<(), IdpFailure> {
-    if response.status.is_some() {
-        return Ok(());
+    // Envoy answers a callout past its deadline with its own 504; an IdP's 504 means the same.
+    match response.status {
+        Some(504) => return Err(IdpFailure::Timeout),
+        Some(_) => return Ok(()),
+        None => {}
     }
     if now_ms.saturating_sub(sent_ms).saturating_add(100) >= timeout_ms {
         Err(IdpFailure::Timeout)

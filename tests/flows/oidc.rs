@@ -362,6 +362,7 @@ fn wrong_iss_parameter_and_missing_state_are_refused() {
 #[test]
 fn unreachable_and_slow_idps_fail_closed() {
     for (status, body, code) in [
+        (Some(504), "upstream request timeout", 504),
         (None, "", 502),
         (Some(200), "<html>", 502),
         (Some(200), "[1]", 502),
