@@ -62,6 +62,15 @@ const REFRESH_AHEAD: u64 = 60;
 /// do not all refresh.
 const REFRESH_LOCK: u64 = 30;
 
+/// The callback's stages after the first callout (what `resume_finish` judges).
+enum Stage {
+    Discovery,
+    Jwks,
+    Token,
+    JwksRefresh(Tokens),
+    UserInfo(Tokens, Option<Map<String, Value>>),
+}
+
 /// A login being started.
 #[derive(Debug)]
 pub struct Start {
@@ -337,38 +346,15 @@ impl Filter {
         // RFC 9207 §2.4: when the provider says it sends `iss`, it must be there and be the
         // issuer; when it is there anyway, it must still match (mix-up defence).
         match (eps.iss_parameter, finish.iss.as_deref(), o.issuer()) {
-            (true, None, _) => {
-                return self.fail(
-                    finish,
-                    &m.name,
-                    Deny::Idp {
-                        method: m.name.clone(),
-                        failure: IdpFailure::Issuer,
-                    },
-                )
-            }
+            (true, None, _) => return self.idp_fail(finish, m, IdpFailure::Issuer),
             (_, Some(iss), Some(issuer)) if iss.trim_end_matches('/') != issuer => {
-                return self.fail(
-                    finish,
-                    &m.name,
-                    Deny::Idp {
-                        method: m.name.clone(),
-                        failure: IdpFailure::Issuer,
-                    },
-                )
+                return self.idp_fail(finish, m, IdpFailure::Issuer)
             }
             _ => {}
         }
         if o.oidc {
             let Some(jwks) = eps.jwks.clone() else {
-                return self.fail(
-                    finish,
-                    &m.name,
-                    Deny::Idp {
-                        method: m.name.clone(),
-                        failure: IdpFailure::BadAnswer("no_jwks_uri"),
-                    },
-                );
+                return self.idp_fail(finish, m, IdpFailure::BadAnswer("no_jwks_uri"));
             };
             let fresh = cached_doc(env.cache, &jwks)
                 .is_some_and(|(at, _)| env.now < at.saturating_add(DOC_TTL));
@@ -401,183 +387,128 @@ impl Filter {
         response: CalloutResponse,
         env: &mut Env<'_>,
     ) -> Outcome {
-        match wait {
+        let (finish, stage) = match wait {
             RedirectWait::ExpectDiscoveryToStart(start) => {
-                let Ok((_, m, o)) = self.oauth_method(start.tenant.as_deref(), &start.method)
-                else {
-                    return self.deny_head(&start.head, Deny::FlowInvalid, Vec::new());
+                return self.resume_start(start, &response, env)
+            }
+            RedirectWait::ExpectRefresh(refresh) => {
+                return self.finish_refresh(refresh, &response, env)
+            }
+            RedirectWait::ExpectDiscoveryToFinish(f) => (f, Stage::Discovery),
+            RedirectWait::ExpectJwksToFinish(f) => (f, Stage::Jwks),
+            RedirectWait::ExpectToken(f) => (f, Stage::Token),
+            RedirectWait::ExpectJwksRefresh(f, tokens) => (f, Stage::JwksRefresh(tokens)),
+            RedirectWait::ExpectUserInfo(f, tokens, claims) => (f, Stage::UserInfo(tokens, claims)),
+        };
+        let Ok((_, m, o)) = self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
+        else {
+            return self.fail(finish, "-", Deny::FlowInvalid);
+        };
+        self.resume_finish(finish, stage, &response, m, o, env)
+    }
+
+    /// Discovery arrived for a login being started.
+    fn resume_start(&self, start: Start, response: &CalloutResponse, env: &mut Env<'_>) -> Outcome {
+        let Ok((_, m, o)) = self.oauth_method(start.tenant.as_deref(), &start.method) else {
+            return self.deny_head(&start.head, Deny::FlowInvalid, Vec::new());
+        };
+        let judged = judge_doc(response, start.sent_ms, o.timeout_ms, env.now_ms).and_then(|doc| {
+            o.endpoints_from_discovery(&Value::Object(doc.clone()))
+                .map(|_| doc)
+        });
+        let doc = match judged {
+            Ok(doc) => doc,
+            Err(failure) => {
+                let deny = Deny::Idp {
+                    method: m.name.clone(),
+                    failure,
                 };
-                let doc = match judge_doc(&response, start.sent_ms, o.timeout_ms, env.now_ms)
-                    .and_then(|doc| {
-                        o.endpoints_from_discovery(&Value::Object(doc.clone()))
-                            .map(|_| doc)
-                    }) {
-                    Ok(doc) => doc,
-                    Err(failure) => {
-                        return self.deny_head(
-                            &start.head,
-                            Deny::Idp {
-                                method: m.name.clone(),
-                                failure,
-                            },
-                            Vec::new(),
-                        )
+                return self.deny_head(&start.head, deny, Vec::new());
+            }
+        };
+        if let Some(url) = o.discovery_url() {
+            store_doc(env.cache, &url, &doc, env.now);
+        }
+        match self.start_redirect(&start.head, m, start.tenant, start.rd, start.silent, env) {
+            Ok(outcome) => outcome,
+            Err(deny) => self.deny_head(&start.head, deny, Vec::new()),
+        }
+    }
+
+    /// One answer at the callback's stages: judged once for the stage's kind (a document, or an
+    /// endpoint's answer), then used.
+    fn resume_finish(
+        &self,
+        mut finish: Finish,
+        stage: Stage,
+        response: &CalloutResponse,
+        m: &Method,
+        o: &OAuth2,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let judged = match &stage {
+            Stage::Discovery | Stage::Jwks | Stage::JwksRefresh(_) => {
+                judge_doc(response, finish.sent_ms, o.timeout_ms, env.now_ms).map(Some)
+            }
+            Stage::Token | Stage::UserInfo(..) => {
+                check_answered(response, finish.sent_ms, o.timeout_ms, env.now_ms).map(|()| None)
+            }
+        };
+        let doc = match judged {
+            Ok(doc) => doc.unwrap_or_default(),
+            Err(failure) => return self.idp_fail(finish, m, failure),
+        };
+        match stage {
+            Stage::Discovery => match o.endpoints_from_discovery(&Value::Object(doc.clone())) {
+                Ok(eps) => {
+                    if let Some(url) = o.discovery_url() {
+                        store_doc(env.cache, &url, &doc, env.now);
                     }
-                };
-                if let Some(url) = o.discovery_url() {
+                    finish.endpoints = Some(eps);
+                    self.advance(finish, o, m, env)
+                }
+                Err(failure) => self.idp_fail(finish, m, failure),
+            },
+            Stage::Jwks | Stage::JwksRefresh(_) => {
+                if let Some(url) = finish.endpoints.as_ref().and_then(|e| e.jwks.clone()) {
                     store_doc(env.cache, &url, &doc, env.now);
                 }
-                match self.start_redirect(&start.head, m, start.tenant, start.rd, start.silent, env)
-                {
-                    Ok(outcome) => outcome,
-                    Err(deny) => self.deny_head(&start.head, deny, Vec::new()),
-                }
-            }
-            RedirectWait::ExpectDiscoveryToFinish(mut finish) => {
-                let Ok((_, m, o)) =
-                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
-                else {
-                    return self.fail(finish, "-", Deny::FlowInvalid);
-                };
-                let doc = judge_doc(&response, finish.sent_ms, o.timeout_ms, env.now_ms);
-                match doc.and_then(|doc| {
-                    o.endpoints_from_discovery(&Value::Object(doc.clone()))
-                        .map(|eps| (doc, eps))
-                }) {
-                    Ok((doc, eps)) => {
-                        if let Some(url) = o.discovery_url() {
-                            store_doc(env.cache, &url, &doc, env.now);
-                        }
-                        finish.endpoints = Some(eps);
-                        self.advance(finish, o, m, env)
-                    }
-                    Err(failure) => self.fail(
-                        finish,
-                        &m.name,
-                        Deny::Idp {
-                            method: m.name.clone(),
-                            failure,
-                        },
-                    ),
-                }
-            }
-            RedirectWait::ExpectJwksToFinish(finish) => {
-                let Ok((_, m, o)) =
-                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
-                else {
-                    return self.fail(finish, "-", Deny::FlowInvalid);
-                };
-                match judge_doc(&response, finish.sent_ms, o.timeout_ms, env.now_ms) {
-                    Ok(doc) => {
-                        if let Some(url) = finish.endpoints.as_ref().and_then(|e| e.jwks.clone()) {
-                            store_doc(env.cache, &url, &doc, env.now);
-                        }
-                        self.advance(finish, o, m, env)
-                    }
-                    Err(failure) => self.fail(
-                        finish,
-                        &m.name,
-                        Deny::Idp {
-                            method: m.name.clone(),
-                            failure,
-                        },
-                    ),
-                }
-            }
-            RedirectWait::ExpectToken(finish) => {
-                let Ok((_, m, o)) =
-                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
-                else {
-                    return self.fail(finish, "-", Deny::FlowInvalid);
-                };
-                if let Err(failure) =
-                    check_answered(&response, finish.sent_ms, o.timeout_ms, env.now_ms)
-                {
-                    return self.fail(
-                        finish,
-                        &m.name,
-                        Deny::Idp {
-                            method: m.name.clone(),
-                            failure,
-                        },
-                    );
-                }
-                match o.token_response(&response) {
-                    Ok(tokens) => self.after_tokens(finish, tokens, false, o, m, env),
-                    Err(failure) => self.fail(
-                        finish,
-                        &m.name,
-                        Deny::Idp {
-                            method: m.name.clone(),
-                            failure,
-                        },
-                    ),
-                }
-            }
-            RedirectWait::ExpectJwksRefresh(finish, tokens) => {
-                let Ok((_, m, o)) =
-                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
-                else {
-                    return self.fail(finish, "-", Deny::FlowInvalid);
-                };
-                match judge_doc(&response, finish.sent_ms, o.timeout_ms, env.now_ms) {
-                    Ok(doc) => {
-                        if let Some(url) = finish.endpoints.as_ref().and_then(|e| e.jwks.clone()) {
-                            store_doc(env.cache, &url, &doc, env.now);
-                        }
+                match stage {
+                    Stage::JwksRefresh(tokens) => {
                         self.after_tokens(finish, tokens, true, o, m, env)
                     }
-                    Err(failure) => self.fail(
-                        finish,
-                        &m.name,
-                        Deny::Idp {
-                            method: m.name.clone(),
-                            failure,
-                        },
-                    ),
+                    _ => self.advance(finish, o, m, env),
                 }
             }
-            RedirectWait::ExpectRefresh(refresh) => self.finish_refresh(refresh, &response, env),
-            RedirectWait::ExpectUserInfo(finish, tokens, id_claims) => {
-                let Ok((_, m, o)) =
-                    self.oauth_method(finish.flow.tenant.as_deref(), &finish.flow.method)
-                else {
-                    return self.fail(finish, "-", Deny::FlowInvalid);
-                };
-                if let Err(failure) =
-                    check_answered(&response, finish.sent_ms, o.timeout_ms, env.now_ms)
-                {
-                    return self.fail(
-                        finish,
-                        &m.name,
-                        Deny::Idp {
-                            method: m.name.clone(),
-                            failure,
-                        },
-                    );
-                }
+            Stage::Token => match o.token_response(response) {
+                Ok(tokens) => self.after_tokens(finish, tokens, false, o, m, env),
+                Err(failure) => self.idp_fail(finish, m, failure),
+            },
+            Stage::UserInfo(tokens, id_claims) => {
                 let sub = id_claims
                     .as_ref()
                     .and_then(|c| c.get("sub"))
                     .and_then(Value::as_str);
-                match o.userinfo_response(&response, sub) {
+                match o.userinfo_response(response, sub) {
                     Ok(info) => {
                         // User-info claims over the ID token's (OIDC Core §5.3.2: same `sub`).
                         let mut claims = id_claims.unwrap_or_default();
                         claims.extend(info);
                         self.complete(finish, &claims, tokens, m, o, env)
                     }
-                    Err(failure) => self.fail(
-                        finish,
-                        &m.name,
-                        Deny::Idp {
-                            method: m.name.clone(),
-                            failure,
-                        },
-                    ),
+                    Err(failure) => self.idp_fail(finish, m, failure),
                 }
             }
         }
+    }
+
+    /// Refuses a callback because of the IdP.
+    fn idp_fail(&self, finish: Finish, m: &Method, failure: IdpFailure) -> Outcome {
+        let deny = Deny::Idp {
+            method: m.name.clone(),
+            failure,
+        };
+        self.fail(finish, &m.name, deny)
     }
 
     /// After the token response: verify the ID token (refetching the JWKS once for an unknown
@@ -598,14 +529,7 @@ impl Filter {
         if o.oidc {
             let (Some(id_token), Some(jwks_url)) = (tokens.id_token.as_deref(), eps.jwks.as_ref())
             else {
-                return self.fail(
-                    finish,
-                    &m.name,
-                    Deny::Idp {
-                        method: m.name.clone(),
-                        failure: IdpFailure::BadAnswer("no_id_token"),
-                    },
-                );
+                return self.idp_fail(finish, m, IdpFailure::BadAnswer("no_id_token"));
             };
             let cached = cached_doc(env.cache, jwks_url);
             let jwks = cached.as_ref().map_or(Value::Null, |(_, d)| d.clone());
@@ -617,14 +541,7 @@ impl Filter {
                         .is_some_and(|(at, _)| env.now < at.saturating_add(JWKS_REFETCH_INTERVAL));
                     if refreshed || recently {
                         let failure = IdpFailure::IdToken(crate::jose::JoseError::UnknownKey);
-                        return self.fail(
-                            finish,
-                            &m.name,
-                            Deny::Idp {
-                                method: m.name.clone(),
-                                failure,
-                            },
-                        );
+                        return self.idp_fail(finish, m, failure);
                     }
                     finish.sent_ms = env.now_ms;
                     let callout = o.fetch(jwks_url);
@@ -635,16 +552,7 @@ impl Filter {
                         ))),
                     ));
                 }
-                Err(failure) => {
-                    return self.fail(
-                        finish,
-                        &m.name,
-                        Deny::Idp {
-                            method: m.name.clone(),
-                            failure,
-                        },
-                    )
-                }
+                Err(failure) => return self.idp_fail(finish, m, failure),
             }
         }
         match o.userinfo_request(&eps, &tokens.access_token) {

@@ -163,29 +163,26 @@ impl ContentAlg {
         // AL is the AAD length in *bits* as a 64-bit big-endian integer; computed in u64 so
         // it cannot overflow (go-jose CVE-2016-9123).
         let al = (aad.len() as u64).saturating_mul(8).to_be_bytes();
+        let parts: [&[u8]; 4] = [aad, iv, ciphertext, &al];
         let full = match self {
-            ContentAlg::A128CbcHs256 => {
-                let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(mac_key)
-                    .map_err(|_| JoseError::Decryption)?;
-                mac.update(aad);
-                mac.update(iv);
-                mac.update(ciphertext);
-                mac.update(&al);
-                mac.finalize().into_bytes().to_vec()
-            }
-            ContentAlg::A256CbcHs512 => {
-                let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(mac_key)
-                    .map_err(|_| JoseError::Decryption)?;
-                mac.update(aad);
-                mac.update(iv);
-                mac.update(ciphertext);
-                mac.update(&al);
-                mac.finalize().into_bytes().to_vec()
-            }
+            ContentAlg::A128CbcHs256 => hmac_over::<Hmac<Sha256>>(mac_key, &parts)?,
+            ContentAlg::A256CbcHs512 => hmac_over::<Hmac<Sha512>>(mac_key, &parts)?,
             ContentAlg::A128Gcm | ContentAlg::A256Gcm => return Err(JoseError::Algorithm),
         };
         Ok(full.get(..mac_key.len()).unwrap_or_default().to_vec())
     }
+}
+
+/// HMAC of the concatenated parts.
+fn hmac_over<M: Mac + hmac::digest::KeyInit>(
+    key: &[u8],
+    parts: &[&[u8]],
+) -> Result<Vec<u8>, JoseError> {
+    let mut mac = <M as Mac>::new_from_slice(key).map_err(|_| JoseError::Decryption)?;
+    for part in parts {
+        mac.update(part);
+    }
+    Ok(mac.finalize().into_bytes().to_vec())
 }
 
 #[cfg(test)]
