@@ -24,7 +24,7 @@ fn page(title: &str, body: &str) -> String {
          <meta name=\"referrer\" content=\"no-referrer\">\
          <title>{title}</title><style>\
          body{{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem;color:#222}}\
-         form{{display:grid;gap:.6rem}}input{{padding:.5rem;font-size:1rem}}\
+         form{{display:grid;gap:.8rem}}label{{display:grid;gap:.3rem}}input{{padding:.5rem;font-size:1rem;width:100%;box-sizing:border-box}}\
          button{{padding:.6rem;font-size:1rem;cursor:pointer}}.msg{{color:#b00020}}\
          ul{{padding-left:1.2rem}}</style></head><body>{body}</body></html>\n",
         title = escape(title)
