@@ -15,7 +15,7 @@ use crate::assertion::{AssertionSigner, RawAssertion};
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
-use crate::methods::{jwt, local, oauth2, MethodKind};
+use crate::methods::{jwt, local, oauth2, wecom, MethodKind};
 use crate::session::{Cookies, KeyRing, SameSite};
 
 /// A configuration error: where, and why.
@@ -401,11 +401,9 @@ impl Config {
         let mut callbacks: BTreeMap<String, String> = BTreeMap::new();
         for scope in std::iter::once(&global).chain(tenants.values()) {
             for m in scope.methods.values() {
-                if let MethodKind::OAuth2(o) = m.kind.as_ref() {
-                    let path = o
-                        .callback_path
-                        .clone()
-                        .unwrap_or_else(|| format!("{prefix}/callback/{}", m.name));
+                if let Some(custom) = m.kind.callback_path() {
+                    let path = custom
+                        .map_or_else(|| format!("{prefix}/callback/{}", m.name), str::to_owned);
                     if path == login_page
                         || public_paths
                             .iter()
@@ -507,7 +505,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             None => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
-                    "missing (one of: local, jwt, oauth2, oidc)",
+                    "missing (one of: local, jwt, oauth2, oidc, wecom)",
                 ))
             }
         };
@@ -532,8 +530,11 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 kind == "oidc",
                 &here,
             )?)),
-            "ldap" | "cas" | "saml2" | "dingtalk" | "wecom" | "lark" | "yunzhijia" | "wechat"
-            | "teams" => {
+            "wecom" => MethodKind::Wecom(Box::new(wecom::Wecom::from_raw(
+                parse_at(fields, &here)?,
+                &here,
+            )?)),
+            "ldap" | "cas" | "saml2" | "dingtalk" | "lark" | "yunzhijia" | "wechat" | "teams" => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!("{kind} is not available in this build yet"),
@@ -542,7 +543,9 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             other => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
-                    format!("unknown method type {other:?} (one of: local, jwt, oauth2, oidc)"),
+                    format!(
+                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom)"
+                    ),
                 ))
             }
         };

@@ -115,7 +115,9 @@ impl Deny {
                 format!("Unknown sign-in method. Valid methods: {}.", valid.join(", "))
             }
             Deny::UnknownTenant => "Unknown tenant.".into(),
-            Deny::Idp { .. } => "The identity provider could not complete the sign-in. Please try again.".into(),
+            Deny::Idp { failure, .. } => failure.message().unwrap_or_else(|| {
+                "The identity provider could not complete the sign-in. Please try again.".into()
+            }),
         }
     }
 

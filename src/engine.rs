@@ -35,7 +35,9 @@ use crate::pending::{ExpectLoginForm, Pending};
 use crate::random::{self, Random};
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
+use cn_flow::ExpectCode;
 
+pub mod cn_flow;
 pub mod redirect_flow;
 
 /// What the host lends the engine for one input.
@@ -159,8 +161,9 @@ impl Filter {
     pub fn on_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
         let outcome = match pending {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
+            Pending::ExpectCode(p) => self.cn_code_body(p, body, env),
             // A body for a state that waits for a callout is a host bug: fail closed.
-            Pending::Redirect(_) => {
+            Pending::Redirect(_) | Pending::Cn(_) => {
                 Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
             }
         };
@@ -176,13 +179,13 @@ impl Filter {
     ) -> Outcome {
         let outcome = match pending {
             Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
+            Pending::Cn(wait) => self.resume_cn(*wait, response, env),
             // A callout answer for a state that waits for a body is a host bug: fail closed.
-            Pending::ExpectLoginForm(p) => Deny::Unavailable("unexpected_callout").respond(
-                &p.head,
-                "-",
-                &self.login_url("/", None),
-                Vec::new(),
-            ),
+            Pending::ExpectCode(ExpectCode { head, .. })
+            | Pending::ExpectLoginForm(ExpectLoginForm { head }) => Deny::Unavailable(
+                "unexpected_callout",
+            )
+            .respond(&head, "-", &self.login_url("/", None), Vec::new()),
         };
         self.name_clusters(outcome)
     }
@@ -208,6 +211,9 @@ impl Filter {
             return self.login_page(ctx, env);
         }
         if let Some(method) = c.callbacks.get(&ctx.path) {
+            if self.is_cn_method(method) {
+                return self.cn_callback(ctx, method, env);
+            }
             return self.finish_redirect(ctx, method, env);
         }
         if let Some(rest) = ctx.path.strip_prefix(&c.prefix) {
@@ -215,7 +221,10 @@ impl Filter {
                 "/login" => self.start_login(ctx, env),
                 "/logout" => Ok(self.logout(ctx, env)),
                 "/userinfo" => Ok(self.userinfo(ctx, env)),
-                _ => Err(Deny::NotFound),
+                _ => match rest.strip_prefix("/code/") {
+                    Some(name) => self.cn_code_post(ctx, name),
+                    None => Err(Deny::NotFound),
+                },
             };
         }
         if self.is_public(&ctx.path) {
@@ -240,6 +249,13 @@ impl Filter {
                 if let Some(token) = token {
                     return self.jwt_param_login(ctx, scope, method, &jwt.param, token, env);
                 }
+            }
+        }
+
+        // A provider login carried by the URL (a light-app ticket, an admin-console code).
+        if let Some(method) = chosen.filter(|m| m.kind.is_cn()) {
+            if let Some(outcome) = self.cn_url_login(ctx, scope, method, env)? {
+                return Ok(outcome);
             }
         }
 
@@ -722,6 +738,7 @@ impl Filter {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_redirect(ctx.head, method, tenant, rd, false, env)
             }
+            MethodKind::Wecom(_) => self.cn_start(ctx, scope, method, rd, env),
         }
     }
 
@@ -797,6 +814,7 @@ impl Filter {
             exp: env.now.saturating_add(FLOW_TTL),
             nonce: None,
             verifier: None,
+            variant: None,
         };
         let flow_cookies = self
             .config

@@ -230,6 +230,26 @@ impl RawMapping {
         self.email = email;
     }
 
+    /// A method's default paths (`login`, `name`, `email`, `phone`, `roles`, `groups`, `org`);
+    /// other field names are ignored.
+    pub fn defaults(pairs: &[(&str, &str)]) -> RawMapping {
+        let mut m = RawMapping::default();
+        for (field, path) in pairs {
+            let slot = match *field {
+                "login" => &mut m.login,
+                "name" => &mut m.name,
+                "email" => &mut m.email,
+                "phone" => &mut m.phone,
+                "roles" => &mut m.roles,
+                "groups" => &mut m.groups,
+                "org" => &mut m.org,
+                _ => continue,
+            };
+            *slot = Some((*path).to_owned());
+        }
+        m
+    }
+
     /// Compiles every path; `at` is the JSON path of this mapping for error messages.
     ///
     /// # Errors

@@ -2,9 +2,11 @@
 //! its requests, and turn what the user or the IdP sends into an [`crate::identity::Identity`]
 //! or a denial.
 
+pub mod cn;
 pub mod jwt;
 pub mod local;
 pub mod oauth2;
+pub mod wecom;
 
 /// A configured method's own settings.
 #[derive(Debug)]
@@ -15,6 +17,8 @@ pub enum MethodKind {
     Jwt(Box<jwt::Jwt>),
     /// OAuth2 / OpenID Connect authorization code (`type: oauth2`, `type: oidc`).
     OAuth2(Box<oauth2::OAuth2>),
+    /// WeCom / Enterprise WeChat (`type: wecom`).
+    Wecom(Box<wecom::Wecom>),
 }
 
 impl MethodKind {
@@ -25,6 +29,23 @@ impl MethodKind {
             MethodKind::Jwt(_) => "jwt",
             MethodKind::OAuth2(o) if o.oidc => "oidc",
             MethodKind::OAuth2(_) => "oauth2",
+            MethodKind::Wecom(_) => "wecom",
+        }
+    }
+
+    /// Whether this is one of the app-token providers driven by `engine::cn_flow`.
+    pub fn is_cn(&self) -> bool {
+        matches!(self, MethodKind::Wecom(_))
+    }
+
+    /// The callback path of a redirect method: `Some(None)` for the default
+    /// `{prefix}/callback/{method}`, `None` for methods without a callback.
+    pub fn callback_path(&self) -> Option<Option<&str>> {
+        use crate::methods::cn::Provider;
+        match self {
+            MethodKind::OAuth2(o) => Some(o.callback_path.as_deref()),
+            MethodKind::Wecom(w) => Some(w.callback_path()),
+            MethodKind::Local(_) | MethodKind::Jwt(_) => None,
         }
     }
 
@@ -32,6 +53,7 @@ impl MethodKind {
     pub fn default_mapping(&self) -> crate::mapping::RawMapping {
         match self {
             MethodKind::OAuth2(o) => o.default_mapping.clone(),
+            MethodKind::Wecom(_) => wecom::Wecom::default_mapping(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
         }
     }
@@ -41,6 +63,7 @@ impl MethodKind {
         match self {
             MethodKind::Local(_) | MethodKind::Jwt(_) => Vec::new(),
             MethodKind::OAuth2(o) => o.outbound_urls(),
+            MethodKind::Wecom(w) => w.outbound_urls(),
         }
     }
 }

@@ -79,6 +79,52 @@ pub fn error(title: &str, message: &str, link: Option<(&str, &str)>) -> String {
     )
 }
 
+/// An in-app login page: loads the client's JSAPI, runs `script` (which calls `send({...})`
+/// with the code it got, or `fail(text)`), and posts the code with the flow's `state` as JSON
+/// to `post_url`; the answer names where to go next. `config` is JSON for the script (`CFG`);
+/// `nonce` is the CSP nonce of the inline script.
+pub fn jsapi_page(
+    title: &str,
+    sdk: Option<&str>,
+    config: &serde_json::Value,
+    script: &str,
+    post_url: &str,
+    state: &str,
+    nonce: &str,
+) -> String {
+    // JSON in a <script> element: `<`, `>` and `&` escaped so nothing closes the element.
+    let data = serde_json::json!({"cfg": config, "post": post_url, "state": state})
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    let sdk = sdk
+        .map(|src| format!("<script src=\"{}\"></script>", escape(src)))
+        .unwrap_or_default();
+    page(
+        title,
+        &format!(
+            "<h1>{title}</h1><p id=\"status\" role=\"status\">Signing you in…</p>{sdk}\
+             <script nonce=\"{nonce}\">\
+             const D={data};const CFG=D.cfg;\
+             function show(t){{document.getElementById('status').textContent=t;}}\
+             function fail(t){{show(String(t||'Sign-in failed.'));}}\
+             async function send(fields){{\
+             try{{const r=await fetch(D.post,{{method:'POST',credentials:'same-origin',\
+             headers:{{'content-type':'application/json','accept':'application/json'}},\
+             body:JSON.stringify(Object.assign({{state:D.state}},fields))}});\
+             const a=await r.json().catch(()=>({{}}));\
+             if(r.ok&&a.location){{location.replace(a.location);}}\
+             else{{fail(a.message||('Sign-in failed ('+r.status+').'));}}}}\
+             catch(e){{fail('Sign-in failed: '+e);}}}}\
+             try{{{script}}}catch(e){{fail('Sign-in failed: '+e);}}\
+             </script>",
+            title = escape(title),
+            nonce = escape(nonce),
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,10 @@ pub enum Pending {
     ExpectLoginForm(ExpectLoginForm),
     /// An OAuth2 / OIDC login waits for an IdP answer.
     Redirect(Box<crate::engine::redirect_flow::RedirectWait>),
+    /// An app-token provider login (WeCom, DingTalk, ...) waits for an answer.
+    Cn(Box<crate::engine::cn_flow::CnWait>),
+    /// An in-app page posted a code; waiting for the body.
+    ExpectCode(crate::engine::cn_flow::ExpectCode),
 }
 
 /// What the login-form post needs once its body arrives.

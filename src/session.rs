@@ -196,6 +196,10 @@ pub struct Flow {
     /// PKCE code verifier (RFC 7636).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verifier: Option<String>,
+    /// The login variant a provider started (QR, in-app, ...), so its callback takes the same
+    /// road back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 /// How long a login flow may take, seconds.
@@ -591,6 +595,7 @@ mod tests {
                 exp: 700 + i,
                 nonce: None,
                 verifier: None,
+                variant: None,
             };
             let set = c.write_flow(&flow, &held, 100, &mut SystemRandom).unwrap();
             for s in &set {

@@ -16,5 +16,7 @@ mod jwt_param;
 mod local;
 #[path = "flows/oidc.rs"]
 mod oidc;
+#[path = "flows/wecom.rs"]
+mod wecom;
 #[path = "flows/requests.rs"]
 mod requests;

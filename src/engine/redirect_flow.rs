@@ -220,6 +220,7 @@ impl Filter {
             exp: env.now.saturating_add(FLOW_TTL),
             nonce: Some(nonce),
             verifier: Some(verifier),
+            variant: None,
         };
         let held = crate::http::parse_cookies(head);
         let cookies = self

@@ -199,6 +199,15 @@ pub enum IdpFailure {
     Issuer,
     /// User-info's `sub` differs from the ID token's.
     Subject,
+    /// The provider answered with one of its error codes (`errcode`, `code`).
+    Code(crate::methods::cn::ProviderCode),
+    /// The user is not a member of the configured organisation or tenant (security.md G1).
+    NotMember {
+        /// The provider's label.
+        provider: &'static str,
+        /// Why, for the log.
+        why: &'static str,
+    },
 }
 
 impl IdpFailure {
@@ -213,6 +222,23 @@ impl IdpFailure {
             IdpFailure::Nonce => "nonce".into(),
             IdpFailure::Issuer => "issuer".into(),
             IdpFailure::Subject => "subject".into(),
+            IdpFailure::Code(c) => format!(
+                "code_{}_{}",
+                sanitize_code(&c.provider.to_ascii_lowercase()),
+                sanitize_code(&c.code)
+            ),
+            IdpFailure::NotMember { why, .. } => format!("not_member_{why}"),
+        }
+    }
+
+    /// The page text for this failure, when it says more than the generic one.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            IdpFailure::Code(c) => Some(c.message()),
+            IdpFailure::NotMember { provider, .. } => Some(format!(
+                "Your {provider} account is not a member of the organisation this application belongs to."
+            )),
+            _ => None,
         }
     }
 
@@ -221,6 +247,8 @@ impl IdpFailure {
         match self {
             IdpFailure::Timeout => 504,
             IdpFailure::Unreachable | IdpFailure::BadAnswer(_) => 502,
+            IdpFailure::Code(c) => c.status(),
+            IdpFailure::NotMember { .. } => 403,
             _ => 401,
         }
     }
