@@ -15,7 +15,7 @@ use crate::assertion::{AssertionSigner, RawAssertion};
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
-use crate::methods::{jwt, local, oauth2, wecom, MethodKind};
+use crate::methods::{dingtalk, jwt, local, oauth2, wecom, MethodKind};
 use crate::session::{Cookies, KeyRing, SameSite};
 
 /// A configuration error: where, and why.
@@ -505,7 +505,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             None => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
-                    "missing (one of: local, jwt, oauth2, oidc, wecom)",
+                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk)",
                 ))
             }
         };
@@ -534,7 +534,11 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "ldap" | "cas" | "saml2" | "dingtalk" | "lark" | "yunzhijia" | "wechat" | "teams" => {
+            "dingtalk" => MethodKind::DingTalk(Box::new(dingtalk::DingTalk::from_raw(
+                parse_at(fields, &here)?,
+                &here,
+            )?)),
+            "ldap" | "cas" | "saml2" | "lark" | "yunzhijia" | "wechat" | "teams" => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!("{kind} is not available in this build yet"),
@@ -544,7 +548,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!(
-                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom)"
+                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk)"
                     ),
                 ))
             }

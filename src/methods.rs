@@ -3,6 +3,7 @@
 //! or a denial.
 
 pub mod cn;
+pub mod dingtalk;
 pub mod jwt;
 pub mod local;
 pub mod oauth2;
@@ -19,6 +20,8 @@ pub enum MethodKind {
     OAuth2(Box<oauth2::OAuth2>),
     /// WeCom / Enterprise WeChat (`type: wecom`).
     Wecom(Box<wecom::Wecom>),
+    /// DingTalk (`type: dingtalk`).
+    DingTalk(Box<dingtalk::DingTalk>),
 }
 
 impl MethodKind {
@@ -30,12 +33,13 @@ impl MethodKind {
             MethodKind::OAuth2(o) if o.oidc => "oidc",
             MethodKind::OAuth2(_) => "oauth2",
             MethodKind::Wecom(_) => "wecom",
+            MethodKind::DingTalk(_) => "dingtalk",
         }
     }
 
     /// Whether this is one of the app-token providers driven by `engine::cn_flow`.
     pub fn is_cn(&self) -> bool {
-        matches!(self, MethodKind::Wecom(_))
+        matches!(self, MethodKind::Wecom(_) | MethodKind::DingTalk(_))
     }
 
     /// The callback path of a redirect method: `Some(None)` for the default
@@ -45,6 +49,7 @@ impl MethodKind {
         match self {
             MethodKind::OAuth2(o) => Some(o.callback_path.as_deref()),
             MethodKind::Wecom(w) => Some(w.callback_path()),
+            MethodKind::DingTalk(d) => Some(d.callback_path()),
             MethodKind::Local(_) | MethodKind::Jwt(_) => None,
         }
     }
@@ -54,6 +59,7 @@ impl MethodKind {
         match self {
             MethodKind::OAuth2(o) => o.default_mapping.clone(),
             MethodKind::Wecom(_) => wecom::Wecom::default_mapping(),
+            MethodKind::DingTalk(_) => dingtalk::DingTalk::default_mapping(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
         }
     }
@@ -64,6 +70,7 @@ impl MethodKind {
             MethodKind::Local(_) | MethodKind::Jwt(_) => Vec::new(),
             MethodKind::OAuth2(o) => o.outbound_urls(),
             MethodKind::Wecom(w) => w.outbound_urls(),
+            MethodKind::DingTalk(d) => d.outbound_urls(),
         }
     }
 }

@@ -16,6 +16,8 @@ mod jwt_param;
 mod local;
 #[path = "flows/oidc.rs"]
 mod oidc;
+#[path = "flows/dingtalk.rs"]
+mod dingtalk;
 #[path = "flows/wecom.rs"]
 mod wecom;
 #[path = "flows/requests.rs"]

@@ -22,7 +22,7 @@ use crate::deny::Deny;
 use crate::http::{split_target, CalloutResponse, Outcome, Query, RequestHead, Response, Step};
 use crate::methods::cn::{self, Answer, Begin, Entry, Provider, TokenKind};
 use crate::methods::oauth2::IdpFailure;
-use crate::methods::{wecom, MethodKind};
+use crate::methods::{dingtalk, wecom, MethodKind};
 use crate::pages;
 use crate::pending::Pending;
 use crate::random;
@@ -37,6 +37,8 @@ pub const MAX_CODE_BODY: usize = 16 * 1024;
 pub enum CnWait {
     /// WeCom.
     Wecom(Exchange<wecom::Step>),
+    /// DingTalk.
+    DingTalk(Exchange<dingtalk::Step>),
 }
 
 /// One login's exchange with its provider: the login, the provider's step and what the
@@ -106,12 +108,29 @@ impl Wired for wecom::Wecom {
     }
 }
 
+impl Wired for dingtalk::DingTalk {
+    fn wrap(ex: Exchange<dingtalk::Step>) -> CnWait {
+        CnWait::DingTalk(ex)
+    }
+
+    fn of(kind: &MethodKind) -> Option<&Self> {
+        match kind {
+            MethodKind::DingTalk(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
 /// Runs `$body` with `$p` bound to the method's provider, or evaluates `$other`.
 macro_rules! with_provider {
     ($kind:expr, $p:ident => $body:expr, _ => $other:expr) => {
         match $kind {
             MethodKind::Wecom($p) => {
                 let $p: &wecom::Wecom = $p;
+                $body
+            }
+            MethodKind::DingTalk($p) => {
+                let $p: &dingtalk::DingTalk = $p;
                 $body
             }
             _ => $other,
@@ -147,10 +166,12 @@ impl Filter {
             page: Query::parse(split_target(&rd).1),
             user_agent: ctx.head.header("user-agent").unwrap_or(""),
         };
-        let variant = p.choose(&entry)?;
+        let variant = p.choose(&entry).map_err(|d| named(d, &method.name))?;
         let state = alphanumeric(env, 24)?;
         let redirect_uri = self.cn_redirect_uri(&method.name, p.callback_path());
-        let begin = p.begin(variant, &entry, &state, &redirect_uri)?;
+        let begin = p
+            .begin(variant, &entry, &state, &redirect_uri)
+            .map_err(|d| named(d, &method.name))?;
         let flow = Flow {
             v: 1,
             state: state.clone(),
@@ -391,6 +412,7 @@ impl Filter {
     ) -> Outcome {
         match wait {
             CnWait::Wecom(ex) => self.resume_with::<wecom::Wecom>(ex, response, env),
+            CnWait::DingTalk(ex) => self.resume_with::<dingtalk::DingTalk>(ex, response, env),
         }
     }
 
@@ -549,6 +571,9 @@ fn named(deny: Deny, method: &str) -> Deny {
         Deny::Idp { method: m, failure } if m.is_empty() => Deny::Idp {
             method: method.to_owned(),
             failure,
+        },
+        Deny::MethodNeedsToken { method: m } if m.is_empty() => Deny::MethodNeedsToken {
+            method: method.to_owned(),
         },
         other => other,
     }

@@ -86,3 +86,60 @@ def landed_identity(client: harness.Client, recorder, path: str) -> dict:
     resp = client.get(path)
     assert resp.status == 200, f"GET {path} after login: {resp!r}"
     return harness.decode_identity_of(harness.only_request(recorder))
+
+
+# --------------------------------------------------------------------------- in-app pages
+
+DINGTALK_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+               "(KHTML, like Gecko) Mobile/15E148 AliApp(DingTalk/7.6.0) "
+               "com.laiwang.DingTalk/35000000 Channel/201200 language/zh-Hans-CN")
+
+
+def inapp_page(client: harness.Client, app_path: str, agent: str) -> Response:
+    """The browser opens `app_path` inside the client app: filter -> /sso/login -> the JSAPI
+    page (200)."""
+    headers = dict(NAV, **{"User-Agent": agent})
+    first = client.get(app_path, headers=headers)
+    assert first.status == 302, f"GET {app_path}: {first!r}"
+    login = harness.path_of(first.location, f"http://127.0.0.1:{client.port}")
+    page = client.get(login, headers=headers)
+    assert page.status == 200, f"GET {login}: {page!r}"
+    return page
+
+
+def page_data(page: Response) -> dict:
+    """The JSON the in-app page's script reads (`const D=...;`)."""
+    import json
+    import re
+    m = re.search(r"const D=(\{.*?\});const CFG", page.text)
+    assert m, f"no page data in {page.text[:500]}"
+    return json.loads(m.group(1))
+
+
+def post_code(client: harness.Client, post_path: str, fields: dict,
+              agent: str = DINGTALK_UA) -> Response:
+    """What the in-app page's `send()` does: POST JSON with the flow cookie."""
+    import json
+    return client.request("POST", post_path, {"Content-Type": "application/json",
+                                              "Accept": "application/json",
+                                              "User-Agent": agent},
+                          json.dumps(fields))
+
+
+def run_browser(args: dict, tmp_path) -> dict:
+    """tests/e2e/browser/jsapi-login.mjs with `args`; its JSON result."""
+    import json
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    assert node, "node is missing (scripts/setup.sh)"
+    browser_dir = harness.REPO / "tests" / "e2e" / "browser"
+    assert (browser_dir / "node_modules" / "playwright-core").exists(), \
+        "playwright-core missing: scripts/setup.sh runs npm ci in tests/e2e/browser"
+    args = dict(args, screenshot=str(tmp_path / "landing.png"))
+    proc = subprocess.run([node, str(browser_dir / "jsapi-login.mjs"), json.dumps(args)],
+                          cwd=browser_dir, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"no result from jsapi-login.mjs (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    return json.loads(lines[-1])

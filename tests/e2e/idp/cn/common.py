@@ -7,7 +7,8 @@ A provider subclass declares routes with `@route("GET", "/cgi-bin/gettoken")`; a
 `Req` and returns `(status, body)` where body is a dict (JSON), bytes, or a `Redirect`.
 
 Test hooks (Python calls, the suite runs the mock in-process):
-    mock.reset()                 forget codes, tokens, logs, violations and scripted failures
+    mock.reset()                 forget codes, logs, violations and scripted failures (issued
+                                 app tokens stay valid, as at a real provider)
     mock.expire_tokens()         every app token issued so far stops working (server side)
     mock.fail_next(path, body)   the next call to `path` answers `body` instead
     mock.calls(path=None)        the recorded requests ("METHOD path"), optionally one path
@@ -121,9 +122,10 @@ class MockServer:
             self.log: list[dict] = []
             self.violations: list[str] = []
             self.scripted: dict[str, list] = {}
-            self.tokens: dict[str, dict] = {}
+            if not hasattr(self, "tokens"):
+                self.tokens: dict[str, dict] = {}
+                self.serial = 0
             self.codes: dict[str, dict] = {}
-            self.serial = 0
             self.on_reset()
 
     def on_reset(self) -> None:
@@ -140,10 +142,15 @@ class MockServer:
         with self.lock:
             self.scripted.setdefault(path, []).append((status, body))
 
-    def calls(self, path: str | None = None) -> list[str]:
+    def calls(self, path: str | None = None, tokens: bool = True) -> list[str]:
+        """Requests seen; `tokens=False` leaves out app-token fetches (whether one happens
+        depends on what earlier tests left in the filter's cache)."""
         with self.lock:
             return [f"{e['method']} {e['path']}" for e in self.log
-                    if path is None or e["path"] == path]
+                    if (path is None or e["path"] == path)
+                    and (tokens or e["path"] not in self.token_paths)]
+
+    token_paths: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ helpers for handlers
 

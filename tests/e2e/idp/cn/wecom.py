@@ -58,6 +58,7 @@ USERS = {
 
 class WecomMock(MockServer):
     name = "wecom"
+    token_paths = ("/cgi-bin/gettoken",)
 
     def on_reset(self) -> None:
         self.tickets: dict[str, str] = {}
