@@ -579,15 +579,18 @@ fn named(deny: Deny, method: &str) -> Deny {
     }
 }
 
-/// A callout failure: no status means no answer; past the deadline it was a timeout.
+/// A callout failure: a 504 (Envoy's own past the deadline, or the provider's), or no status
+/// past the deadline, is a timeout; no status before it means the provider was unreachable.
 fn answered(
     response: &CalloutResponse,
     sent_ms: u64,
     timeout_ms: u64,
     now_ms: u64,
 ) -> Result<(), IdpFailure> {
-    if response.status.is_some() {
-        return Ok(());
+    match response.status {
+        Some(504) => return Err(IdpFailure::Timeout),
+        Some(_) => return Ok(()),
+        None => {}
     }
     if now_ms.saturating_sub(sent_ms).saturating_add(100) >= timeout_ms {
         Err(IdpFailure::Timeout)

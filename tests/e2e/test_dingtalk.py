@@ -266,4 +266,4 @@ def test_code_post_needs_json_and_its_flow(envoy, mock, recorder):
     other = envoy.client()  # another browser: no flow cookie for this state
     stolen = cs.post_code(other, data["post"], {"state": data["state"],
                                                 "code": mock.issue_inapp_code()})
-    assert_nobody_let_in(stolen, recorder, envoy, statuses=(400,))
+    assert_nobody_let_in(stolen, recorder, envoy, statuses=(401,))

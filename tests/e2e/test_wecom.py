@@ -162,7 +162,7 @@ def test_reused_code_is_refused(envoy, mock, recorder):
     assert "40029" in replay.text and "already used" in replay.text
     # The same callback URL again: the flow is gone.
     again = client.get(callback)
-    assert_nobody_let_in(again, recorder, envoy, statuses=(400,))
+    assert_nobody_let_in(again, recorder, envoy, statuses=(401,))
 
 
 @pytest.mark.parametrize("errcode,status,words", [

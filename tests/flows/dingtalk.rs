@@ -319,7 +319,7 @@ fn posted_codes_need_json_their_flow_and_this_corp() {
     // No flow cookie for this state.
     assert_eq!(
         post_code(&mut d, json!({"state": "nope", "code": "M1"})).status(),
-        400
+        401
     );
     // Another organisation in the URL.
     let other = start(

@@ -331,13 +331,13 @@ fn outsiders_reused_codes_and_provider_errors_are_refused() {
     assert_eq!(done.status(), 401, "{}", done.body());
     assert!(done.body().contains("40029"), "{}", done.body());
 
-    // A callback without a flow, or with the state of a used flow: 400.
+    // A callback without a flow, or with the state of a used flow: refused (security.md F1).
     assert_eq!(
         d.get("/sso/callback/wechat-work?code=W9&state=abc")
             .status(),
-        400
+        401
     );
-    assert_eq!(back(&mut d, &provider, "W1").status(), 400);
+    assert_eq!(back(&mut d, &provider, "W1").status(), 401);
 
     // The user declined: no code.
     let provider = start(&mut d, "/", "Mozilla/5.0");
