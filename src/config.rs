@@ -15,7 +15,7 @@ use crate::assertion::{AssertionSigner, RawAssertion};
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
-use crate::methods::{dingtalk, jwt, local, oauth2, wecom, MethodKind};
+use crate::methods::{cas, dingtalk, jwt, local, oauth2, wecom, MethodKind};
 use crate::session::{Cookies, KeyRing, SameSite};
 
 /// A configuration error: where, and why.
@@ -399,6 +399,7 @@ impl Config {
         }
 
         let mut callbacks: BTreeMap<String, String> = BTreeMap::new();
+        let mut callback_kinds: BTreeMap<String, &'static str> = BTreeMap::new();
         for scope in std::iter::once(&global).chain(tenants.values()) {
             for m in scope.methods.values() {
                 if let Some(custom) = m.kind.callback_path() {
@@ -412,6 +413,16 @@ impl Config {
                         return Err(ConfigError::at(
                             format!("methods.{}.callback_path", m.name),
                             "overlaps the login page or a public path",
+                        ));
+                    }
+                    let kind = m.kind.type_name();
+                    if callback_kinds
+                        .insert(path.clone(), kind)
+                        .is_some_and(|k| k != kind)
+                    {
+                        return Err(ConfigError::at(
+                            format!("methods.{}.type", m.name),
+                            "a method of this name has another type in another scope",
                         ));
                     }
                     match callbacks.get(&path) {
@@ -444,6 +455,14 @@ impl Config {
             global,
             tenants,
         })
+    }
+
+    /// A method by name: the global one, else the first tenant's of that name (callback paths
+    /// are shared by every scope's method of one name).
+    pub fn method_anywhere(&self, name: &str) -> Option<&Method> {
+        std::iter::once(&self.global)
+            .chain(self.tenants.values())
+            .find_map(|s| s.methods.get(name))
     }
 
     /// A one-line summary for `sso-filter validate`.
@@ -505,7 +524,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             None => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
-                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk)",
+                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, cas)",
                 ))
             }
         };
@@ -530,6 +549,10 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 kind == "oidc",
                 &here,
             )?)),
+            "cas" => MethodKind::Cas(Box::new(cas::Cas::from_raw(
+                parse_at(fields, &here)?,
+                &here,
+            )?)),
             "wecom" => MethodKind::Wecom(Box::new(wecom::Wecom::from_raw(
                 parse_at(fields, &here)?,
                 &here,
@@ -538,7 +561,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "ldap" | "cas" | "saml2" | "lark" | "yunzhijia" | "wechat" | "teams" => {
+            "ldap" | "saml2" | "lark" | "yunzhijia" | "wechat" | "teams" => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!("{kind} is not available in this build yet"),
@@ -548,7 +571,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!(
-                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk)"
+                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk, cas)"
                     ),
                 ))
             }

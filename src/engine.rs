@@ -31,12 +31,13 @@ use crate::methods::jwt::expiry_from;
 use crate::methods::local::LoginFailure;
 use crate::methods::MethodKind;
 use crate::pages;
-use crate::pending::{ExpectLoginForm, Pending};
+use crate::pending::{ExpectCasLogout, ExpectLoginForm, Pending};
 use crate::random::{self, Random};
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
 use cn_flow::ExpectCode;
 
+pub mod cas_flow;
 pub mod cn_flow;
 pub mod redirect_flow;
 
@@ -73,6 +74,8 @@ struct Prepared {
     iat: u64,
     hint: Option<String>,
     token: Option<UpstreamToken>,
+    /// The CAS ticket digest of a session, checked against single logouts on every request.
+    sid: Option<String>,
 }
 
 /// Facts about a request, worked out once.
@@ -162,8 +165,9 @@ impl Filter {
         let outcome = match pending {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
             Pending::ExpectCode(p) => self.cn_code_body(p, body, env),
+            Pending::ExpectCasLogout(p) => self.cas_logout_post(&p.head, body, env),
             // A body for a state that waits for a callout is a host bug: fail closed.
-            Pending::Redirect(_) | Pending::Cn(_) => {
+            Pending::Redirect(_) | Pending::Cn(_) | Pending::Cas(_) => {
                 Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
             }
         };
@@ -180,8 +184,10 @@ impl Filter {
         let outcome = match pending {
             Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
             Pending::Cn(wait) => self.resume_cn(*wait, response, env),
+            Pending::Cas(wait) => self.resume_cas(*wait, response, env),
             // A callout answer for a state that waits for a body is a host bug: fail closed.
             Pending::ExpectCode(ExpectCode { head, .. })
+            | Pending::ExpectCasLogout(ExpectCasLogout { head })
             | Pending::ExpectLoginForm(ExpectLoginForm { head }) => Deny::Unavailable(
                 "unexpected_callout",
             )
@@ -214,7 +220,11 @@ impl Filter {
             if self.is_cn_method(method) {
                 return self.cn_callback(ctx, method, env);
             }
-            return self.finish_redirect(ctx, method, env);
+            let kind = c.method_anywhere(method).map(|m| m.kind.as_ref());
+            return match kind {
+                Some(MethodKind::Cas(_)) => self.cas_callback(ctx, method, env),
+                _ => self.finish_redirect(ctx, method, env),
+            };
         }
         if let Some(rest) = ctx.path.strip_prefix(&c.prefix) {
             return match rest {
@@ -259,7 +269,7 @@ impl Filter {
             }
         }
 
-        if let Some(session) = self.session(ctx, env.now) {
+        if let Some(session) = self.session(ctx, env) {
             let tenant_ok = match &scope.tenant {
                 None => true,
                 Some(t) => session.id.tenant.as_deref() == Some(t.code.as_str()),
@@ -435,17 +445,26 @@ impl Filter {
         deny.respond(ctx.head, &ctx.path, &login, cookies)
     }
 
-    /// The request's session, from the memo or by opening the cookie.
-    fn session(&self, ctx: &Ctx<'_>, now: u64) -> Option<Arc<Prepared>> {
+    /// The request's session, from the memo or by opening the cookie. A session made by a CAS
+    /// ticket is looked up in the single-logout list on every request, memo hit or not, so a
+    /// logout reaches every worker at once.
+    fn session(&self, ctx: &Ctx<'_>, env: &Env<'_>) -> Option<Arc<Prepared>> {
         let sealed = self.config.cookies.sealed_session(&ctx.cookies)?;
-        if let Some(hit) = self.sessions.get(&sealed, now) {
-            return Some(hit);
+        let prepared = match self.sessions.get(&sealed, env.now) {
+            Some(hit) => hit,
+            None => {
+                let session = self.config.cookies.open_session(&sealed, env.now)?;
+                let exp = session.exp;
+                let prepared = Arc::new(self.prepare(session));
+                self.sessions
+                    .put(sealed, exp, Arc::clone(&prepared), env.now);
+                prepared
+            }
+        };
+        match &prepared.sid {
+            Some(sid) if cas_flow::logged_out(env.cache, sid) => None,
+            _ => Some(prepared),
         }
-        let session = self.config.cookies.open_session(&sealed, now)?;
-        let exp = session.exp;
-        let prepared = Arc::new(self.prepare(session));
-        self.sessions.put(sealed, exp, Arc::clone(&prepared), now);
-        Some(prepared)
     }
 
     fn prepare(&self, session: Session) -> Prepared {
@@ -465,6 +484,7 @@ impl Filter {
             iat: session.iat,
             hint: session.hint,
             token: session.token,
+            sid: session.sid,
         }
     }
 
@@ -560,6 +580,7 @@ impl Filter {
             exp,
             hint: extra.hint,
             token: extra.token,
+            sid: extra.sid,
         };
         c.write_session(&session, &ctx.cookies, env.now, env.rng)
             .map_err(|e| match e {
@@ -671,6 +692,7 @@ impl Filter {
                     exp: accepted.valid_until,
                     hint: None,
                     token: None,
+                    sid: None,
                 }));
                 if jwt.memoizable() {
                     self.bearers
@@ -740,6 +762,10 @@ impl Filter {
             }
             MethodKind::Wecom(_) | MethodKind::DingTalk(_) => {
                 self.cn_start(ctx, scope, method, rd, env)
+            }
+            MethodKind::Cas(_) => {
+                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
+                self.start_cas(ctx.head, method, tenant, rd, env)
             }
         }
     }
@@ -941,7 +967,7 @@ impl Filter {
             .and_then(|s| c.cookies.open_session(&s, env.now));
         let location = session
             .as_ref()
-            .and_then(|s| self.idp_logout(s, env))
+            .and_then(|s| self.idp_logout(s, env).or_else(|| self.cas_logout(s)))
             .unwrap_or(rd);
         let response =
             Response::redirect(302, &location).cookies(c.cookies.clear_session(&ctx.cookies));
@@ -949,7 +975,7 @@ impl Filter {
     }
 
     fn userinfo(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Outcome {
-        match self.session(ctx, env.now) {
+        match self.session(ctx, env) {
             Some(session) => {
                 let mut body = serde_json::to_value(&session.id).unwrap_or_else(|_| json!({}));
                 if let Some(map) = body.as_object_mut() {

@@ -2,6 +2,7 @@
 //! its requests, and turn what the user or the IdP sends into an [`crate::identity::Identity`]
 //! or a denial.
 
+pub mod cas;
 pub mod cn;
 pub mod dingtalk;
 pub mod jwt;
@@ -12,6 +13,8 @@ pub mod wecom;
 /// A configured method's own settings.
 #[derive(Debug)]
 pub enum MethodKind {
+    /// CAS 2.0 / 3.0 service tickets (`type: cas`).
+    Cas(Box<cas::Cas>),
     /// Built-in users (`type: local`).
     Local(local::Local),
     /// JWT request parameter or bearer token (`type: jwt`).
@@ -28,6 +31,7 @@ impl MethodKind {
     /// The configuration `type`.
     pub fn type_name(&self) -> &'static str {
         match self {
+            MethodKind::Cas(_) => "cas",
             MethodKind::Local(_) => "local",
             MethodKind::Jwt(_) => "jwt",
             MethodKind::OAuth2(o) if o.oidc => "oidc",
@@ -50,6 +54,7 @@ impl MethodKind {
             MethodKind::OAuth2(o) => Some(o.callback_path.as_deref()),
             MethodKind::Wecom(w) => Some(w.callback_path()),
             MethodKind::DingTalk(d) => Some(d.callback_path()),
+            MethodKind::Cas(c) => Some(c.callback_path.as_deref()),
             MethodKind::Local(_) | MethodKind::Jwt(_) => None,
         }
     }
@@ -60,6 +65,7 @@ impl MethodKind {
             MethodKind::OAuth2(o) => o.default_mapping.clone(),
             MethodKind::Wecom(_) => wecom::Wecom::default_mapping(),
             MethodKind::DingTalk(_) => dingtalk::DingTalk::default_mapping(),
+            MethodKind::Cas(c) => c.default_mapping(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
         }
     }
@@ -71,6 +77,7 @@ impl MethodKind {
             MethodKind::OAuth2(o) => o.outbound_urls(),
             MethodKind::Wecom(w) => w.outbound_urls(),
             MethodKind::DingTalk(d) => d.outbound_urls(),
+            MethodKind::Cas(c) => c.outbound_urls(),
         }
     }
 }

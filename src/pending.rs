@@ -15,11 +15,22 @@ pub enum Pending {
     Cn(Box<crate::engine::cn_flow::CnWait>),
     /// An in-app page posted a code; waiting for the body.
     ExpectCode(crate::engine::cn_flow::ExpectCode),
+    /// A CAS login waits for the ticket validation.
+    Cas(Box<crate::engine::cas_flow::CasWait>),
+    /// The CAS server posted to the callback (single logout); waiting for its body.
+    ExpectCasLogout(ExpectCasLogout),
 }
 
 /// What the login-form post needs once its body arrives.
 #[derive(Debug)]
 pub struct ExpectLoginForm {
     /// The request head (cookies, accept headers) of the post.
+    pub head: RequestHead,
+}
+
+/// What a single-logout post needs once its body arrives.
+#[derive(Debug)]
+pub struct ExpectCasLogout {
+    /// The request head of the post.
     pub head: RequestHead,
 }

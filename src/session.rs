@@ -151,6 +151,10 @@ pub struct Session {
     /// The IdP's access token, kept only when the method forwards it to the upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<UpstreamToken>,
+    /// A digest of the CAS service ticket that made the session ([`crate::methods::cas::ticket_id`]):
+    /// a single-logout request naming that ticket ends the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// An access token the upstream receives as `Authorization: Bearer`, with what refreshes it.
@@ -173,6 +177,8 @@ pub struct SessionExtra {
     pub hint: Option<String>,
     /// Access token for the upstream.
     pub token: Option<UpstreamToken>,
+    /// CAS ticket digest for single logout.
+    pub sid: Option<String>,
 }
 
 /// An in-progress login: what must survive the round trip through the login page or the IdP.
@@ -506,6 +512,7 @@ mod tests {
             exp: 1000,
             hint: None,
             token: None,
+            sid: None,
         }
     }
 

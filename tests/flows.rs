@@ -10,6 +10,8 @@
 
 mod common;
 
+#[path = "flows/cas.rs"]
+mod cas;
 #[path = "flows/jwt_param.rs"]
 mod jwt_param;
 #[path = "flows/local.rs"]

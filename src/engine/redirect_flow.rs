@@ -607,6 +607,7 @@ impl Filter {
                 exp: tokens.expires_in.map(|s| env.now.saturating_add(s)),
             }),
             hint: tokens.id_token.filter(|_| o.id_token_hint),
+            sid: None,
         };
         let ctx = self.ctx_for(&finish.head);
         match self.establish(&ctx, scope, id, Some(claims), extra, env) {
@@ -709,6 +710,7 @@ impl Filter {
                 exp: session.exp,
                 hint: session.hint.clone(),
                 token: session.token.clone(),
+                sid: session.sid.clone(),
             },
             sent_ms: env.now_ms,
         });
