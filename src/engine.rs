@@ -767,6 +767,7 @@ impl Filter {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_cas(ctx.head, method, tenant, rd, env)
             }
+            MethodKind::Saml2(_) => Err(Deny::NotFound),
         }
     }
 

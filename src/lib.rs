@@ -38,6 +38,7 @@ pub mod pending;
 pub mod random;
 pub mod redirect;
 pub mod session;
+pub mod xmldsig;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod host;

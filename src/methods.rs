@@ -8,11 +8,14 @@ pub mod dingtalk;
 pub mod jwt;
 pub mod local;
 pub mod oauth2;
+pub mod saml2;
 pub mod wecom;
 
 /// A configured method's own settings.
 #[derive(Debug)]
 pub enum MethodKind {
+    /// SAML 2.0 Web Browser SSO (`type: saml2`).
+    Saml2(Box<saml2::Saml2>),
     /// CAS 2.0 / 3.0 service tickets (`type: cas`).
     Cas(Box<cas::Cas>),
     /// Built-in users (`type: local`).
@@ -32,6 +35,7 @@ impl MethodKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             MethodKind::Cas(_) => "cas",
+            MethodKind::Saml2(_) => "saml2",
             MethodKind::Local(_) => "local",
             MethodKind::Jwt(_) => "jwt",
             MethodKind::OAuth2(o) if o.oidc => "oidc",
@@ -55,7 +59,7 @@ impl MethodKind {
             MethodKind::Wecom(w) => Some(w.callback_path()),
             MethodKind::DingTalk(d) => Some(d.callback_path()),
             MethodKind::Cas(c) => Some(c.callback_path.as_deref()),
-            MethodKind::Local(_) | MethodKind::Jwt(_) => None,
+            MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Saml2(_) => None,
         }
     }
 
@@ -66,6 +70,7 @@ impl MethodKind {
             MethodKind::Wecom(_) => wecom::Wecom::default_mapping(),
             MethodKind::DingTalk(_) => dingtalk::DingTalk::default_mapping(),
             MethodKind::Cas(c) => c.default_mapping(),
+            MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
         }
     }
@@ -78,6 +83,7 @@ impl MethodKind {
             MethodKind::Wecom(w) => w.outbound_urls(),
             MethodKind::DingTalk(d) => d.outbound_urls(),
             MethodKind::Cas(c) => c.outbound_urls(),
+            MethodKind::Saml2(_) => Vec::new(),
         }
     }
 }
