@@ -183,7 +183,7 @@ def test_replayed_forged_and_injected_tickets_are_refused(cas_envoy, recorder):
     client.jar = {k: v for k, v in browser.cookies.get_dict().items() if k.startswith("sso_")}
     client.jar.pop("sso_session", None)
     recorder.clear()
-    assert_nobody_let_in(client.get(path), recorder, cas_envoy, statuses=(400,))
+    assert_nobody_let_in(client.get(path), recorder, cas_envoy, statuses=(401,))
     # The used ticket with a fresh flow of a new browser: CAS says INVALID_TICKET.
     fresh = requests.Session()
     start = fresh.get(f"{cas_envoy.base_url}/t?activeAuth=cas3", headers=NAV,

@@ -218,7 +218,7 @@ fn bad_replayed_and_foreign_tickets_are_refused() {
     let (service, _) = begin(&mut d);
     assert_eq!(back(&mut d, &service, TICKET).status(), 302);
     d.jar.clear();
-    assert_eq!(back(&mut d, &service, TICKET).status(), 400);
+    assert_eq!(back(&mut d, &service, TICKET).status(), 401);
     let (service2, _) = begin(&mut d);
     assert_eq!(back(&mut d, &service2, TICKET).status(), 401);
     assert!(!d.jar.contains_key("sso_session"));
@@ -241,7 +241,7 @@ fn bad_replayed_and_foreign_tickets_are_refused() {
     let mut d = Driver::new(&config(json!({})));
     let (service, _) = begin(&mut d);
     let mut other = Driver::new(&config(json!({})));
-    assert_eq!(back(&mut other, &service, TICKET).status(), 400);
+    assert_eq!(back(&mut other, &service, TICKET).status(), 401);
     let _ = d;
 }
 
