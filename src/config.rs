@@ -15,7 +15,7 @@ use crate::assertion::{AssertionSigner, RawAssertion};
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
-use crate::methods::{cas, dingtalk, jwt, local, oauth2, wecom, MethodKind};
+use crate::methods::{cas, dingtalk, jwt, local, oauth2, saml2, wecom, MethodKind};
 use crate::session::{Cookies, KeyRing, SameSite};
 
 /// A configuration error: where, and why.
@@ -524,7 +524,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             None => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
-                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, cas)",
+                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, cas, saml2)",
                 ))
             }
         };
@@ -561,7 +561,11 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "ldap" | "saml2" | "lark" | "yunzhijia" | "wechat" | "teams" => {
+            "saml2" => MethodKind::Saml2(Box::new(saml2::Saml2::from_raw(
+                parse_at(fields, &here)?,
+                &here,
+            )?)),
+            "ldap" | "lark" | "yunzhijia" | "wechat" | "teams" => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!("{kind} is not available in this build yet"),
@@ -571,7 +575,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!(
-                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk, cas)"
+                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk, cas, saml2)"
                     ),
                 ))
             }

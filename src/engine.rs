@@ -31,7 +31,7 @@ use crate::methods::jwt::expiry_from;
 use crate::methods::local::LoginFailure;
 use crate::methods::MethodKind;
 use crate::pages;
-use crate::pending::{ExpectCasLogout, ExpectLoginForm, Pending};
+use crate::pending::{ExpectCasLogout, ExpectLoginForm, ExpectSamlResponse, Pending};
 use crate::random::{self, Random};
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
@@ -40,6 +40,7 @@ use cn_flow::ExpectCode;
 pub mod cas_flow;
 pub mod cn_flow;
 pub mod redirect_flow;
+pub mod saml_flow;
 
 /// What the host lends the engine for one input.
 pub struct Env<'a> {
@@ -166,6 +167,7 @@ impl Filter {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
             Pending::ExpectCode(p) => self.cn_code_body(p, body, env),
             Pending::ExpectCasLogout(p) => self.cas_logout_post(&p.head, body, env),
+            Pending::ExpectSamlResponse(p) => self.saml_acs(p, body, env),
             // A body for a state that waits for a callout is a host bug: fail closed.
             Pending::Redirect(_) | Pending::Cn(_) | Pending::Cas(_) => {
                 Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
@@ -188,6 +190,7 @@ impl Filter {
             // A callout answer for a state that waits for a body is a host bug: fail closed.
             Pending::ExpectCode(ExpectCode { head, .. })
             | Pending::ExpectCasLogout(ExpectCasLogout { head })
+            | Pending::ExpectSamlResponse(ExpectSamlResponse { head, .. })
             | Pending::ExpectLoginForm(ExpectLoginForm { head }) => Deny::Unavailable(
                 "unexpected_callout",
             )
@@ -231,9 +234,10 @@ impl Filter {
                 "/login" => self.start_login(ctx, env),
                 "/logout" => Ok(self.logout(ctx, env)),
                 "/userinfo" => Ok(self.userinfo(ctx, env)),
-                _ => match rest.strip_prefix("/code/") {
-                    Some(name) => self.cn_code_post(ctx, name),
-                    None => Err(Deny::NotFound),
+                _ => match (rest.strip_prefix("/code/"), rest.strip_prefix("/saml/")) {
+                    (Some(name), _) => self.cn_code_post(ctx, name),
+                    (None, Some(saml)) => self.saml_endpoint(ctx, saml),
+                    (None, None) => Err(Deny::NotFound),
                 },
             };
         }
@@ -767,7 +771,10 @@ impl Filter {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_cas(ctx.head, method, tenant, rd, env)
             }
-            MethodKind::Saml2(_) => Err(Deny::NotFound),
+            MethodKind::Saml2(_) => {
+                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
+                self.start_saml(ctx.head, method, tenant, rd, env)
+            }
         }
     }
 

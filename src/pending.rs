@@ -19,6 +19,8 @@ pub enum Pending {
     Cas(Box<crate::engine::cas_flow::CasWait>),
     /// The CAS server posted to the callback (single logout); waiting for its body.
     ExpectCasLogout(ExpectCasLogout),
+    /// The IdP's Response was posted to the SAML ACS; waiting for the body.
+    ExpectSamlResponse(ExpectSamlResponse),
 }
 
 /// What the login-form post needs once its body arrives.
@@ -33,4 +35,13 @@ pub struct ExpectLoginForm {
 pub struct ExpectCasLogout {
     /// The request head of the post.
     pub head: RequestHead,
+}
+
+/// What the SAML ACS needs once the posted body arrives.
+#[derive(Debug)]
+pub struct ExpectSamlResponse {
+    /// The request head of the post.
+    pub head: RequestHead,
+    /// The method named in the ACS path.
+    pub method: String,
 }

@@ -394,12 +394,46 @@ impl Cookies {
         now: u64,
         rng: &mut dyn Random,
     ) -> Result<Vec<String>, RandomError> {
+        self.write_flow_as(flow, held, now, rng, SameSite::Lax)
+    }
+
+    /// [`Self::write_flow`] for a flow that comes back by a cross-site POST (the SAML
+    /// HTTP-POST binding): `SameSite=None` when cookies are `Secure`, so the browser sends it
+    /// with the IdP's form post (security.md I13); `Lax` otherwise (plain-HTTP test setups, where
+    /// browsers refuse `None`).
+    ///
+    /// # Errors
+    ///
+    /// [`RandomError`] when no IV can be drawn.
+    pub fn write_cross_site_flow(
+        &self,
+        flow: &Flow,
+        held: &[(String, String)],
+        now: u64,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<String>, RandomError> {
+        let same_site = if self.secure {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        };
+        self.write_flow_as(flow, held, now, rng, same_site)
+    }
+
+    fn write_flow_as(
+        &self,
+        flow: &Flow,
+        held: &[(String, String)],
+        now: u64,
+        rng: &mut dyn Random,
+        same_site: SameSite,
+    ) -> Result<Vec<String>, RandomError> {
         let name = format!("{}{}", self.flow_prefix(), flow_id(&flow.state));
         let payload = serde_json::to_vec(flow).map_err(|_| RandomError)?;
         let sealed = self.ring.seal(&name, &payload, rng)?;
         let mut out = vec![format!(
             "{name}={sealed}{}",
-            self.attributes(FLOW_TTL, SameSite::Lax)
+            self.attributes(FLOW_TTL, same_site)
         )];
         let mut live: Vec<(u64, &str)> = held
             .iter()

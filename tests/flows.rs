@@ -18,6 +18,8 @@ mod jwt_param;
 mod local;
 #[path = "flows/oidc.rs"]
 mod oidc;
+#[path = "flows/saml2.rs"]
+mod saml2;
 #[path = "flows/dingtalk.rs"]
 mod dingtalk;
 #[path = "flows/wecom.rs"]

@@ -199,6 +199,8 @@ pub enum IdpFailure {
     Issuer,
     /// User-info's `sub` differs from the ID token's.
     Subject,
+    /// A signed IdP message (a SAML Response) failed verification; the reason is for the log.
+    Rejected(String),
     /// The provider answered with one of its error codes (`errcode`, `code`).
     Code(crate::methods::cn::ProviderCode),
     /// The user is not a member of the configured organisation or tenant (security.md G1).
@@ -222,6 +224,7 @@ impl IdpFailure {
             IdpFailure::Nonce => "nonce".into(),
             IdpFailure::Issuer => "issuer".into(),
             IdpFailure::Subject => "subject".into(),
+            IdpFailure::Rejected(why) => format!("rejected_{why}"),
             IdpFailure::Code(c) => format!(
                 "code_{}_{}",
                 sanitize_code(&c.provider.to_ascii_lowercase()),

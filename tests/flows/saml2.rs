@@ -1,0 +1,309 @@
+//! SAML 2.0 through the engine with Responses signed by a real IdP implementation (pysaml2,
+//! tests/fixtures/saml2/) and the wrapping and tampering variants made from them.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use serde_json::{json, Value};
+use sso_filter::random::SystemRandom;
+use sso_filter::session::Flow;
+
+use crate::common::{encode, Done, Driver, KEY};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/saml2/");
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{DIR}{name}")).unwrap()
+}
+
+fn meta() -> Value {
+    serde_json::from_str(&fixture("meta.json")).unwrap()
+}
+
+fn config(extra: Value) -> Value {
+    let m = meta();
+    let mut method = json!({"type": "saml2",
+        "idp_entity_id": m["idp_entity_id"],
+        "idp_sso_url": "https://idp.example.org/sso/redirect",
+        "idp_certificates": [fixture("idp.crt")],
+        "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        "mapping": {"name": "displayName", "email": "mail", "groups": "eduPersonAffiliation"}});
+    for (k, v) in extra.as_object().unwrap() {
+        method[k] = v.clone();
+    }
+    json!({"base_url": "https://app.example.com", "session": {"keys": [KEY]},
+           "methods": {"saml": method}})
+}
+
+fn driver(extra: Value) -> Driver {
+    let mut d = Driver::new(&config(extra));
+    d.now = meta()["now"].as_u64().unwrap() + 5;
+    d
+}
+
+/// A flow cookie as `start` would have made it for the fixtures' request ID; returns the
+/// RelayState.
+fn pending_login(d: &mut Driver, rd: &str) -> String {
+    let state = format!("state-{}", d.jar.len());
+    let flow = Flow {
+        v: 1,
+        state: state.clone(),
+        rd: rd.into(),
+        method: "saml".into(),
+        tenant: None,
+        exp: d.now + 600,
+        nonce: Some(meta()["request_id"].as_str().unwrap().to_owned()),
+        verifier: None,
+        variant: None,
+    };
+    let set = d
+        .filter
+        .config()
+        .cookies
+        .write_cross_site_flow(&flow, &[], d.now, &mut SystemRandom)
+        .unwrap();
+    let (n, v) = set[0].split(';').next().unwrap().split_once('=').unwrap();
+    d.jar.insert(n.to_owned(), v.to_owned());
+    state
+}
+
+fn post_acs(d: &mut Driver, xml: &str, relay: &str) -> Done {
+    d.post_form(
+        "/sso/saml/saml/acs",
+        &[("SAMLResponse", &B64.encode(xml)), ("RelayState", relay)],
+    )
+}
+
+#[test]
+fn start_sends_an_authn_request_and_a_cross_site_flow_cookie() {
+    let mut d = driver(json!({"force_authn": true}));
+    let first = d.get("/reports?id=7");
+    let start = d.get(&first.header("location").unwrap());
+    assert_eq!(start.status(), 302, "{}", start.body());
+    let loc = url::Url::parse(&start.header("location").unwrap()).unwrap();
+    assert_eq!(loc.host_str(), Some("idp.example.org"));
+    let q: HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    let inflated =
+        miniz_oxide::inflate::decompress_to_vec(&B64.decode(&q["SAMLRequest"]).unwrap()).unwrap();
+    let xml = String::from_utf8(inflated).unwrap();
+    assert!(
+        xml.contains(r#"AssertionConsumerServiceURL="https://app.example.com/sso/saml/saml/acs""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<saml:Issuer>https://app.example.com/sso/saml/saml/metadata</saml:Issuer>")
+    );
+    assert!(xml.contains(r#"Destination="https://idp.example.org/sso/redirect""#));
+    assert!(xml.contains(r#"ForceAuthn="true""#) && xml.contains("emailAddress"));
+    assert!(q["RelayState"].len() >= 43);
+    // base_url is https, so the flow cookie is Secure and SameSite=None: the IdP posts back
+    // cross-site (security.md I13).
+    let flow_cookie = start
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.contains("_flow_"))
+        .unwrap();
+    assert!(
+        flow_cookie.contains("SameSite=None") && flow_cookie.contains("Secure"),
+        "{flow_cookie}"
+    );
+}
+
+#[test]
+fn signed_redirect_requests() {
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/jwt/keys/rsa-sign.private.pem"
+    ))
+    .unwrap();
+    let mut d = driver(json!({"sign_authn_request": true, "sp_private_key": key}));
+    let start = d.get("/sso/login?rd=%2F");
+    let loc = start.header("location").unwrap();
+    let query = loc.split_once('?').unwrap().1;
+    // The signature covers SAMLRequest=..&RelayState=..&SigAlg=.. exactly as sent.
+    let (signed, sig) = query.rsplit_once("&Signature=").unwrap();
+    assert!(
+        signed.contains("&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256")
+    );
+    let sig: String = url::form_urlencoded::parse(format!("s={sig}").as_bytes())
+        .next()
+        .unwrap()
+        .1
+        .into_owned();
+    use rsa::pkcs8::DecodePrivateKey;
+    use sha2::Digest;
+    let public = rsa::RsaPrivateKey::from_pkcs8_pem(&key)
+        .unwrap()
+        .to_public_key();
+    public
+        .verify(
+            rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+            &sha2::Sha256::digest(signed.as_bytes()),
+            &B64.decode(sig).unwrap(),
+        )
+        .unwrap();
+}
+
+#[test]
+fn post_binding_page_auto_submits() {
+    let mut d = driver(json!({"binding": "post"}));
+    let start = d.get("/sso/login?rd=%2F");
+    assert_eq!(start.status(), 200);
+    let body = start.body();
+    assert!(
+        body.contains(r#"action="https://idp.example.org/sso/redirect""#),
+        "{body}"
+    );
+    assert!(body.contains("document.forms[0].submit()"));
+    assert!(body.contains(r#"name="SAMLRequest""#) && body.contains(r#"name="RelayState""#));
+}
+
+#[test]
+fn metadata_is_served() {
+    let mut d = driver(json!({}));
+    let md = d.get("/sso/saml/saml/metadata");
+    assert_eq!(md.status(), 200);
+    let xml = md.body();
+    assert!(xml.contains(r#"entityID="https://app.example.com/sso/saml/saml/metadata""#));
+    assert!(xml.contains(r#"Location="https://app.example.com/sso/saml/saml/acs""#));
+    assert_eq!(d.get("/sso/saml/nope/metadata").status(), 404);
+}
+
+#[test]
+fn real_idp_responses_log_in_once() {
+    for name in [
+        "signed_assertion.xml",
+        "signed_response.xml",
+        "signed_both.xml",
+    ] {
+        let mut d = driver(json!({}));
+        let relay = pending_login(&mut d, "/reports?id=7");
+        let done = post_acs(&mut d, &fixture(name), &relay);
+        assert_eq!(done.status(), 303, "{name}: {}", done.body());
+        assert_eq!(done.header("location").as_deref(), Some("/reports?id=7"));
+        assert!(!d.jar.keys().any(|k| k.contains("_flow_")));
+        let fwd = d.get("/reports?id=7");
+        assert_eq!(fwd.set("x-sso-login").as_deref(), Some("jdoe@example.org"));
+        assert_eq!(fwd.set("x-sso-email").as_deref(), Some("jdoe@example.org"));
+        assert_eq!(fwd.set("x-sso-groups").as_deref(), Some("staff,faculty"));
+        assert_eq!(fwd.set("x-sso-method").as_deref(), Some("saml"));
+        assert_eq!(d.count("sso_login_success.saml"), 1);
+        // Replay with a fresh flow in the same or another browser: the assertion was used.
+        d.jar.clear();
+        let relay = pending_login(&mut d, "/");
+        let again = post_acs(&mut d, &fixture(name), &relay);
+        assert_eq!(again.status(), 401, "{name} replay");
+        assert!(!d.jar.contains_key("sso_session"));
+        assert_eq!(d.count("sso_login_failure.saml.rejected_replayed"), 1);
+    }
+}
+
+#[test]
+fn every_attack_fixture_is_refused_with_no_session() {
+    let mut names: Vec<String> = std::fs::read_dir(DIR)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| {
+            n.starts_with("attack_")
+                || ["unsigned.xml", "attacker_key.xml", "signed_sha1.xml"].contains(&n.as_str())
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 17, "{names:?}");
+    for name in names {
+        let mut d = driver(json!({}));
+        let relay = pending_login(&mut d, "/");
+        let done = post_acs(&mut d, &fixture(&name), &relay);
+        assert_eq!(done.status(), 401, "{name}: {}", done.body());
+        assert!(!d.jar.contains_key("sso_session"), "{name}");
+        assert!(
+            !d.jar.keys().any(|k| k.contains("_flow_")),
+            "{name}: flow used up"
+        );
+        assert!(
+            d.counters
+                .iter()
+                .any(|c| c.starts_with("sso_login_failure.saml.rejected_")),
+            "{name}: {:?}",
+            d.counters
+        );
+        assert_eq!(d.api("/reports", &[]).status(), 401, "{name}");
+    }
+}
+
+#[test]
+fn flow_binding_and_form_rules() {
+    // No RelayState / unknown RelayState: unsolicited, refused.
+    let mut d = driver(json!({}));
+    pending_login(&mut d, "/");
+    assert_eq!(
+        post_acs(&mut d, &fixture("signed_both.xml"), "").status(),
+        401
+    );
+    assert_eq!(
+        post_acs(&mut d, &fixture("signed_both.xml"), "other").status(),
+        401
+    );
+    // Another browser's response (its flow cookie is not here).
+    let mut other = driver(json!({}));
+    let relay = pending_login(&mut d, "/");
+    assert_eq!(
+        post_acs(&mut other, &fixture("signed_both.xml"), &relay).status(),
+        401
+    );
+    // A request ID of another login (InResponseTo mismatch).
+    let mut d = driver(json!({}));
+    let relay = pending_login(&mut d, "/");
+    let xml = fixture("signed_both.xml").replace(meta()["request_id"].as_str().unwrap(), "_x");
+    assert_eq!(post_acs(&mut d, &xml, &relay).status(), 401);
+    // Two SAMLResponse fields, a body too large, a GET.
+    let mut d = driver(json!({}));
+    let relay = pending_login(&mut d, "/");
+    let b = B64.encode(fixture("signed_both.xml"));
+    let dup = d.post_form(
+        "/sso/saml/saml/acs",
+        &[
+            ("SAMLResponse", &b),
+            ("SAMLResponse", &b),
+            ("RelayState", &relay),
+        ],
+    );
+    assert_eq!(dup.status(), 400);
+    let huge = "A".repeat(sso_filter::methods::saml2::MAX_ACS_BODY + 10);
+    let big = d.post_form(
+        "/sso/saml/saml/acs",
+        &[("SAMLResponse", &huge), ("RelayState", &relay)],
+    );
+    assert_eq!(big.status(), 413);
+    assert_eq!(d.get("/sso/saml/saml/acs").status(), 400);
+    let _ = encode("");
+}
+
+#[test]
+fn configuration_is_checked() {
+    for (extra, needle) in [
+        (json!({"idp_certificates": []}), "idp_certificates"),
+        (
+            json!({"idp_certificates": ["not a cert"]}),
+            "idp_certificates[0]",
+        ),
+        (json!({"binding": "soap"}), "binding"),
+        (json!({"sign_authn_request": true}), "sp_private_key"),
+        (json!({"principal": "ATTRIBUTE"}), "principal_attribute"),
+        (
+            json!({"idp_metadata_xml": "<!DOCTYPE x><x/>"}),
+            "idp_metadata_xml",
+        ),
+        (
+            json!({"want_assertion_signed": true}),
+            "want_assertion_signed",
+        ),
+    ] {
+        let e = sso_filter::Config::from_json(config(extra.clone()).to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("methods.saml"), "{extra}: {e}");
+        assert!(e.contains(needle), "{extra}: {e}");
+    }
+}
