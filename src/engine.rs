@@ -764,7 +764,7 @@ impl Filter {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_redirect(ctx.head, method, tenant, rd, false, env)
             }
-            MethodKind::Wecom(_) | MethodKind::DingTalk(_) => {
+            MethodKind::Wecom(_) | MethodKind::DingTalk(_) | MethodKind::Lark(_) => {
                 self.cn_start(ctx, scope, method, rd, env)
             }
             MethodKind::Cas(_) => {

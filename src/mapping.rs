@@ -334,7 +334,8 @@ impl Mapping {
                 .claim
                 .values(&root)
                 .iter()
-                .any(|v| v.as_str() == Some(rule.equals.as_str()))
+                // Booleans and numbers match their text (`"equals": "true"`).
+                .any(|v| scalar_text(v).as_deref() == Some(rule.equals.as_str()))
             {
                 roles.extend(rule.roles.iter().cloned());
                 groups.extend(rule.groups.iter().cloned());

@@ -6,6 +6,7 @@ pub mod cas;
 pub mod cn;
 pub mod dingtalk;
 pub mod jwt;
+pub mod lark;
 pub mod local;
 pub mod oauth2;
 pub mod saml2;
@@ -28,6 +29,8 @@ pub enum MethodKind {
     Wecom(Box<wecom::Wecom>),
     /// DingTalk (`type: dingtalk`).
     DingTalk(Box<dingtalk::DingTalk>),
+    /// Feishu / Lark (`type: lark`).
+    Lark(Box<lark::Lark>),
 }
 
 impl MethodKind {
@@ -42,12 +45,16 @@ impl MethodKind {
             MethodKind::OAuth2(_) => "oauth2",
             MethodKind::Wecom(_) => "wecom",
             MethodKind::DingTalk(_) => "dingtalk",
+            MethodKind::Lark(_) => "lark",
         }
     }
 
     /// Whether this is one of the app-token providers driven by `engine::cn_flow`.
     pub fn is_cn(&self) -> bool {
-        matches!(self, MethodKind::Wecom(_) | MethodKind::DingTalk(_))
+        matches!(
+            self,
+            MethodKind::Wecom(_) | MethodKind::DingTalk(_) | MethodKind::Lark(_)
+        )
     }
 
     /// The callback path of a redirect method: `Some(None)` for the default
@@ -58,6 +65,7 @@ impl MethodKind {
             MethodKind::OAuth2(o) => Some(o.callback_path.as_deref()),
             MethodKind::Wecom(w) => Some(w.callback_path()),
             MethodKind::DingTalk(d) => Some(d.callback_path()),
+            MethodKind::Lark(l) => Some(l.callback_path()),
             MethodKind::Cas(c) => Some(c.callback_path.as_deref()),
             MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Saml2(_) => None,
         }
@@ -69,6 +77,7 @@ impl MethodKind {
             MethodKind::OAuth2(o) => o.default_mapping.clone(),
             MethodKind::Wecom(_) => wecom::Wecom::default_mapping(),
             MethodKind::DingTalk(_) => dingtalk::DingTalk::default_mapping(),
+            MethodKind::Lark(l) => l.default_mapping(),
             MethodKind::Cas(c) => c.default_mapping(),
             MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
@@ -82,6 +91,7 @@ impl MethodKind {
             MethodKind::OAuth2(o) => o.outbound_urls(),
             MethodKind::Wecom(w) => w.outbound_urls(),
             MethodKind::DingTalk(d) => d.outbound_urls(),
+            MethodKind::Lark(l) => l.outbound_urls(),
             MethodKind::Cas(c) => c.outbound_urls(),
             MethodKind::Saml2(_) => Vec::new(),
         }

@@ -14,6 +14,8 @@ mod common;
 mod cas;
 #[path = "flows/jwt_param.rs"]
 mod jwt_param;
+#[path = "flows/lark.rs"]
+mod lark;
 #[path = "flows/local.rs"]
 mod local;
 #[path = "flows/oidc.rs"]

@@ -22,7 +22,7 @@ use crate::deny::Deny;
 use crate::http::{split_target, CalloutResponse, Outcome, Query, RequestHead, Response, Step};
 use crate::methods::cn::{self, Answer, Begin, Entry, Provider, TokenKind};
 use crate::methods::oauth2::IdpFailure;
-use crate::methods::{dingtalk, wecom, MethodKind};
+use crate::methods::{dingtalk, lark, wecom, MethodKind};
 use crate::pages;
 use crate::pending::Pending;
 use crate::random;
@@ -39,6 +39,8 @@ pub enum CnWait {
     Wecom(Exchange<wecom::Step>),
     /// DingTalk.
     DingTalk(Exchange<dingtalk::Step>),
+    /// Feishu / Lark.
+    Lark(Exchange<lark::Step>),
 }
 
 /// One login's exchange with its provider: the login, the provider's step and what the
@@ -121,6 +123,19 @@ impl Wired for dingtalk::DingTalk {
     }
 }
 
+impl Wired for lark::Lark {
+    fn wrap(ex: Exchange<lark::Step>) -> CnWait {
+        CnWait::Lark(ex)
+    }
+
+    fn of(kind: &MethodKind) -> Option<&Self> {
+        match kind {
+            MethodKind::Lark(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
 /// Runs `$body` with `$p` bound to the method's provider, or evaluates `$other`.
 macro_rules! with_provider {
     ($kind:expr, $p:ident => $body:expr, _ => $other:expr) => {
@@ -131,6 +146,10 @@ macro_rules! with_provider {
             }
             MethodKind::DingTalk($p) => {
                 let $p: &dingtalk::DingTalk = $p;
+                $body
+            }
+            MethodKind::Lark($p) => {
+                let $p: &lark::Lark = $p;
                 $body
             }
             _ => $other,
@@ -269,7 +288,8 @@ impl Filter {
             let (_, m) = self.cn_method(flow.tenant.as_deref(), &flow.method)?;
             let variant = flow.variant.as_deref().unwrap_or("");
             with_provider!(m.kind.as_ref(), p => {
-                let step = p.callback(variant, &ctx.query).map_err(|d| named(d, name))?;
+                let redirect_uri = self.cn_redirect_uri(&m.name, p.callback_path());
+                let step = p.callback(variant, &ctx.query, &redirect_uri).map_err(|d| named(d, name))?;
                 let ex = Exchange::new(ctx.head, &flow, Landing::Redirect(flow.rd.clone()), Some(delete_flow.clone()), step);
                 Ok(self.drive(p, ex, env))
             }, _ => Err(Deny::FlowInvalid))
@@ -413,6 +433,7 @@ impl Filter {
         match wait {
             CnWait::Wecom(ex) => self.resume_with::<wecom::Wecom>(ex, response, env),
             CnWait::DingTalk(ex) => self.resume_with::<dingtalk::DingTalk>(ex, response, env),
+            CnWait::Lark(ex) => self.resume_with::<lark::Lark>(ex, response, env),
         }
     }
 

@@ -294,12 +294,14 @@ pub trait Provider {
         redirect_uri: &str,
     ) -> Result<Begin, Deny>;
 
-    /// The first step after the provider redirected back with a code.
+    /// The first step after the provider redirected back with a code; `redirect_uri` is the
+    /// one the authorization request named.
     ///
     /// # Errors
     ///
     /// [`Deny`] when the callback carries no code or an error.
-    fn callback(&self, variant: &str, query: &Query) -> Result<Self::Step, Deny>;
+    fn callback(&self, variant: &str, query: &Query, redirect_uri: &str)
+        -> Result<Self::Step, Deny>;
 
     /// The first step for a code an in-app page posted.
     ///

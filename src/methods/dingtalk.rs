@@ -503,7 +503,7 @@ impl Provider for DingTalk {
         }
     }
 
-    fn callback(&self, _variant: &str, query: &Query) -> Result<Step, Deny> {
+    fn callback(&self, _variant: &str, query: &Query, _redirect_uri: &str) -> Result<Step, Deny> {
         let dup = |_| Deny::BadRequest("duplicate_callback_param");
         if let Some(error) = query.single("error").map_err(dup)? {
             log::warn!(

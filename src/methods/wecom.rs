@@ -301,7 +301,7 @@ impl Provider for Wecom {
         Ok(Begin::Redirect(url.to_string()))
     }
 
-    fn callback(&self, _variant: &str, query: &Query) -> Result<Step, Deny> {
+    fn callback(&self, _variant: &str, query: &Query, _redirect_uri: &str) -> Result<Step, Deny> {
         let code = query
             .single("code")
             .map_err(|_| Deny::BadRequest("duplicate_callback_param"))?
