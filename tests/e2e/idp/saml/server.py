@@ -1,0 +1,222 @@
+"""A real SAML 2.0 IdP for the end-to-end suite: pysaml2's `saml2.server.Server` behind a small
+WSGI app, on loopback only, signing with xmlsec1.
+
+    python server.py --port P --workdir W --app http://127.0.0.1:ENVOY --methods saml,saml-post
+                     [--sp-cert FILE] [--sign assertion|response|both]
+
+- The SPs it answers are the filter's methods: entity ID `{app}/sso/saml/{m}/metadata`, ACS
+  `{app}/sso/saml/{m}/acs`.
+- `GET /metadata`: the IdP metadata (also written to W/idp-metadata.xml before the port opens).
+  Its key and certificate are W/idp.key, W/idp.crt (made fresh at start).
+- `GET /sso/redirect` (HTTP-Redirect) and `POST /sso/post` (HTTP-POST): the AuthnRequest is
+  parsed by pysaml2; a redirect request carrying `Signature` is verified with --sp-cert over the
+  raw `SAMLRequest=…&RelayState=…&SigAlg=…` octets. Without an IdP session (or with
+  ForceAuthn) a login form is shown; then the Response goes back by an auto-submitting form
+  (HTTP-POST binding) to the request's ACS, with the RelayState.
+- `GET /log`: JSON list of the AuthnRequests received (id, binding, signature verdict,
+  ForceAuthn, NameIDPolicy), for the tests.
+Users: jdoe / jdoe-password (NameID jdoe@example.org, attributes uid, mail, displayName 张三,
+eduPersonAffiliation staff+faculty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import secrets
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "fixtures" / "saml2"))
+import generate  # noqa: E402  (tests/fixtures/saml2/generate.py: keys, IdP config, responses)
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
+from saml2.metadata import create_metadata_string  # noqa: E402
+
+USERS = {"jdoe": ("jdoe-password", "jdoe@example.org")}
+SIGALGS = {"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": hashes.SHA256(),
+           "http://www.w3.org/2000/09/xmldsig#rsa-sha1": hashes.SHA1()}
+
+
+class Threaded(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def page(title: str, body: str, status="200 OK", headers=None):
+    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+           f"<body>{body}</body></html>").encode()
+    return status, [("Content-Type", "text/html; charset=utf-8")] + (headers or []), doc
+
+
+class Idp:
+    def __init__(self, args):
+        self.work = Path(args.workdir)
+        self.base = f"http://127.0.0.1:{args.port}"
+        self.entity = f"{self.base}/metadata"
+        key, cert = generate.keypair("saml-idp.e2e")
+        (self.work / "idp.key").write_bytes(key)
+        (self.work / "idp.crt").write_bytes(cert)
+        self.sps = [(f"{args.app}/sso/saml/{m}/metadata", f"{args.app}/sso/saml/{m}/acs")
+                    for m in args.methods.split(",")]
+        (self.work / "srv").mkdir(exist_ok=True)
+        self.srv = generate.server(self.work / "srv", key, cert, self.sps, idp=self.entity,
+                                   base=self.base)
+        self.metadata = create_metadata_string(None, config=self.srv.config).decode()
+        (self.work / "idp-metadata.xml").write_text(self.metadata)
+        self.sp_cert = (x509.load_pem_x509_certificate(Path(args.sp_cert).read_bytes())
+                        if args.sp_cert else None)
+        self.sign = args.sign
+        self.pending: dict[str, dict] = {}
+        self.sessions: dict[str, str] = {}
+        self.log: list[dict] = []
+        self.lock = threading.Lock()
+
+    # ------------------------------------------------------------------ requests
+    def verify_redirect_signature(self, raw_query: str) -> bool | None:
+        parts = dict(p.split("=", 1) for p in raw_query.split("&") if "=" in p)
+        if "Signature" not in parts:
+            return None
+        if self.sp_cert is None:
+            return False
+        signed = "&".join(f"{k}={parts[k]}" for k in ("SAMLRequest", "RelayState", "SigAlg")
+                          if k in parts)
+        alg = SIGALGS.get(urllib.parse.unquote_plus(parts.get("SigAlg", "")))
+        if alg is None:
+            return False
+        try:
+            self.sp_cert.public_key().verify(
+                base64.b64decode(urllib.parse.unquote_plus(parts["Signature"])),
+                signed.encode(), padding.PKCS1v15(), alg)
+            return True
+        except Exception:  # noqa: BLE001  (any failure is a bad signature)
+            return False
+
+    def authn_request(self, binding: str, saml_request: str, relay: str, signed):
+        req = self.srv.parse_authn_request(saml_request, binding).message
+        nip = req.name_id_policy
+        entry = {"id": req.id, "binding": "redirect" if binding == BINDING_HTTP_REDIRECT
+                 else "post", "signature": signed, "issuer": req.issuer.text,
+                 "acs": req.assertion_consumer_service_url,
+                 "force_authn": req.force_authn == "true",
+                 "name_id_format": nip.format if nip is not None else None,
+                 "allow_create": nip.allow_create if nip is not None else None}
+        with self.lock:
+            self.log.append(entry)
+        if signed is False:
+            return page("Refused", "<p>Bad request signature.</p>", "403 Forbidden")
+        if (entry["issuer"], entry["acs"]) not in self.sps:
+            return page("Refused", "<p>Unknown service provider.</p>", "403 Forbidden")
+        key = secrets.token_urlsafe(16)
+        with self.lock:
+            self.pending[key] = {"req": entry, "relay": relay}
+        return key
+
+    def login_form(self, key: str, error: str = ""):
+        msg = f"<p id='error'>{html.escape(error)}</p>" if error else ""
+        return page("IdP sign-in", f"""<h1>Test IdP</h1>{msg}
+<form method="post" action="/login"><input type="hidden" name="key" value="{key}">
+<label>User <input name="username"></label> <label>Password
+<input name="password" type="password"></label>
+<button id="sign-in" type="submit">Sign in</button></form>""")
+
+    def answer(self, key: str, user: str, extra_headers=None):
+        with self.lock:
+            pend = self.pending.pop(key, None)
+        if pend is None:
+            return page("Expired", "<p>Unknown request.</p>", "400 Bad Request")
+        req = pend["req"]
+        _, login = USERS[user]
+        xml = generate.respond(
+            self.srv, login=login, sign_response=self.sign in ("response", "both"),
+            sign_assertion=self.sign in ("assertion", "both"), in_response_to=req["id"],
+            acs=req["acs"], sp=req["issuer"], authority=self.entity)
+        data = base64.b64encode(xml).decode()
+        body = (f'<form method="post" action="{html.escape(req["acs"])}">'
+                f'<input type="hidden" name="SAMLResponse" value="{data}">'
+                f'<input type="hidden" name="RelayState" value="{html.escape(pend["relay"])}">'
+                '<noscript><button type="submit">Continue</button></noscript></form>'
+                '<script>document.forms[0].submit()</script>')
+        return page("Continue", body, headers=extra_headers)
+
+    # ------------------------------------------------------------------ WSGI
+    def __call__(self, environ, start_response):
+        status, headers, body = self.route(environ)
+        start_response(status, headers)
+        return [body]
+
+    def route(self, environ):
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        raw_query = environ.get("QUERY_STRING", "")
+        query = dict(urllib.parse.parse_qsl(raw_query))
+        form = {}
+        if method == "POST":
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            form = dict(urllib.parse.parse_qsl(environ["wsgi.input"].read(size).decode()))
+        cookies = dict(c.strip().split("=", 1) for c in environ.get("HTTP_COOKIE", "").split(";")
+                       if "=" in c)
+        if path == "/metadata":
+            return "200 OK", [("Content-Type", "application/samlmetadata+xml")], \
+                self.metadata.encode()
+        if path == "/log":
+            with self.lock:
+                return "200 OK", [("Content-Type", "application/json")], \
+                    json.dumps(self.log).encode()
+        if path in ("/sso/redirect", "/sso/post"):
+            if path == "/sso/redirect":
+                key = self.authn_request(BINDING_HTTP_REDIRECT, query.get("SAMLRequest", ""),
+                                         query.get("RelayState", ""),
+                                         self.verify_redirect_signature(raw_query))
+            else:
+                key = self.authn_request(BINDING_HTTP_POST, form.get("SAMLRequest", ""),
+                                         form.get("RelayState", ""), None)
+            if not isinstance(key, str):
+                return key
+            user = self.sessions.get(cookies.get("idp_session", ""))
+            if user and not self.pending[key]["req"]["force_authn"]:
+                return self.answer(key, user)
+            return self.login_form(key)
+        if path == "/login" and method == "POST":
+            key, user, password = form.get("key", ""), form.get("username", ""), \
+                form.get("password", "")
+            if user not in USERS or USERS[user][0] != password:
+                return self.login_form(key, "Wrong user name or password.")
+            sid = secrets.token_urlsafe(16)
+            self.sessions[sid] = user
+            return self.answer(key, user, [("Set-Cookie", f"idp_session={sid}; Path=/; "
+                                            "HttpOnly; SameSite=Lax")])
+        return page("Not found", "<p>Not found.</p>", "404 Not Found")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--app", required=True)
+    ap.add_argument("--methods", required=True)
+    ap.add_argument("--sp-cert")
+    ap.add_argument("--sign", choices=["assertion", "response", "both"], default="both")
+    args = ap.parse_args()
+    idp = Idp(args)
+    httpd = make_server("127.0.0.1", args.port, idp, server_class=Threaded, handler_class=Quiet)
+    print(json.dumps({"ready": True, "entity_id": idp.entity}), flush=True)
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""SAML 2.0 through the real Envoy against a real IdP: pysaml2 (tests/e2e/idp/saml/server.py),
+signing with xmlsec1. Headless Chromium logs in with the HTTP-Redirect and the HTTP-POST
+bindings (the IdP's auto-submitting form included); a scripted browser logs in with a signed
+AuthnRequest; and every wrapping and tampering variant of a Response the IdP's key signed for
+the filter's own pending request is posted to the ACS through Envoy and refused with nothing
+reaching the upstream.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import urllib.parse
+import zlib
+
+import pytest
+import requests
+
+import harness
+from harness import NAV, assert_nobody_let_in, decode_identity_of
+
+IDP_DIR = harness.REPO / "tests" / "e2e" / "idp" / "saml"
+BROWSER_DIR = harness.REPO / "tests" / "e2e" / "browser"
+sys.path.insert(0, str(harness.REPO / "tests" / "fixtures" / "saml2"))
+import generate  # noqa: E402  (pysaml2 IdP config, responses and attack constructions)
+
+METHODS = ["saml", "saml-signed", "saml-post"]
+
+
+class SamlIdp:
+    def __init__(self, workdir, app: str, sp_cert_path, sign: str):
+        self.port = harness.free_port()
+        self.workdir = workdir
+        self.log = open(workdir / "idp.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(IDP_DIR / "server.py"), "--port", str(self.port),
+             "--workdir", str(workdir), "--app", app, "--methods", ",".join(METHODS),
+             "--sp-cert", str(sp_cert_path), "--sign", sign],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log,
+            start_new_session=True, preexec_fn=harness._die_with_parent)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("{"):
+            raise RuntimeError("SAML IdP did not start:\n"
+                               + (workdir / "idp.log").read_text(errors="replace")[-3000:])
+        self.entity_id = json.loads(line)["entity_id"]
+        self.metadata = (workdir / "idp-metadata.xml").read_text()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def received(self) -> list[dict]:
+        return requests.get(f"{self.base}/log", timeout=5).json()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def saml(envoys, tmp_path_factory):
+    work = tmp_path_factory.mktemp("saml")
+    port = harness.free_port()
+    app = f"http://127.0.0.1:{port}"
+    sp_key, sp_cert = generate.keypair("sp.e2e")
+    (work / "sp.crt").write_bytes(sp_cert)
+    idp = SamlIdp(work, app, work / "sp.crt", sign="assertion")
+    config = harness.base_config(app)
+    common = {"type": "saml2", "idp_metadata_xml": idp.metadata,
+              "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+              "mapping": {"name": "displayName", "email": "mail",
+                          "groups": "eduPersonAffiliation"}}
+    config["methods"]["saml"] = dict(common)
+    config["methods"]["saml-signed"] = dict(common, sign_authn_request=True,
+                                            sp_private_key=sp_key.decode(),
+                                            sp_certificate=sp_cert.decode(), force_authn=True)
+    config["methods"]["saml-post"] = dict(common, binding="post")
+    envoy = envoys.start(config, name="saml", port=port)
+    yield envoy, idp
+    idp.stop()
+
+
+def browser_login(envoy, idp, method: str, path: str, tmp_path) -> dict:
+    node = shutil.which("node")
+    assert node, "node is missing (scripts/setup.sh)"
+    assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), \
+        "playwright-core missing: scripts/setup.sh runs npm ci in tests/e2e/browser"
+    args = {"url": f"{envoy.base_url}{path}&activeAuth={method}", "idp": idp.base,
+            "username": "jdoe", "password": "jdoe-password", "screenshots": str(tmp_path)}
+    proc = subprocess.run([node, str(BROWSER_DIR / "saml-login.mjs"), json.dumps(args)],
+                          cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"no result from saml-login.mjs (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    out = json.loads(lines[-1])
+    assert out.get("ok"), f"browser run failed: {out.get('error')}\nsteps: {out.get('steps')}"
+    assert not out.get("blocked"), out["blocked"]
+    assert out["final_url"] == args["url"], out
+    return out
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("method,binding", [("saml", "redirect"), ("saml-post", "post")])
+def test_browser_login(saml, recorder, tmp_path, method, binding):
+    envoy, idp = saml
+    out = browser_login(envoy, idp, method, "/private/report?year=2026", tmp_path)
+    assert out["idp_login_url"].startswith(idp.base), out
+    ident = out["identity"]
+    assert ident["login"] == "jdoe@example.org" and ident["name"] == "张三", out
+    assert ident["method"] == method
+    req = idp.received()[-1]
+    assert req["binding"] == binding and req["signature"] is None, req
+    assert req["acs"] == f"{envoy.base_url}/sso/saml/{method}/acs"
+    assert req["name_id_format"].endswith("emailAddress") and req["allow_create"] == "true"
+    hits = [e for e in recorder.requests() if e["path"].startswith("/private/report")]
+    assert hits and decode_identity_of(hits[-1])["groups"] == ["staff", "faculty"]
+    assert (tmp_path / "2-after-login.png").exists()
+
+
+def test_signed_request_scripted_login(saml, recorder):
+    envoy, idp = saml
+    browser = requests.Session()
+    form_page = browser.get(f"{envoy.base_url}/signed?activeAuth=saml-signed", headers=NAV)
+    assert form_page.url.startswith(f"{idp.base}/sso/redirect?"), form_page.url
+    assert "Signature=" in form_page.url and "SigAlg=" in form_page.url
+    req = idp.received()[-1]
+    assert req["signature"] is True and req["force_authn"] is True, req
+    form = harness.parse_forms(form_page.text)[0]
+    posted = browser.post(f"{idp.base}/login",
+                          data=dict(form["fields"], username="jdoe", password="jdoe-password"))
+    auto = harness.parse_forms(posted.text)[0]
+    assert auto["action"] == f"{envoy.base_url}/sso/saml/saml-signed/acs"
+    landed = browser.post(auto["action"], data=auto["fields"], headers=NAV)
+    assert landed.status_code == 200 and landed.url == f"{envoy.base_url}/signed?activeAuth=saml-signed"
+    assert decode_identity_of(recorder.requests()[-1])["login"] == "jdoe@example.org"
+    # The same Response again (another tab, a replay): refused, nothing upstream.
+    recorder.clear()
+    again = requests.Session()
+    start = again.get(f"{envoy.base_url}/sso/login?activeAuth=saml-signed&rd=%2F",
+                      allow_redirects=False)
+    relay = urllib.parse.parse_qs(urllib.parse.urlsplit(start.headers["location"]).query)[
+        "RelayState"][0]
+    client = harness.Client(envoy.port)
+    client.jar = dict(again.cookies.get_dict())
+    resp = client.post_form(urllib.parse.urlsplit(auto["action"]).path,
+                            dict(auto["fields"], RelayState=relay))
+    assert_nobody_let_in(resp, recorder, envoy, statuses=(401,))
+
+
+def pending_request(envoy, method="saml"):
+    """Starts a login in a fresh browser; returns (client with its flow cookie, request ID,
+    RelayState)."""
+    client = harness.Client(envoy.port)
+    start = client.get(f"/sso/login?activeAuth={method}&rd=%2Fprivate")
+    assert start.status == 302, start
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(start.location).query)
+    xml = zlib.decompress(base64.b64decode(q["SAMLRequest"][0]), -15).decode()
+    request_id = xml.split(' ID="', 1)[1].split('"', 1)[0]
+    return client, request_id, q["RelayState"][0]
+
+
+def idp_responses(idp, envoy, request_id, tmp_path, method="saml"):
+    """Responses the IdP's own key signs for this pending request (pysaml2, as the running IdP
+    would make them): signed assertion, signed response, and one for a look-alike user."""
+    sp = f"{envoy.base_url}/sso/saml/{method}/metadata"
+    acs = f"{envoy.base_url}/sso/saml/{method}/acs"
+    work = tmp_path / f"srv-{request_id[:8]}"
+    work.mkdir()
+    srv = generate.server(work, (idp.workdir / "idp.key").read_bytes(),
+                          (idp.workdir / "idp.crt").read_bytes(), [(sp, acs)],
+                          idp=idp.entity_id, base=idp.base)
+    kw = dict(in_response_to=request_id, acs=acs, sp=sp, authority=idp.entity_id)
+    sa = generate.respond(srv, sign_response=False, sign_assertion=True, **kw)
+    sr = generate.respond(srv, sign_response=True, sign_assertion=False, **kw)
+    cs = generate.respond(srv, login="jdoe@example.org.evil.example", sign_response=False,
+                          sign_assertion=True, **kw)
+    return sa, sr, cs, acs
+
+
+ATTACKS = ["xsw1", "xsw2", "xsw3", "xsw4", "xsw5", "xsw6", "xsw7", "xsw8", "comment_in_nameid",
+           "second_unsigned_assertion", "signature_over_other_id", "doctype", "tampered_nameid",
+           "signature_stripped"]
+
+
+def test_every_wrapping_and_tampering_variant_is_refused(saml, recorder, tmp_path):
+    envoy, idp = saml
+    before = envoy.stats("sso_login_failure")
+    for name in ATTACKS:
+        client, request_id, relay = pending_request(envoy)
+        sa, sr, cs, acs = idp_responses(idp, envoy, request_id, tmp_path)
+        evil = generate.make_attacks(sa, sr, cs)[name]
+        recorder.clear()
+        resp = client.post_form(urllib.parse.urlsplit(acs).path,
+                                {"SAMLResponse": base64.b64encode(evil).decode(),
+                                 "RelayState": relay})
+        assert_nobody_let_in(resp, recorder, envoy, statuses=(401,))
+        assert "sso_session" not in client.jar, name
+        # The flow is used up: even the genuine Response cannot follow on it.
+        again = client.post_form(urllib.parse.urlsplit(acs).path,
+                                 {"SAMLResponse": base64.b64encode(sa).decode(),
+                                  "RelayState": relay})
+        assert_nobody_let_in(again, recorder, envoy, statuses=(401,))
+    after = envoy.stats("sso_login_failure")
+    rejected = {k: v - before.get(k, 0) for k, v in after.items()
+                if "saml.rejected_" in k and v - before.get(k, 0) > 0}
+    assert sum(rejected.values()) >= len(ATTACKS), rejected
+    # Positive control: the genuine Response for a pending request logs in.
+    client, request_id, relay = pending_request(envoy)
+    sa, _, _, acs = idp_responses(idp, envoy, request_id, tmp_path)
+    ok = client.post_form(urllib.parse.urlsplit(acs).path,
+                          {"SAMLResponse": base64.b64encode(sa).decode(), "RelayState": relay})
+    assert ok.status == 303 and ok.location == "/private", ok
+    assert "sso_session" in client.jar
+    assert not envoy.wasm_crashes()
+
+
+def test_unsolicited_and_foreign_responses_are_refused(saml, recorder, tmp_path):
+    envoy, idp = saml
+    client, request_id, relay = pending_request(envoy)
+    sa, _, _, acs = idp_responses(idp, envoy, request_id, tmp_path)
+    path = urllib.parse.urlsplit(acs).path
+    body = base64.b64encode(sa).decode()
+    # IdP-initiated (no RelayState), another browser (no flow cookie), wrong ACS method.
+    for c, fields, p in [(client, {"SAMLResponse": body}, path),
+                         (harness.Client(envoy.port), {"SAMLResponse": body, "RelayState": relay},
+                          path),
+                         (client, {"SAMLResponse": body, "RelayState": relay},
+                          "/sso/saml/saml-post/acs")]:
+        recorder.clear()
+        assert_nobody_let_in(c.post_form(p, fields), recorder, envoy, statuses=(401,))
