@@ -405,6 +405,8 @@ impl Config {
                 if let Some(custom) = m.kind.callback_path() {
                     let path = custom
                         .map_or_else(|| format!("{prefix}/callback/{}", m.name), str::to_owned);
+                    // Matched on the path; a registered query stays part of the redirect URI.
+                    let path = path.split('?').next().unwrap_or_default().to_owned();
                     if path == login_page
                         || public_paths
                             .iter()
@@ -518,16 +520,15 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
         let Value::Object(mut fields) = value.clone() else {
             return Err(ConfigError::at(here, "must be an object"));
         };
-        let kind = match fields.remove("type") {
-            Some(Value::String(t)) => t,
-            Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
-            None => {
-                return Err(ConfigError::at(
+        let kind =
+            match fields.remove("type") {
+                Some(Value::String(t)) => t,
+                Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
+                None => return Err(ConfigError::at(
                     format!("{here}.type"),
                     "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, cas, saml2)",
-                ))
-            }
-        };
+                )),
+            };
         let label = match fields.remove("label") {
             Some(Value::String(l)) => l,
             None => name.clone(),

@@ -310,7 +310,23 @@ pub struct Mapping {
 }
 
 /// Claims every JWT carries for the protocol rather than about the user; never attributes.
-const REGISTERED: [&str; 7] = ["exp", "nbf", "iat", "jti", "iss", "aud", "sub"];
+/// Claims that describe the token rather than the user (RFC 7519 §4.1, OIDC Core §2); never
+/// attributes.
+const REGISTERED: [&str; 13] = [
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "iss",
+    "aud",
+    "sub",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "azp",
+    "auth_time",
+    "sid",
+];
 
 impl Mapping {
     /// Builds an identity from a method's claims. Claims that no field consumed are kept as

@@ -237,7 +237,14 @@ impl Http {
                             p.push('?');
                             p.push_str(q);
                         }
-                        (p, u.host_str().unwrap_or_default().to_owned())
+                        // Host with its port when the URL has one: IdPs build their own URLs
+                        // (discovery, redirects) from the Host header.
+                        let host = u.host_str().unwrap_or_default();
+                        let authority = match u.port() {
+                            Some(port) => format!("{host}:{port}"),
+                            None => host.to_owned(),
+                        };
+                        (p, authority)
                     }
                     Err(_) => return self.respond(Response::new(502)),
                 };

@@ -300,8 +300,12 @@ pub trait Provider {
     /// # Errors
     ///
     /// [`Deny`] when the callback carries no code or an error.
-    fn callback(&self, variant: &str, query: &Query, redirect_uri: &str)
-        -> Result<Self::Step, Deny>;
+    fn callback(
+        &self,
+        variant: &str,
+        query: &Query,
+        redirect_uri: &str,
+    ) -> Result<Self::Step, Deny>;
 
     /// The first step for a code an in-app page posted.
     ///

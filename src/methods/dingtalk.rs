@@ -367,7 +367,10 @@ fn classify(code: i64) -> CodeKind {
 
 /// Judges an `api.dingtalk.com` answer: 200 with a JSON object, or 4xx with
 /// `{"code": "...", "message": "..."}`.
-fn v1_body(response: &CalloutResponse, kind_of: CodeKind) -> Result<Map<String, Value>, IdpFailure> {
+fn v1_body(
+    response: &CalloutResponse,
+    kind_of: CodeKind,
+) -> Result<Map<String, Value>, IdpFailure> {
     let body = json_body(response, MAX_SMALL_BODY)?;
     if response.status == Some(200) {
         return Ok(body);
@@ -586,7 +589,10 @@ impl Provider for DingTalk {
         let url = match (kind, &self.sso_secret) {
             (TokenKind::AdminSso, Some(s)) => self.oapi.url(
                 "/sso/gettoken",
-                &[("corpid", self.corp_id.as_str()), ("corpsecret", s.expose())],
+                &[
+                    ("corpid", self.corp_id.as_str()),
+                    ("corpsecret", s.expose()),
+                ],
             ),
             _ => self.oapi.url(
                 "/gettoken",
@@ -663,11 +669,17 @@ impl Provider for DingTalk {
                         ("signature", &signature),
                     ],
                 );
-                cn::post_json(url, &json!({"tmp_auth_code": code.expose()}), self.timeout_ms)
+                cn::post_json(
+                    url,
+                    &json!({"tmp_auth_code": code.expose()}),
+                    self.timeout_ms,
+                )
             }
-            Step::ExpectUserId { unionid, .. } => {
-                self.oapi_post("/topapi/user/getbyunionid", token, &json!({"unionid": unionid}))
-            }
+            Step::ExpectUserId { unionid, .. } => self.oapi_post(
+                "/topapi/user/getbyunionid",
+                token,
+                &json!({"unionid": unionid}),
+            ),
             Step::ExpectAdmin { code } => cn::get(
                 self.oapi.url(
                     "/sso/getuserinfo",

@@ -178,7 +178,10 @@ impl Lark {
         }
         let (accounts, open) = match raw.region {
             Region::Feishu => ("https://accounts.feishu.cn", "https://open.feishu.cn"),
-            Region::Lark => ("https://accounts.larksuite.com", "https://open.larksuite.com"),
+            Region::Lark => (
+                "https://accounts.larksuite.com",
+                "https://open.larksuite.com",
+            ),
         };
         Ok(Lark {
             app_id: raw.app_id,
@@ -280,8 +283,9 @@ fn classify(code: i64) -> CodeKind {
         99_991_663 | 99_991_664 | 99_991_661 | 20013 | 20014 => CodeKind::TokenInvalid,
         20003 | 20004 | 20024 | 20049 | 20065 | 20063 => CodeKind::CodeInvalid,
         20008 | 20010 | 20021 | 20022 | 20023 | 20066 => CodeKind::NotMember,
-        20001 | 20002 | 20009 | 20027 | 20029 | 20035 | 20036 | 20070 | 20071 | 10003
-        | 10014 => CodeKind::Misconfigured,
+        20001 | 20002 | 20009 | 20027 | 20029 | 20035 | 20036 | 20070 | 20071 | 10003 | 10014 => {
+            CodeKind::Misconfigured
+        }
         99_991_400 | 11232 => CodeKind::Throttled,
         _ => CodeKind::Other,
     }
@@ -619,9 +623,14 @@ mod tests {
             page: Query::parse(""),
             user_agent: "",
         };
-        for (region, host) in [("feishu", "accounts.feishu.cn"), ("lark", "accounts.larksuite.com")] {
+        for (region, host) in [
+            ("feishu", "accounts.feishu.cn"),
+            ("lark", "accounts.larksuite.com"),
+        ] {
             let l = lark(json!({"region": region}));
-            let Begin::Redirect(url) = l.begin(DESKTOP, &entry, "s", "https://a/lark/callback").unwrap()
+            let Begin::Redirect(url) = l
+                .begin(DESKTOP, &entry, "s", "https://a/lark/callback")
+                .unwrap()
             else {
                 panic!()
             };

@@ -355,10 +355,12 @@ impl OAuth2 {
             return Err(err("timeout_ms", "must be between 1 and 60000".into()));
         }
         if let Some(path) = &raw.callback_path {
-            if !path.starts_with('/') || path.contains(['?', '#']) {
+            // A query is allowed so existing registrations keep working
+            // (`/oauth2/callback?client_name=oauth2`); the callback is matched on the path.
+            if !path.starts_with('/') || path.contains('#') {
                 return Err(err(
                     "callback_path",
-                    "must be an absolute path without query".into(),
+                    "must be an absolute path (a query is allowed, a fragment is not)".into(),
                 ));
             }
         }
