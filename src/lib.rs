@@ -39,6 +39,7 @@ pub mod random;
 pub mod redirect;
 pub mod session;
 pub mod xmldsig;
+pub mod xmlenc;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod host;

@@ -137,6 +137,7 @@ impl fmt::Debug for Idp {
 }
 
 /// The SP's private key: never printed.
+#[derive(Clone)]
 pub struct SpKey(RsaPrivateKey);
 
 impl fmt::Debug for SpKey {
@@ -154,6 +155,7 @@ pub struct Saml2 {
     /// The `AuthnRequest` binding.
     pub binding: Binding,
     sign_key: Option<SpKey>,
+    decrypt_key: Option<SpKey>,
     sp_certificate: Option<String>,
     force_authn: bool,
     allow_create: bool,
@@ -188,6 +190,8 @@ pub enum SamlFailure {
     Replayed,
     /// The principal (NameID or attribute) is missing, empty or not plain text.
     Principal,
+    /// An `EncryptedAssertion` could not be decrypted (no detail, on purpose).
+    Decrypt,
 }
 
 impl SamlFailure {
@@ -204,6 +208,7 @@ impl SamlFailure {
             SamlFailure::Expired => "expired".into(),
             SamlFailure::Replayed => "replayed".into(),
             SamlFailure::Principal => "principal".into(),
+            SamlFailure::Decrypt => "decrypt".into(),
         }
     }
 }
@@ -328,7 +333,12 @@ impl Saml2 {
             sp_entity_id: raw.sp_entity_id,
             idp,
             binding: raw.binding,
-            sign_key: raw.sign_authn_request.then_some(sign_key).flatten(),
+            sign_key: if raw.sign_authn_request {
+                sign_key.clone()
+            } else {
+                None
+            },
+            decrypt_key: sign_key,
             sp_certificate: raw
                 .sp_certificate
                 .as_deref()
@@ -453,9 +463,11 @@ impl Saml2 {
             self.want_assertions_signed
         );
         if let Some(cert) = &self.sp_certificate {
-            xml.push_str(&format!(
-                r#"<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="{DS_NS}"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#
-            ));
+            for usage in ["signing", "encryption"] {
+                xml.push_str(&format!(
+                    r#"<md:KeyDescriptor use="{usage}"><ds:KeyInfo xmlns:ds="{DS_NS}"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#
+                ));
+            }
         }
         if let Some(f) = &self.name_id_format {
             xml.push_str(&format!("<md:NameIDFormat>{}</md:NameIDFormat>", escape(f)));
@@ -497,15 +509,8 @@ impl Saml2 {
     ///
     /// [`SamlFailure`] naming the first check that failed.
     pub fn verify_xml(&self, xml: &str, expect: &Expect<'_>) -> Result<Verified, SamlFailure> {
-        let doc = roxmltree::Document::parse_with_options(
-            xml,
-            roxmltree::ParsingOptions {
-                allow_dtd: false,
-                nodes_limit: NODES_LIMIT,
-                ..roxmltree::ParsingOptions::default()
-            },
-        )
-        .map_err(|_| SamlFailure::Malformed)?;
+        let doc = roxmltree::Document::parse_with_options(xml, parse_options())
+            .map_err(|_| SamlFailure::Malformed)?;
         let response = doc.root_element();
         if !is(response, SAMLP_NS, "Response") {
             return Err(SamlFailure::Structure("root"));
@@ -534,9 +539,10 @@ impl Saml2 {
             return Err(SamlFailure::Structure("assertion_count"));
         };
         let assertion = *assertion;
-        if assertion.parent() != Some(response) || !is(assertion, SAML_NS, "Assertion") {
+        if assertion.parent() != Some(response) {
             return Err(SamlFailure::Structure("assertion_position"));
         }
+        let encrypted = is(assertion, SAML_NS, "EncryptedAssertion");
         // Signatures only as direct children of the Response or of that Assertion, one each.
         let signatures: Vec<Node<'_, '_>> = doc
             .descendants()
@@ -554,17 +560,99 @@ impl Saml2 {
                 return Err(SamlFailure::Structure("signature_count"));
             }
         }
-        let check = |signed: Node<'_, '_>, sig: Node<'_, '_>| {
-            xmldsig::verify_enveloped(signed, sig, &self.idp.keys, self.allow_sha1)
-                .map_err(|e| SamlFailure::Signature(e.reason()))
-        };
+        if encrypted && assertion_sig.is_some() {
+            return Err(SamlFailure::Structure("signature_position"));
+        }
         if let Some(sig) = response_sig {
-            check(response, sig)?;
+            self.check_signature(response, sig)?;
         }
+        if !encrypted {
+            return self.finish(
+                response,
+                response_sig.is_some(),
+                assertion,
+                assertion_sig,
+                expect,
+            );
+        }
+        // EncryptedAssertion: decrypt with the SP key, parse the plaintext on its own (in the
+        // namespace context of the EncryptedAssertion), and apply the same rules to it.
+        let key = self
+            .decrypt_key
+            .as_ref()
+            .ok_or(SamlFailure::Structure("encrypted_without_key"))?;
+        let data = only_child(assertion, crate::xmlenc::XENC_NS, "EncryptedData")?
+            .ok_or(SamlFailure::Decrypt)?;
+        let plain = crate::xmlenc::decrypt(data, &key.0).map_err(|_| SamlFailure::Decrypt)?;
+        let plain = std::str::from_utf8(&plain).map_err(|_| SamlFailure::Decrypt)?;
+        let mut decls = String::new();
+        for ns in assertion.namespaces() {
+            match ns.name() {
+                Some("xml") => {}
+                Some(p) => decls.push_str(&format!(r#" xmlns:{p}="{}""#, escape(ns.uri()))),
+                None => decls.push_str(&format!(r#" xmlns="{}""#, escape(ns.uri()))),
+            }
+        }
+        let wrapped = format!("<sso-filter-decrypted{decls}>{plain}</sso-filter-decrypted>");
+        let inner = roxmltree::Document::parse_with_options(&wrapped, parse_options())
+            .map_err(|_| SamlFailure::Malformed)?;
+        let parts = inner
+            .root_element()
+            .children()
+            .filter(|n| !(n.is_text() && n.text().unwrap_or("").trim().is_empty()))
+            .collect::<Vec<_>>();
+        let [decrypted] = parts.as_slice() else {
+            return Err(SamlFailure::Structure("assertion_count"));
+        };
+        let decrypted = *decrypted;
+        if !is(decrypted, SAML_NS, "Assertion") {
+            return Err(SamlFailure::Structure("assertion_count"));
+        }
+        let mut all_ids: Vec<&str> = doc
+            .descendants()
+            .chain(inner.descendants())
+            .filter_map(|n| n.attribute("ID"))
+            .collect();
+        let count = all_ids.len();
+        all_ids.sort_unstable();
+        all_ids.dedup();
+        if all_ids.len() != count {
+            return Err(SamlFailure::Structure("ids"));
+        }
+        let mut inner_sig = None;
+        for sig in inner.descendants().filter(|n| is(*n, DS_NS, "Signature")) {
+            if sig.parent() != Some(decrypted) || inner_sig.replace(sig).is_some() {
+                return Err(SamlFailure::Structure("signature_position"));
+            }
+        }
+        self.finish(
+            response,
+            response_sig.is_some(),
+            decrypted,
+            inner_sig,
+            expect,
+        )
+    }
+
+    fn check_signature(&self, signed: Node<'_, '_>, sig: Node<'_, '_>) -> Result<(), SamlFailure> {
+        xmldsig::verify_enveloped(signed, sig, &self.idp.keys, self.allow_sha1)
+            .map_err(|e| SamlFailure::Signature(e.reason()))
+    }
+
+    /// The checks after the signatures' placement: the assertion's own signature, then the
+    /// Response's and the Assertion's content.
+    fn finish(
+        &self,
+        response: Node<'_, '_>,
+        response_signed: bool,
+        assertion: Node<'_, '_>,
+        assertion_sig: Option<Node<'_, '_>>,
+        expect: &Expect<'_>,
+    ) -> Result<Verified, SamlFailure> {
         if let Some(sig) = assertion_sig {
-            check(assertion, sig)?;
+            self.check_signature(assertion, sig)?;
         }
-        if response_sig.is_none() && assertion_sig.is_none() {
+        if !response_signed && assertion_sig.is_none() {
             return Err(SamlFailure::Signature("missing"));
         }
         if self.want_assertions_signed && assertion_sig.is_none() {
@@ -574,7 +662,7 @@ impl Saml2 {
         // The Response.
         match response.attribute("Destination") {
             Some(d) if d == expect.acs_url => {}
-            None if response_sig.is_none() => {}
+            None if !response_signed => {}
             _ => return Err(SamlFailure::NotForUs("destination")),
         }
         if response.attribute("InResponseTo") != Some(expect.request_id) {
@@ -736,6 +824,14 @@ impl Saml2 {
             not_on_or_after: until,
             claims,
         })
+    }
+}
+
+fn parse_options<'a>() -> roxmltree::ParsingOptions<'a> {
+    roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: NODES_LIMIT,
+        ..roxmltree::ParsingOptions::default()
     }
 }
 

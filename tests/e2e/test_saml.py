@@ -1,6 +1,6 @@
 """SAML 2.0 through the real Envoy against a real IdP: pysaml2 (tests/e2e/idp/saml/server.py),
 signing with xmlsec1. Headless Chromium logs in with the HTTP-Redirect and the HTTP-POST
-bindings (the IdP's auto-submitting form included); a scripted browser logs in with a signed
+bindings (the IdP's auto-submitting form included), and with an encrypted assertion; a scripted browser logs in with a signed
 AuthnRequest; and every wrapping and tampering variant of a Response the IdP's key signed for
 the filter's own pending request is posted to the ACS through Envoy and refused with nothing
 reaching the upstream.
@@ -27,7 +27,7 @@ BROWSER_DIR = harness.REPO / "tests" / "e2e" / "browser"
 sys.path.insert(0, str(harness.REPO / "tests" / "fixtures" / "saml2"))
 import generate  # noqa: E402  (pysaml2 IdP config, responses and attack constructions)
 
-METHODS = ["saml", "saml-signed", "saml-post"]
+METHODS = ["saml", "saml-signed", "saml-post", "saml-enc"]
 
 
 class SamlIdp:
@@ -38,7 +38,7 @@ class SamlIdp:
         self.proc = subprocess.Popen(
             [sys.executable, str(IDP_DIR / "server.py"), "--port", str(self.port),
              "--workdir", str(workdir), "--app", app, "--methods", ",".join(METHODS),
-             "--sp-cert", str(sp_cert_path), "--sign", sign],
+             "--sp-cert", str(sp_cert_path), "--sign", sign, "--encrypt-methods", "saml-enc"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log,
             start_new_session=True, preexec_fn=harness._die_with_parent)
         line = self.proc.stdout.readline().decode()
@@ -82,6 +82,8 @@ def saml(envoys, tmp_path_factory):
                                             sp_private_key=sp_key.decode(),
                                             sp_certificate=sp_cert.decode(), force_authn=True)
     config["methods"]["saml-post"] = dict(common, binding="post")
+    config["methods"]["saml-enc"] = dict(common, sp_private_key=sp_key.decode(),
+                                         sp_certificate=sp_cert.decode(), binding="post")
     envoy = envoys.start(config, name="saml", port=port)
     yield envoy, idp
     idp.stop()
@@ -107,7 +109,8 @@ def browser_login(envoy, idp, method: str, path: str, tmp_path) -> dict:
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("method,binding", [("saml", "redirect"), ("saml-post", "post")])
+@pytest.mark.parametrize("method,binding", [("saml", "redirect"), ("saml-post", "post"),
+                                            ("saml-enc", "post")])
 def test_browser_login(saml, recorder, tmp_path, method, binding):
     envoy, idp = saml
     out = browser_login(envoy, idp, method, "/private/report?year=2026", tmp_path)
@@ -117,6 +120,7 @@ def test_browser_login(saml, recorder, tmp_path, method, binding):
     assert ident["method"] == method
     req = idp.received()[-1]
     assert req["binding"] == binding and req["signature"] is None, req
+    assert req["encrypted"] is (method == "saml-enc"), req
     assert req["acs"] == f"{envoy.base_url}/sso/saml/{method}/acs"
     assert req["name_id_format"].endswith("emailAddress") and req["allow_create"] == "true"
     hits = [e for e in recorder.requests() if e["path"].startswith("/private/report")]

@@ -307,3 +307,32 @@ fn configuration_is_checked() {
         assert!(e.contains(needle), "{extra}: {e}");
     }
 }
+
+#[test]
+fn encrypted_assertions_log_in_with_the_sp_key() {
+    for name in ["encrypted_aes128_cbc.xml", "encrypted_aes256_gcm.xml"] {
+        let mut d = driver(
+            json!({"sp_private_key": fixture("sp.key"), "sp_certificate": fixture("sp.crt")}),
+        );
+        let relay = pending_login(&mut d, "/enc");
+        let done = post_acs(&mut d, &fixture(name), &relay);
+        assert_eq!(done.status(), 303, "{name}: {}", done.body());
+        assert_eq!(
+            d.get("/enc").set("x-sso-login").as_deref(),
+            Some("jdoe@example.org")
+        );
+    }
+    // The SP metadata then offers the certificate for encryption too.
+    let mut d =
+        driver(json!({"sp_private_key": fixture("sp.key"), "sp_certificate": fixture("sp.crt")}));
+    assert!(d
+        .get("/sso/saml/saml/metadata")
+        .body()
+        .contains(r#"use="encryption""#));
+    // An unsigned encrypted assertion is refused like any unsigned one.
+    let relay = pending_login(&mut d, "/");
+    assert_eq!(
+        post_acs(&mut d, &fixture("encrypted_unsigned.xml"), &relay).status(),
+        401
+    );
+}

@@ -265,3 +265,48 @@ fn metadata_and_requests() {
     assert_eq!(q["RelayState"], "state-1");
     assert!(!q.contains_key("Signature"));
 }
+
+#[test]
+fn encrypted_assertions_decrypt_with_the_sp_key_and_still_need_a_signature() {
+    let with_key = method(json!({"sp_private_key": fixture("sp.key")}));
+    for name in ["encrypted_aes128_cbc.xml", "encrypted_aes256_gcm.xml"] {
+        let v = verify_with(&with_key, name, 5).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(v.claims["principal"], "jdoe@example.org");
+        assert_eq!(v.claims["displayName"], "张三");
+    }
+    assert_eq!(
+        verify_with(&with_key, "encrypted_unsigned.xml", 5).map(|_| ()),
+        Err(SamlFailure::Signature("missing"))
+    );
+    // Without the SP key: refused, never guessed at.
+    assert_eq!(
+        verify("encrypted_aes128_cbc.xml").map(|_| ()),
+        Err(SamlFailure::Structure("encrypted_without_key"))
+    );
+    // A flipped ciphertext octet (CBC or GCM) is one uniform failure.
+    let meta = meta();
+    let expect = Expect {
+        sp_entity_id: meta["sp_entity_id"].as_str().unwrap(),
+        acs_url: meta["acs"].as_str().unwrap(),
+        request_id: meta["request_id"].as_str().unwrap(),
+        now: meta["now"].as_u64().unwrap() + 5,
+    };
+    for name in ["encrypted_aes128_cbc.xml", "encrypted_aes256_gcm.xml"] {
+        let xml = fixture(name);
+        // The last CipherValue is the content; change one base64 character in its middle.
+        let at = xml.rfind("CipherValue>").unwrap() - 40;
+        let mut bytes = xml.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        let got = with_key
+            .verify(&B64STD.encode(tampered), &expect)
+            .map(|_| ());
+        assert!(
+            matches!(
+                got,
+                Err(SamlFailure::Decrypt | SamlFailure::Malformed | SamlFailure::Signature(_))
+            ),
+            "{name}: {got:?}"
+        );
+    }
+}

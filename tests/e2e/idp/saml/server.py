@@ -2,7 +2,7 @@
 WSGI app, on loopback only, signing with xmlsec1.
 
     python server.py --port P --workdir W --app http://127.0.0.1:ENVOY --methods saml,saml-post
-                     [--sp-cert FILE] [--sign assertion|response|both]
+                     [--sp-cert FILE] [--sign assertion|response|both] [--encrypt-methods m,..]
 
 - The SPs it answers are the filter's methods: entity ID `{app}/sso/saml/{m}/metadata`, ACS
   `{app}/sso/saml/{m}/acs`.
@@ -14,7 +14,9 @@ WSGI app, on loopback only, signing with xmlsec1.
   ForceAuthn) a login form is shown; then the Response goes back by an auto-submitting form
   (HTTP-POST binding) to the request's ACS, with the RelayState.
 - `GET /log`: JSON list of the AuthnRequests received (id, binding, signature verdict,
-  ForceAuthn, NameIDPolicy), for the tests.
+  ForceAuthn, NameIDPolicy, whether the answer's assertion was encrypted), for the tests.
+- `--encrypt-methods`: those methods get an `EncryptedAssertion` for --sp-cert (pysaml2 +
+  xmlsec1, RSA-OAEP and AES-128-CBC).
 Users: jdoe / jdoe-password (NameID jdoe@example.org, attributes uid, mail, displayName 张三,
 eduPersonAffiliation staff+faculty).
 """
@@ -78,8 +80,11 @@ class Idp:
                                    base=self.base)
         self.metadata = create_metadata_string(None, config=self.srv.config).decode()
         (self.work / "idp-metadata.xml").write_text(self.metadata)
-        self.sp_cert = (x509.load_pem_x509_certificate(Path(args.sp_cert).read_bytes())
-                        if args.sp_cert else None)
+        self.sp_cert_pem = Path(args.sp_cert).read_bytes() if args.sp_cert else None
+        self.sp_cert = (x509.load_pem_x509_certificate(self.sp_cert_pem)
+                        if self.sp_cert_pem else None)
+        self.encrypt_for = {f"{args.app}/sso/saml/{m}/acs"
+                            for m in (args.encrypt_methods or "").split(",") if m}
         self.sign = args.sign
         self.pending: dict[str, dict] = {}
         self.sessions: dict[str, str] = {}
@@ -141,10 +146,16 @@ class Idp:
             return page("Expired", "<p>Unknown request.</p>", "400 Bad Request")
         req = pend["req"]
         _, login = USERS[user]
-        xml = generate.respond(
-            self.srv, login=login, sign_response=self.sign in ("response", "both"),
-            sign_assertion=self.sign in ("assertion", "both"), in_response_to=req["id"],
-            acs=req["acs"], sp=req["issuer"], authority=self.entity)
+        kw = dict(login=login, sign_response=self.sign in ("response", "both"),
+                  sign_assertion=self.sign in ("assertion", "both"), in_response_to=req["id"],
+                  acs=req["acs"], sp=req["issuer"], authority=self.entity)
+        req["encrypted"] = req["acs"] in self.encrypt_for
+        if req["encrypted"]:
+            # EncryptedAssertion for the SP certificate: RSA-OAEP + AES-128-CBC.
+            xml = generate.respond_encrypted(self.srv, self.sp_cert_pem, generate.AES128_CBC,
+                                             **kw)
+        else:
+            xml = generate.respond(self.srv, **kw)
         data = base64.b64encode(xml).decode()
         body = (f'<form method="post" action="{html.escape(req["acs"])}">'
                 f'<input type="hidden" name="SAMLResponse" value="{data}">'
@@ -211,6 +222,7 @@ def main():
     ap.add_argument("--methods", required=True)
     ap.add_argument("--sp-cert")
     ap.add_argument("--sign", choices=["assertion", "response", "both"], default="both")
+    ap.add_argument("--encrypt-methods", help="methods whose assertions are encrypted")
     args = ap.parse_args()
     idp = Idp(args)
     httpd = make_server("127.0.0.1", args.port, idp, server_class=Threaded, handler_class=Quiet)
