@@ -20,7 +20,8 @@ Environment: BENCH_ROUNDS (5), BENCH_SECONDS (10), BENCH_CONNECTIONS (16), BENCH
 BENCH_WARMUP_SECONDS (2), BENCH_CONFIGS (comma list of names, default all), BENCH_LOGIN_N (20),
 BENCH_PBKDF2_ITER (100000), BENCH_WASM (default target/wasm32-wasip1/release/sso_filter.wasm),
 BENCH_FRONT_CPU (0), BENCH_CLIENT_CPU (1), BENCH_UPSTREAM_CPU (1), BENCH_RESULTS (output JSON),
-BENCH_SKIP_MISSING_WASM (1: run A/C/E when the .wasm is absent; 0: fail), ENVOY (binary).
+BENCH_SKIP_MISSING_WASM (1: run A/C/E when the .wasm is absent; 0: fail), ENVOY (binary),
+BENCH_OIDC (1: time whole OIDC logins against tests/e2e/idp/bad_oauth.py; 0: skip).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ WASM = Path(os.environ.get("BENCH_WASM") or ROOT / "target/wasm32-wasip1/release
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or HERE / "results/latest.json")
 UPSTREAM_H2 = os.environ.get("BENCH_UPSTREAM_H2", "0") == "1"
 SKIP_MISSING_WASM = os.environ.get("BENCH_SKIP_MISSING_WASM", "1") == "1"
+OIDC = os.environ.get("BENCH_OIDC", "1") == "1"
 
 ALL_CONFIGS = [
     ("A", "no-filter", "Envoy, router only (baseline)"),
@@ -567,6 +569,211 @@ def jwt_param_login(port: int, token: str, conn: http.client.HTTPConnection | No
     return t1 - t0
 
 
+# --------------------------------------------------------------------------- OIDC login
+
+BAD_OAUTH = ROOT / "tests/e2e/idp/bad_oauth.py"
+OIDC_CLIENT, OIDC_SECRET = "app", "app-secret-0123456789"  # bad_oauth.py's client
+
+
+def idp_cluster(port: int) -> dict:
+    # The filter calls an IdP at http://127.0.0.1:<port> through cluster sso_127_0_0_1_<port>
+    # (docs/behaviour.md); plain HTTP, Envoy's default keep-alive pool.
+    c = backend_cluster(f"sso_127_0_0_1_{port}", port)
+    c.pop("typed_extension_protocol_options", None)
+    return c
+
+
+def sso_oidc_config(port: int, keys: Keys, issuer: str) -> dict:
+    conf = sso_base(port, keys)
+    conf["default_method"] = "oidc"
+    conf["methods"] = {"oidc": {
+        "type": "oidc", "issuer": issuer, "client_id": OIDC_CLIENT, "client_secret": OIDC_SECRET,
+        "scope": "openid profile email", "timeout_ms": 5000,
+        "mapping": {"login": "preferred_username", "name": "name", "email": "email",
+                    "groups": "groups"}}}
+    return conf
+
+
+def start_oidc(envoy: str, workdir: Path, up_port: int, keys: Keys) -> tuple[Instance, int]:
+    """bad_oauth.py (mode ok, on the upstream's CPU) and a front Envoy with an oidc method."""
+    idp_port = free_port()
+    logfile = workdir / "bad_oauth.log"
+    # TCP_NODELAY on the provider's sockets: bad_oauth.py writes a response's headers and body
+    # in two send()s, and with Nagle on, the body of a response on a kept-alive connection
+    # waits for the client's delayed ACK (about 40 ms per call, seen on Envoy's pooled
+    # connection to it): a delay of this test provider, not of the filter or of real IdPs.
+    boot = ("import sys; sys.path.insert(0, sys.argv[1]); import bad_oauth; "
+            "bad_oauth.Handler.disable_nagle_algorithm = True; "
+            "sys.exit(bad_oauth.main(sys.argv[2:]))")
+    proc = spawn(["taskset", "-c", UPSTREAM_CPU, sys.executable, "-c", boot,
+                  str(BAD_OAUTH.parent), str(idp_port)], logfile)
+    deadline = time.time() + 30
+    while True:
+        if proc.poll() is not None:
+            raise BenchError(f"bad_oauth.py exited with {proc.returncode}:\n{tail(logfile)}")
+        try:
+            if request(idp_port, "GET", "/_health").status == 200:
+                break
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise BenchError(f"bad_oauth.py not ready after 30s:\n{tail(logfile)}")
+        time.sleep(0.2)
+    port, admin = free_port(), free_port()
+    issuer = f"http://127.0.0.1:{idp_port}/m/ok"
+    route = [{"match": {"prefix": "/"}, "route": {"cluster": "backend"}}]
+    conf = bootstrap(port, admin, hcm("ingress", [wasm_filter(sso_oidc_config(port, keys, issuer))],
+                                      route),
+                     [backend_cluster("backend", up_port), idp_cluster(idp_port)])
+    return start_envoy(envoy, "sso-oidc", conf, FRONT_CPU, workdir, port, admin), idp_port
+
+
+def _path_of(url: str) -> str:
+    u = urllib.parse.urlsplit(url)
+    return (u.path or "/") + (f"?{u.query}" if u.query else "")
+
+
+def oidc_login(port: int, idp_port: int) -> tuple[dict, dict]:
+    """One whole login by a fresh client (new connections, no cookies). Returns the time of
+    each hop (s) and the provider's authorize query (for the direct replay)."""
+    t: dict[str, float] = {}
+    env = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    idp = http.client.HTTPConnection("127.0.0.1", idp_port, timeout=30)
+    html_hdr = {"Accept": "text/html"}
+    try:
+        def hop(key, conn, target_port, path, headers, want):
+            t0 = time.perf_counter()
+            r = request(target_port, "GET", path, headers, conn=conn)
+            t[key] = time.perf_counter() - t0
+            if r.status not in want:
+                raise BenchError(f"oidc login, {key} ({path[:80]}): status {r.status}, "
+                                 f"{r.header('location') or ''} {r.body[:200]!r}")
+            return r
+
+        r = hop("page_redirect", env, port, "/app?bench=1", html_hdr, (302, 303))
+        loc = r.header("location") or ""
+        if "/sso/login" not in loc:
+            raise BenchError(f"oidc login: the page redirected to {loc!r}, not /sso/login")
+        r = hop("sso_login", env, port, _path_of(loc), html_hdr, (302, 303))
+        flow = r.set_cookies()
+        auth_url = r.header("location") or ""
+        au = urllib.parse.urlsplit(auth_url)
+        if au.port != idp_port or not au.path.endswith("/authorize"):
+            raise BenchError(f"oidc login: /sso/login redirected to {auth_url!r}")
+        r = hop("authorize", idp, idp_port, _path_of(auth_url), html_hdr, (302,))
+        cb = urllib.parse.urlsplit(r.header("location") or "")
+        if cb.port != port:
+            raise BenchError(f"oidc login: authorize redirected to {r.header('location')!r}")
+        r = hop("callback", env, port, _path_of(r.header("location")),
+                {**html_hdr, "Cookie": cookie_header(flow)}, (302, 303))
+        session = {k: v for k, v in r.set_cookies().items()
+                   if re.fullmatch(r"sso_session(_[1-7])?", k) and v}
+        if "sso_session" not in session:
+            raise BenchError(f"oidc callback: no sso_session cookie in {r.headers}")
+        back = _path_of(r.header("location") or "/")
+        r = hop("page", env, port, back, {**html_hdr, "Cookie": cookie_header(session)}, (200,))
+        if r.body.decode(errors="replace") != UPSTREAM_BODY:
+            raise BenchError(f"oidc login: the page after login is not the upstream's: {r.body[:200]!r}")
+    finally:
+        env.close()
+        idp.close()
+    return t, dict(urllib.parse.parse_qsl(au.query))
+
+
+def idp_direct(idp_port: int, auth_query: dict, token_shape: dict,
+               conn: http.client.HTTPConnection) -> dict:
+    """The provider's own time for the calls the filter makes: the same token request (same
+    client authentication and form fields, a fresh code got by the same authorize request
+    with our own PKCE pair) and the same user-info request, made directly on one keep-alive
+    connection, as Envoy's cluster pool makes them."""
+    verifier = secrets.token_urlsafe(48)
+    q = dict(auth_query)
+    if "code_challenge" in q:
+        q["code_challenge"] = b64nopad(hashlib.sha256(verifier.encode()).digest(), urlsafe=True)
+    r = request(idp_port, "GET", "/m/ok/authorize?" + urllib.parse.urlencode(q), conn=conn)
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.header("location") or "").query)).get("code")
+    if r.status != 302 or not code:
+        raise BenchError(f"provider authorize (direct): {r.status} {r.header('location')}")
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": q["redirect_uri"]}
+    if "code_verifier" in token_shape["has"]:
+        form["code_verifier"] = verifier
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    if token_shape["client_auth"] == "client_secret_post":
+        form.update({"client_id": OIDC_CLIENT, "client_secret": OIDC_SECRET})
+    else:
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            f"{OIDC_CLIENT}:{OIDC_SECRET}".encode()).decode()
+    t0 = time.perf_counter()
+    r = request(idp_port, "POST", "/m/ok/token", headers, urllib.parse.urlencode(form).encode(),
+                conn=conn)
+    t1 = time.perf_counter()
+    if r.status != 200:
+        raise BenchError(f"provider token (direct): {r.status} {r.body[:200]!r}")
+    access = json.loads(r.body)["access_token"]
+    t2 = time.perf_counter()
+    r = request(idp_port, token_shape["userinfo_method"], "/m/ok/userinfo",
+                {"Authorization": f"Bearer {access}", "Accept": "application/json"}, conn=conn)
+    t3 = time.perf_counter()
+    if r.status != 200:
+        raise BenchError(f"provider userinfo (direct): {r.status} {r.body[:200]!r}")
+    return {"token": t1 - t0, "userinfo": t3 - t2}
+
+
+def measure_oidc(oidc: Instance, idp_port: int, plain: Instance) -> dict:
+    """BENCH_LOGIN_N whole OIDC logins, each by a fresh client, after one unrecorded cold login
+    (it fetches discovery and JWKS, cached after it). Each login is followed by the provider's
+    own time for the token and user-info calls, measured directly, and by a fresh client's
+    proxied GET through A: the one hop a user makes without any SSO."""
+    n = LOGIN_N
+    log(f"oidc login round trips: 1 cold + {n}")
+    cold, _ = oidc_login(oidc.port, idp_port)
+    # How the filter called the token and user-info endpoints (the provider logs it).
+    entries = json.loads(request(idp_port, "GET", "/_log").body)
+    tok = [e for e in entries if e.get("endpoint") == "/token" and e.get("status") == 200]
+    ui = [e for e in entries if e.get("endpoint") == "/userinfo" and e.get("status") == 200]
+    if not tok or not ui:
+        raise BenchError(f"oidc: the filter did not call token and user-info: {entries}")
+    shape = {"client_auth": tok[-1].get("client_auth"), "has": tok[-1].get("has", []),
+             "userinfo_method": ui[-1].get("method", "GET")}
+    hops = ("page_redirect", "sso_login", "authorize", "callback", "page")
+    t: dict[str, list[float]] = {k: [] for k in hops + ("total", "token", "userinfo",
+                                                          "proxied_a_fresh")}
+    idp_conn = http.client.HTTPConnection("127.0.0.1", idp_port, timeout=30)
+    idp_direct(idp_port, oidc_login(oidc.port, idp_port)[1], shape, idp_conn)  # warm, not kept
+    for _ in range(n):
+        h, auth_q = oidc_login(oidc.port, idp_port)
+        for k in hops:
+            t[k].append(h[k])
+        t["total"].append(sum(h[k] for k in hops))
+        d = idp_direct(idp_port, auth_q, shape, idp_conn)
+        t["token"].append(d["token"])
+        t["userinfo"].append(d["userinfo"])
+        t0 = time.perf_counter()
+        r = request(plain.port, "GET", "/app?bench=1", {"Accept": "text/html"})
+        t["proxied_a_fresh"].append(time.perf_counter() - t0)
+        if r.status != 200:
+            raise BenchError(f"proxied GET through A: {r.status}")
+    idp_conn.close()
+    # Per login, so the medians below come from the same logins.
+    prov = [a + b + c for a, b, c in zip(t["authorize"], t["token"], t["userinfo"])]
+    added = [tot - p - base for tot, p, base in zip(t["total"], prov, t["proxied_a_fresh"])]
+    cb_own = [cb - a - b for cb, a, b in zip(t["callback"], t["token"], t["userinfo"])]
+    ms = {k: round(1000 * statistics.median(v), 3) for k, v in t.items()}
+    ms["provider"] = round(1000 * statistics.median(prov), 3)
+    return {
+        "n": n,
+        "issuer_mode": "ok",
+        "token_request": shape,
+        "cold_login_ms": {k: round(1000 * v, 3) for k, v in cold.items()},
+        "cold_total_ms": round(1000 * sum(cold.values()), 3),
+        "median_ms": ms,
+        "added_ms": round(1000 * statistics.median(added), 3),
+        "added_ms_p90": round(1000 * sorted(added)[int(0.9 * (len(added) - 1))], 3),
+        "callback_filter_ms": round(1000 * statistics.median(cb_own), 3),
+        "each_ms": {k: [round(1000 * x, 3) for x in v] for k, v in t.items()},
+    }
+
+
 # --------------------------------------------------------------------------- checks
 
 def preflight(inst: Instance) -> dict:
@@ -679,8 +886,12 @@ def main() -> int:
         port, admin = free_port(), free_port()
         conf = front_config(name, port, admin, up_port, keys)
         fronts[name] = start_envoy(envoy, name, conf, FRONT_CPU, workdir, port, admin)
+    # The OIDC login front (not measured by wrk): sso-filter against bad_oauth.py, mode ok.
+    oidc = idp_port = None
+    if OIDC and wasm_size is not None and LOGIN_N > 0:
+        oidc, idp_port = start_oidc(envoy, workdir, up_port, keys)
     wait_ready(upstream.admin_port, upstream.proc, upstream.logfile)
-    for inst in fronts.values():
+    for inst in list(fronts.values()) + ([oidc] if oidc else []):
         wait_ready(inst.admin_port, inst.proc, inst.logfile)
     log("all Envoys ready")
 
@@ -747,6 +958,7 @@ def main() -> int:
     logins = None
     if "sso-session" in fronts:
         logins = measure_logins(fronts["sso-session"], fronts["no-filter"], upstream, keys)
+    oidc_logins = measure_oidc(oidc, idp_port, fronts["no-filter"]) if oidc else None
 
     summary = summarise(runs, fronts, wasm_size)
     result = {
@@ -757,13 +969,14 @@ def main() -> int:
                      "threads": THREADS, "warmup_seconds": WARMUP, "front_cpu": FRONT_CPU,
                      "client_cpu": CLIENT_CPU, "upstream_cpu": UPSTREAM_CPU,
                      "front_concurrency": 1, "upstream_concurrency": 1,
-                     "pbkdf2_iterations": PBKDF2_ITER, "login_n": LOGIN_N},
+                     "pbkdf2_iterations": PBKDF2_ITER, "login_n": LOGIN_N, "oidc": OIDC},
         "wasm": {"path": str(WASM), "bytes": wasm_size},
         "skipped": skipped,
         "checks": checks,
         "configs": summary,
         "runs": runs,
         "logins": logins,
+        "oidc_logins": oidc_logins,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -934,6 +1147,33 @@ def markdown(result: dict) -> str:
             f"| proxied GET through A (no filter) | {m['proxied_a']:.3f} | |",
             f"| proxied GET through B with the session cookie | {m['proxied_b_session']:.3f} "
             f"| {a['session_request']:.3f} |",
+        ]
+    ol = result.get("oidc_logins")
+    if ol:
+        m = ol["median_ms"]
+        lines += [
+            "",
+            f"### OIDC login round trip (median of {ol['n']} logins, each by a fresh client; "
+            "bad_oauth.py mode ok; discovery and JWKS cached)",
+            "",
+            "| hop | ms | the provider's own ms |",
+            "|---|---:|---:|",
+            f"| GET /app, 302 to /sso/login | {m['page_redirect']:.3f} | |",
+            f"| GET /sso/login, 302 to the provider's authorize | {m['sso_login']:.3f} | |",
+            f"| provider authorize (the browser, directly), 302 back with code + state "
+            f"| {m['authorize']:.3f} | {m['authorize']:.3f} |",
+            f"| GET the callback: the filter calls token + user-info, 302 + session cookie "
+            f"| {m['callback']:.3f} | {m['token']:.3f} + {m['userinfo']:.3f} |",
+            f"| GET /app with the session, 200 from the upstream | {m['page']:.3f} | |",
+            f"| **whole login** | **{m['total']:.3f}** | {m['provider']:.3f} |",
+            f"| baseline: a fresh client's GET through A (no filter) | {m['proxied_a_fresh']:.3f} | |",
+            f"| **added by the filter** (whole login - provider - baseline) "
+            f"| **{ol['added_ms']:.3f}** (p90 {ol['added_ms_p90']:.3f}) | |",
+            "",
+            f"The callback's own share (callback - token - user-info): {ol['callback_filter_ms']:.3f} ms. "
+            f"First (cold) login, discovery and JWKS fetched: {ol['cold_total_ms']:.3f} ms. "
+            f"Token and user-info timed by the same requests made directly to the provider "
+            f"({ol['token_request']['client_auth']}, user-info by {ol['token_request']['userinfo_method']}).",
         ]
     return "\n".join(lines) + "\n"
 
