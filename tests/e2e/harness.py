@@ -382,8 +382,10 @@ class Envoy:
 
     def wasm_crashes(self) -> list[str]:
         """Log lines that show a Wasm trap or a Rust panic (security.md §0.2 item 4)."""
+        # A V8 trap reads "RuntimeError: unreachable"; a bare "unreachable" would also match the
+        # engine's own `reason=idp.unreachable` denials.
         pat = re.compile(r"panicked at|wasm trap|Function: proxy_on_\w+ failed|"
-                         r"Wasm VM failed|unreachable|Uncaught|RuntimeError", re.I)
+                         r"Wasm VM failed|unreachable executed|RuntimeError|Uncaught", re.I)
         return [line for line in self.log_text().splitlines() if pat.search(line)]
 
     def client(self) -> "Client":
