@@ -764,7 +764,10 @@ impl Filter {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_redirect(ctx.head, method, tenant, rd, false, env)
             }
-            MethodKind::Wecom(_) | MethodKind::DingTalk(_) | MethodKind::Lark(_) => {
+            MethodKind::Wecom(_)
+            | MethodKind::DingTalk(_)
+            | MethodKind::Lark(_)
+            | MethodKind::Wechat(_) => {
                 self.cn_start(ctx, scope, method, rd, env)
             }
             MethodKind::Cas(_) => {

@@ -10,6 +10,7 @@ pub mod lark;
 pub mod local;
 pub mod oauth2;
 pub mod saml2;
+pub mod wechat;
 pub mod wecom;
 
 /// A configured method's own settings.
@@ -31,6 +32,8 @@ pub enum MethodKind {
     DingTalk(Box<dingtalk::DingTalk>),
     /// Feishu / Lark (`type: lark`).
     Lark(Box<lark::Lark>),
+    /// WeChat (`type: wechat`).
+    Wechat(Box<wechat::Wechat>),
 }
 
 impl MethodKind {
@@ -46,6 +49,7 @@ impl MethodKind {
             MethodKind::Wecom(_) => "wecom",
             MethodKind::DingTalk(_) => "dingtalk",
             MethodKind::Lark(_) => "lark",
+            MethodKind::Wechat(_) => "wechat",
         }
     }
 
@@ -53,7 +57,10 @@ impl MethodKind {
     pub fn is_cn(&self) -> bool {
         matches!(
             self,
-            MethodKind::Wecom(_) | MethodKind::DingTalk(_) | MethodKind::Lark(_)
+            MethodKind::Wecom(_)
+                | MethodKind::DingTalk(_)
+                | MethodKind::Lark(_)
+                | MethodKind::Wechat(_)
         )
     }
 
@@ -66,6 +73,7 @@ impl MethodKind {
             MethodKind::Wecom(w) => Some(w.callback_path()),
             MethodKind::DingTalk(d) => Some(d.callback_path()),
             MethodKind::Lark(l) => Some(l.callback_path()),
+            MethodKind::Wechat(w) => Some(w.callback_path()),
             MethodKind::Cas(c) => Some(c.callback_path.as_deref()),
             MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Saml2(_) => None,
         }
@@ -78,6 +86,7 @@ impl MethodKind {
             MethodKind::Wecom(_) => wecom::Wecom::default_mapping(),
             MethodKind::DingTalk(_) => dingtalk::DingTalk::default_mapping(),
             MethodKind::Lark(l) => l.default_mapping(),
+            MethodKind::Wechat(_) => wechat::Wechat::default_mapping(),
             MethodKind::Cas(c) => c.default_mapping(),
             MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
@@ -92,6 +101,7 @@ impl MethodKind {
             MethodKind::Wecom(w) => w.outbound_urls(),
             MethodKind::DingTalk(d) => d.outbound_urls(),
             MethodKind::Lark(l) => l.outbound_urls(),
+            MethodKind::Wechat(w) => w.outbound_urls(),
             MethodKind::Cas(c) => c.outbound_urls(),
             MethodKind::Saml2(_) => Vec::new(),
         }

@@ -24,6 +24,8 @@ mod oidc;
 mod saml2;
 #[path = "flows/dingtalk.rs"]
 mod dingtalk;
+#[path = "flows/wechat.rs"]
+mod wechat;
 #[path = "flows/wecom.rs"]
 mod wecom;
 #[path = "flows/requests.rs"]

@@ -22,7 +22,7 @@ use crate::deny::Deny;
 use crate::http::{split_target, CalloutResponse, Outcome, Query, RequestHead, Response, Step};
 use crate::methods::cn::{self, Answer, Begin, Entry, Provider, TokenKind};
 use crate::methods::oauth2::IdpFailure;
-use crate::methods::{dingtalk, lark, wecom, MethodKind};
+use crate::methods::{dingtalk, lark, wechat, wecom, MethodKind};
 use crate::pages;
 use crate::pending::Pending;
 use crate::random;
@@ -41,6 +41,8 @@ pub enum CnWait {
     DingTalk(Exchange<dingtalk::Step>),
     /// Feishu / Lark.
     Lark(Exchange<lark::Step>),
+    /// WeChat.
+    Wechat(Exchange<wechat::Step>),
 }
 
 /// One login's exchange with its provider: the login, the provider's step and what the
@@ -136,6 +138,19 @@ impl Wired for lark::Lark {
     }
 }
 
+impl Wired for wechat::Wechat {
+    fn wrap(ex: Exchange<wechat::Step>) -> CnWait {
+        CnWait::Wechat(ex)
+    }
+
+    fn of(kind: &MethodKind) -> Option<&Self> {
+        match kind {
+            MethodKind::Wechat(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
 /// Runs `$body` with `$p` bound to the method's provider, or evaluates `$other`.
 macro_rules! with_provider {
     ($kind:expr, $p:ident => $body:expr, _ => $other:expr) => {
@@ -150,6 +165,10 @@ macro_rules! with_provider {
             }
             MethodKind::Lark($p) => {
                 let $p: &lark::Lark = $p;
+                $body
+            }
+            MethodKind::Wechat($p) => {
+                let $p: &wechat::Wechat = $p;
                 $body
             }
             _ => $other,
@@ -434,6 +453,7 @@ impl Filter {
             CnWait::Wecom(ex) => self.resume_with::<wecom::Wecom>(ex, response, env),
             CnWait::DingTalk(ex) => self.resume_with::<dingtalk::DingTalk>(ex, response, env),
             CnWait::Lark(ex) => self.resume_with::<lark::Lark>(ex, response, env),
+            CnWait::Wechat(ex) => self.resume_with::<wechat::Wechat>(ex, response, env),
         }
     }
 

@@ -238,6 +238,20 @@ impl IdpFailure {
     pub fn message(&self) -> Option<String> {
         match self {
             IdpFailure::Code(c) => Some(c.message()),
+            IdpFailure::NotMember {
+                why: "snapshot_user",
+                ..
+            } => Some(
+                "This page was opened from a WeChat snapshot (快照页), which cannot sign in. \
+                 Open it in WeChat itself."
+                    .into(),
+            ),
+            IdpFailure::NotMember {
+                provider,
+                why: "not_allowed",
+            } => Some(format!(
+                "Your {provider} account is not on the list of users of this application."
+            )),
             IdpFailure::NotMember { provider, .. } => Some(format!(
                 "Your {provider} account is not a member of the organisation this application belongs to."
             )),
