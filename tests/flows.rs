@@ -12,6 +12,8 @@ mod common;
 
 #[path = "flows/cas.rs"]
 mod cas;
+#[path = "flows/dingtalk.rs"]
+mod dingtalk;
 #[path = "flows/jwt_param.rs"]
 mod jwt_param;
 #[path = "flows/lark.rs"]
@@ -20,13 +22,11 @@ mod lark;
 mod local;
 #[path = "flows/oidc.rs"]
 mod oidc;
+#[path = "flows/requests.rs"]
+mod requests;
 #[path = "flows/saml2.rs"]
 mod saml2;
-#[path = "flows/dingtalk.rs"]
-mod dingtalk;
 #[path = "flows/wechat.rs"]
 mod wechat;
 #[path = "flows/wecom.rs"]
 mod wecom;
-#[path = "flows/requests.rs"]
-mod requests;

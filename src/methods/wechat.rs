@@ -167,23 +167,21 @@ impl Wechat {
     /// [`ConfigError`] naming the field.
     pub fn from_raw(raw: RawWechat, at: &str) -> Result<Self, ConfigError> {
         let here = |f: &str| format!("{at}.{f}");
-        let app = |id: Option<String>, secret: Option<Secret>, name: &str| {
-            match (id, secret) {
-                (Some(id), Some(secret)) => {
-                    cn::require_id(&id, &here(&format!("{name}_app_id")))?;
-                    cn::require_secret(&secret, &here(&format!("{name}_app_secret")))?;
-                    Ok(Some(App { id, secret }))
-                }
-                (None, None) => Ok(None),
-                (Some(_), None) => Err(ConfigError {
-                    path: here(&format!("{name}_app_secret")),
-                    reason: format!("required with {name}_app_id"),
-                }),
-                (None, Some(_)) => Err(ConfigError {
-                    path: here(&format!("{name}_app_id")),
-                    reason: format!("required with {name}_app_secret"),
-                }),
+        let app = |id: Option<String>, secret: Option<Secret>, name: &str| match (id, secret) {
+            (Some(id), Some(secret)) => {
+                cn::require_id(&id, &here(&format!("{name}_app_id")))?;
+                cn::require_secret(&secret, &here(&format!("{name}_app_secret")))?;
+                Ok(Some(App { id, secret }))
             }
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError {
+                path: here(&format!("{name}_app_secret")),
+                reason: format!("required with {name}_app_id"),
+            }),
+            (None, Some(_)) => Err(ConfigError {
+                path: here(&format!("{name}_app_id")),
+                reason: format!("required with {name}_app_secret"),
+            }),
         };
         let open = app(raw.open_app_id, raw.open_app_secret, "open")?;
         let mp = app(raw.mp_app_id, raw.mp_app_secret, "mp")?;
@@ -249,7 +247,11 @@ impl Wechat {
             .iter()
             .filter_map(|k| text_field(&claims, k))
             .collect::<Vec<_>>();
-        if !self.allow_any && !ids.iter().any(|id| self.allowed_users.iter().any(|a| a == id)) {
+        if !self.allow_any
+            && !ids
+                .iter()
+                .any(|id| self.allowed_users.iter().any(|a| a == id))
+        {
             return Err(IdpFailure::NotMember {
                 provider: Self::LABEL,
                 why: "not_allowed",
@@ -289,7 +291,9 @@ pub fn decrypt_user_data(
     let bad = |why| IdpFailure::BadAnswer(why);
     let key = B64STD.decode(session_key).map_err(|_| bad("session_key"))?;
     let iv = B64STD.decode(iv).map_err(|_| bad("iv"))?;
-    let data = B64STD.decode(encrypted).map_err(|_| bad("encrypted_data"))?;
+    let data = B64STD
+        .decode(encrypted)
+        .map_err(|_| bad("encrypted_data"))?;
     if key.len() != 16 || iv.len() != 16 {
         return Err(bad("key_or_iv_length"));
     }
@@ -399,7 +403,11 @@ impl Provider for Wechat {
             method: String::new(),
             failure: IdpFailure::Refused("no_code".into()),
         })?;
-        let app = if variant == MP { WebApp::Mp } else { WebApp::Open };
+        let app = if variant == MP {
+            WebApp::Mp
+        } else {
+            WebApp::Open
+        };
         Ok(Step::ExpectToken { code, app })
     }
 
@@ -433,7 +441,11 @@ impl Provider for Wechat {
     }
 
     fn token_key(&self, kind: TokenKind) -> String {
-        let id = self.mp.as_ref().or(self.open.as_ref()).or(self.mini.as_ref());
+        let id = self
+            .mp
+            .as_ref()
+            .or(self.open.as_ref())
+            .or(self.mini.as_ref());
         match id {
             Some(app) => cn::token_key("wechat", kind, &app.id, &app.secret),
             None => String::from("sso:apptoken:wechat:none"),
@@ -616,8 +628,9 @@ mod tests {
             decrypt_user_data(KEY, DATA, IV, "wxother"),
             Err(IdpFailure::BadAnswer("watermark"))
         ));
-        assert!(decrypt_user_data("AAECAwQFBgcICQoLDA0ODg==", DATA, IV, "wx0000000000000000")
-            .is_err());
+        assert!(
+            decrypt_user_data("AAECAwQFBgcICQoLDA0ODg==", DATA, IV, "wx0000000000000000").is_err()
+        );
         assert!(decrypt_user_data(KEY, "AAAA", IV, "wx0000000000000000").is_err());
         assert!(decrypt_user_data(KEY, DATA, "AAAA", "wx0000000000000000").is_err());
     }

@@ -89,9 +89,14 @@ fn dingtalk(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
                     assert_eq!(b["grantType"], "authorization_code");
                     let code = b["code"].as_str().unwrap().to_owned();
                     if f.codes.remove(&code).is_some() {
-                        ok(json!({"accessToken":"UAT","refreshToken":"RT","expireIn":7200,"corpId":"dingcorp"}))
+                        ok(
+                            json!({"accessToken":"UAT","refreshToken":"RT","expireIn":7200,"corpId":"dingcorp"}),
+                        )
                     } else {
-                        status(400, json!({"code":"invalidParameter.authCode.notFound","message":"不合法的临时授权码","requestid":"x"}))
+                        status(
+                            400,
+                            json!({"code":"invalidParameter.authCode.notFound","message":"不合法的临时授权码","requestid":"x"}),
+                        )
                     }
                 }
                 "/v1.0/contact/users/me" => {
@@ -100,8 +105,10 @@ fn dingtalk(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
                     assert!(c
                         .headers
                         .contains(&("x-acs-dingtalk-access-token".into(), "UAT".into())));
-                    ok(json!({"nick":"Zhang","unionId":"U1","openId":"O1","email":"z@personal.example",
-                        "mobile":"13800000002","stateCode":"86","avatarUrl":""}))
+                    ok(
+                        json!({"nick":"Zhang","unionId":"U1","openId":"O1","email":"z@personal.example",
+                        "mobile":"13800000002","stateCode":"86","avatarUrl":""}),
+                    )
                 }
                 other => panic!("unexpected api callout {other}"),
             };
@@ -130,8 +137,8 @@ fn dingtalk(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
                 assert_eq!(ts, f.now_ms);
                 let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"qr-secret").unwrap();
                 mac.update(q["timestamp"].as_bytes());
-                let want = base64::engine::general_purpose::STANDARD
-                    .encode(mac.finalize().into_bytes());
+                let want =
+                    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
                 if q["signature"] != want {
                     return ok(json!({"errcode":853001,"errmsg":"签名不匹配"}));
                 }
@@ -160,18 +167,20 @@ fn dingtalk(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
                 }
             }
             "/topapi/user/getbyunionid" => match json_body(c)["unionid"].as_str() {
-                Some("U1") => {
-                    ok(json!({"errcode":0,"errmsg":"ok","result":{"contact_type":0,"userid":"u001"}}))
-                }
+                Some("U1") => ok(
+                    json!({"errcode":0,"errmsg":"ok","result":{"contact_type":0,"userid":"u001"}}),
+                ),
                 _ => ok(json!({"errcode":60121,"errmsg":"找不到该用户"})),
             },
             "/topapi/v2/user/get" => {
                 let b = json_body(c);
                 assert_eq!(b["userid"], "u001");
-                ok(json!({"errcode":0,"errmsg":"ok","result":{"userid":"u001","unionid":"U1",
+                ok(
+                    json!({"errcode":0,"errmsg":"ok","result":{"userid":"u001","unionid":"U1",
                     "name":"张三","mobile":"13800000002","email":"","org_email":"zhangsan@corp.example",
                     "title":"分析师","dept_id_list":[3],"active":true,
-                    "role_list":[{"id":1,"name":"data analyst","group_name":"默认"}]}}))
+                    "role_list":[{"id":1,"name":"data analyst","group_name":"默认"}]}}),
+                )
             }
             "/topapi/v2/department/listparentbyuser" => ok(json!({"errcode":0,"errmsg":"ok",
                 "result":{"parent_list":[{"parent_dept_id_list":[3,2,1]}]}})),
@@ -231,7 +240,11 @@ fn post_code(d: &mut Driver, body: Value) -> Done {
         ("accept".to_owned(), "application/json".to_owned()),
         ("content-type".to_owned(), "application/json".to_owned()),
     ];
-    headers.extend(nav(d, "DingTalk").into_iter().filter(|(k, _)| k == "cookie"));
+    headers.extend(
+        nav(d, "DingTalk")
+            .into_iter()
+            .filter(|(k, _)| k == "cookie"),
+    );
     d.send(
         "POST",
         "/sso/code/dingtalk",

@@ -67,7 +67,10 @@ fn feishu(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
         match url.path() {
             "/open-apis/auth/v3/app_access_token/internal"
             | "/open-apis/auth/v3/tenant_access_token/internal" => {
-                assert_eq!(body, json!({"app_id": "cli_mock", "app_secret": "lark-secret"}));
+                assert_eq!(
+                    body,
+                    json!({"app_id": "cli_mock", "app_secret": "lark-secret"})
+                );
                 f.issued += 1;
                 let t = format!("t-{}", f.issued);
                 f.app_tokens.push(t.clone());
@@ -80,41 +83,65 @@ fn feishu(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
                 assert_eq!(body["grant_type"], "authorization_code");
                 assert_eq!(body["client_id"], "cli_mock");
                 assert_eq!(body["client_secret"], "lark-secret");
-                assert!(bearer(c).is_none(), "20070: never both Basic/Bearer and the secret");
+                assert!(
+                    bearer(c).is_none(),
+                    "20070: never both Basic/Bearer and the secret"
+                );
                 let code = body["code"].as_str().unwrap();
                 match f.codes.remove(code) {
                     Some(kind) => {
                         if kind == "web" {
-                            assert_eq!(body["redirect_uri"], "https://app.example.com/lark/callback");
+                            assert_eq!(
+                                body["redirect_uri"],
+                                "https://app.example.com/lark/callback"
+                            );
                         } else {
                             assert!(body.get("redirect_uri").is_none());
                         }
-                        answer(200, json!({"code":0,"access_token":"u-USER","expires_in":7200,"token_type":"Bearer","scope":""}))
+                        answer(
+                            200,
+                            json!({"code":0,"access_token":"u-USER","expires_in":7200,"token_type":"Bearer","scope":""}),
+                        )
                     }
-                    None => answer(400, json!({"code":20065,"error":"invalid_grant","error_description":"code used"})),
+                    None => answer(
+                        400,
+                        json!({"code":20065,"error":"invalid_grant","error_description":"code used"}),
+                    ),
                 }
             }
             "/open-apis/authen/v1/oidc/access_token" => {
                 let t = bearer(c).unwrap();
                 if !f.app_tokens.contains(&t) {
-                    return answer(200, json!({"code":99991664,"msg":"invalid app_access_token"}));
+                    return answer(
+                        200,
+                        json!({"code":99991664,"msg":"invalid app_access_token"}),
+                    );
                 }
                 assert_eq!(body["grant_type"], "authorization_code");
                 match f.codes.remove(body["code"].as_str().unwrap()) {
-                    Some(_) => answer(200, json!({"code":0,"msg":"success","data":{"access_token":"u-USER","token_type":"Bearer","expires_in":7200}})),
+                    Some(_) => answer(
+                        200,
+                        json!({"code":0,"msg":"success","data":{"access_token":"u-USER","token_type":"Bearer","expires_in":7200}}),
+                    ),
                     None => answer(200, json!({"code":20003,"msg":"invalid code"})),
                 }
             }
             "/open-apis/authen/v1/user_info" => {
                 assert_eq!(bearer(c).as_deref(), Some("u-USER"));
-                answer(200, json!({"code":0,"msg":"success","data":{"name":"张三","en_name":"San Zhang",
+                answer(
+                    200,
+                    json!({"code":0,"msg":"success","data":{"name":"张三","en_name":"San Zhang",
                     "open_id":"ou_1","union_id":"on_1","user_id":"zhangsan","email":"z@x.example",
-                    "enterprise_email":"zhangsan@corp.example","mobile":"+8613800000003","tenant_key":"tenant-a"}}))
+                    "enterprise_email":"zhangsan@corp.example","mobile":"+8613800000003","tenant_key":"tenant-a"}}),
+                )
             }
             "/open-apis/application/v3/is_user_admin" => {
                 assert!(f.app_tokens.contains(&bearer(c).unwrap()));
                 assert_eq!(url.query(), Some("open_id=ou_1"));
-                answer(200, json!({"code":0,"msg":"ok","data":{"is_app_admin":true}}))
+                answer(
+                    200,
+                    json!({"code":0,"msg":"ok","data":{"is_app_admin":true}}),
+                )
             }
             other => panic!("unexpected callout {other}"),
         }
@@ -161,8 +188,17 @@ fn web_login(d: &mut Driver, app: &str) -> Done {
 
 fn post_code(d: &mut Driver, body: Value) -> Done {
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    headers.extend(nav(d, "Lark/7.1").into_iter().filter(|(k, _)| k == "cookie"));
-    d.send("POST", "/sso/code/lark", headers, Some(body.to_string().into_bytes()))
+    headers.extend(
+        nav(d, "Lark/7.1")
+            .into_iter()
+            .filter(|(k, _)| k == "cookie"),
+    );
+    d.send(
+        "POST",
+        "/sso/code/lark",
+        headers,
+        Some(body.to_string().into_bytes()),
+    )
 }
 
 fn page_state(page: &Done) -> String {
@@ -211,13 +247,27 @@ fn app_seed_url_posts_request_access_and_request_auth_code_codes() {
     assert_eq!(page.status(), 200);
     assert!(page.body().contains("tt.requestAccess"));
     assert!(page.body().contains("\"appId\":\"cli_mock\""));
-    let done = post_code(&mut d, json!({"state": page_state(&page), "code": "A1", "api": "requestAccess"}));
+    let done = post_code(
+        &mut d,
+        json!({"state": page_state(&page), "code": "A1", "api": "requestAccess"}),
+    );
     assert_eq!(done.status(), 200, "{}", done.body());
     d.jar.clear();
     // The older JSAPI's code goes to the v1 OIDC endpoint with the app token.
-    let page = start(&mut d, "/?activeAuth=lark", "Mozilla/5.0 Lark/7.1.0 LarkLocale/zh_CN");
-    assert_eq!(page.status(), 200, "the client's User-Agent picks the in-app page");
-    let done = post_code(&mut d, json!({"state": page_state(&page), "code": "A2", "api": "requestAuthCode"}));
+    let page = start(
+        &mut d,
+        "/?activeAuth=lark",
+        "Mozilla/5.0 Lark/7.1.0 LarkLocale/zh_CN",
+    );
+    assert_eq!(
+        page.status(),
+        200,
+        "the client's User-Agent picks the in-app page"
+    );
+    let done = post_code(
+        &mut d,
+        json!({"state": page_state(&page), "code": "A2", "api": "requestAuthCode"}),
+    );
     assert_eq!(done.status(), 200, "{}", done.body());
     assert_eq!(
         fake.borrow().seen[2..].to_vec(),
@@ -233,7 +283,10 @@ fn app_seed_url_posts_request_access_and_request_auth_code_codes() {
     fake.borrow_mut().seen.clear();
     d.jar.clear();
     let page = start(&mut d, "/?activeAuth=lark&larkLoginType=app", "Lark/7.1");
-    let done = post_code(&mut d, json!({"state": page_state(&page), "code": "A3", "api": "requestAuthCode"}));
+    let done = post_code(
+        &mut d,
+        json!({"state": page_state(&page), "code": "A3", "api": "requestAuthCode"}),
+    );
     assert_eq!(done.status(), 200, "{}", done.body());
     assert_eq!(
         fake.borrow().seen,

@@ -30,12 +30,18 @@ fn user_agent_and_configured_apps_pick_the_login() {
     let both = json!({"type": "wechat", "open_app_id": "wxo", "open_app_secret": "s",
         "mp_app_id": "wxm", "mp_app_secret": "s", "allowed_users": ["u"]});
     let mut d = Driver::new(&config(both));
-    assert_eq!(start(&mut d, "Mozilla/5.0 Chrome").path(), "/connect/qrconnect");
+    assert_eq!(
+        start(&mut d, "Mozilla/5.0 Chrome").path(),
+        "/connect/qrconnect"
+    );
     let mp = start(&mut d, "Mozilla/5.0 MicroMessenger/8.0.47");
     assert_eq!(mp.path(), "/connect/oauth2/authorize");
     // WeChat matches the URL as written: appid, redirect_uri, response_type, scope, state.
     let keys: Vec<String> = mp.query_pairs().map(|(k, _)| k.into_owned()).collect();
-    assert_eq!(keys, ["appid", "redirect_uri", "response_type", "scope", "state"]);
+    assert_eq!(
+        keys,
+        ["appid", "redirect_uri", "response_type", "scope", "state"]
+    );
     assert_eq!(mp.fragment(), Some("wechat_redirect"));
     // Only an official account configured: used even outside WeChat.
     let mp_only = json!({"type": "wechat", "mp_app_id": "wxm", "mp_app_secret": "s",
@@ -58,19 +64,36 @@ fn silent_official_account_login_skips_userinfo() {
         }
     }));
     let provider = start(&mut d, "MicroMessenger/8");
-    let state = provider.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let state = provider
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
     let done = d.get(&format!("/sso/callback/wechat?code=C1&state={state}"));
     assert_eq!(done.status(), 302, "{}", done.body());
     assert_eq!(d.callouts.len(), 1);
-    assert_eq!(d.get("/?activeAuth=wechat").set("x-sso-login").as_deref(), Some("o1"));
+    assert_eq!(
+        d.get("/?activeAuth=wechat").set("x-sso-login").as_deref(),
+        Some("o1")
+    );
 }
 
 #[test]
 fn configuration_must_name_an_app_and_who_may_sign_in() {
     for (method, field) in [
-        (json!({"type": "wechat", "allowed_users": ["u"]}), "methods.wechat"),
-        (json!({"type": "wechat", "mp_app_id": "wxm", "mp_app_secret": "s"}), "allowed_users"),
-        (json!({"type": "wechat", "mp_app_id": "wxm", "allowed_users": ["u"]}), "mp_app_secret"),
+        (
+            json!({"type": "wechat", "allowed_users": ["u"]}),
+            "methods.wechat",
+        ),
+        (
+            json!({"type": "wechat", "mp_app_id": "wxm", "mp_app_secret": "s"}),
+            "allowed_users",
+        ),
+        (
+            json!({"type": "wechat", "mp_app_id": "wxm", "allowed_users": ["u"]}),
+            "mp_app_secret",
+        ),
     ] {
         let err = sso_filter::Filter::from_json(config(method).to_string().as_bytes())
             .unwrap_err()

@@ -92,12 +92,14 @@ fn wecom(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
             "/cgi-bin/user/get" => {
                 assert_eq!(c.method, "GET");
                 assert_eq!(q["userid"], "zhangsan");
-                ok(json!({"errcode":0,"errmsg":"ok","userid":"zhangsan","name":"张三","alias":"San Zhang",
+                ok(
+                    json!({"errcode":0,"errmsg":"ok","userid":"zhangsan","name":"张三","alias":"San Zhang",
                     "department":[1,2],"position":"engineer","mobile":"","email":"","status":1,
                     "extattr":{"attrs":[
                         {"type":0,"name":"角色","text":{"value":"data analyst"}},
                         {"type":1,"name":"主页","web":{"url":"http://w.example","title":"w"}},
-                        {"name":"邮箱","value":"zs@ext.example"}]}}))
+                        {"name":"邮箱","value":"zs@ext.example"}]}}),
+                )
             }
             "/cgi-bin/auth/getuserdetail" => {
                 assert_eq!(c.method, "POST");
@@ -106,8 +108,10 @@ fn wecom(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
                     .contains(&("content-type".into(), "application/json".into())));
                 let body: Value = serde_json::from_slice(&c.body).unwrap();
                 assert_eq!(body, json!({"user_ticket": "UT"}));
-                ok(json!({"errcode":0,"errmsg":"ok","userid":"zhangsan","mobile":"13800000000",
-                    "email":"zhangsan@corp.example","gender":"1"}))
+                ok(
+                    json!({"errcode":0,"errmsg":"ok","userid":"zhangsan","mobile":"13800000000",
+                    "email":"zhangsan@corp.example","gender":"1"}),
+                )
             }
             other => panic!("unexpected callout {other}"),
         }
@@ -237,7 +241,10 @@ fn in_app_oauth_with_privateinfo_reads_the_user_detail() {
     let done = back(&mut d, &provider, "W1");
     assert_eq!(done.status(), 302, "{}", done.body());
     let fwd = d.get("/?activeAuth=wechat-work&wcwLoginType=oauth2");
-    assert_eq!(fwd.set("x-sso-email").as_deref(), Some("zhangsan@corp.example"));
+    assert_eq!(
+        fwd.set("x-sso-email").as_deref(),
+        Some("zhangsan@corp.example")
+    );
     assert_eq!(fwd.set("x-sso-phone").as_deref(), Some("13800000000"));
     assert_eq!(
         fake.borrow().seen.last().map(String::as_str),
