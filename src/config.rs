@@ -15,7 +15,9 @@ use crate::assertion::{AssertionSigner, RawAssertion};
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
-use crate::methods::{cas, dingtalk, jwt, lark, local, oauth2, saml2, wechat, wecom, MethodKind};
+use crate::methods::{
+    cas, dingtalk, jwt, lark, local, oauth2, saml2, wechat, wecom, yunzhijia, MethodKind,
+};
 use crate::session::{Cookies, KeyRing, SameSite};
 
 /// A configuration error: where, and why.
@@ -526,7 +528,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
                 None => return Err(ConfigError::at(
                     format!("{here}.type"),
-                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, cas, saml2)",
+                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, cas, saml2)",
                 )),
             };
         let label = match fields.remove("label") {
@@ -574,7 +576,11 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "ldap" | "yunzhijia" | "teams" => {
+            "yunzhijia" => MethodKind::Yunzhijia(Box::new(yunzhijia::Yunzhijia::from_raw(
+                parse_at(fields, &here)?,
+                &here,
+            )?)),
+            "ldap" | "teams" => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!("{kind} is not available in this build yet"),
@@ -584,7 +590,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!(
-                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, cas, saml2)"
+                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, cas, saml2)"
                     ),
                 ))
             }

@@ -12,6 +12,7 @@ pub mod oauth2;
 pub mod saml2;
 pub mod wechat;
 pub mod wecom;
+pub mod yunzhijia;
 
 /// A configured method's own settings.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub enum MethodKind {
     Lark(Box<lark::Lark>),
     /// WeChat (`type: wechat`).
     Wechat(Box<wechat::Wechat>),
+    /// Yunzhijia (`type: yunzhijia`).
+    Yunzhijia(Box<yunzhijia::Yunzhijia>),
 }
 
 impl MethodKind {
@@ -50,6 +53,7 @@ impl MethodKind {
             MethodKind::DingTalk(_) => "dingtalk",
             MethodKind::Lark(_) => "lark",
             MethodKind::Wechat(_) => "wechat",
+            MethodKind::Yunzhijia(_) => "yunzhijia",
         }
     }
 
@@ -61,6 +65,7 @@ impl MethodKind {
                 | MethodKind::DingTalk(_)
                 | MethodKind::Lark(_)
                 | MethodKind::Wechat(_)
+                | MethodKind::Yunzhijia(_)
         )
     }
 
@@ -74,6 +79,8 @@ impl MethodKind {
             MethodKind::DingTalk(d) => Some(d.callback_path()),
             MethodKind::Lark(l) => Some(l.callback_path()),
             MethodKind::Wechat(w) => Some(w.callback_path()),
+            // The ticket arrives on the application's own URL: no callback.
+            MethodKind::Yunzhijia(_) => None,
             MethodKind::Cas(c) => Some(c.callback_path.as_deref()),
             MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Saml2(_) => None,
         }
@@ -87,6 +94,7 @@ impl MethodKind {
             MethodKind::DingTalk(_) => dingtalk::DingTalk::default_mapping(),
             MethodKind::Lark(l) => l.default_mapping(),
             MethodKind::Wechat(_) => wechat::Wechat::default_mapping(),
+            MethodKind::Yunzhijia(_) => yunzhijia::Yunzhijia::default_mapping(),
             MethodKind::Cas(c) => c.default_mapping(),
             MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
@@ -102,6 +110,7 @@ impl MethodKind {
             MethodKind::DingTalk(d) => d.outbound_urls(),
             MethodKind::Lark(l) => l.outbound_urls(),
             MethodKind::Wechat(w) => w.outbound_urls(),
+            MethodKind::Yunzhijia(y) => y.outbound_urls(),
             MethodKind::Cas(c) => c.outbound_urls(),
             MethodKind::Saml2(_) => Vec::new(),
         }

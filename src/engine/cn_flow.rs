@@ -22,7 +22,7 @@ use crate::deny::Deny;
 use crate::http::{split_target, CalloutResponse, Outcome, Query, RequestHead, Response, Step};
 use crate::methods::cn::{self, Answer, Begin, Entry, Provider, TokenKind};
 use crate::methods::oauth2::IdpFailure;
-use crate::methods::{dingtalk, lark, wechat, wecom, MethodKind};
+use crate::methods::{dingtalk, lark, wechat, wecom, yunzhijia, MethodKind};
 use crate::pages;
 use crate::pending::Pending;
 use crate::random;
@@ -43,6 +43,8 @@ pub enum CnWait {
     Lark(Exchange<lark::Step>),
     /// WeChat.
     Wechat(Exchange<wechat::Step>),
+    /// Yunzhijia.
+    Yunzhijia(Exchange<yunzhijia::Step>),
 }
 
 /// One login's exchange with its provider: the login, the provider's step and what the
@@ -151,6 +153,19 @@ impl Wired for wechat::Wechat {
     }
 }
 
+impl Wired for yunzhijia::Yunzhijia {
+    fn wrap(ex: Exchange<yunzhijia::Step>) -> CnWait {
+        CnWait::Yunzhijia(ex)
+    }
+
+    fn of(kind: &MethodKind) -> Option<&Self> {
+        match kind {
+            MethodKind::Yunzhijia(y) => Some(y),
+            _ => None,
+        }
+    }
+}
+
 /// Runs `$body` with `$p` bound to the method's provider, or evaluates `$other`.
 macro_rules! with_provider {
     ($kind:expr, $p:ident => $body:expr, _ => $other:expr) => {
@@ -169,6 +184,10 @@ macro_rules! with_provider {
             }
             MethodKind::Wechat($p) => {
                 let $p: &wechat::Wechat = $p;
+                $body
+            }
+            MethodKind::Yunzhijia($p) => {
+                let $p: &yunzhijia::Yunzhijia = $p;
                 $body
             }
             _ => $other,
@@ -454,6 +473,7 @@ impl Filter {
             CnWait::DingTalk(ex) => self.resume_with::<dingtalk::DingTalk>(ex, response, env),
             CnWait::Lark(ex) => self.resume_with::<lark::Lark>(ex, response, env),
             CnWait::Wechat(ex) => self.resume_with::<wechat::Wechat>(ex, response, env),
+            CnWait::Yunzhijia(ex) => self.resume_with::<yunzhijia::Yunzhijia>(ex, response, env),
         }
     }
 
