@@ -169,7 +169,7 @@ impl Filter {
             Pending::ExpectCasLogout(p) => self.cas_logout_post(&p.head, body, env),
             Pending::ExpectSamlResponse(p) => self.saml_acs(p, body, env),
             // A body for a state that waits for a callout is a host bug: fail closed.
-            Pending::Redirect(_) | Pending::Cn(_) | Pending::Cas(_) => {
+            Pending::Redirect(_) | Pending::Cn(_) | Pending::Cas(_) | Pending::Saml(_) => {
                 Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
             }
         };
@@ -187,6 +187,7 @@ impl Filter {
             Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
             Pending::Cn(wait) => self.resume_cn(*wait, response, env),
             Pending::Cas(wait) => self.resume_cas(*wait, response, env),
+            Pending::Saml(wait) => self.resume_saml(*wait, response, env),
             // A callout answer for a state that waits for a body is a host bug: fail closed.
             Pending::ExpectCode(ExpectCode { head, .. })
             | Pending::ExpectCasLogout(ExpectCasLogout { head })

@@ -112,7 +112,7 @@ impl MethodKind {
             MethodKind::Wechat(w) => w.outbound_urls(),
             MethodKind::Yunzhijia(y) => y.outbound_urls(),
             MethodKind::Cas(c) => c.outbound_urls(),
-            MethodKind::Saml2(_) => Vec::new(),
+            MethodKind::Saml2(s) => s.outbound_urls(),
         }
     }
 }

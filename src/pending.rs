@@ -19,6 +19,8 @@ pub enum Pending {
     Cas(Box<crate::engine::cas_flow::CasWait>),
     /// The CAS server posted to the callback (single logout); waiting for its body.
     ExpectCasLogout(ExpectCasLogout),
+    /// A SAML login waits for the IdP metadata.
+    Saml(Box<crate::engine::saml_flow::SamlWait>),
     /// The IdP's Response was posted to the SAML ACS; waiting for the body.
     ExpectSamlResponse(ExpectSamlResponse),
 }

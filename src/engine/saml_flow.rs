@@ -1,6 +1,8 @@
 //! The SAML 2.0 Web Browser SSO flow: start, the SP metadata, and the ACS.
 //!
 //! ```text
+//! (metadata_url: ExpectMetadataToStart / ExpectMetadataToFinish fetch the IdP metadata first
+//!  when the shared-data copy is missing or older than metadata_ttl_seconds)
 //! start ──> AuthnRequest (ID = flow nonce), RelayState = flow state; flow cookie set;
 //!           302 to the IdP (HTTP-Redirect, optionally signed) or an auto-posting form
 //! GET  {prefix}/saml/{method}/metadata ──> SP metadata XML
@@ -14,17 +16,73 @@ use std::sync::Arc;
 use base64::Engine;
 
 use super::{Ctx, Env, Filter};
+use crate::cache::SharedCache;
 use crate::config::{Method, Scope};
 use crate::deny::Deny;
-use crate::http::{Outcome, Query, RequestHead, Response, Step};
+use crate::http::{
+    cluster_name, Callout, CalloutResponse, Outcome, Query, RequestHead, Response, Step,
+};
 use crate::jose::B64URL;
 use crate::methods::oauth2::IdpFailure;
-use crate::methods::saml2::{self, Binding, Expect, Saml2, MAX_ACS_BODY};
+use crate::methods::saml2::{
+    self, Binding, Expect, Idp, Saml2, MAX_ACS_BODY, MAX_METADATA_BODY, METADATA_MAX_STALE,
+};
 use crate::methods::MethodKind;
 use crate::pending::{ExpectSamlResponse, Pending};
 use crate::random;
 use crate::redirect::safe_return;
 use crate::session::{Flow, SessionExtra, FLOW_TTL};
+
+/// What a SAML login waits for.
+#[derive(Debug)]
+pub enum SamlWait {
+    /// The IdP metadata, to start a login.
+    ExpectMetadataToStart(SamlStart),
+    /// The IdP metadata, to verify a posted Response.
+    ExpectMetadataToFinish(SamlFinish),
+}
+
+/// A login being started.
+#[derive(Debug)]
+pub struct SamlStart {
+    head: RequestHead,
+    method: String,
+    tenant: Option<String>,
+    rd: String,
+    sent_ms: u64,
+}
+
+/// A posted Response waiting for the IdP metadata.
+#[derive(Debug)]
+pub struct SamlFinish {
+    head: RequestHead,
+    flow: Flow,
+    delete_flow: String,
+    response: String,
+    sent_ms: u64,
+}
+
+fn metadata_key(url: &url::Url) -> String {
+    format!("sso:saml:md:{url}")
+}
+
+/// The cached metadata document and when it was fetched.
+fn cached_metadata(cache: &dyn SharedCache, url: &url::Url) -> Option<(u64, String)> {
+    let (bytes, _) = cache.get(&metadata_key(url)).ok()??;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    Some((v.get("at")?.as_u64()?, v.get("xml")?.as_str()?.to_owned()))
+}
+
+fn store_metadata(cache: &dyn SharedCache, url: &url::Url, xml: &str, now: u64) {
+    let value = serde_json::json!({"at": now, "xml": xml}).to_string();
+    if cache
+        .set(&metadata_key(url), value.as_bytes(), None)
+        .is_err()
+    {
+        // Not fatal: this login uses the document; the next one fetches it again.
+        log::info!("sso-filter: could not cache the IdP metadata of {url}");
+    }
+}
 
 impl Filter {
     fn saml_method<'s>(
@@ -50,6 +108,43 @@ impl Filter {
             s.sp_entity_id(&format!("{base}/metadata")),
             format!("{base}/acs"),
         )
+    }
+
+    /// The IdP of a method: configured, or from the shared-data copy of its metadata while it
+    /// is fresh (or, with `stale_ok`, while it is younger than a day). `Ok(None)`: fetch it.
+    fn saml_idp(&self, s: &Saml2, env: &Env<'_>, stale_ok: bool) -> Result<Option<Idp>, Deny> {
+        let Some(url) = &s.metadata_url else {
+            return Ok(Some(s.idp.clone()));
+        };
+        match cached_metadata(env.cache, url) {
+            Some((at, xml))
+                if env.now < at.saturating_add(s.metadata_ttl)
+                    || (stale_ok && env.now < at.saturating_add(METADATA_MAX_STALE)) =>
+            {
+                s.idp_from_metadata(&xml).map(Some).map_err(|why| {
+                    log::warn!("sso-filter: cached IdP metadata unusable: {why}");
+                    Deny::Idp {
+                        method: String::new(),
+                        failure: IdpFailure::BadAnswer("metadata"),
+                    }
+                })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn metadata_callout(s: &Saml2, url: &url::Url) -> Callout {
+        Callout {
+            upstream: cluster_name(url),
+            url: url.to_string(),
+            method: "GET".into(),
+            headers: vec![(
+                "accept".into(),
+                "application/samlmetadata+xml, application/xml, text/xml".into(),
+            )],
+            body: Vec::new(),
+            timeout_ms: s.timeout_ms,
+        }
     }
 
     /// `{prefix}/saml/{method}/metadata` and `{prefix}/saml/{method}/acs`.
@@ -89,7 +184,8 @@ impl Filter {
         }
     }
 
-    /// Starts a SAML login: the AuthnRequest by redirect or by an auto-posting page.
+    /// Starts a SAML login: the AuthnRequest by redirect or by an auto-posting page (after
+    /// fetching the IdP metadata when it is not at hand).
     pub(super) fn start_saml(
         &self,
         head: &RequestHead,
@@ -101,6 +197,42 @@ impl Filter {
         let MethodKind::Saml2(s) = method.kind.as_ref() else {
             return Err(Deny::NotFound);
         };
+        match self
+            .saml_idp(s, env, false)
+            .map_err(|d| named(d, &method.name))?
+        {
+            Some(idp) => self.start_saml_with(head, method, s, &idp, tenant, rd, env),
+            None => {
+                let url = s
+                    .metadata_url
+                    .clone()
+                    .ok_or(Deny::Unavailable("metadata"))?;
+                let wait = SamlWait::ExpectMetadataToStart(SamlStart {
+                    head: head.clone(),
+                    method: method.name.clone(),
+                    tenant,
+                    rd,
+                    sent_ms: env.now_ms,
+                });
+                Ok(Outcome::new(Step::Callout(
+                    Self::metadata_callout(s, &url),
+                    Pending::Saml(Box::new(wait)),
+                )))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_saml_with(
+        &self,
+        head: &RequestHead,
+        method: &Method,
+        s: &Saml2,
+        idp: &Idp,
+        tenant: Option<String>,
+        rd: String,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
         let state = random::bytes(env.rng, 32)
             .map(|b| B64URL.encode(b))
             .map_err(|_| Deny::Unavailable("random"))?;
@@ -108,7 +240,7 @@ impl Filter {
             .map(|b| saml2::request_id(&b))
             .map_err(|_| Deny::Unavailable("random"))?;
         let (entity, acs) = self.saml_urls(&method.name, s);
-        let xml = s.authn_request(&request_id, env.now, &entity, &acs);
+        let xml = s.authn_request(idp, &request_id, env.now, &entity, &acs);
         let flow = Flow {
             v: 1,
             state: state.clone(),
@@ -129,12 +261,12 @@ impl Filter {
         let response = match s.binding {
             Binding::Redirect => {
                 let location = s
-                    .redirect_url(&xml, &state)
+                    .redirect_url(idp, &xml, &state)
                     .map_err(|_| Deny::Unavailable("saml_request"))?;
                 Response::redirect(302, &location)
             }
             Binding::Post => Response::new(200)
-                .html(s.post_page(&xml, &state))
+                .html(s.post_page(idp, &xml, &state))
                 .header(
                     "content-security-policy",
                     "default-src 'none'; script-src 'unsafe-inline'; form-action *",
@@ -183,6 +315,119 @@ impl Filter {
         if flow.method != p.method {
             return fail(Deny::FlowInvalid);
         }
+        let Ok((_, m, s)) = self.saml_method(flow.tenant.as_deref(), &flow.method) else {
+            return fail(Deny::FlowInvalid);
+        };
+        match self.saml_idp(s, env, false) {
+            Ok(Some(idp)) => self.saml_verify(&ctx, flow, delete_flow, &response, &idp, env),
+            Ok(None) => match s.metadata_url.clone() {
+                Some(url) => {
+                    let wait = SamlWait::ExpectMetadataToFinish(SamlFinish {
+                        head: p.head.clone(),
+                        flow,
+                        delete_flow,
+                        response,
+                        sent_ms: env.now_ms,
+                    });
+                    Outcome::new(Step::Callout(
+                        Self::metadata_callout(s, &url),
+                        Pending::Saml(Box::new(wait)),
+                    ))
+                }
+                None => fail(Deny::Unavailable("metadata")),
+            },
+            Err(deny) => fail(named(deny, &m.name)),
+        }
+    }
+
+    /// Resumes a SAML login with the IdP metadata (or, when it cannot be had, a copy younger
+    /// than a day).
+    pub(super) fn resume_saml(
+        &self,
+        wait: SamlWait,
+        answer: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let (head, tenant, name, sent_ms, cookies) = match &wait {
+            SamlWait::ExpectMetadataToStart(st) => (
+                st.head.clone(),
+                st.tenant.clone(),
+                st.method.clone(),
+                st.sent_ms,
+                Vec::new(),
+            ),
+            SamlWait::ExpectMetadataToFinish(f) => (
+                f.head.clone(),
+                f.flow.tenant.clone(),
+                f.flow.method.clone(),
+                f.sent_ms,
+                vec![f.delete_flow.clone()],
+            ),
+        };
+        let ctx = self.ctx_for(&head);
+        let Ok((_, m, s)) = self.saml_method(tenant.as_deref(), &name) else {
+            return self.deny(&ctx, Deny::FlowInvalid, cookies);
+        };
+        let fetched = judge_metadata(s, &answer, sent_ms, env.now_ms).and_then(|xml| {
+            let idp = s.idp_from_metadata(&xml).map_err(|why| {
+                log::warn!(
+                    "sso-filter: IdP metadata unusable method={}: {}",
+                    m.name,
+                    crate::deny::sanitize(&why)
+                );
+                IdpFailure::BadAnswer("metadata")
+            })?;
+            Ok((xml, idp))
+        });
+        let idp = match fetched {
+            Ok((xml, idp)) => {
+                if let Some(url) = &s.metadata_url {
+                    store_metadata(env.cache, url, &xml, env.now);
+                }
+                idp
+            }
+            Err(failure) => match self.saml_idp(s, env, true) {
+                Ok(Some(idp)) => {
+                    log::warn!(
+                        "sso-filter: IdP metadata refetch failed ({}); the cached copy is used method={}",
+                        failure.reason(),
+                        m.name
+                    );
+                    idp
+                }
+                _ => {
+                    let deny = Deny::Idp {
+                        method: m.name.clone(),
+                        failure,
+                    };
+                    return self.deny(&ctx, deny, cookies);
+                }
+            },
+        };
+        match wait {
+            SamlWait::ExpectMetadataToStart(st) => {
+                match self.start_saml_with(&st.head, m, s, &idp, st.tenant, st.rd, env) {
+                    Ok(outcome) => outcome,
+                    Err(deny) => self.deny(&ctx, deny, Vec::new()),
+                }
+            }
+            SamlWait::ExpectMetadataToFinish(f) => {
+                self.saml_verify(&ctx, f.flow, f.delete_flow, &f.response, &idp, env)
+            }
+        }
+    }
+
+    /// Verifies a posted Response for the flow and, when it passes, makes the session.
+    fn saml_verify(
+        &self,
+        ctx: &Ctx<'_>,
+        flow: Flow,
+        delete_flow: String,
+        response: &str,
+        idp: &Idp,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let fail = |deny: Deny| self.deny(ctx, deny, vec![delete_flow.clone()]);
         let Ok((scope, m, s)) = self.saml_method(flow.tenant.as_deref(), &flow.method) else {
             return fail(Deny::FlowInvalid);
         };
@@ -197,8 +442,9 @@ impl Filter {
             acs_url: &acs,
             request_id: &request_id,
             now: env.now,
+            idp: Some(idp),
         };
-        let verified = match s.verify(&response, &expect) {
+        let verified = match s.verify(response, &expect) {
             Ok(v) => v,
             Err(f) => return fail(refused(f.reason())),
         };
@@ -224,7 +470,7 @@ impl Filter {
             });
         };
         match self.establish(
-            &ctx,
+            ctx,
             scope,
             id,
             Some(&verified.claims),
@@ -243,4 +489,49 @@ impl Filter {
             Err(deny) => fail(deny),
         }
     }
+}
+
+/// Names the method in a refusal made before it was known.
+fn named(deny: Deny, method: &str) -> Deny {
+    match deny {
+        Deny::Idp { method: m, failure } if m.is_empty() => Deny::Idp {
+            method: method.to_owned(),
+            failure,
+        },
+        other => other,
+    }
+}
+
+/// A metadata answer: in time, 200, at most 256 KiB, not compressed, UTF-8.
+fn judge_metadata(
+    s: &Saml2,
+    answer: &CalloutResponse,
+    sent_ms: u64,
+    now_ms: u64,
+) -> Result<String, IdpFailure> {
+    let Some(status) = answer.status else {
+        let late = now_ms.saturating_sub(sent_ms).saturating_add(100) >= s.timeout_ms;
+        return Err(if late {
+            IdpFailure::Timeout
+        } else {
+            IdpFailure::Unreachable
+        });
+    };
+    if status == 504 {
+        return Err(IdpFailure::Timeout);
+    }
+    if status != 200 {
+        return Err(IdpFailure::BadAnswer("metadata_status"));
+    }
+    if answer.body.len() > MAX_METADATA_BODY {
+        return Err(IdpFailure::BadAnswer("too_large"));
+    }
+    if answer
+        .headers
+        .iter()
+        .any(|(n, v)| n == "content-encoding" && !v.eq_ignore_ascii_case("identity"))
+    {
+        return Err(IdpFailure::BadAnswer("compressed"));
+    }
+    String::from_utf8(answer.body.clone()).map_err(|_| IdpFailure::BadAnswer("encoding"))
 }

@@ -54,6 +54,12 @@ pub struct RawSaml2 {
     #[serde(default)]
     idp_metadata_xml: Option<String>,
     #[serde(default)]
+    idp_metadata_url: Option<String>,
+    #[serde(default = "default_metadata_ttl")]
+    metadata_ttl_seconds: u64,
+    #[serde(default = "default_timeout")]
+    timeout_ms: u64,
+    #[serde(default)]
     idp_entity_id: Option<String>,
     #[serde(default)]
     idp_sso_url: Option<String>,
@@ -92,6 +98,19 @@ fn default_true() -> bool {
 fn default_leeway() -> u64 {
     180
 }
+
+fn default_metadata_ttl() -> u64 {
+    3600
+}
+
+fn default_timeout() -> u64 {
+    5000
+}
+
+/// How long fetched IdP metadata may still be used when refetching it fails.
+pub const METADATA_MAX_STALE: u64 = 24 * 3600;
+/// The largest IdP metadata document read.
+pub const MAX_METADATA_BODY: usize = 256 * 1024;
 
 /// How the `AuthnRequest` travels to the IdP.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -150,8 +169,16 @@ impl fmt::Debug for SpKey {
 #[derive(Debug)]
 pub struct Saml2 {
     sp_entity_id: Option<String>,
-    /// The IdP.
+    /// The IdP as configured: complete without `metadata_url`; with it, only the configured
+    /// additions (entity ID, SSO URL, certificates) to what the fetched metadata says.
     pub idp: Idp,
+    /// Where the IdP metadata is fetched from (callout, cached in shared data).
+    pub metadata_url: Option<url::Url>,
+    /// How long fetched metadata is used before it is fetched again.
+    pub metadata_ttl: u64,
+    /// Callout deadline.
+    pub timeout_ms: u64,
+    configured_entity_id: Option<String>,
     /// The `AuthnRequest` binding.
     pub binding: Binding,
     sign_key: Option<SpKey>,
@@ -224,6 +251,8 @@ pub struct Expect<'a> {
     pub request_id: &'a str,
     /// Now, seconds since the epoch.
     pub now: u64,
+    /// The IdP (from fetched metadata); `None`: the configured one.
+    pub idp: Option<&'a Idp>,
 }
 
 /// A verified assertion: only what was covered by a verified signature.
@@ -249,13 +278,41 @@ impl Saml2 {
             path: format!("{at}.{field}"),
             reason,
         };
+        let metadata_url = match &raw.idp_metadata_url {
+            Some(u) => {
+                if raw.idp_metadata_xml.is_some() {
+                    return Err(err(
+                        "idp_metadata_url",
+                        "give idp_metadata_xml or idp_metadata_url, not both".into(),
+                    ));
+                }
+                Some(parse_url(u).map_err(|e| err("idp_metadata_url", e))?)
+            }
+            None => None,
+        };
+        if raw.timeout_ms == 0 || raw.timeout_ms > 60_000 {
+            return Err(err("timeout_ms", "must be between 1 and 60000".into()));
+        }
+        if !(60..=7 * 86_400).contains(&raw.metadata_ttl_seconds) {
+            return Err(err(
+                "metadata_ttl_seconds",
+                "must be between 60 and 604800".into(),
+            ));
+        }
         let mut idp = match &raw.idp_metadata_xml {
             Some(xml) => parse_metadata(xml, raw.idp_entity_id.as_deref())
                 .map_err(|e| err("idp_metadata_xml", e))?,
             None => Idp {
-                entity_id: raw.idp_entity_id.clone().ok_or_else(|| {
-                    err("idp_entity_id", "required without idp_metadata_xml".into())
-                })?,
+                entity_id: match (&raw.idp_entity_id, &metadata_url) {
+                    (Some(id), _) => id.clone(),
+                    (None, Some(_)) => String::new(),
+                    (None, None) => {
+                        return Err(err(
+                            "idp_entity_id",
+                            "required without idp_metadata_xml or idp_metadata_url".into(),
+                        ))
+                    }
+                },
                 sso_redirect: None,
                 sso_post: None,
                 keys: Vec::new(),
@@ -272,7 +329,7 @@ impl Saml2 {
                 .map_err(|e| err(&format!("idp_certificates[{i}]"), e))?;
             idp.keys.push(key);
         }
-        if idp.keys.is_empty() {
+        if idp.keys.is_empty() && metadata_url.is_none() {
             return Err(err(
                 "idp_certificates",
                 "no IdP signing certificate (in metadata or configured): responses could not be verified"
@@ -283,7 +340,7 @@ impl Saml2 {
             Binding::Redirect => &idp.sso_redirect,
             Binding::Post => &idp.sso_post,
         };
-        if sso.is_none() {
+        if sso.is_none() && metadata_url.is_none() {
             return Err(err(
                 "binding",
                 "the IdP has no SingleSignOnService for this binding".into(),
@@ -332,6 +389,10 @@ impl Saml2 {
         Ok(Saml2 {
             sp_entity_id: raw.sp_entity_id,
             idp,
+            metadata_url,
+            metadata_ttl: raw.metadata_ttl_seconds,
+            timeout_ms: raw.timeout_ms,
+            configured_entity_id: raw.idp_entity_id,
             binding: raw.binding,
             sign_key: if raw.sign_authn_request {
                 sign_key.clone()
@@ -355,6 +416,39 @@ impl Saml2 {
         })
     }
 
+    /// The IdP from fetched metadata, with the configured additions (SSO URL, certificates)
+    /// over it.
+    ///
+    /// # Errors
+    ///
+    /// A message when the metadata is unusable.
+    pub fn idp_from_metadata(&self, xml: &str) -> Result<Idp, String> {
+        let mut idp = parse_metadata(xml, self.configured_entity_id.as_deref())?;
+        if let Some(u) = &self.idp.sso_redirect {
+            idp.sso_redirect = Some(u.clone());
+        }
+        if let Some(u) = &self.idp.sso_post {
+            idp.sso_post = Some(u.clone());
+        }
+        idp.keys.extend(self.idp.keys.iter().cloned());
+        if idp.keys.is_empty() {
+            return Err("no signing certificate in the IdP metadata".into());
+        }
+        let sso = match self.binding {
+            Binding::Redirect => &idp.sso_redirect,
+            Binding::Post => &idp.sso_post,
+        };
+        if sso.is_none() {
+            return Err("no SingleSignOnService for the configured binding".into());
+        }
+        Ok(idp)
+    }
+
+    /// Every URL the method calls (for `sso-filter clusters`).
+    pub fn outbound_urls(&self) -> Vec<url::Url> {
+        self.metadata_url.iter().cloned().collect()
+    }
+
     /// The mapping this method implies: the login is the principal.
     pub fn default_mapping(&self) -> RawMapping {
         let mut m = RawMapping::default();
@@ -372,14 +466,15 @@ impl Saml2 {
     /// The `AuthnRequest` XML (SAML core §3.4.1).
     pub fn authn_request(
         &self,
+        idp: &Idp,
         id: &str,
         issue_instant: u64,
         sp_entity_id: &str,
         acs: &str,
     ) -> String {
         let destination = match self.binding {
-            Binding::Redirect => self.idp.sso_redirect.as_ref(),
-            Binding::Post => self.idp.sso_post.as_ref(),
+            Binding::Redirect => idp.sso_redirect.as_ref(),
+            Binding::Post => idp.sso_post.as_ref(),
         }
         .map(url::Url::as_str)
         .unwrap_or("");
@@ -413,12 +508,13 @@ impl Saml2 {
     /// # Errors
     ///
     /// A message when signing fails.
-    pub fn redirect_url(&self, xml: &str, relay_state: &str) -> Result<String, &'static str> {
-        let sso = self
-            .idp
-            .sso_redirect
-            .as_ref()
-            .ok_or("no redirect endpoint")?;
+    pub fn redirect_url(
+        &self,
+        idp: &Idp,
+        xml: &str,
+        relay_state: &str,
+    ) -> Result<String, &'static str> {
+        let sso = idp.sso_redirect.as_ref().ok_or("no redirect endpoint")?;
         let deflated = miniz_oxide::deflate::compress_to_vec(xml.as_bytes(), 6);
         let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
         let mut query = format!(
@@ -439,13 +535,8 @@ impl Saml2 {
     }
 
     /// The HTTP-POST binding page: a form that submits itself to the IdP (bindings §3.5).
-    pub fn post_page(&self, xml: &str, relay_state: &str) -> String {
-        let action = self
-            .idp
-            .sso_post
-            .as_ref()
-            .map(url::Url::as_str)
-            .unwrap_or("");
+    pub fn post_page(&self, idp: &Idp, xml: &str, relay_state: &str) -> String {
+        let action = idp.sso_post.as_ref().map(url::Url::as_str).unwrap_or("");
         format!(
             r#"<!doctype html><html><head><meta charset="utf-8"><title>Signing in</title></head><body onload="document.forms[0].submit()"><form method="post" action="{}"><input type="hidden" name="SAMLRequest" value="{}"><input type="hidden" name="RelayState" value="{}"><noscript><button type="submit">Continue</button></noscript></form></body></html>"#,
             escape(action),
@@ -564,7 +655,7 @@ impl Saml2 {
             return Err(SamlFailure::Structure("signature_position"));
         }
         if let Some(sig) = response_sig {
-            self.check_signature(response, sig)?;
+            self.check_signature(expect.idp.unwrap_or(&self.idp), response, sig)?;
         }
         if !encrypted {
             return self.finish(
@@ -634,8 +725,13 @@ impl Saml2 {
         )
     }
 
-    fn check_signature(&self, signed: Node<'_, '_>, sig: Node<'_, '_>) -> Result<(), SamlFailure> {
-        xmldsig::verify_enveloped(signed, sig, &self.idp.keys, self.allow_sha1)
+    fn check_signature(
+        &self,
+        idp: &Idp,
+        signed: Node<'_, '_>,
+        sig: Node<'_, '_>,
+    ) -> Result<(), SamlFailure> {
+        xmldsig::verify_enveloped(signed, sig, &idp.keys, self.allow_sha1)
             .map_err(|e| SamlFailure::Signature(e.reason()))
     }
 
@@ -649,8 +745,9 @@ impl Saml2 {
         assertion_sig: Option<Node<'_, '_>>,
         expect: &Expect<'_>,
     ) -> Result<Verified, SamlFailure> {
+        let idp = expect.idp.unwrap_or(&self.idp);
         if let Some(sig) = assertion_sig {
-            self.check_signature(assertion, sig)?;
+            self.check_signature(idp, assertion, sig)?;
         }
         if !response_signed && assertion_sig.is_none() {
             return Err(SamlFailure::Signature("missing"));
@@ -674,7 +771,7 @@ impl Saml2 {
             return Err(SamlFailure::Status);
         }
         if let Some(issuer) = child(response, SAML_NS, "Issuer")? {
-            if text_only(issuer).as_deref().map(str::trim) != Some(self.idp.entity_id.as_str()) {
+            if text_only(issuer).as_deref().map(str::trim) != Some(idp.entity_id.as_str()) {
                 return Err(SamlFailure::Issuer);
             }
         }
@@ -684,7 +781,7 @@ impl Saml2 {
             return Err(SamlFailure::Structure("assertion_version"));
         }
         let issuer = child(assertion, SAML_NS, "Issuer")?.ok_or(SamlFailure::Issuer)?;
-        if text_only(issuer).as_deref().map(str::trim) != Some(self.idp.entity_id.as_str()) {
+        if text_only(issuer).as_deref().map(str::trim) != Some(idp.entity_id.as_str()) {
             return Err(SamlFailure::Issuer);
         }
         let now = expect.now;

@@ -77,14 +77,16 @@ def saml(envoys, tmp_path_factory):
               "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
               "mapping": {"name": "displayName", "email": "mail",
                           "groups": "eduPersonAffiliation"}}
-    config["methods"]["saml"] = dict(common)
+    # This one reads the IdP metadata from its URL through a callout (cached in shared data).
+    config["methods"]["saml"] = dict({k: v for k, v in common.items() if k != "idp_metadata_xml"},
+                                     idp_metadata_url=f"{idp.base}/metadata")
     config["methods"]["saml-signed"] = dict(common, sign_authn_request=True,
                                             sp_private_key=sp_key.decode(),
                                             sp_certificate=sp_cert.decode(), force_authn=True)
     config["methods"]["saml-post"] = dict(common, binding="post")
     config["methods"]["saml-enc"] = dict(common, sp_private_key=sp_key.decode(),
                                          sp_certificate=sp_cert.decode(), binding="post")
-    envoy = envoys.start(config, name="saml", port=port)
+    envoy = envoys.start(config, name="saml", port=port, clusters=[("127.0.0.1", idp.port)])
     yield envoy, idp
     idp.stop()
 

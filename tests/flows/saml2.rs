@@ -336,3 +336,105 @@ fn encrypted_assertions_log_in_with_the_sp_key() {
         401
     );
 }
+
+/// IdP metadata as pysaml2 would publish it, for the fixtures' IdP.
+fn idp_metadata() -> String {
+    let m = meta();
+    let cert: String = fixture("idp.crt")
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.org/sso/redirect"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
+        m["idp_entity_id"].as_str().unwrap()
+    )
+}
+
+fn metadata_url_config() -> Value {
+    let mut c = config(json!({"idp_metadata_url": "https://idp.example.org/metadata"}));
+    let m = c["methods"]["saml"].as_object_mut().unwrap();
+    m.remove("idp_entity_id");
+    m.remove("idp_sso_url");
+    m.remove("idp_certificates");
+    c
+}
+
+#[test]
+fn metadata_from_a_url_is_fetched_cached_and_refreshed() {
+    use sso_filter::CalloutResponse;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut d = Driver::new(&metadata_url_config());
+    d.now = meta()["now"].as_u64().unwrap() + 5;
+    let fail = Rc::new(RefCell::new(false));
+    let f = Rc::clone(&fail);
+    d.idp = Some(Box::new(move |c: &sso_filter::http::Callout| {
+        assert_eq!(c.url, "https://idp.example.org/metadata");
+        assert_eq!(c.upstream, "sso_idp_example_org_443");
+        if *f.borrow() {
+            return CalloutResponse::default();
+        }
+        CalloutResponse {
+            status: Some(200),
+            headers: vec![],
+            body: idp_metadata().into_bytes(),
+        }
+    }));
+    // First login: one metadata callout, then the redirect to the IdP from the metadata.
+    let start = d.get("/sso/login?activeAuth=saml&rd=%2F");
+    assert_eq!(start.status(), 302, "{}", start.body());
+    assert!(start
+        .header("location")
+        .unwrap()
+        .starts_with("https://idp.example.org/sso/redirect?SAMLRequest="));
+    assert_eq!(d.callouts.len(), 1);
+    // The ACS uses the cached copy: no callout, and the Response verifies with its keys.
+    let relay = pending_login(&mut d, "/md");
+    assert_eq!(
+        post_acs(&mut d, &fixture("signed_both.xml"), &relay).status(),
+        303
+    );
+    assert_eq!(d.callouts.len(), 1);
+    // Past the TTL the IdP is asked again; when it does not answer, the day-old copy serves.
+    d.now += 3700;
+    *fail.borrow_mut() = true;
+    let again = d.get("/sso/login?activeAuth=saml&rd=%2F");
+    assert_eq!(again.status(), 302, "stale copy used: {}", again.body());
+    assert_eq!(d.callouts.len(), 2);
+    // No copy at all and no answer: 502, no redirect.
+    let mut fresh = Driver::new(&metadata_url_config());
+    fresh.idp = Some(Box::new(|_c: &sso_filter::http::Callout| {
+        CalloutResponse::default()
+    }));
+    assert_eq!(fresh.get("/sso/login?activeAuth=saml&rd=%2F").status(), 502);
+    // A metadata document without keys is refused, not half-used.
+    let mut bad = Driver::new(&metadata_url_config());
+    bad.idp = Some(Box::new(|_c: &sso_filter::http::Callout| CalloutResponse {
+        status: Some(200),
+        headers: vec![],
+        body: idp_metadata()
+            .replace("use=\"signing\"", "use=\"encryption\"")
+            .into_bytes(),
+    }));
+    assert_eq!(bad.get("/sso/login?activeAuth=saml&rd=%2F").status(), 502);
+}
+
+#[test]
+fn the_acs_fetches_metadata_when_it_has_none() {
+    use sso_filter::CalloutResponse;
+    let mut d = Driver::new(&metadata_url_config());
+    d.now = meta()["now"].as_u64().unwrap() + 5;
+    d.idp = Some(Box::new(|_c: &sso_filter::http::Callout| CalloutResponse {
+        status: Some(200),
+        headers: vec![],
+        body: idp_metadata().into_bytes(),
+    }));
+    let relay = pending_login(&mut d, "/acs-first");
+    let done = post_acs(&mut d, &fixture("signed_assertion.xml"), &relay);
+    assert_eq!(done.status(), 303, "{}", done.body());
+    assert_eq!(d.callouts.len(), 1);
+    assert_eq!(
+        d.get("/acs-first").set("x-sso-login").as_deref(),
+        Some("jdoe@example.org")
+    );
+}

@@ -42,6 +42,7 @@ fn verify_with(m: &Saml2, name: &str, now_delta: i64) -> Result<Verified, SamlFa
         acs_url: meta["acs"].as_str().unwrap(),
         request_id: meta["request_id"].as_str().unwrap(),
         now,
+        idp: None,
     };
     m.verify(&B64STD.encode(fixture(name)), &expect)
 }
@@ -128,6 +129,7 @@ fn wrong_audience_destination_request_time_and_issuer_are_refused() {
         acs_url: meta["acs"].as_str().unwrap(),
         request_id: meta["request_id"].as_str().unwrap(),
         now,
+        idp: None,
     };
     let reason = |e: Expect<'_>| m.verify(&body, &e).map(|_| ()).map_err(|f| f.reason());
     assert_eq!(reason(base.clone()), Ok(()));
@@ -254,10 +256,10 @@ fn metadata_and_requests() {
         "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"}))
         .unwrap();
     let s = Saml2::from_raw(from_md, "m").unwrap();
-    let req = s.authn_request("_abc", 0, "https://sp/meta", "https://sp/acs");
+    let req = s.authn_request(&s.idp, "_abc", 0, "https://sp/meta", "https://sp/acs");
     assert!(req.contains(r#"ID="_abc""#) && req.contains(r#"ForceAuthn="true""#));
     assert!(req.contains(r#"AllowCreate="true""#) && req.contains("emailAddress"));
-    let url = url::Url::parse(&s.redirect_url(&req, "state-1").unwrap()).unwrap();
+    let url = url::Url::parse(&s.redirect_url(&s.idp, &req, "state-1").unwrap()).unwrap();
     let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
     let deflated = B64STD.decode(&q["SAMLRequest"]).unwrap();
     let inflated = miniz_oxide::inflate::decompress_to_vec(&deflated).unwrap();
@@ -290,6 +292,7 @@ fn encrypted_assertions_decrypt_with_the_sp_key_and_still_need_a_signature() {
         acs_url: meta["acs"].as_str().unwrap(),
         request_id: meta["request_id"].as_str().unwrap(),
         now: meta["now"].as_u64().unwrap() + 5,
+        idp: None,
     };
     for name in ["encrypted_aes128_cbc.xml", "encrypted_aes256_gcm.xml"] {
         let xml = fixture(name);
