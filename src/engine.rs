@@ -237,7 +237,7 @@ impl Filter {
                 "/userinfo" => Ok(self.userinfo(ctx, env)),
                 _ => match (rest.strip_prefix("/code/"), rest.strip_prefix("/saml/")) {
                     (Some(name), _) => self.cn_code_post(ctx, name),
-                    (None, Some(saml)) => self.saml_endpoint(ctx, saml),
+                    (None, Some(saml)) => self.saml_endpoint(ctx, saml, env),
                     (None, None) => Err(Deny::NotFound),
                 },
             };
@@ -572,6 +572,9 @@ impl Filter {
         }
         let c = &self.config.cookies;
         let mut exp = env.now.saturating_add(c.ttl);
+        if let Some(cap) = extra.exp_cap {
+            exp = exp.min(cap);
+        }
         if let (Some(claim), Some(claims)) = (&c.expiry_claim, claims) {
             if let Some(idp_exp) = expiry_from(claims, claim) {
                 exp = exp.min(idp_exp);
@@ -586,6 +589,7 @@ impl Filter {
             hint: extra.hint,
             token: extra.token,
             sid: extra.sid,
+            saml: extra.saml,
         };
         c.write_session(&session, &ctx.cookies, env.now, env.rng)
             .map_err(|e| match e {
@@ -698,6 +702,7 @@ impl Filter {
                     hint: None,
                     token: None,
                     sid: None,
+                    saml: None,
                 }));
                 if jwt.memoizable() {
                     self.bearers
@@ -978,7 +983,11 @@ impl Filter {
             .and_then(|s| c.cookies.open_session(&s, env.now));
         let location = session
             .as_ref()
-            .and_then(|s| self.idp_logout(s, env).or_else(|| self.cas_logout(s)))
+            .and_then(|s| {
+                self.idp_logout(s, env)
+                    .or_else(|| self.cas_logout(s))
+                    .or_else(|| self.saml_logout(s, env))
+            })
             .unwrap_or(rd);
         let response =
             Response::redirect(302, &location).cookies(c.cookies.clear_session(&ctx.cookies));

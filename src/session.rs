@@ -155,6 +155,23 @@ pub struct Session {
     /// a single-logout request naming that ticket ends the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The SAML subject, for the `LogoutRequest` at logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<SamlSubject>,
+}
+
+/// What a SAML `LogoutRequest` names (SAML core §3.7.1): the `NameID` as received and the
+/// `SessionIndex`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlSubject {
+    /// `NameID` text.
+    pub name_id: String,
+    /// `NameID/@Format`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// `AuthnStatement/@SessionIndex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_index: Option<String>,
 }
 
 /// An access token the upstream receives as `Authorization: Bearer`, with what refreshes it.
@@ -177,8 +194,12 @@ pub struct SessionExtra {
     pub hint: Option<String>,
     /// Access token for the upstream.
     pub token: Option<UpstreamToken>,
-    /// CAS ticket digest for single logout.
+    /// CAS ticket (or SAML session index) digest for single logout.
     pub sid: Option<String>,
+    /// SAML subject for the logout request.
+    pub saml: Option<SamlSubject>,
+    /// An end the IdP set for the session (SAML `SessionNotOnOrAfter`).
+    pub exp_cap: Option<u64>,
 }
 
 /// An in-progress login: what must survive the round trip through the login page or the IdP.
@@ -547,6 +568,7 @@ mod tests {
             hint: None,
             token: None,
             sid: None,
+            saml: None,
         }
     }
 

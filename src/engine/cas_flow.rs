@@ -46,7 +46,7 @@ pub struct CasFinish {
 }
 
 /// The shared-data key that marks a ticket's sessions as logged out.
-fn logout_key(sid: &str) -> String {
+pub(super) fn logout_key(sid: &str) -> String {
     format!("sso:cas:slo:{sid}")
 }
 

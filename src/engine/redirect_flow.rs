@@ -608,6 +608,8 @@ impl Filter {
             }),
             hint: tokens.id_token.filter(|_| o.id_token_hint),
             sid: None,
+            saml: None,
+            exp_cap: None,
         };
         let ctx = self.ctx_for(&finish.head);
         match self.establish(&ctx, scope, id, Some(claims), extra, env) {
@@ -720,6 +722,7 @@ impl Filter {
                 hint: session.hint.clone(),
                 token: session.token.clone(),
                 sid: session.sid.clone(),
+                saml: None,
             },
             sent_ms: env.now_ms,
         });

@@ -31,7 +31,7 @@ use crate::methods::MethodKind;
 use crate::pending::{ExpectSamlResponse, Pending};
 use crate::random;
 use crate::redirect::safe_return;
-use crate::session::{Flow, SessionExtra, FLOW_TTL};
+use crate::session::{Flow, SamlSubject, Session, SessionExtra, FLOW_TTL};
 
 /// What a SAML login waits for.
 #[derive(Debug)]
@@ -148,7 +148,12 @@ impl Filter {
     }
 
     /// `{prefix}/saml/{method}/metadata` and `{prefix}/saml/{method}/acs`.
-    pub(super) fn saml_endpoint(&self, ctx: &Ctx<'_>, rest: &str) -> Result<Outcome, Deny> {
+    pub(super) fn saml_endpoint(
+        &self,
+        ctx: &Ctx<'_>,
+        rest: &str,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
         let (name, action) = rest.split_once('/').ok_or(Deny::NotFound)?;
         let Some(MethodKind::Saml2(s)) = self.config.method_anywhere(name).map(|m| m.kind.as_ref())
         else {
@@ -179,7 +184,8 @@ impl Filter {
                     limit: MAX_ACS_BODY,
                 }))
             }
-            ("metadata" | "acs", _) => Err(Deny::BadRequest("method")),
+            ("slo", "GET") => self.saml_sls(ctx, name, s, env),
+            ("metadata" | "acs" | "slo", _) => Err(Deny::BadRequest("method")),
             _ => Err(Deny::NotFound),
         }
     }
@@ -469,14 +475,27 @@ impl Filter {
                 why: "no login claim",
             });
         };
-        match self.establish(
-            ctx,
-            scope,
-            id,
-            Some(&verified.claims),
-            SessionExtra::default(),
-            env,
-        ) {
+        let text = |k: &str| {
+            verified
+                .claims
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let subject = text("name_id").map(|name_id| SamlSubject {
+            name_id,
+            format: text("name_id_format"),
+            session_index: text("session_index"),
+        });
+        let extra = SessionExtra {
+            sid: text("session_index")
+                .filter(|_| s.single_logout)
+                .map(|i| saml2::session_id(&i)),
+            saml: subject.filter(|_| s.single_logout),
+            exp_cap: verified.session_not_on_or_after,
+            ..SessionExtra::default()
+        };
+        match self.establish(ctx, scope, id, Some(&verified.claims), extra, env) {
             Ok(mut cookies) => {
                 cookies.insert(0, delete_flow.clone());
                 let rd = safe_return(&flow.rd, &self.config.origin);
@@ -488,6 +507,98 @@ impl Filter {
             }
             Err(deny) => fail(deny),
         }
+    }
+
+    /// Where `{prefix}/logout` sends the browser for a SAML session: the IdP's single logout
+    /// with a `LogoutRequest` for the session's subject (when the IdP has an HTTP-Redirect
+    /// `SingleLogoutService` and its metadata is at hand).
+    pub(super) fn saml_logout(&self, session: &Session, env: &mut Env<'_>) -> Option<String> {
+        let (_, m, s) = self
+            .saml_method(session.id.tenant.as_deref(), &session.id.method)
+            .ok()?;
+        let subject = session.saml.as_ref().filter(|_| s.single_logout)?;
+        let idp = self.saml_idp(s, env, true).ok()??;
+        let (slo, _) = idp.slo_redirect.clone()?;
+        let id = random::bytes(env.rng, 20)
+            .ok()
+            .map(|b| saml2::request_id(&b))?;
+        let (entity, _) = self.saml_urls(&m.name, s);
+        let xml = s.logout_request(&idp, &id, env.now, &entity, subject)?;
+        s.redirect_message(&slo, "SAMLRequest", &xml, None).ok()
+    }
+
+    /// `GET {prefix}/saml/{method}/slo`: the IdP's answer to our logout (`SAMLResponse`: back
+    /// to the site), or the IdP's own `LogoutRequest` (`SAMLRequest`, signature required): its
+    /// session indexes join the logged-out list, this browser's session cookie is deleted, and
+    /// a `LogoutResponse` goes back to the IdP.
+    fn saml_sls(
+        &self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        s: &Saml2,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let clear = self.config.cookies.clear_session(&ctx.cookies);
+        if ctx.query.has("SAMLResponse") {
+            let home = format!("{}/", self.config.origin);
+            return Ok(Outcome::new(Step::Respond(
+                Response::redirect(302, &home).cookies(clear),
+            )));
+        }
+        if !s.single_logout || !ctx.query.has("SAMLRequest") {
+            return Err(Deny::BadRequest("slo"));
+        }
+        let idp = self
+            .saml_idp(s, env, true)
+            .map_err(|d| named(d, name))?
+            .ok_or(Deny::Unavailable("metadata"))?;
+        let refused = |f: saml2::SamlFailure| Deny::Idp {
+            method: name.to_owned(),
+            failure: IdpFailure::Rejected(f.reason()),
+        };
+        let xml = s
+            .verify_redirect(&idp, ctx.raw_query, "SAMLRequest")
+            .map_err(refused)?;
+        let sls = format!(
+            "{}{}/saml/{name}/slo",
+            self.config.origin, self.config.prefix
+        );
+        let (request_id, indexes) = s
+            .check_logout_request(&idp, &xml, &sls, env.now)
+            .map_err(refused)?;
+        for index in &indexes {
+            let key = super::cas_flow::logout_key(&saml2::session_id(index));
+            env.cache
+                .set(&key, env.now.to_string().as_bytes(), None)
+                .map_err(|_| Deny::Unavailable("shared_data"))?;
+        }
+        log::info!(
+            "sso-filter: SAML single logout method={name} sessions={}",
+            indexes.len()
+        );
+        let outcome = match idp.slo_redirect {
+            Some((location, response_location)) => {
+                let to = response_location.unwrap_or(location);
+                let id = random::bytes(env.rng, 20)
+                    .map(|b| saml2::request_id(&b))
+                    .map_err(|_| Deny::Unavailable("random"))?;
+                let (entity, _) = self.saml_urls(name, s);
+                let answer = s.logout_response(to.as_str(), &id, &request_id, env.now, &entity);
+                let relay = ctx.query.single("RelayState").ok().flatten();
+                let location = s
+                    .redirect_message(&to, "SAMLResponse", &answer, relay)
+                    .map_err(|_| Deny::Unavailable("saml_response"))?;
+                Response::redirect(302, &location).cookies(clear)
+            }
+            None => Response::new(200)
+                .html(crate::pages::error(
+                    "Signed out",
+                    "You are signed out.",
+                    None,
+                ))
+                .cookies(clear),
+        };
+        Ok(Outcome::new(Step::Respond(outcome)).count(format!("sso_slo.{name}")))
     }
 }
 

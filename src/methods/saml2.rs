@@ -64,6 +64,10 @@ pub struct RawSaml2 {
     #[serde(default)]
     idp_sso_url: Option<String>,
     #[serde(default)]
+    idp_slo_url: Option<String>,
+    #[serde(default = "default_true")]
+    single_logout: bool,
+    #[serde(default)]
     idp_certificates: Vec<String>,
     #[serde(default)]
     binding: Binding,
@@ -147,6 +151,8 @@ pub struct Idp {
     pub sso_post: Option<url::Url>,
     /// Signing keys (`KeyDescriptor use="signing"` or without `use`).
     pub keys: Vec<RsaPublicKey>,
+    /// `SingleLogoutService` with the HTTP-Redirect binding (`Location`, `ResponseLocation`).
+    pub slo_redirect: Option<(url::Url, Option<url::Url>)>,
 }
 
 impl fmt::Debug for Idp {
@@ -178,6 +184,8 @@ pub struct Saml2 {
     pub metadata_ttl: u64,
     /// Callout deadline.
     pub timeout_ms: u64,
+    /// Whether logout goes to the IdP's single logout and IdP logout requests are honoured.
+    pub single_logout: bool,
     configured_entity_id: Option<String>,
     /// The `AuthnRequest` binding.
     pub binding: Binding,
@@ -262,6 +270,8 @@ pub struct Verified {
     pub assertion_id: String,
     /// Until when the assertion may be presented (for the replay cache).
     pub not_on_or_after: u64,
+    /// `AuthnStatement/@SessionNotOnOrAfter`: the IdP's end for the session.
+    pub session_not_on_or_after: Option<u64>,
     /// Claims: `name_id`, `name_id_format`, `session_index`, `principal`, and every attribute
     /// by `Name`, then by `FriendlyName` where that key is free.
     pub claims: Map<String, Value>,
@@ -316,8 +326,12 @@ impl Saml2 {
                 sso_redirect: None,
                 sso_post: None,
                 keys: Vec::new(),
+                slo_redirect: None,
             },
         };
+        if let Some(u) = &raw.idp_slo_url {
+            idp.slo_redirect = Some((parse_url(u).map_err(|e| err("idp_slo_url", e))?, None));
+        }
         if let Some(u) = &raw.idp_sso_url {
             let url = parse_url(u).map_err(|e| err("idp_sso_url", e))?;
             idp.sso_redirect = Some(url.clone());
@@ -392,6 +406,7 @@ impl Saml2 {
             metadata_url,
             metadata_ttl: raw.metadata_ttl_seconds,
             timeout_ms: raw.timeout_ms,
+            single_logout: raw.single_logout,
             configured_entity_id: raw.idp_entity_id,
             binding: raw.binding,
             sign_key: if raw.sign_authn_request {
@@ -429,6 +444,9 @@ impl Saml2 {
         }
         if let Some(u) = &self.idp.sso_post {
             idp.sso_post = Some(u.clone());
+        }
+        if let Some(u) = &self.idp.slo_redirect {
+            idp.slo_redirect = Some(u.clone());
         }
         idp.keys.extend(self.idp.keys.iter().cloned());
         if idp.keys.is_empty() {
@@ -515,13 +533,29 @@ impl Saml2 {
         relay_state: &str,
     ) -> Result<String, &'static str> {
         let sso = idp.sso_redirect.as_ref().ok_or("no redirect endpoint")?;
+        self.redirect_message(sso, "SAMLRequest", xml, Some(relay_state))
+    }
+
+    /// A message by the HTTP-Redirect binding to `endpoint` (`param` is `SAMLRequest` or
+    /// `SAMLResponse`), signed when the SP signs.
+    ///
+    /// # Errors
+    ///
+    /// A message when signing fails.
+    pub fn redirect_message(
+        &self,
+        endpoint: &url::Url,
+        param: &str,
+        xml: &str,
+        relay_state: Option<&str>,
+    ) -> Result<String, &'static str> {
+        let sso = endpoint;
         let deflated = miniz_oxide::deflate::compress_to_vec(xml.as_bytes(), 6);
         let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-        let mut query = format!(
-            "SAMLRequest={}&RelayState={}",
-            enc(&B64STD.encode(deflated)),
-            enc(relay_state)
-        );
+        let mut query = format!("{param}={}", enc(&B64STD.encode(deflated)));
+        if let Some(r) = relay_state {
+            query.push_str(&format!("&RelayState={}", enc(r)));
+        }
         if let Some(SpKey(key)) = &self.sign_key {
             query.push_str(&format!("&SigAlg={}", enc(RSA_SHA256)));
             let hashed = Sha256::digest(query.as_bytes());
@@ -568,6 +602,160 @@ impl Saml2 {
             escape(acs)
         ));
         xml
+    }
+
+    /// A `LogoutRequest` (SAML core §3.7.1) for a session's subject.
+    pub fn logout_request(
+        &self,
+        idp: &Idp,
+        id: &str,
+        now: u64,
+        sp_entity_id: &str,
+        subject: &crate::session::SamlSubject,
+    ) -> Option<String> {
+        let (slo, _) = idp.slo_redirect.as_ref()?;
+        let format = subject
+            .format
+            .as_deref()
+            .map(|f| format!(r#" Format="{}""#, escape(f)))
+            .unwrap_or_default();
+        let index = subject
+            .session_index
+            .as_deref()
+            .map(|i| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", escape(i)))
+            .unwrap_or_default();
+        Some(format!(
+            r#"<samlp:LogoutRequest xmlns:samlp="{SAMLP_NS}" xmlns:saml="{SAML_NS}" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}"><saml:Issuer>{}</saml:Issuer><saml:NameID{format}>{}</saml:NameID>{index}</samlp:LogoutRequest>"#,
+            xml_time(now),
+            escape(slo.as_str()),
+            escape(sp_entity_id),
+            escape(&subject.name_id),
+        ))
+    }
+
+    /// A `LogoutResponse` with status Success to the IdP's logout request.
+    pub fn logout_response(
+        &self,
+        destination: &str,
+        id: &str,
+        in_response_to: &str,
+        now: u64,
+        sp_entity_id: &str,
+    ) -> String {
+        format!(
+            r#"<samlp:LogoutResponse xmlns:samlp="{SAMLP_NS}" xmlns:saml="{SAML_NS}" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{STATUS_SUCCESS}"/></samlp:Status></samlp:LogoutResponse>"#,
+            xml_time(now),
+            escape(destination),
+            escape(in_response_to),
+            escape(sp_entity_id)
+        )
+    }
+
+    /// Verifies an HTTP-Redirect message from the IdP (bindings §3.4.4.1): the signature over
+    /// `SAMLRequest=…&RelayState=…&SigAlg=…` as they appear in the raw query, with an IdP key;
+    /// returns the inflated XML.
+    ///
+    /// # Errors
+    ///
+    /// [`SamlFailure`] when unsigned, wrongly signed, or not decodable.
+    pub fn verify_redirect(
+        &self,
+        idp: &Idp,
+        raw_query: &str,
+        param: &str,
+    ) -> Result<String, SamlFailure> {
+        let mut raw: Vec<(&str, &str)> = Vec::new();
+        for part in raw_query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            if raw.iter().any(|(seen, _)| *seen == k) {
+                return Err(SamlFailure::Structure("duplicate_parameter"));
+            }
+            raw.push((k, v));
+        }
+        let get = |k: &str| raw.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let message = get(param).ok_or(SamlFailure::Malformed)?;
+        let sig_alg = get("SigAlg").ok_or(SamlFailure::Signature("missing"))?;
+        let signature = get("Signature").ok_or(SamlFailure::Signature("missing"))?;
+        let mut signed = format!("{param}={message}");
+        if let Some(r) = get("RelayState") {
+            signed.push_str(&format!("&RelayState={r}"));
+        }
+        signed.push_str(&format!("&SigAlg={sig_alg}"));
+        let decode = |v: &str| -> String {
+            url::form_urlencoded::parse(format!("v={v}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let sig = B64STD
+            .decode(decode(signature).as_bytes())
+            .map_err(|_| SamlFailure::Signature("signature"))?;
+        let ok = match decode(sig_alg).as_str() {
+            RSA_SHA256 => verify_with::<Sha256>(&idp.keys, signed.as_bytes(), &sig),
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => {
+                verify_with::<sha2::Sha512>(&idp.keys, signed.as_bytes(), &sig)
+            }
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1" if self.allow_sha1 => {
+                verify_with::<sha1::Sha1>(&idp.keys, signed.as_bytes(), &sig)
+            }
+            _ => return Err(SamlFailure::Signature("signature_algorithm")),
+        };
+        if !ok {
+            return Err(SamlFailure::Signature("signature"));
+        }
+        let deflated = B64STD
+            .decode(decode(message).as_bytes())
+            .map_err(|_| SamlFailure::Malformed)?;
+        let xml = miniz_oxide::inflate::decompress_to_vec_with_limit(&deflated, MAX_SLO_XML)
+            .map_err(|_| SamlFailure::Malformed)?;
+        String::from_utf8(xml).map_err(|_| SamlFailure::Malformed)
+    }
+
+    /// Checks an IdP `LogoutRequest` (SAML core §3.7.1): issuer, destination, time; returns
+    /// its `ID` and `SessionIndex` values.
+    ///
+    /// # Errors
+    ///
+    /// [`SamlFailure`] when it is not a usable logout request for this SP.
+    pub fn check_logout_request(
+        &self,
+        idp: &Idp,
+        xml: &str,
+        sls_url: &str,
+        now: u64,
+    ) -> Result<(String, Vec<String>), SamlFailure> {
+        let doc = roxmltree::Document::parse_with_options(xml, parse_options())
+            .map_err(|_| SamlFailure::Malformed)?;
+        let root = doc.root_element();
+        if !is(root, SAMLP_NS, "LogoutRequest") || root.attribute("Version") != Some("2.0") {
+            return Err(SamlFailure::Structure("root"));
+        }
+        let id = root
+            .attribute("ID")
+            .filter(|i| !i.is_empty())
+            .ok_or(SamlFailure::Structure("ids"))?;
+        let issuer = child(root, SAML_NS, "Issuer")?.ok_or(SamlFailure::Issuer)?;
+        if text_only(issuer).as_deref().map(str::trim) != Some(idp.entity_id.as_str()) {
+            return Err(SamlFailure::Issuer);
+        }
+        if root.attribute("Destination").is_some_and(|d| d != sls_url) {
+            return Err(SamlFailure::NotForUs("destination"));
+        }
+        if let Some(t) = root.attribute("NotOnOrAfter") {
+            if parse_xml_time(t).is_none_or(|t| now >= t.saturating_add(self.leeway)) {
+                return Err(SamlFailure::Expired);
+            }
+        }
+        let mut indexes = Vec::new();
+        for n in root.children().filter(|n| is(*n, SAMLP_NS, "SessionIndex")) {
+            indexes.push(
+                text_only(n)
+                    .ok_or(SamlFailure::Structure("session_index"))?
+                    .trim()
+                    .to_owned(),
+            );
+        }
+        Ok((id.to_owned(), indexes))
     }
 
     /// Decodes and verifies a posted `SAMLResponse`.
@@ -919,6 +1107,9 @@ impl Saml2 {
         Ok(Verified {
             assertion_id: assertion.attribute("ID").unwrap_or("").to_owned(),
             not_on_or_after: until,
+            session_not_on_or_after: authn
+                .attribute("SessionNotOnOrAfter")
+                .and_then(parse_xml_time),
             claims,
         })
     }
@@ -1011,7 +1202,22 @@ pub fn parse_metadata(xml: &str, entity_id: Option<&str>) -> Result<Idp, String>
         sso_redirect: None,
         sso_post: None,
         keys: Vec::new(),
+        slo_redirect: None,
     };
+    for slo in descriptor
+        .children()
+        .filter(|c| is(*c, MD_NS, "SingleLogoutService"))
+        .filter(|c| c.attribute("Binding") == Some(BINDING_REDIRECT))
+    {
+        if let Some(location) = slo.attribute("Location") {
+            let response = slo
+                .attribute("ResponseLocation")
+                .map(parse_url)
+                .transpose()?;
+            idp.slo_redirect
+                .get_or_insert((parse_url(location)?, response));
+        }
+    }
     for kd in descriptor
         .children()
         .filter(|c| is(*c, MD_NS, "KeyDescriptor"))
@@ -1071,6 +1277,24 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// The largest inflated HTTP-Redirect message accepted (security.md I12: a deflate bomb stops
+/// here).
+const MAX_SLO_XML: usize = 64 * 1024;
+
+fn verify_with<D>(keys: &[RsaPublicKey], message: &[u8], sig: &[u8]) -> bool
+where
+    D: Digest + rsa::pkcs8::AssociatedOid,
+{
+    let hashed = D::digest(message);
+    keys.iter()
+        .any(|k| k.verify(Pkcs1v15Sign::new::<D>(), &hashed, sig).is_ok())
+}
+
+/// A digest of a SAML `SessionIndex` for the logged-out list (the same list CAS uses).
+pub fn session_id(session_index: &str) -> String {
+    crate::methods::cas::ticket_id(&format!("saml:{session_index}"))
 }
 
 /// A request ID: `_` and 40 hex characters (SAML core §1.3.4: an xs:ID, unique).

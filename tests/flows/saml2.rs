@@ -438,3 +438,117 @@ fn the_acs_fetches_metadata_when_it_has_none() {
         Some("jdoe@example.org")
     );
 }
+
+fn session_index_of(xml: &str) -> String {
+    let at = xml.find("SessionIndex=\"").unwrap() + 14;
+    xml[at..].split('"').next().unwrap().to_owned()
+}
+
+/// An IdP `LogoutRequest` by the HTTP-Redirect binding, signed with the IdP's key (or not).
+fn idp_logout_query(session_index: &str, sign: bool) -> String {
+    use rsa::pkcs8::DecodePrivateKey;
+    use sha2::Digest;
+    let m = meta();
+    let xml = format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_idp_lr_1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" Destination="https://app.example.com/sso/saml/saml/slo"><saml:Issuer>{}</saml:Issuer><saml:NameID>jdoe@example.org</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        m["idp_entity_id"].as_str().unwrap()
+    );
+    let deflated = miniz_oxide::deflate::compress_to_vec(xml.as_bytes(), 6);
+    let mut q = format!(
+        "SAMLRequest={}&RelayState=r1&SigAlg={}",
+        encode(&B64.encode(deflated)),
+        encode("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    );
+    if sign {
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&fixture("idp.key")).unwrap();
+        let sig = key
+            .sign(
+                rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                &sha2::Sha256::digest(q.as_bytes()),
+            )
+            .unwrap();
+        q.push_str(&format!("&Signature={}", encode(&B64.encode(sig))));
+    }
+    q
+}
+
+#[test]
+fn single_logout_both_ways() {
+    let slo = json!({"idp_slo_url": "https://idp.example.org/slo"});
+    // SP-initiated: /sso/logout sends a LogoutRequest naming the subject and session.
+    let mut d = driver(slo.clone());
+    let relay = pending_login(&mut d, "/a");
+    assert_eq!(
+        post_acs(&mut d, &fixture("signed_both.xml"), &relay).status(),
+        303
+    );
+    let out = d.get("/sso/logout");
+    let loc = url::Url::parse(&out.header("location").unwrap()).unwrap();
+    assert_eq!(loc.path(), "/slo");
+    let q: HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    let xml = String::from_utf8(
+        miniz_oxide::inflate::decompress_to_vec(&B64.decode(&q["SAMLRequest"]).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert!(xml.contains("<saml:NameID Format=\"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress\">jdoe@example.org</saml:NameID>"), "{xml}");
+    let index = session_index_of(&fixture("signed_both.xml"));
+    assert!(xml.contains(&format!("<samlp:SessionIndex>{index}</samlp:SessionIndex>")));
+    assert!(!d.jar.contains_key("sso_session"));
+    // The IdP's LogoutResponse comes back: home.
+    let back = d.get("/sso/saml/saml/slo?SAMLResponse=x");
+    assert_eq!(
+        back.header("location").as_deref(),
+        Some("https://app.example.com/")
+    );
+
+    // IdP-initiated: a signed LogoutRequest for the session index ends that session, even in
+    // another browser and served from the memo.
+    let mut d = driver(slo.clone());
+    let relay = pending_login(&mut d, "/b");
+    assert_eq!(
+        post_acs(&mut d, &fixture("signed_assertion.xml"), &relay).status(),
+        303
+    );
+    assert_eq!(
+        d.get("/b").set("x-sso-login").as_deref(),
+        Some("jdoe@example.org")
+    );
+    let jar = d.jar.clone();
+    let index = session_index_of(&fixture("signed_assertion.xml"));
+    // Unsigned or for another session: refused or harmless.
+    d.jar.clear();
+    assert_eq!(
+        d.get(&format!(
+            "/sso/saml/saml/slo?{}",
+            idp_logout_query(&index, false)
+        ))
+        .status(),
+        401
+    );
+    let tampered = idp_logout_query(&index, true).replace("RelayState=r1", "RelayState=r2");
+    assert_eq!(
+        d.get(&format!("/sso/saml/saml/slo?{tampered}")).status(),
+        401
+    );
+    d.jar = jar.clone();
+    assert_eq!(
+        d.get("/b").set("x-sso-login").as_deref(),
+        Some("jdoe@example.org")
+    );
+    d.jar.clear();
+    let done = d.get(&format!(
+        "/sso/saml/saml/slo?{}",
+        idp_logout_query(&index, true)
+    ));
+    assert_eq!(done.status(), 302, "{}", done.body());
+    let loc = url::Url::parse(&done.header("location").unwrap()).unwrap();
+    let q: HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q["RelayState"], "r1");
+    let answer = String::from_utf8(
+        miniz_oxide::inflate::decompress_to_vec(&B64.decode(&q["SAMLResponse"]).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert!(answer.contains(r#"InResponseTo="_idp_lr_1""#) && answer.contains("status:Success"));
+    d.jar = jar;
+    assert_eq!(d.get("/b").status(), 302, "the session ended");
+}
