@@ -239,3 +239,21 @@ def test_single_logout_ends_the_session_on_the_next_request(cas_envoy, cas, reco
         c.jar = dict(session)
         resp = c.get("/slo", headers=harness.API)
         assert_nobody_let_in(resp, recorder, cas_envoy, statuses=(401,))
+
+
+def test_cas_preset_validates_and_loads(envoys, recorder):
+    """envoy/plugin/cas.json: `sso-filter validate` accepts it, `clusters` names the CAS
+    server's cluster, Envoy loads it, and a protected navigation goes to sign in."""
+    import json as _json
+    path = harness.REPO / "envoy" / "plugin" / "cas.json"
+    proc = subprocess.run([str(harness.CLI), "validate", str(path)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "cas (cas)" in proc.stdout, proc
+    proc = subprocess.run([str(harness.CLI), "clusters", str(path)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert "sso_cas_example_org_443" in proc.stdout, proc.stdout
+    inst = envoys.get(_json.loads(path.read_text()), name="cas-preset")
+    start = inst.client().get("/sso/login?rd=/x")
+    assert start.status == 302 and start.location.startswith(
+        "https://cas.example.org/cas/login?service=https%3A%2F%2Fapp.example.com%2Fsso%2Fcallback%2Fcas%3Fstate%3D"), start
+    assert recorder.requests() == []

@@ -241,3 +241,20 @@ def test_unsolicited_and_foreign_responses_are_refused(saml, recorder, tmp_path)
                           "/sso/saml/saml-post/acs")]:
         recorder.clear()
         assert_nobody_let_in(c.post_form(p, fields), recorder, envoy, statuses=(401,))
+
+
+def test_saml_preset_validates_and_loads(envoys, recorder):
+    """envoy/plugin/saml2.json: accepted by `sso-filter validate`, `clusters` names the
+    metadata host, Envoy loads it; the SP metadata is served without any callout."""
+    path = harness.REPO / "envoy" / "plugin" / "saml2.json"
+    proc = subprocess.run([str(harness.CLI), "validate", str(path)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "saml (saml2)" in proc.stdout, proc
+    proc = subprocess.run([str(harness.CLI), "clusters", str(path)], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert "sso_idp_example_org_443" in proc.stdout, proc.stdout
+    inst = envoys.get(json.loads(path.read_text()), name="saml-preset")
+    md = inst.client().get("/sso/saml/saml/metadata")
+    assert md.status == 200 and b'WantAssertionsSigned="true"' in md.body, md
+    assert inst.client().get("/private/x").status == 302
+    assert recorder.requests() == []
