@@ -594,6 +594,15 @@ impl Saml2 {
                 ));
             }
         }
+        // Schema order: KeyDescriptor, SingleLogoutService, NameIDFormat, ACS.
+        if self.single_logout {
+            if let Some(base) = acs.strip_suffix("/acs") {
+                xml.push_str(&format!(
+                    r#"<md:SingleLogoutService Binding="{BINDING_REDIRECT}" Location="{}/slo"/>"#,
+                    escape(base)
+                ));
+            }
+        }
         if let Some(f) = &self.name_id_format {
             xml.push_str(&format!("<md:NameIDFormat>{}</md:NameIDFormat>", escape(f)));
         }

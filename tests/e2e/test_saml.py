@@ -258,3 +258,60 @@ def test_saml_preset_validates_and_loads(envoys, recorder):
     assert md.status == 200 and b'WantAssertionsSigned="true"' in md.body, md
     assert inst.client().get("/private/x").status == 302
     assert recorder.requests() == []
+
+
+def scripted_login(envoy, idp, method="saml", path="/slo-test") -> requests.Session:
+    browser = requests.Session()
+    page = browser.get(f"{envoy.base_url}{path}?activeAuth={method}", headers=NAV)
+    assert page.url.startswith(idp.base), page.url
+    form = harness.parse_forms(page.text)[0]
+    posted = browser.post(f"{idp.base}/login",
+                          data=dict(form["fields"], username="jdoe", password="jdoe-password"))
+    auto = harness.parse_forms(posted.text)[0]
+    landed = browser.post(auto["action"], data=auto["fields"], headers=NAV)
+    assert landed.status_code == 200 and landed.url.startswith(f"{envoy.base_url}{path}")
+    return browser
+
+
+def test_logout_ends_the_idp_session_too(saml, recorder):
+    envoy, idp = saml
+    browser = scripted_login(envoy, idp)
+    out = browser.get(f"{envoy.base_url}/sso/logout", headers=NAV)
+    # filter -> IdP /slo (LogoutRequest) -> filter SLS (LogoutResponse) -> / (needs login)
+    hops = [r.url for r in out.history]
+    assert any(u.startswith(f"{idp.base}/slo?SAMLRequest=") for u in hops), hops
+    assert any(u.startswith(f"{envoy.base_url}/sso/saml/saml/slo?SAMLResponse=") for u in hops), \
+        hops
+    req = [e for e in idp.received() if "logout_request" in e][-1]
+    assert req["name_id"] == "jdoe@example.org" and req["session_index"], req
+    assert req["issuer"] == f"{envoy.base_url}/sso/saml/saml/metadata"
+    assert "sso_session" not in browser.cookies.get_dict()
+    # The IdP session is gone as well: signing in again shows the IdP's form.
+    again = browser.get(f"{envoy.base_url}/x?activeAuth=saml", headers=NAV)
+    assert again.url.startswith(f"{idp.base}/sso/redirect") and "password" in again.text
+
+
+def test_idp_initiated_logout_ends_the_session_everywhere(saml, recorder):
+    envoy, idp = saml
+    browser = scripted_login(envoy, idp, path="/everywhere")
+    session = {k: v for k, v in browser.cookies.get_dict().items()
+               if harness.SESSION_COOKIE_RE.match(k)}
+    ok = harness.Client(envoy.port)
+    ok.jar = dict(session)
+    assert ok.get("/everywhere", headers=harness.API).status == 200
+    # Another window at the IdP: "log out everywhere" sends a signed LogoutRequest through the
+    # browser to the filter, which answers the IdP with a LogoutResponse.
+    other = requests.Session()
+    sp = f"{envoy.base_url}/sso/saml/saml/metadata"
+    done = other.get(f"{idp.base}/logout-everywhere",
+                     params={"user": "jdoe", "sp": sp}, headers=NAV)
+    assert done.status_code == 200 and "signed-out" in done.text, (done.url, done.text[:300])
+    assert any(f"{envoy.base_url}/sso/saml/saml/slo?SAMLRequest=" in r.url
+               for r in done.history), [r.url for r in done.history]
+    # The first browser's cookie no longer opens a session, on every worker.
+    recorder.clear()
+    for _ in range(4):
+        c = harness.Client(envoy.port)
+        c.jar = dict(session)
+        assert_nobody_let_in(c.get("/everywhere", headers=harness.API), recorder, envoy,
+                             statuses=(401,))

@@ -552,3 +552,32 @@ fn single_logout_both_ways() {
     d.jar = jar;
     assert_eq!(d.get("/b").status(), 302, "the session ended");
 }
+
+#[test]
+fn logout_uses_the_metadata_slo_endpoint() {
+    use sso_filter::CalloutResponse;
+    let mut d = Driver::new(&metadata_url_config());
+    d.now = meta()["now"].as_u64().unwrap() + 5;
+    d.idp = Some(Box::new(|_c: &sso_filter::http::Callout| {
+        CalloutResponse {
+        status: Some(200),
+        headers: vec![],
+        body: idp_metadata()
+            .replace("<md:SingleSignOnService", r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.org/slo"/><md:SingleSignOnService"#)
+            .into_bytes(),
+    }
+    }));
+    let relay = pending_login(&mut d, "/m");
+    assert_eq!(
+        post_acs(&mut d, &fixture("signed_both.xml"), &relay).status(),
+        303
+    );
+    let out = d.get("/sso/logout");
+    assert!(
+        out.header("location")
+            .unwrap()
+            .starts_with("https://idp.example.org/slo?SAMLRequest="),
+        "{:?}",
+        out.header("location")
+    );
+}

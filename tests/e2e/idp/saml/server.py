@@ -13,6 +13,12 @@ WSGI app, on loopback only, signing with xmlsec1.
   raw `SAMLRequest=…&RelayState=…&SigAlg=…` octets. Without an IdP session (or with
   ForceAuthn) a login form is shown; then the Response goes back by an auto-submitting form
   (HTTP-POST binding) to the request's ACS, with the RelayState.
+- `GET /slo?SAMLRequest=…` (SP-initiated single logout, HTTP-Redirect): the IdP session ends
+  and a signed LogoutResponse goes to the SP's SingleLogoutService. `GET
+  /logout-everywhere?user=jdoe&sp=<entity ID>` (IdP-initiated): a LogoutRequest for the last
+  assertion issued to that SP (NameID + SessionIndex), signed by the HTTP-Redirect binding
+  (pysaml2 `create_logout_request` + `apply_binding`), to the SP's SingleLogoutService;
+  `GET /slo?SAMLResponse=…`: the SP's answer, a "signed out" page.
 - `GET /log`: JSON list of the AuthnRequests received (id, binding, signature verdict,
   ForceAuthn, NameIDPolicy, whether the answer's assertion was encrypted), for the tests.
 - `--encrypt-methods`: those methods get an `EncryptedAssertion` for --sp-cert (pysaml2 +
@@ -27,6 +33,7 @@ import argparse
 import base64
 import html
 import json
+import re
 import secrets
 import sys
 import threading
@@ -44,6 +51,7 @@ import generate  # noqa: E402  (tests/fixtures/saml2/generate.py: keys, IdP conf
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
 from saml2.metadata import create_metadata_string  # noqa: E402
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID  # noqa: E402
 
 USERS = {"jdoe": ("jdoe-password", "jdoe@example.org")}
 SIGALGS = {"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": hashes.SHA256(),
@@ -89,6 +97,8 @@ class Idp:
         self.pending: dict[str, dict] = {}
         self.sessions: dict[str, str] = {}
         self.log: list[dict] = []
+        # (user, SP entity ID) -> (NameID, SessionIndex) of the last assertion issued.
+        self.issued: dict[tuple[str, str], tuple[str, str]] = {}
         self.lock = threading.Lock()
 
     # ------------------------------------------------------------------ requests
@@ -156,6 +166,10 @@ class Idp:
                                              **kw)
         else:
             xml = generate.respond(self.srv, **kw)
+            index = re.search(rb'SessionIndex="([^"]+)"', xml)
+            if index:
+                with self.lock:
+                    self.issued[(user, req["issuer"])] = (login, index.group(1).decode())
         data = base64.b64encode(xml).decode()
         body = (f'<form method="post" action="{html.escape(req["acs"])}">'
                 f'<input type="hidden" name="SAMLResponse" value="{data}">'
@@ -163,6 +177,13 @@ class Idp:
                 '<noscript><button type="submit">Continue</button></noscript></form>'
                 '<script>document.forms[0].submit()</script>')
         return page("Continue", body, headers=extra_headers)
+
+    def sls_of(self, sp: str) -> str:
+        """The SP's HTTP-Redirect SingleLogoutService, from its metadata."""
+        found = self.srv.metadata.single_logout_service(sp, BINDING_HTTP_REDIRECT, "spsso")
+        if isinstance(found, dict):
+            found = found[BINDING_HTTP_REDIRECT]
+        return found[0]["location"]
 
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ, start_response):
@@ -202,6 +223,44 @@ class Idp:
             if user and not self.pending[key]["req"]["force_authn"]:
                 return self.answer(key, user)
             return self.login_form(key)
+        if path == "/slo" and "SAMLRequest" in query:
+            # SP-initiated single logout (HTTP-Redirect): the IdP session ends; a
+            # LogoutResponse goes back to the SP's SingleLogoutService.
+            msg = self.srv.parse_logout_request(query["SAMLRequest"], BINDING_HTTP_REDIRECT)
+            req = msg.message
+            entry = {"logout_request": req.id, "issuer": req.issuer.text,
+                     "name_id": req.name_id.text if req.name_id is not None else None,
+                     "session_index": [i.text for i in req.session_index],
+                     "signature": self.verify_redirect_signature(raw_query)}
+            with self.lock:
+                self.log.append(entry)
+                self.sessions.pop(cookies.get("idp_session", ""), None)
+            sls = self.sls_of(req.issuer.text)
+            resp = self.srv.create_logout_response(req, [BINDING_HTTP_REDIRECT])
+            info = self.srv.apply_binding(BINDING_HTTP_REDIRECT, str(resp), sls,
+                                          query.get("RelayState", ""), response=True, sign=True,
+                                          sigalg=generate.RSA_SHA256)
+            return "302 Found", list(info["headers"]) + [
+                ("Set-Cookie", "idp_session=; Path=/; Max-Age=0")], b""
+        if path == "/slo":
+            with self.lock:
+                self.log.append({"logout_response": "SAMLResponse" in query})
+            return page("Signed out", "<p id='signed-out'>Signed out everywhere.</p>")
+        if path == "/logout-everywhere":
+            # IdP-initiated single logout: a signed LogoutRequest (HTTP-Redirect) to the SP.
+            user, sp = query.get("user", ""), query.get("sp", "")
+            with self.lock:
+                issued = self.issued.get((user, sp))
+            if issued is None:
+                return page("Unknown", "<p>No session there.</p>", "404 Not Found")
+            name_id, index = issued
+            sls = self.sls_of(sp)
+            _, req = self.srv.create_logout_request(
+                sls, sp, name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=name_id),
+                session_indexes=[index], sign=False)
+            info = self.srv.apply_binding(BINDING_HTTP_REDIRECT, str(req), sls, "idp-initiated",
+                                          sign=True, sigalg=generate.RSA_SHA256)
+            return "302 Found", list(info["headers"]), b""
         if path == "/login" and method == "POST":
             key, user, password = form.get("key", ""), form.get("username", ""), \
                 form.get("password", "")
