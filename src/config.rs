@@ -16,7 +16,7 @@ use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
 use crate::methods::{
-    cas, dingtalk, jwt, lark, local, oauth2, saml2, wechat, wecom, yunzhijia, MethodKind,
+    cas, dingtalk, jwt, lark, local, oauth2, saml2, teams, wechat, wecom, yunzhijia, MethodKind,
 };
 use crate::session::{Cookies, KeyRing, SameSite};
 
@@ -147,6 +147,8 @@ struct RawSession {
     secure: Option<bool>,
     #[serde(default = "default_same_site")]
     same_site: SameSite,
+    #[serde(default)]
+    partitioned: bool,
     #[serde(default)]
     expiry_claim: Option<String>,
 }
@@ -323,12 +325,19 @@ impl Config {
                 "none requires secure cookies",
             ));
         }
+        if s.partitioned && (s.same_site != SameSite::None || !secure) {
+            return Err(ConfigError::at(
+                "session.partitioned",
+                "needs same_site \"none\" and secure cookies (an iframe-safe CHIPS cookie)",
+            ));
+        }
         let cookies = Cookies {
             name: s.cookie,
             ring,
             ttl: s.ttl_seconds,
             secure,
             same_site: s.same_site,
+            partitioned: s.partitioned,
             expiry_claim: s.expiry_claim,
         };
 
@@ -528,7 +537,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
                 None => return Err(ConfigError::at(
                     format!("{here}.type"),
-                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, cas, saml2)",
+                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, teams, cas, saml2)",
                 )),
             };
         let label = match fields.remove("label") {
@@ -580,7 +589,11 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "ldap" | "teams" => {
+            "teams" => MethodKind::Teams(Box::new(teams::Teams::from_raw(
+                parse_at(fields, &here)?,
+                &here,
+            )?)),
+            "ldap" => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!("{kind} is not available in this build yet"),
@@ -590,7 +603,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!(
-                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, cas, saml2)"
+                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, teams, cas, saml2)"
                     ),
                 ))
             }

@@ -774,7 +774,8 @@ impl Filter {
             | MethodKind::DingTalk(_)
             | MethodKind::Lark(_)
             | MethodKind::Wechat(_)
-            | MethodKind::Yunzhijia(_) => self.cn_start(ctx, scope, method, rd, env),
+            | MethodKind::Yunzhijia(_)
+            | MethodKind::Teams(_) => self.cn_start(ctx, scope, method, rd, env),
             MethodKind::Cas(_) => {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_cas(ctx.head, method, tenant, rd, env)

@@ -10,6 +10,7 @@ pub mod lark;
 pub mod local;
 pub mod oauth2;
 pub mod saml2;
+pub mod teams;
 pub mod wechat;
 pub mod wecom;
 pub mod yunzhijia;
@@ -37,6 +38,8 @@ pub enum MethodKind {
     Wechat(Box<wechat::Wechat>),
     /// Yunzhijia (`type: yunzhijia`).
     Yunzhijia(Box<yunzhijia::Yunzhijia>),
+    /// Microsoft Teams tab SSO (`type: teams`).
+    Teams(Box<teams::Teams>),
 }
 
 impl MethodKind {
@@ -54,6 +57,7 @@ impl MethodKind {
             MethodKind::Lark(_) => "lark",
             MethodKind::Wechat(_) => "wechat",
             MethodKind::Yunzhijia(_) => "yunzhijia",
+            MethodKind::Teams(_) => "teams",
         }
     }
 
@@ -66,6 +70,7 @@ impl MethodKind {
                 | MethodKind::Lark(_)
                 | MethodKind::Wechat(_)
                 | MethodKind::Yunzhijia(_)
+                | MethodKind::Teams(_)
         )
     }
 
@@ -80,7 +85,7 @@ impl MethodKind {
             MethodKind::Lark(l) => Some(l.callback_path()),
             MethodKind::Wechat(w) => Some(w.callback_path()),
             // The ticket arrives on the application's own URL: no callback.
-            MethodKind::Yunzhijia(_) => None,
+            MethodKind::Yunzhijia(_) | MethodKind::Teams(_) => None,
             MethodKind::Cas(c) => Some(c.callback_path.as_deref()),
             MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Saml2(_) => None,
         }
@@ -95,6 +100,7 @@ impl MethodKind {
             MethodKind::Lark(l) => l.default_mapping(),
             MethodKind::Wechat(_) => wechat::Wechat::default_mapping(),
             MethodKind::Yunzhijia(_) => yunzhijia::Yunzhijia::default_mapping(),
+            MethodKind::Teams(_) => teams::Teams::default_mapping(),
             MethodKind::Cas(c) => c.default_mapping(),
             MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
@@ -111,6 +117,7 @@ impl MethodKind {
             MethodKind::Lark(l) => l.outbound_urls(),
             MethodKind::Wechat(w) => w.outbound_urls(),
             MethodKind::Yunzhijia(y) => y.outbound_urls(),
+            MethodKind::Teams(t) => t.outbound_urls(),
             MethodKind::Cas(c) => c.outbound_urls(),
             MethodKind::Saml2(s) => s.outbound_urls(),
         }

@@ -274,6 +274,10 @@ pub struct Cookies {
     pub secure: bool,
     /// `SameSite` of the session cookie.
     pub same_site: SameSite,
+    /// Whether `SameSite=None` cookies also carry `Partitioned` (CHIPS), so browsers that block
+    /// third-party cookies keep them for an application embedded in another site's iframe
+    /// (a Microsoft Teams tab).
+    pub partitioned: bool,
     /// A claim whose NumericDate caps the session's expiry.
     pub expiry_claim: Option<String>,
 }
@@ -299,12 +303,22 @@ impl Cookies {
     }
 
     fn attributes(&self, max_age: u64, same_site: SameSite) -> String {
+        // Partitioned mode: every cookie (session, flows, deletions) is `SameSite=None;
+        // Secure; Partitioned`, so one partition holds them all and deletions reach them.
+        let same_site = if self.partitioned {
+            SameSite::None
+        } else {
+            same_site
+        };
         let mut a = format!(
             "; Path=/; HttpOnly; SameSite={}; Max-Age={max_age}",
             same_site.attribute()
         );
         if self.secure {
             a.push_str("; Secure");
+            if self.partitioned && same_site == SameSite::None {
+                a.push_str("; Partitioned");
+            }
         }
         a
     }
@@ -545,6 +559,7 @@ mod tests {
             ttl: 3600,
             secure: true,
             same_site: SameSite::Lax,
+            partitioned: false,
             expiry_claim: None,
         }
     }

@@ -26,6 +26,8 @@ mod oidc;
 mod requests;
 #[path = "flows/saml2.rs"]
 mod saml2;
+#[path = "flows/teams.rs"]
+mod teams;
 #[path = "flows/wechat.rs"]
 mod wechat;
 #[path = "flows/wecom.rs"]

@@ -20,9 +20,9 @@ use super::{Ctx, Env, Filter};
 use crate::config::{Method, Scope};
 use crate::deny::Deny;
 use crate::http::{split_target, CalloutResponse, Outcome, Query, RequestHead, Response, Step};
-use crate::methods::cn::{self, Answer, Begin, Entry, Provider, TokenKind};
+use crate::methods::cn::{self, Answer, Begin, Entry, Provider, Settled, TokenKind};
 use crate::methods::oauth2::IdpFailure;
-use crate::methods::{dingtalk, lark, wechat, wecom, yunzhijia, MethodKind};
+use crate::methods::{dingtalk, lark, teams, wechat, wecom, yunzhijia, MethodKind};
 use crate::pages;
 use crate::pending::Pending;
 use crate::random;
@@ -45,6 +45,8 @@ pub enum CnWait {
     Wechat(Exchange<wechat::Step>),
     /// Yunzhijia.
     Yunzhijia(Exchange<yunzhijia::Step>),
+    /// Microsoft Teams.
+    Teams(Exchange<teams::Step>),
 }
 
 /// One login's exchange with its provider: the login, the provider's step and what the
@@ -166,6 +168,19 @@ impl Wired for yunzhijia::Yunzhijia {
     }
 }
 
+impl Wired for teams::Teams {
+    fn wrap(ex: Exchange<teams::Step>) -> CnWait {
+        CnWait::Teams(ex)
+    }
+
+    fn of(kind: &MethodKind) -> Option<&Self> {
+        match kind {
+            MethodKind::Teams(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 /// Runs `$body` with `$p` bound to the method's provider, or evaluates `$other`.
 macro_rules! with_provider {
     ($kind:expr, $p:ident => $body:expr, _ => $other:expr) => {
@@ -188,6 +203,10 @@ macro_rules! with_provider {
             }
             MethodKind::Yunzhijia($p) => {
                 let $p: &yunzhijia::Yunzhijia = $p;
+                $body
+            }
+            MethodKind::Teams($p) => {
+                let $p: &teams::Teams = $p;
                 $body
             }
             _ => $other,
@@ -240,11 +259,13 @@ impl Filter {
             verifier: None,
             variant: Some(variant.to_owned()),
         };
-        let cookies = self
-            .config
-            .cookies
-            .write_flow(&flow, &ctx.cookies, env.now, env.rng)
-            .map_err(|_| Deny::Unavailable("random"))?;
+        let jar = &self.config.cookies;
+        let cookies = if p.cross_site() {
+            jar.write_cross_site_flow(&flow, &ctx.cookies, env.now, env.rng)
+        } else {
+            jar.write_flow(&flow, &ctx.cookies, env.now, env.rng)
+        }
+        .map_err(|_| Deny::Unavailable("random"))?;
         let response = match begin {
             Begin::Redirect(location) => Response::redirect(302, &location),
             Begin::Page(page) => {
@@ -272,7 +293,8 @@ impl Filter {
                         format!(
                             "default-src 'none'; script-src 'nonce-{nonce}' {sdk_origin}; \
                              connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; \
-                             base-uri 'none'; form-action 'self'"
+                             base-uri 'none'; form-action 'self'; frame-ancestors {}",
+                            page.frame_ancestors.as_deref().unwrap_or("'self'")
                         ),
                     )
                     .header("referrer-policy", "no-referrer")
@@ -329,7 +351,7 @@ impl Filter {
                 let redirect_uri = self.cn_redirect_uri(&m.name, p.callback_path());
                 let step = p.callback(variant, &ctx.query, &redirect_uri).map_err(|d| named(d, name))?;
                 let ex = Exchange::new(ctx.head, &flow, Landing::Redirect(flow.rd.clone()), Some(delete_flow.clone()), step);
-                Ok(self.drive(p, ex, env))
+                Ok(self.drive(p, m, ex, env))
             }, _ => Err(Deny::FlowInvalid))
         })();
         Ok(started.unwrap_or_else(|deny| self.deny(ctx, deny, vec![delete_flow])))
@@ -385,7 +407,7 @@ impl Filter {
                 let step = p.posted(variant, &fields).map_err(|d| named(d, &m.name))?;
                 let landing = Landing::Json(flow.rd.clone());
                 let ex = Exchange::new(&wait.head, &flow, landing, Some(delete_flow.clone()), step);
-                Ok(self.drive(p, ex, env))
+                Ok(self.drive(p, m, ex, env))
             }, _ => Err(Deny::FlowInvalid))
         })();
         started.unwrap_or_else(|deny| self.deny(&ctx, deny, vec![delete_flow]))
@@ -423,7 +445,7 @@ impl Filter {
                 refreshed: false,
             };
             let ex = Exchange { login, step, phase: Phase::ExpectAnswer };
-            Ok(Some(self.drive(p, ex, env)))
+            Ok(Some(self.drive(p, method, ex, env)))
         }, _ => Ok(None))
     }
 
@@ -437,17 +459,38 @@ impl Filter {
     }
 
     /// Sends the callout of the exchange's step, fetching its app token first when the cache
-    /// has none fresh.
-    fn drive<P: Wired>(&self, p: &P, mut ex: Exchange<P::Step>, env: &mut Env<'_>) -> Outcome {
-        ex.login.sent_ms = env.now_ms;
-        let token = match p.token_for(&ex.step) {
+    /// has none fresh; a step the cache settles goes on without a callout.
+    fn drive<P: Wired>(
+        &self,
+        p: &P,
+        m: &Method,
+        ex: Exchange<P::Step>,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let Exchange {
+            mut login, step, ..
+        } = ex;
+        let token_kind = p.token_for(&step);
+        let step = match p.settle(step, env.cache, env.now) {
+            Ok(Settled::Call(step)) => step,
+            Ok(Settled::Done(answer)) => {
+                return self.proceed(p, m, login, Ok(answer), token_kind, env)
+            }
+            Err(failure) => return self.cn_idp_fail(login, failure),
+        };
+        login.sent_ms = env.now_ms;
+        let token = match token_kind {
             None => None,
             Some(kind) => {
                 match cn::cached_token(env.cache, &p.token_key(kind), env.now, p.refresh_margin()) {
                     Some(token) => Some(token),
                     None => {
-                        ex.phase = Phase::ExpectAppToken(kind);
                         let callout = p.token_request(kind, env.now_ms);
+                        let ex = Exchange {
+                            login,
+                            step,
+                            phase: Phase::ExpectAppToken(kind),
+                        };
                         return Outcome::new(Step::Callout(
                             callout,
                             Pending::Cn(Box::new(P::wrap(ex))),
@@ -456,9 +499,54 @@ impl Filter {
                 }
             }
         };
-        ex.phase = Phase::ExpectAnswer;
-        let callout = p.request(&ex.step, token.as_deref(), env.now_ms);
+        let callout = p.request(&step, token.as_deref(), env.now_ms);
+        let ex = Exchange {
+            login,
+            step,
+            phase: Phase::ExpectAnswer,
+        };
         Outcome::new(Step::Callout(callout, Pending::Cn(Box::new(P::wrap(ex)))))
+    }
+
+    /// Goes on from a judged answer: the next step, a refetched app token, or the end.
+    fn proceed<P: Wired>(
+        &self,
+        p: &P,
+        m: &Method,
+        mut login: Login,
+        judged: Result<Answer<P::Step>, IdpFailure>,
+        token_kind: Option<TokenKind>,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        match judged {
+            Ok(Answer::Next(step)) => {
+                let ex = Exchange {
+                    login,
+                    step,
+                    phase: Phase::ExpectAnswer,
+                };
+                self.drive(p, m, ex, env)
+            }
+            Ok(Answer::TokenRejected(step)) => {
+                let Some(kind) = token_kind.filter(|_| !login.refreshed) else {
+                    return self.cn_idp_fail(login, IdpFailure::BadAnswer("app_token_refused"));
+                };
+                log::info!(
+                    "sso-filter: {} refused the app token; fetching a new one",
+                    P::LABEL
+                );
+                cn::forget_token(env.cache, &p.token_key(kind));
+                login.refreshed = true;
+                let ex = Exchange {
+                    login,
+                    step,
+                    phase: Phase::ExpectAnswer,
+                };
+                self.drive(p, m, ex, env)
+            }
+            Ok(Answer::Claims(claims)) => self.cn_complete(login, m, &claims, env),
+            Err(failure) => self.cn_idp_fail(login, failure),
+        }
     }
 
     /// Resumes a provider login with a callout's answer.
@@ -474,6 +562,7 @@ impl Filter {
             CnWait::Lark(ex) => self.resume_with::<lark::Lark>(ex, response, env),
             CnWait::Wechat(ex) => self.resume_with::<wechat::Wechat>(ex, response, env),
             CnWait::Yunzhijia(ex) => self.resume_with::<yunzhijia::Yunzhijia>(ex, response, env),
+            CnWait::Teams(ex) => self.resume_with::<teams::Teams>(ex, response, env),
         }
     }
 
@@ -514,28 +603,9 @@ impl Filter {
             },
             Phase::ExpectAnswer => {
                 let token_kind = p.token_for(&step);
-                match p.answer(step, &response) {
-                    Ok(Answer::Next(step)) => {
-                        let ex = Exchange { login, step, phase };
-                        self.drive(p, ex, env)
-                    }
-                    Ok(Answer::TokenRejected(step)) => {
-                        let Some(kind) = token_kind.filter(|_| !login.refreshed) else {
-                            return self
-                                .cn_idp_fail(login, IdpFailure::BadAnswer("app_token_refused"));
-                        };
-                        log::info!(
-                            "sso-filter: {} refused the app token; fetching a new one",
-                            P::LABEL
-                        );
-                        cn::forget_token(env.cache, &p.token_key(kind));
-                        login.refreshed = true;
-                        let ex = Exchange { login, step, phase };
-                        self.drive(p, ex, env)
-                    }
-                    Ok(Answer::Claims(claims)) => self.cn_complete(login, m, &claims, env),
-                    Err(failure) => self.cn_idp_fail(login, failure),
-                }
+                p.remember(&step, &response, env.cache, env.now);
+                let judged = p.answer(step, &response);
+                self.proceed(p, m, login, judged, token_kind, env)
             }
         }
     }

@@ -222,6 +222,17 @@ pub struct JsPage {
     /// The script: must call `send({code: ..., ...})` with what the JSAPI gave, or
     /// `fail(message)`.
     pub script: String,
+    /// The CSP `frame-ancestors` sources, for pages that live in another site's iframe.
+    pub frame_ancestors: Option<String>,
+}
+
+/// What a step needs before its callout, decided from the shared cache.
+#[derive(Debug)]
+pub enum Settled<S> {
+    /// Send the step's callout.
+    Call(S),
+    /// The cache already answers it.
+    Done(Answer<S>),
 }
 
 /// What a login start knows: the parameters of `/sso/login` and of the page that asked for
@@ -324,6 +335,37 @@ pub trait Provider {
     /// [`Deny`] for a malformed parameter.
     fn url_login(&self, _query: &Query) -> Result<Option<UrlLogin<Self::Step>>, Deny> {
         Ok(None)
+    }
+
+    /// Whether the login page lives in another site's iframe (its flow cookie must then be
+    /// `SameSite=None`).
+    fn cross_site(&self) -> bool {
+        false
+    }
+
+    /// Settles a step from the shared cache when it can (a cached JWKS), before any callout.
+    ///
+    /// # Errors
+    ///
+    /// [`IdpFailure`] when the cached material refuses the login.
+    fn settle(
+        &self,
+        step: Self::Step,
+        _cache: &dyn SharedCache,
+        _now: u64,
+    ) -> Result<Settled<Self::Step>, IdpFailure> {
+        Ok(Settled::Call(step))
+    }
+
+    /// Keeps what a step's answer should leave in the shared cache (a JWKS), before it is
+    /// judged.
+    fn remember(
+        &self,
+        _step: &Self::Step,
+        _response: &CalloutResponse,
+        _cache: &dyn SharedCache,
+        _now: u64,
+    ) {
     }
 
     /// The app token a step's callout needs, if any.

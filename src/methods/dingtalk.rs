@@ -468,6 +468,7 @@ impl Provider for DingTalk {
                 sdk: Some(self.jsapi_url.clone()),
                 config: json!({"corpId": self.corp_id, "clientId": self.app_key}),
                 script: IN_APP_SCRIPT.into(),
+                frame_ancestors: None,
             })),
             // The admin console appends the code itself; without one there is nothing to do.
             ADMIN => Err(Deny::MethodNeedsToken {

@@ -350,6 +350,7 @@ impl Provider for Lark {
                 sdk: Some(self.jsapi_url.clone()),
                 config: json!({"appId": self.app_id}),
                 script: IN_APP_SCRIPT.into(),
+                frame_ancestors: None,
             }));
         }
         let mut query = vec![

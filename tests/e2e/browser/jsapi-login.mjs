@@ -4,7 +4,12 @@
 // the code or token given in the arguments; the page posts it and navigates on.
 //
 //   node jsapi-login.mjs '{"url": ..., "userAgent": ..., "sdkUrl": ..., "sdk": "<js>",
-//                          "waitFor": "<url prefix of the landing page>", "screenshot": ...}'
+//                          "waitFor": "<url prefix of the landing page>", "screenshot": ...,
+//                          "wrapper": "<optional: a top-level URL whose page iframes url>"}'
+//
+// With `wrapper` (a Teams tab), the application runs in an iframe of another site: the wrapper
+// is a page on loopback (the Teams mock serves one) that frames `url`, and the landing is
+// looked for in that frame.
 //
 // Prints one JSON line: {ok, final_url, status_text, steps, posts, cookies, blocked, error}.
 // Every request off loopback other than the SDK is aborted and listed in `blocked`.
@@ -43,22 +48,39 @@ try {
     if (req.method() === 'POST') {
       let body = null;
       try { body = await r.json(); } catch { /* not JSON */ }
-      out.posts.push({ url: r.url(), status: r.status(), request: req.postDataJSON?.() ?? null, body });
+      const setCookies = (await r.headersArray()).filter((h) => h.name.toLowerCase() === 'set-cookie')
+        .map((h) => h.value);
+      out.posts.push({ url: r.url(), status: r.status(), request: req.postDataJSON?.() ?? null, body,
+        setCookies });
     }
   });
   page.on('console', (m) => out.steps.push({ console: m.text() }));
-  await page.goto(args.url, { waitUntil: 'load' });
+  page.on('requestfailed', (r) => out.steps.push({ failed: r.url(), why: r.failure()?.errorText }));
+  page.on('framenavigated', (f) => out.steps.push({ frame: f.url() }));
+  await page.goto(args.wrapper ?? args.url, { waitUntil: 'load' });
+  // The frame the application runs in: the page itself, or the wrapper's iframe.
+  const appFrame = () => (args.wrapper
+    ? page.frames().find((f) => f !== page.mainFrame()) : page.mainFrame());
   try {
-    await page.waitForURL((u) => u.toString().startsWith(args.waitFor), { timeout: 15000 });
-    await page.waitForLoadState('load');
+    const deadline = Date.now() + 15000;
+    for (;;) {
+      const f = appFrame();
+      if (f && f.url().startsWith(args.waitFor)) {
+        await f.waitForLoadState('load');
+        if (await f.locator('#login').count() > 0 || !args.wrapper) break;
+      }
+      if (Date.now() > deadline) throw new Error(`frame at ${f ? f.url() : '(none)'}`);
+      await page.waitForTimeout(100);
+    }
   } catch (e) {
     out.error = `did not reach ${args.waitFor}: ${e.message.split('\n')[0]}`;
   }
-  out.final_url = page.url();
-  out.status_text = await page.locator('#status').count() > 0
-    ? (await page.locator('#status').innerText()).trim() : null;
-  out.login = await page.locator('#login').count() > 0
-    ? (await page.locator('#login').first().innerText()).trim() : null;
+  const frame = appFrame();
+  out.final_url = frame ? frame.url() : null;
+  const text = async (sel) => (frame && await frame.locator(sel).count() > 0
+    ? (await frame.locator(sel).first().innerText()).trim() : null);
+  out.status_text = await text('#status');
+  out.login = await text('#login');
   out.cookies = await context.cookies();
   if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
   out.ok = !out.error;

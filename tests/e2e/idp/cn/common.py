@@ -273,7 +273,8 @@ class MockServer:
             data = b""
         elif isinstance(result, (bytes, bytearray)):
             data = bytes(result)
-            headers.append(("Content-Type", "text/plain"))
+            kind = "text/html" if data.startswith(b"<!doctype html>") else "text/plain"
+            headers.append(("Content-Type", kind + "; charset=utf-8"))
         else:
             data = json.dumps(result, ensure_ascii=False).encode()
             headers.append(("Content-Type", "application/json; charset=utf-8"))
