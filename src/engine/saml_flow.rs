@@ -254,7 +254,7 @@ impl Filter {
             method: method.name.clone(),
             tenant,
             exp: env.now.saturating_add(FLOW_TTL),
-            nonce: Some(request_id),
+            nonce: Some(request_id.clone()),
             verifier: None,
             variant: None,
         };
@@ -272,7 +272,14 @@ impl Filter {
                 Response::redirect(302, &location)
             }
             Binding::Post => Response::new(200)
-                .html(s.post_page(idp, &xml, &state))
+                .html(
+                    s.post_page(
+                        idp,
+                        &s.sign_post_request(&xml, &request_id)
+                            .map_err(|_| Deny::Unavailable("saml_request"))?,
+                        &state,
+                    ),
+                )
                 .header(
                     "content-security-policy",
                     "default-src 'none'; script-src 'unsafe-inline'; form-action *",

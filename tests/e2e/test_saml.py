@@ -27,7 +27,7 @@ BROWSER_DIR = harness.REPO / "tests" / "e2e" / "browser"
 sys.path.insert(0, str(harness.REPO / "tests" / "fixtures" / "saml2"))
 import generate  # noqa: E402  (pysaml2 IdP config, responses and attack constructions)
 
-METHODS = ["saml", "saml-signed", "saml-post", "saml-enc"]
+METHODS = ["saml", "saml-signed", "saml-post", "saml-enc", "saml-post-signed"]
 
 
 class SamlIdp:
@@ -84,6 +84,8 @@ def saml(envoys, tmp_path_factory):
                                             sp_private_key=sp_key.decode(),
                                             sp_certificate=sp_cert.decode(), force_authn=True)
     config["methods"]["saml-post"] = dict(common, binding="post")
+    config["methods"]["saml-post-signed"] = dict(common, binding="post", sign_authn_request=True,
+                                                 sp_private_key=sp_key.decode())
     config["methods"]["saml-enc"] = dict(common, sp_private_key=sp_key.decode(),
                                          sp_certificate=sp_cert.decode(), binding="post")
     envoy = envoys.start(config, name="saml", port=port, clusters=[("127.0.0.1", idp.port)])
@@ -315,3 +317,25 @@ def test_idp_initiated_logout_ends_the_session_everywhere(saml, recorder):
         c.jar = dict(session)
         assert_nobody_let_in(c.get("/everywhere", headers=harness.API), recorder, envoy,
                              statuses=(401,))
+
+
+def test_signed_post_request_verified_by_xmlsec1(saml, recorder):
+    """HTTP-POST binding with a signed AuthnRequest: the IdP checks the enveloped signature
+    with the xmlsec1 binary (not the filter's code) before showing its form."""
+    envoy, idp = saml
+    browser = requests.Session()
+    page = browser.get(f"{envoy.base_url}/sso/login?activeAuth=saml-post-signed&rd=%2Fps",
+                       headers=NAV)
+    form = harness.parse_forms(page.text)[0]
+    assert form["action"] == f"{idp.base}/sso/redirect" or form["action"].startswith(idp.base)
+    idp_page = browser.post(form["action"], data=form["fields"])
+    assert "password" in idp_page.text, idp_page.text[:300]
+    req = idp.received()[-1]
+    assert req["binding"] == "post" and req["signature"] is True, req
+    # A request changed after signing fails the IdP's check.
+    xml = base64.b64decode(form["fields"]["SAMLRequest"])
+    evil = xml.replace(b'AllowCreate="true"', b'AllowCreate="false"')
+    refused = browser.post(form["action"], data=dict(form["fields"],
+                                                     SAMLRequest=base64.b64encode(evil).decode()))
+    assert refused.status_code == 403, refused.text[:300]
+    assert idp.received()[-1]["signature"] is False

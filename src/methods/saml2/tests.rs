@@ -313,3 +313,42 @@ fn encrypted_assertions_decrypt_with_the_sp_key_and_still_need_a_signature() {
         );
     }
 }
+
+#[test]
+fn signed_post_requests_verify_with_the_sp_key() {
+    use rsa::pkcs8::DecodePrivateKey;
+    let key_pem = fixture("sp.key");
+    let s =
+        method(json!({"binding": "post", "sign_authn_request": true, "sp_private_key": key_pem}));
+    let xml = s.authn_request(&s.idp, "_req1", 0, "https://sp/meta", "https://sp/acs");
+    let signed = s.sign_post_request(&xml, "_req1").unwrap();
+    let doc = roxmltree::Document::parse(&signed).unwrap();
+    let root = doc.root_element();
+    let sig = root
+        .children()
+        .find(|n| is(*n, DS_NS, "Signature"))
+        .unwrap();
+    // Right after the Issuer (SAML core §3.4.1 schema order).
+    assert!(sig
+        .prev_sibling_element()
+        .is_some_and(|p| is(p, SAML_NS, "Issuer")));
+    let public = RsaPrivateKey::from_pkcs8_pem(&key_pem)
+        .unwrap()
+        .to_public_key();
+    xmldsig::verify_enveloped(root, sig, std::slice::from_ref(&public), false).unwrap();
+    // Any change breaks it.
+    let tampered = signed.replace("https://sp/acs", "https://evil/acs");
+    let doc = roxmltree::Document::parse(&tampered).unwrap();
+    let root = doc.root_element();
+    let sig = root
+        .children()
+        .find(|n| is(*n, DS_NS, "Signature"))
+        .unwrap();
+    assert_eq!(
+        xmldsig::verify_enveloped(root, sig, &[public], false),
+        Err(xmldsig::SigError::Digest)
+    );
+    // Unsigned methods leave the request as it is.
+    let plain = method(json!({"binding": "post"}));
+    assert_eq!(plain.sign_post_request(&xml, "_req1").unwrap(), xml);
+}

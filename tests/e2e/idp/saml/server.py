@@ -10,7 +10,8 @@ WSGI app, on loopback only, signing with xmlsec1.
   Its key and certificate are W/idp.key, W/idp.crt (made fresh at start).
 - `GET /sso/redirect` (HTTP-Redirect) and `POST /sso/post` (HTTP-POST): the AuthnRequest is
   parsed by pysaml2; a redirect request carrying `Signature` is verified with --sp-cert over the
-  raw `SAMLRequest=…&RelayState=…&SigAlg=…` octets. Without an IdP session (or with
+  raw `SAMLRequest=…&RelayState=…&SigAlg=…` octets; a POST request's enveloped signature is
+  checked by the xmlsec1 binary with --sp-cert. Without an IdP session (or with
   ForceAuthn) a login form is shown; then the Response goes back by an auto-submitting form
   (HTTP-POST binding) to the request's ACS, with the RelayState.
 - `GET /slo?SAMLRequest=…` (SP-initiated single logout, HTTP-Redirect): the IdP session ends
@@ -35,7 +36,10 @@ import html
 import json
 import re
 import secrets
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import urllib.parse
 from pathlib import Path
@@ -120,6 +124,23 @@ class Idp:
             return True
         except Exception:  # noqa: BLE001  (any failure is a bad signature)
             return False
+
+    def verify_post_signature(self, saml_request: str) -> bool | None:
+        """An HTTP-POST AuthnRequest's enveloped signature, checked by xmlsec1 itself with
+        --sp-cert (an implementation independent of the filter's)."""
+        xml = base64.b64decode(saml_request)
+        if b"Signature" not in xml:
+            return None
+        if self.sp_cert_pem is None:
+            return False
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "req.xml").write_bytes(xml)
+            (Path(tmp) / "sp.crt").write_bytes(self.sp_cert_pem)
+            proc = subprocess.run(
+                [shutil.which("xmlsec1") or "xmlsec1", "--verify", "--pubkey-cert-pem",
+                 f"{tmp}/sp.crt", "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:AuthnRequest",
+                 f"{tmp}/req.xml"], capture_output=True, timeout=30)
+        return proc.returncode == 0
 
     def authn_request(self, binding: str, saml_request: str, relay: str, signed):
         req = self.srv.parse_authn_request(saml_request, binding).message
@@ -216,7 +237,8 @@ class Idp:
                                          self.verify_redirect_signature(raw_query))
             else:
                 key = self.authn_request(BINDING_HTTP_POST, form.get("SAMLRequest", ""),
-                                         form.get("RelayState", ""), None)
+                                         form.get("RelayState", ""),
+                                         self.verify_post_signature(form.get("SAMLRequest", "")))
             if not isinstance(key, str):
                 return key
             user = self.sessions.get(cookies.get("idp_session", ""))
