@@ -320,8 +320,9 @@ def test_idp_initiated_logout_ends_the_session_everywhere(saml, recorder):
 
 
 def test_signed_post_request_verified_by_xmlsec1(saml, recorder):
-    """HTTP-POST binding with a signed AuthnRequest: the IdP checks the enveloped signature
-    with the xmlsec1 binary (not the filter's code) before showing its form."""
+    """HTTP-POST binding with a signed AuthnRequest: pysaml2 checks the enveloped signature
+    against the SP certificate in its metadata, and the xmlsec1 binary checks it again (neither
+    is the filter's code), before the IdP shows its form."""
     envoy, idp = saml
     browser = requests.Session()
     page = browser.get(f"{envoy.base_url}/sso/login?activeAuth=saml-post-signed&rd=%2Fps",

@@ -88,8 +88,9 @@ class Idp:
         self.sps = [(f"{args.app}/sso/saml/{m}/metadata", f"{args.app}/sso/saml/{m}/acs")
                     for m in args.methods.split(",")]
         (self.work / "srv").mkdir(exist_ok=True)
+        sp_cert_pem = Path(args.sp_cert).read_bytes() if args.sp_cert else None
         self.srv = generate.server(self.work / "srv", key, cert, self.sps, idp=self.entity,
-                                   base=self.base)
+                                   base=self.base, sp_cert=sp_cert_pem)
         self.metadata = create_metadata_string(None, config=self.srv.config).decode()
         (self.work / "idp-metadata.xml").write_text(self.metadata)
         self.sp_cert_pem = Path(args.sp_cert).read_bytes() if args.sp_cert else None
@@ -143,7 +144,13 @@ class Idp:
         return proc.returncode == 0
 
     def authn_request(self, binding: str, saml_request: str, relay: str, signed):
-        req = self.srv.parse_authn_request(saml_request, binding).message
+        try:
+            req = self.srv.parse_authn_request(saml_request, binding).message
+        except Exception as err:  # noqa: BLE001  (pysaml2 refused it: e.g. a bad signature)
+            with self.lock:
+                self.log.append({"binding": "redirect" if binding == BINDING_HTTP_REDIRECT
+                                 else "post", "signature": signed, "refused": repr(err)[:200]})
+            return page("Refused", "<p>Bad request.</p>", "403 Forbidden")
         nip = req.name_id_policy
         entry = {"id": req.id, "binding": "redirect" if binding == BINDING_HTTP_REDIRECT
                  else "post", "signature": signed, "issuer": req.issuer.text,
