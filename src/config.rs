@@ -16,7 +16,8 @@ use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
 use crate::methods::{
-    cas, dingtalk, jwt, lark, local, oauth2, saml2, teams, wechat, wecom, yunzhijia, MethodKind,
+    cas, dingtalk, jwt, lark, ldap, local, oauth2, saml2, teams, wechat, wecom, yunzhijia,
+    MethodKind,
 };
 use crate::session::{Cookies, KeyRing, SameSite};
 
@@ -498,6 +499,20 @@ impl Config {
         )
     }
 
+    /// The names of the methods that need a byte stream to their server (`type: ldap`), in
+    /// every scope: hosts without sockets refuse a configuration that has one.
+    pub fn stream_methods(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for scope in std::iter::once(&self.global).chain(self.tenants.values()) {
+            for m in scope.methods.values() {
+                if matches!(m.kind.as_ref(), MethodKind::Ldap(_)) && !out.contains(&m.name) {
+                    out.push(m.name.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Every (method path, outbound URL) the configuration calls out to.
     pub fn outbound_urls(&self) -> Vec<(String, url::Url)> {
         let mut out = Vec::new();
@@ -537,7 +552,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
                 None => return Err(ConfigError::at(
                     format!("{here}.type"),
-                    "missing (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, teams, cas, saml2)",
+                    "missing (one of: local, ldap, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, teams, cas, saml2)",
                 )),
             };
         let label = match fields.remove("label") {
@@ -593,17 +608,15 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "ldap" => {
-                return Err(ConfigError::at(
-                    format!("{here}.type"),
-                    format!("{kind} is not available in this build yet"),
-                ))
-            }
+            "ldap" => MethodKind::Ldap(Box::new(ldap::Ldap::from_raw(
+                parse_at(fields, &here)?,
+                &here,
+            )?)),
             other => {
                 return Err(ConfigError::at(
                     format!("{here}.type"),
                     format!(
-                        "unknown method type {other:?} (one of: local, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, teams, cas, saml2)"
+                        "unknown method type {other:?} (one of: local, ldap, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, teams, cas, saml2)"
                     ),
                 ))
             }

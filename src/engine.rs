@@ -23,15 +23,19 @@ use crate::config::{Config, ConfigError, Method, Scope};
 use crate::deny::{sanitize, Deny};
 use crate::http::{
     normalize_path, parse_cookies, split_target, strip_query_params, CalloutResponse, HeaderEdit,
-    Outcome, Query, RequestHead, Response, Step,
+    Outcome, Query, RequestHead, Response, Step, StreamReply,
 };
 use crate::identity::{strip_spoofed, Identity};
 use crate::memo::Memo;
 use crate::methods::jwt::expiry_from;
+use crate::methods::ldap::{DirectoryFailure, Progress};
 use crate::methods::local::LoginFailure;
+use crate::methods::throttle;
 use crate::methods::MethodKind;
 use crate::pages;
-use crate::pending::{ExpectCasLogout, ExpectLoginForm, ExpectSamlResponse, Pending};
+use crate::pending::{
+    ExpectCasLogout, ExpectDirectory, ExpectLoginForm, ExpectSamlResponse, Pending,
+};
 use crate::random::{self, Random};
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
@@ -52,6 +56,16 @@ pub struct Env<'a> {
     pub rng: &'a mut dyn Random,
     /// The process-wide cache.
     pub cache: &'a dyn SharedCache,
+}
+
+/// The one message the login page shows for every failed LDAP login: which part was wrong
+/// (user, password, directory) is for the log only.
+const DIRECTORY_MESSAGE: &str =
+    "Sign-in failed. Check your user name and password, or try again later.";
+
+/// The counter name of a directory failure.
+fn directory_reason(failure: DirectoryFailure) -> &'static str {
+    failure.reason()
 }
 
 /// The largest login-form body accepted.
@@ -168,8 +182,13 @@ impl Filter {
             Pending::ExpectCode(p) => self.cn_code_body(p, body, env),
             Pending::ExpectCasLogout(p) => self.cas_logout_post(&p.head, body, env),
             Pending::ExpectSamlResponse(p) => self.saml_acs(p, body, env),
-            // A body for a state that waits for a callout is a host bug: fail closed.
-            Pending::Redirect(_) | Pending::Cn(_) | Pending::Cas(_) | Pending::Saml(_) => {
+            // A body for a state that waits for a callout or a stream is a host bug: fail
+            // closed.
+            Pending::Redirect(_)
+            | Pending::Cn(_)
+            | Pending::Cas(_)
+            | Pending::Saml(_)
+            | Pending::Directory(_) => {
                 Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
             }
         };
@@ -196,8 +215,37 @@ impl Filter {
                 "unexpected_callout",
             )
             .respond(&head, "-", &self.login_url("/", None), Vec::new()),
+            Pending::Directory(p) => Deny::Unavailable("unexpected_callout").respond(
+                &p.head,
+                "-",
+                &self.login_url("/", None),
+                Vec::new(),
+            ),
         };
         self.name_clusters(outcome)
+    }
+
+    /// Handles what a [`Step::Stream`] round read (or its failure).
+    pub fn on_stream_reply(
+        &self,
+        pending: Pending,
+        reply: StreamReply,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        match pending {
+            Pending::Directory(wait) => self.resume_directory(*wait, reply, env),
+            // A stream for a state that waits for something else is a host bug: fail closed.
+            Pending::ExpectCode(ExpectCode { head, .. })
+            | Pending::ExpectCasLogout(ExpectCasLogout { head })
+            | Pending::ExpectSamlResponse(ExpectSamlResponse { head, .. })
+            | Pending::ExpectLoginForm(ExpectLoginForm { head }) => Deny::Unavailable(
+                "unexpected_stream",
+            )
+            .respond(&head, "-", &self.login_url("/", None), Vec::new()),
+            Pending::Redirect(_) | Pending::Cn(_) | Pending::Cas(_) | Pending::Saml(_) => {
+                Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
+            }
+        }
     }
 
     /// Works out a request's facts from its head (for inputs that resume a request).
@@ -751,7 +799,7 @@ impl Filter {
             )));
         };
         match method.kind.as_ref() {
-            MethodKind::Local(_) => {
+            MethodKind::Local(_) | MethodKind::Ldap(_) => {
                 let mut q = url::form_urlencoded::Serializer::new(String::new());
                 q.append_pair("rd", &rd)
                     .append_pair(&c.method_param, &method.name);
@@ -787,10 +835,10 @@ impl Filter {
         }
     }
 
-    /// The local method a login-page request is for: the named one, else the scope's default
-    /// if local, else the first local method.
+    /// The form method (built-in users or LDAP) a login-page request is for: the named one,
+    /// else the scope's default if it uses the form, else the first that does.
     fn local_method<'s>(&self, scope: &'s Scope, query: &Query) -> Result<&'s Method, Deny> {
-        let is_local = |m: &&Method| matches!(m.kind.as_ref(), MethodKind::Local(_));
+        let is_local = |m: &&Method| m.kind.uses_form();
         if let Some(m) = self.explicit_method(scope, query)? {
             return Some(m).filter(is_local).ok_or(Deny::NotFound);
         }
@@ -915,60 +963,223 @@ impl Filter {
             Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
         };
         let method = scope.methods.get(&flow.method).ok_or(Deny::FlowInvalid)?;
-        let MethodKind::Local(local) = method.kind.as_ref() else {
-            return Err(Deny::FlowInvalid);
+        let local = match method.kind.as_ref() {
+            MethodKind::Local(local) => local,
+            MethodKind::Ldap(ldap) => {
+                return self.start_directory(
+                    ctx,
+                    method,
+                    ldap,
+                    flow,
+                    delete_flow,
+                    username,
+                    password,
+                    env,
+                )
+            }
+            _ => return Err(Deny::FlowInvalid),
         };
         match local.authenticate(&method.name, &username, &password, env.now, env.cache) {
-            Ok(mut id) => {
-                if id.roles.is_empty() {
-                    id.roles = method.mapping.default_roles().to_vec();
-                }
-                let mut cookies = vec![delete_flow];
-                cookies.extend(self.establish(
-                    ctx,
-                    scope,
-                    id,
-                    None,
-                    SessionExtra::default(),
-                    env,
-                )?);
-                let rd = safe_return(&flow.rd, &self.config.origin);
-                log::info!("sso-filter: login method={}", method.name);
-                let response = Response::redirect(303, &rd).cookies(cookies);
-                Ok(Outcome::new(Step::Respond(response))
-                    .count(format!("sso_login_success.{}", method.name)))
-            }
+            Ok(id) => self.form_success(ctx, scope, method, &flow, delete_flow, id, env),
+            Err(failure) => self.form_failure(ctx, method, &flow, delete_flow, failure, env),
+        }
+    }
+
+    /// A form login that succeeded: the session, and back to where the user was going.
+    #[allow(clippy::too_many_arguments)]
+    fn form_success(
+        &self,
+        ctx: &Ctx<'_>,
+        scope: &Scope,
+        method: &Method,
+        flow: &Flow,
+        delete_flow: String,
+        mut id: Identity,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        if id.roles.is_empty() {
+            id.roles = method.mapping.default_roles().to_vec();
+        }
+        let mut cookies = vec![delete_flow];
+        cookies.extend(self.establish(ctx, scope, id, None, SessionExtra::default(), env)?);
+        let rd = safe_return(&flow.rd, &self.config.origin);
+        log::info!("sso-filter: login method={}", method.name);
+        let response = Response::redirect(303, &rd).cookies(cookies);
+        Ok(Outcome::new(Step::Respond(response))
+            .count(format!("sso_login_success.{}", method.name)))
+    }
+
+    /// A form login that failed: the form again, with one message per kind of failure.
+    fn form_failure(
+        &self,
+        ctx: &Ctx<'_>,
+        method: &Method,
+        flow: &Flow,
+        delete_flow: String,
+        failure: LoginFailure,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let (status, message, reason) = match failure {
+            LoginFailure::Invalid => (401, "Invalid user name or password.", "bad_credentials"),
+            LoginFailure::Throttled => (
+                429,
+                "Too many failed attempts. Try again later.",
+                "throttled",
+            ),
+            LoginFailure::Unavailable => return Err(Deny::Unavailable("throttle_store")),
+        };
+        self.form_again(ctx, method, flow, delete_flow, status, message, reason, env)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn form_again(
+        &self,
+        ctx: &Ctx<'_>,
+        method: &Method,
+        flow: &Flow,
+        delete_flow: String,
+        status: u16,
+        message: &str,
+        reason: &str,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        log::warn!(
+            "sso-filter: deny reason={reason} status={status} method={}",
+            method.name
+        );
+        let outcome = self.render_form(
+            ctx,
+            &method.name,
+            flow.tenant.clone(),
+            flow.rd.clone(),
+            status,
+            Some(message),
+            vec![delete_flow],
+            env,
+        )?;
+        Ok(outcome
+            .count(format!("sso_login_failure.{}.{reason}", method.name))
+            .count(format!("sso_deny.{reason}")))
+    }
+
+    /// An LDAP login: the throttle first, an empty password refused before any bind (it would
+    /// be an anonymous bind, which succeeds), then the first round with the directory.
+    #[allow(clippy::too_many_arguments)]
+    fn start_directory(
+        &self,
+        ctx: &Ctx<'_>,
+        method: &Method,
+        ldap: &crate::methods::ldap::Ldap,
+        flow: Flow,
+        delete_flow: String,
+        username: String,
+        password: String,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        use crate::methods::local::MAX_CREDENTIAL_BYTES;
+        let key = throttle::key(&method.name, &username);
+        let failures = match ldap.throttle.check(env.cache, &key, env.now) {
+            Ok(n) => n,
             Err(failure) => {
-                let (status, message, reason) = match failure {
-                    LoginFailure::Invalid => {
-                        (401, "Invalid user name or password.", "bad_credentials")
-                    }
-                    LoginFailure::Throttled => (
-                        429,
-                        "Too many failed attempts. Try again later.",
-                        "throttled",
-                    ),
-                    LoginFailure::Unavailable => return Err(Deny::Unavailable("throttle_store")),
-                };
+                return self.form_failure(ctx, method, &flow, delete_flow, failure, env)
+            }
+        };
+        if username.is_empty()
+            || password.is_empty()
+            || username.len() > MAX_CREDENTIAL_BYTES
+            || password.len() > MAX_CREDENTIAL_BYTES
+            || username.chars().any(char::is_control)
+        {
+            return self.form_failure(ctx, method, &flow, delete_flow, LoginFailure::Invalid, env);
+        }
+        let (exchange, conversation) = ldap.start(&username, &password);
+        let wait = ExpectDirectory {
+            head: ctx.head.clone(),
+            flow,
+            delete_flow,
+            method: method.name.clone(),
+            failures,
+            conversation,
+        };
+        Ok(Outcome::new(Step::Stream(
+            exchange,
+            Pending::Directory(Box::new(wait)),
+        )))
+    }
+
+    fn resume_directory(
+        &self,
+        wait: ExpectDirectory,
+        reply: StreamReply,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let head = wait.head.clone();
+        let ctx = self.ctx_for(&head);
+        match self.continue_directory(&ctx, wait, reply, env) {
+            Ok(outcome) => outcome,
+            Err(deny) => self.deny(&ctx, deny, Vec::new()),
+        }
+    }
+
+    fn continue_directory(
+        &self,
+        ctx: &Ctx<'_>,
+        mut wait: ExpectDirectory,
+        reply: StreamReply,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let scope = match &wait.flow.tenant {
+            None => &self.config.global,
+            Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
+        };
+        let method = scope.methods.get(&wait.method).ok_or(Deny::FlowInvalid)?;
+        let MethodKind::Ldap(ldap) = method.kind.as_ref() else {
+            return Err(Deny::FlowInvalid);
+        };
+        let user = wait.conversation.username().to_owned();
+        let result = match ldap.resume(wait.conversation, reply) {
+            Progress::Next(exchange, conversation) => {
+                wait.conversation = *conversation;
+                return Ok(Outcome::new(Step::Stream(
+                    exchange,
+                    Pending::Directory(Box::new(wait)),
+                )));
+            }
+            Progress::Done(result) => result,
+        };
+        let key = throttle::key(&method.name, &user);
+        let claims = match result {
+            Ok(claims) => claims,
+            Err(failure) => {
+                if failure.counts() {
+                    ldap.throttle
+                        .fail(env.cache, &key, env.now)
+                        .map_err(|_| Deny::Unavailable("throttle_store"))?;
+                }
                 log::warn!(
-                    "sso-filter: deny reason={reason} status={status} method={}",
+                    "sso-filter: ldap login failed method={} why={failure:?}",
                     method.name
                 );
-                let outcome = self.render_form(
+                return self.form_again(
                     ctx,
-                    &method.name,
-                    flow.tenant.clone(),
-                    flow.rd.clone(),
-                    status,
-                    Some(message),
-                    vec![delete_flow],
+                    method,
+                    &wait.flow,
+                    wait.delete_flow,
+                    401,
+                    DIRECTORY_MESSAGE,
+                    directory_reason(failure),
                     env,
-                )?;
-                Ok(outcome
-                    .count(format!("sso_login_failure.{}.{reason}", method.name))
-                    .count(format!("sso_deny.{reason}")))
+                );
             }
-        }
+        };
+        ldap.throttle.clear(env.cache, &key, wait.failures);
+        let id = Arc::clone(&method.mapping)
+            .apply(&claims, &method.name)
+            .ok_or_else(|| Deny::IdentityInvalid {
+                method: method.name.clone(),
+                why: "no login attribute",
+            })?;
+        self.form_success(ctx, scope, method, &wait.flow, wait.delete_flow, id, env)
     }
 
     fn logout(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Outcome {

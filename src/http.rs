@@ -187,6 +187,65 @@ pub enum Step {
     /// Send this callout, then call [`crate::Filter::on_callout_response`] with the answer and
     /// this pending state.
     Callout(Callout, Pending),
+    /// Carry out this byte-stream exchange (a TCP or TLS connection the host keeps for the
+    /// request), then call [`crate::Filter::on_stream_reply`] with what was read and this
+    /// pending state. Only hosts with sockets get this step (the edge build).
+    Stream(Exchange, Pending),
+}
+
+/// Where a byte stream goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS, with the server's certificate verified for `host`.
+    pub tls: bool,
+}
+
+/// One round of a byte-stream conversation.
+///
+/// The host keeps at most one stream per request. The first exchange of a request opens it to
+/// `endpoint`; later ones reuse it. Each exchange: write `send` (when not empty); then, when
+/// `read_at_least > 0`, read until at least that many bytes arrived in this round, the peer
+/// closed, or `timeout_ms` passed, never keeping more than `read_limit` bytes; then close the
+/// stream if `close`. The host also closes the stream when the request ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    /// Where the stream goes (used when it is opened).
+    pub endpoint: Endpoint,
+    /// Bytes to write.
+    pub send: Vec<u8>,
+    /// Read until at least this many bytes arrived (0: do not read).
+    pub read_at_least: usize,
+    /// Keep at most this many bytes of this round.
+    pub read_limit: usize,
+    /// Close the stream after this round.
+    pub close: bool,
+    /// Deadline for connecting, writing and reading this round, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// What a byte-stream round produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamReply {
+    /// The bytes read in this round (at most `read_limit`).
+    pub data: Vec<u8>,
+    /// How the round ended.
+    pub end: StreamEnd,
+}
+
+/// How a byte-stream round ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The stream could not be opened, written or read, or the round timed out.
+    #[default]
+    Failed,
+    /// The round completed; the stream is still open (unless the step asked to close it).
+    Open,
+    /// The peer closed the stream (the bytes before the close are in `data`).
+    PeerClosed,
 }
 
 /// A step together with the counters the host must increment for it.

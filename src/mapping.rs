@@ -250,6 +250,11 @@ impl RawMapping {
         m
     }
 
+    /// Sets the default groups path (a method's own default).
+    pub fn set_groups(&mut self, groups: Option<String>) {
+        self.groups = groups;
+    }
+
     /// Compiles every path; `at` is the JSON path of this mapping for error messages.
     ///
     /// # Errors

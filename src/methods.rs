@@ -7,10 +7,12 @@ pub mod cn;
 pub mod dingtalk;
 pub mod jwt;
 pub mod lark;
+pub mod ldap;
 pub mod local;
 pub mod oauth2;
 pub mod saml2;
 pub mod teams;
+pub mod throttle;
 pub mod wechat;
 pub mod wecom;
 pub mod yunzhijia;
@@ -40,6 +42,8 @@ pub enum MethodKind {
     Yunzhijia(Box<yunzhijia::Yunzhijia>),
     /// Microsoft Teams tab SSO (`type: teams`).
     Teams(Box<teams::Teams>),
+    /// The login form checked against an LDAP directory (`type: ldap`).
+    Ldap(Box<ldap::Ldap>),
 }
 
 impl MethodKind {
@@ -58,6 +62,7 @@ impl MethodKind {
             MethodKind::Wechat(_) => "wechat",
             MethodKind::Yunzhijia(_) => "yunzhijia",
             MethodKind::Teams(_) => "teams",
+            MethodKind::Ldap(_) => "ldap",
         }
     }
 
@@ -87,7 +92,10 @@ impl MethodKind {
             // The ticket arrives on the application's own URL: no callback.
             MethodKind::Yunzhijia(_) | MethodKind::Teams(_) => None,
             MethodKind::Cas(c) => Some(c.callback_path.as_deref()),
-            MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Saml2(_) => None,
+            MethodKind::Local(_)
+            | MethodKind::Jwt(_)
+            | MethodKind::Saml2(_)
+            | MethodKind::Ldap(_) => None,
         }
     }
 
@@ -103,14 +111,20 @@ impl MethodKind {
             MethodKind::Teams(_) => teams::Teams::default_mapping(),
             MethodKind::Cas(c) => c.default_mapping(),
             MethodKind::Saml2(s) => s.default_mapping(),
+            MethodKind::Ldap(l) => l.default_mapping.clone(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
         }
+    }
+
+    /// Whether logging in needs the form at `login_page` (built-in users, LDAP).
+    pub fn uses_form(&self) -> bool {
+        matches!(self, MethodKind::Local(_) | MethodKind::Ldap(_))
     }
 
     /// URLs this method calls out to (for `sso-filter clusters`).
     pub fn outbound_urls(&self) -> Vec<url::Url> {
         match self {
-            MethodKind::Local(_) | MethodKind::Jwt(_) => Vec::new(),
+            MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Ldap(_) => Vec::new(),
             MethodKind::OAuth2(o) => o.outbound_urls(),
             MethodKind::Wecom(w) => w.outbound_urls(),
             MethodKind::DingTalk(d) => d.outbound_urls(),

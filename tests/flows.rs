@@ -18,6 +18,8 @@ mod dingtalk;
 mod jwt_param;
 #[path = "flows/lark.rs"]
 mod lark;
+#[path = "flows/ldap.rs"]
+mod ldap;
 #[path = "flows/local.rs"]
 mod local;
 #[path = "flows/oidc.rs"]

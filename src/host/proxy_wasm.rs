@@ -40,6 +40,14 @@ struct Root {
 
 impl Context for Root {}
 
+/// Why the Envoy build refuses `type: ldap`, and what to use instead (docs/ldap.md has the
+/// measurements).
+pub const LDAP_REFUSAL: &str = "type ldap is not available in the Envoy build: proxy-wasm has \
+no socket, and Envoy's raw-TCP tunnel (CONNECT with allow_post) half-closes the connection when \
+the callout body ends, which makes OpenLDAP abandon the bind and search (measured, docs/ldap.md); \
+use the edge build (wasm-bindgen-harness), or federate the directory through an identity \
+provider (e.g. Keycloak LDAP user federation) and log in with type oidc";
+
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
@@ -51,6 +59,14 @@ impl RootContext for Root {
             }
         };
         match Filter::from_json(&bytes) {
+            Ok(filter) if !filter.config().stream_methods().is_empty() => {
+                log::error!(
+                    "sso-filter: configuration refused: methods.{}: {}",
+                    filter.config().stream_methods().join(", methods."),
+                    LDAP_REFUSAL
+                );
+                false
+            }
             Ok(filter) => {
                 log::info!("sso-filter: {}", filter.config().summary());
                 self.filter = Some(Rc::new(filter));
@@ -229,6 +245,8 @@ impl Http {
                 self.waiting_body = Some((pending, limit));
                 Action::Pause
             }
+            // Never produced here: a configuration with a stream method is refused at load.
+            Step::Stream(_, _) => self.respond(Response::new(503)),
             Step::Callout(callout, pending) => {
                 let (path, authority) = match url::Url::parse(&callout.url) {
                     Ok(u) => {

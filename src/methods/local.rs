@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::cache::{self, SharedCache};
+use crate::cache::SharedCache;
 use crate::config::ConfigError;
 use crate::identity::Identity;
+use crate::methods::throttle::{self, Throttle};
 use crate::password::PasswordHash;
 
 /// The method as written in configuration.
@@ -175,15 +176,12 @@ impl Local {
         {
             return Err(LoginFailure::Invalid);
         }
-        let key = format!("sso:throttle:{method}:{}", login.to_lowercase());
-        let (failures, since) = match cache.get(&key) {
-            Ok(v) => v.map(|(bytes, _)| parse_counter(&bytes)).unwrap_or((0, 0)),
-            Err(_) => return Err(LoginFailure::Unavailable),
+        let throttle = Throttle {
+            max_failures: self.max_failures,
+            lockout: self.lockout,
         };
-        let window_open = now < since.saturating_add(self.lockout);
-        if window_open && failures >= self.max_failures {
-            return Err(LoginFailure::Throttled);
-        }
+        let key = throttle::key(method, login);
+        let failures = throttle.check(cache, &key, now)?;
         // Unknown users cost the same as known ones (no user enumeration by timing).
         let user = self.users.get(login);
         let ok = match user {
@@ -195,36 +193,15 @@ impl Local {
         };
         match (ok, user) {
             (true, Some(u)) => {
-                if failures > 0 && cache.set(&key, b"0:0", None).is_err() {
-                    // Clearing is best effort: a stale counter only slows the next failure.
-                    log::info!("sso-filter: could not clear the throttle counter");
-                }
+                throttle.clear(cache, &key, failures);
                 let mut id = u.profile.clone();
                 id.method = method.to_owned();
                 Ok(id)
             }
             _ => {
-                let lockout = self.lockout;
-                cache::update(cache, &key, |current| {
-                    let (n, start) = current.map(parse_counter).unwrap_or((0, 0));
-                    let (n, start) = if now < start.saturating_add(lockout) {
-                        (n.saturating_add(1), start)
-                    } else {
-                        (1, now)
-                    };
-                    (format!("{n}:{start}").into_bytes(), ())
-                })
-                .map_err(|_| LoginFailure::Unavailable)?;
+                throttle.fail(cache, &key, now)?;
                 Err(LoginFailure::Invalid)
             }
         }
     }
-}
-
-fn parse_counter(bytes: &[u8]) -> (u32, u64) {
-    let text = std::str::from_utf8(bytes).unwrap_or("");
-    let mut parts = text.split(':');
-    let n = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    let since = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (n, since)
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use sso_filter::cache::MemoryCache;
-use sso_filter::http::Callout;
+use sso_filter::http::{Callout, Exchange, StreamReply};
 use sso_filter::random::SystemRandom;
 use sso_filter::{CalloutResponse, Env, Filter, HeaderEdit, RequestHead, Response, Step};
 
@@ -87,6 +87,8 @@ impl Done {
     }
 }
 
+pub type Directory = Box<dyn FnMut(&Exchange) -> StreamReply>;
+
 pub struct Driver {
     pub filter: Filter,
     pub now: u64,
@@ -95,6 +97,9 @@ pub struct Driver {
     pub counters: Vec<String>,
     pub idp: Option<Idp>,
     pub callouts: Vec<Callout>,
+    /// Answers byte-stream rounds (a scripted directory).
+    pub directory: Option<Directory>,
+    pub exchanges: Vec<Exchange>,
 }
 
 impl Driver {
@@ -109,6 +114,8 @@ impl Driver {
             counters: Vec::new(),
             idp: None,
             callouts: Vec::new(),
+            directory: None,
+            exchanges: Vec::new(),
         }
     }
 
@@ -208,6 +215,15 @@ impl Driver {
                     let body = body.clone().unwrap_or_default();
                     let body = &body[..body.len().min(limit + 1)];
                     outcome = self.filter.on_body(pending, body, &mut env);
+                }
+                Step::Stream(x, pending) => {
+                    let dir = self
+                        .directory
+                        .as_mut()
+                        .unwrap_or_else(|| panic!("unexpected stream {x:?}"));
+                    let reply = dir(&x);
+                    self.exchanges.push(x);
+                    outcome = self.filter.on_stream_reply(pending, reply, &mut env);
                 }
                 Step::Callout(c, pending) => {
                     let idp = self

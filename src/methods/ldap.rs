@@ -1,0 +1,760 @@
+//! `type: ldap`: the login form's user name and password checked against an LDAP directory.
+//!
+//! The engine speaks LDAPv3 itself ([`ber`]) and asks its host for a byte stream
+//! ([`Step::Stream`](crate::http::Step::Stream)); it never opens anything. One login is a short
+//! conversation on one connection, one request per round because a client must not send
+//! anything after a bind until its response arrives (RFC 4511 §4.2.1):
+//!
+//! - search mode: bind as the service account, search `search_base` with `user_filter` for
+//!   exactly one entry, bind as that entry's DN with the typed password, optionally bind as the
+//!   service account again and search the groups, unbind;
+//! - direct mode (`user_dn_template`): bind as the templated DN, read that entry, optionally
+//!   search the groups, unbind.
+//!
+//! Every directory failure (wrong password, no such user, several users, server down, refused,
+//! malformed, truncated or oversized replies) is one [`DirectoryFailure`]; the login page shows
+//! one message for all of them and the log says which.
+
+pub mod ber;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::config::ConfigError;
+use crate::http::{Endpoint, Exchange, StreamEnd, StreamReply};
+use crate::mapping::RawMapping;
+use crate::methods::throttle::Throttle;
+
+use self::ber::{BerError, Entry, Framed, Reply, Scope};
+
+/// Bytes a whole conversation may read from the directory.
+pub const MAX_CONVERSATION_BYTES: usize = 256 * 1024;
+
+/// Group entries read at most (the search's size limit).
+const MAX_GROUPS: u32 = 500;
+
+/// The method as written in configuration.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLdap {
+    #[serde(default)]
+    protocol: Protocol,
+    host: String,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    bind_dn: Option<String>,
+    #[serde(default)]
+    bind_password: Option<String>,
+    #[serde(default)]
+    search_base: Option<String>,
+    #[serde(default)]
+    user_filter: Option<String>,
+    #[serde(default)]
+    user_dn_template: Option<String>,
+    #[serde(default)]
+    attributes: RawAttributes,
+    #[serde(default)]
+    group_search: Option<RawGroupSearch>,
+    #[serde(default = "default_timeout")]
+    timeout_ms: u64,
+    #[serde(default = "default_max_failures")]
+    max_failures: u32,
+    #[serde(default = "default_lockout")]
+    lockout_seconds: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Protocol {
+    #[default]
+    Ldap,
+    Ldaps,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttributes {
+    #[serde(default = "default_login_attr")]
+    login: String,
+    #[serde(default = "default_name_attr")]
+    name: String,
+    #[serde(default = "default_email_attr")]
+    email: String,
+    #[serde(default)]
+    groups: Option<String>,
+    #[serde(default)]
+    extra: Vec<String>,
+}
+
+impl Default for RawAttributes {
+    fn default() -> Self {
+        RawAttributes {
+            login: default_login_attr(),
+            name: default_name_attr(),
+            email: default_email_attr(),
+            groups: None,
+            extra: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupSearch {
+    base: String,
+    #[serde(default = "default_group_filter")]
+    filter: String,
+    #[serde(default = "default_group_name")]
+    name_attribute: String,
+}
+
+fn default_timeout() -> u64 {
+    5000
+}
+fn default_max_failures() -> u32 {
+    5
+}
+fn default_lockout() -> u64 {
+    300
+}
+fn default_login_attr() -> String {
+    "uid".into()
+}
+fn default_name_attr() -> String {
+    "displayName".into()
+}
+fn default_email_attr() -> String {
+    "mail".into()
+}
+fn default_group_filter() -> String {
+    "(member={dn})".into()
+}
+fn default_group_name() -> String {
+    "cn".into()
+}
+
+/// A configured LDAP method.
+pub struct Ldap {
+    endpoint: Endpoint,
+    service: Option<(String, String)>,
+    lookup: Lookup,
+    attributes: Vec<String>,
+    login_attr: String,
+    groups_attr: Option<String>,
+    groups: Option<GroupSearch>,
+    timeout_ms: u64,
+    /// The form's throttling policy (the same one built-in users have).
+    pub throttle: Throttle,
+    /// Mapping defaults from `attributes`.
+    pub default_mapping: RawMapping,
+}
+
+impl std::fmt::Debug for Ldap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The service password never reaches a log.
+        write!(f, "Ldap({}:{})", self.endpoint.host, self.endpoint.port)
+    }
+}
+
+enum Lookup {
+    Search { base: String, filter: String },
+    Direct { template: String },
+}
+
+struct GroupSearch {
+    base: String,
+    filter: String,
+    name_attribute: String,
+}
+
+impl Ldap {
+    /// Parses the method's configuration; `at` is its JSON path.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the field.
+    pub fn from_raw(raw: RawLdap, at: &str) -> Result<Self, ConfigError> {
+        let err = |field: &str, reason: String| ConfigError {
+            path: format!("{at}.{field}"),
+            reason,
+        };
+        let host = raw.host.trim().to_owned();
+        if host.is_empty()
+            || host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "/?#@".contains(c))
+        {
+            return Err(err("host", "must be a host name or address".into()));
+        }
+        let tls = raw.protocol == Protocol::Ldaps;
+        let port = raw.port.unwrap_or(if tls { 636 } else { 389 });
+        if port == 0 {
+            return Err(err("port", "must be 1-65535".into()));
+        }
+        let service = match (raw.bind_dn, raw.bind_password) {
+            (Some(dn), Some(pw)) if !dn.is_empty() && !pw.is_empty() => Some((dn, pw)),
+            (None, None) => None,
+            _ => {
+                return Err(err(
+                    "bind_password",
+                    "bind_dn and bind_password go together, neither empty".into(),
+                ))
+            }
+        };
+        let lookup = match (raw.user_dn_template, raw.search_base) {
+            (Some(template), None) => {
+                if raw.user_filter.is_some() {
+                    return Err(err(
+                        "user_filter",
+                        "not used with user_dn_template (a direct bind)".into(),
+                    ));
+                }
+                if !template.contains("{user}") {
+                    return Err(err("user_dn_template", "must contain {user}".into()));
+                }
+                Lookup::Direct { template }
+            }
+            (None, Some(base)) => {
+                let filter = raw.user_filter.unwrap_or_else(|| "(uid={user})".into());
+                if !filter.contains("{user}") {
+                    return Err(err("user_filter", "must contain {user}".into()));
+                }
+                ber::compile_filter(&fill(&filter, "x", "x")).map_err(|e| err("user_filter", e))?;
+                Lookup::Search { base, filter }
+            }
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "user_dn_template",
+                    "either search_base (search, then bind) or user_dn_template (direct bind)"
+                        .into(),
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    "search_base",
+                    "missing (or user_dn_template for a direct bind)".into(),
+                ))
+            }
+        };
+        let groups = match raw.group_search {
+            None => None,
+            Some(g) => {
+                ber::compile_filter(&fill(&g.filter, "x", "x"))
+                    .map_err(|e| err("group_search.filter", e))?;
+                Some(GroupSearch {
+                    base: g.base,
+                    filter: g.filter,
+                    name_attribute: g.name_attribute,
+                })
+            }
+        };
+        let a = raw.attributes;
+        for (field, name) in [("login", &a.login), ("name", &a.name), ("email", &a.email)]
+            .into_iter()
+            .chain(a.groups.iter().map(|g| ("groups", g)))
+            .chain(a.extra.iter().map(|e| ("extra", e)))
+        {
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
+            if !ok {
+                return Err(err(
+                    &format!("attributes.{field}"),
+                    format!("{name:?} is not an attribute name"),
+                ));
+            }
+        }
+        if raw.timeout_ms == 0 || raw.timeout_ms > 60_000 {
+            return Err(err("timeout_ms", "must be between 1 and 60000".into()));
+        }
+        if raw.max_failures == 0 {
+            return Err(err("max_failures", "must be at least 1".into()));
+        }
+        if raw.lockout_seconds == 0 || raw.lockout_seconds > 86_400 {
+            return Err(err("lockout_seconds", "must be between 1 and 86400".into()));
+        }
+        let mut default_mapping = RawMapping::default();
+        default_mapping.set_paths(
+            Some(claim_path(&a.login)),
+            Some(claim_path(&a.name)),
+            Some(claim_path(&a.email)),
+        );
+        default_mapping.set_groups(Some("$['groups']".into()));
+        let mut attributes = vec![a.login.clone(), a.name, a.email];
+        attributes.extend(a.groups.clone());
+        attributes.extend(a.extra);
+        Ok(Ldap {
+            endpoint: Endpoint { host, port, tls },
+            service,
+            lookup,
+            attributes,
+            login_attr: a.login,
+            groups_attr: a.groups,
+            groups,
+            timeout_ms: raw.timeout_ms,
+            throttle: Throttle {
+                max_failures: raw.max_failures,
+                lockout: raw.lockout_seconds,
+            },
+            default_mapping,
+        })
+    }
+
+    /// The directory's address (for `sso-filter clusters` and the log).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The first round of a login. The caller has refused an empty password already (an empty
+    /// simple bind is an anonymous bind, which succeeds).
+    pub fn start(&self, username: &str, password: &str) -> (Exchange, Conversation) {
+        let mut conv = Conversation {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            stage: Stage::Closing(Err(DirectoryFailure::Unavailable)),
+            buffer: Vec::new(),
+            next_id: 1,
+            dn: None,
+            entry: None,
+            groups: Vec::new(),
+        };
+        let send = match (&self.lookup, &self.service) {
+            (Lookup::Search { .. }, Some((dn, pw))) => {
+                conv.send(Stage::ServiceBind, |id| ber::bind_request(id, dn, pw))
+            }
+            (Lookup::Search { .. }, None) => self.find_user(&mut conv),
+            (Lookup::Direct { template }, _) => {
+                let dn = template.replace("{user}", &ber::escape_dn_value(username));
+                let out = conv.send(Stage::UserBind, |id| ber::bind_request(id, &dn, password));
+                conv.dn = Some(dn);
+                out
+            }
+        };
+        (self.round(send, 1), conv)
+    }
+
+    /// The next round, or the end of the conversation.
+    pub fn resume(&self, mut conv: Conversation, reply: StreamReply) -> Progress {
+        if let Stage::Closing(result) = conv.stage {
+            return Progress::Done(
+                result.map(|()| conv.claims(&self.login_attr, self.groups_attr.as_deref())),
+            );
+        }
+        if conv.buffer.len().saturating_add(reply.data.len()) > MAX_CONVERSATION_BYTES {
+            return Progress::Done(Err(DirectoryFailure::Oversized));
+        }
+        conv.buffer.extend_from_slice(&reply.data);
+        loop {
+            match ber::take_message(&conv.buffer) {
+                Err(BerError::Malformed) => {
+                    return Progress::Done(Err(DirectoryFailure::Malformed))
+                }
+                Err(BerError::Oversized) => {
+                    return Progress::Done(Err(DirectoryFailure::Oversized))
+                }
+                Ok(Framed::Need(n)) => {
+                    if reply.end != StreamEnd::Open {
+                        // Closed or failed part-way: a truncated reply or a server gone.
+                        return Progress::Done(Err(if conv.buffer.is_empty() {
+                            DirectoryFailure::Unavailable
+                        } else {
+                            DirectoryFailure::Truncated
+                        }));
+                    }
+                    return Progress::Next(self.round(Vec::new(), n), Box::new(conv));
+                }
+                Ok(Framed::Message {
+                    id,
+                    reply: msg,
+                    used,
+                }) => {
+                    conv.buffer.drain(..used.min(conv.buffer.len()));
+                    match self.handle(&mut conv, id, msg) {
+                        Handled::More => continue,
+                        Handled::Send(bytes) => {
+                            if !conv.buffer.is_empty() {
+                                return Progress::Done(Err(DirectoryFailure::Malformed));
+                            }
+                            return Progress::Next(self.round(bytes, 1), Box::new(conv));
+                        }
+                        Handled::Finish(result) => {
+                            let unbind = ber::unbind_request(conv.next_id);
+                            conv.stage = Stage::Closing(result);
+                            let mut x = self.round(unbind, 0);
+                            x.close = true;
+                            return Progress::Next(x, Box::new(conv));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn round(&self, send: Vec<u8>, read_at_least: usize) -> Exchange {
+        Exchange {
+            endpoint: self.endpoint.clone(),
+            send,
+            read_at_least,
+            read_limit: MAX_CONVERSATION_BYTES,
+            close: false,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
+    fn find_user(&self, conv: &mut Conversation) -> Vec<u8> {
+        let Lookup::Search { base, filter } = &self.lookup else {
+            return Vec::new();
+        };
+        let text = fill(filter, &ber::escape_filter_value(&conv.username), "");
+        let Ok(compiled) = ber::compile_filter(&text) else {
+            // Escaped values cannot break a filter that compiled at load; refuse if one does.
+            return Vec::new();
+        };
+        let attrs = self.attribute_refs();
+        let limit = self.time_limit();
+        // Size limit 2: one entry is the user, two means the filter is ambiguous.
+        conv.send(Stage::FindUser, |id| {
+            ber::search_request(id, base, Scope::Subtree, 2, limit, &compiled, &attrs)
+        })
+    }
+
+    fn read_entry(&self, conv: &mut Conversation, dn: &str) -> Vec<u8> {
+        let attrs = self.attribute_refs();
+        let limit = self.time_limit();
+        let all = ber::compile_filter("(objectClass=*)").unwrap_or_default();
+        conv.send(Stage::ReadEntry, |id| {
+            ber::search_request(id, dn, Scope::Base, 1, limit, &all, &attrs)
+        })
+    }
+
+    fn find_groups(&self, conv: &mut Conversation, g: &GroupSearch) -> Option<Vec<u8>> {
+        let dn = conv.dn.clone().unwrap_or_default();
+        let text = fill(
+            &g.filter,
+            &ber::escape_filter_value(&conv.username),
+            &ber::escape_filter_value(&dn),
+        );
+        let compiled = ber::compile_filter(&text).ok()?;
+        let limit = self.time_limit();
+        let name = g.name_attribute.as_str();
+        Some(conv.send(Stage::FindGroups, |id| {
+            ber::search_request(
+                id,
+                &g.base,
+                Scope::Subtree,
+                MAX_GROUPS,
+                limit,
+                &compiled,
+                &[name],
+            )
+        }))
+    }
+
+    fn attribute_refs(&self) -> Vec<&str> {
+        self.attributes.iter().map(String::as_str).collect()
+    }
+
+    fn time_limit(&self) -> u32 {
+        u32::try_from(self.timeout_ms.div_ceil(1000)).unwrap_or(60)
+    }
+
+    /// After the user's own entry is known: the group search (binding as the service account
+    /// first when there is one), or the end.
+    fn after_user(&self, conv: &mut Conversation) -> Handled {
+        let Some(g) = &self.groups else {
+            return Handled::Finish(Ok(()));
+        };
+        if let Some((dn, pw)) = &self.service {
+            return Handled::Send(
+                conv.send(Stage::ServiceRebind, |id| ber::bind_request(id, dn, pw)),
+            );
+        }
+        match self.find_groups(conv, g) {
+            Some(bytes) => Handled::Send(bytes),
+            None => Handled::Finish(Err(DirectoryFailure::Malformed)),
+        }
+    }
+
+    fn handle(&self, conv: &mut Conversation, id: u32, msg: Reply) -> Handled {
+        let expected = conv.next_id.saturating_sub(1);
+        if id != expected {
+            // Message 0 is an unsolicited notice (RFC 4511 §4.4): the server is closing.
+            return Handled::Finish(Err(if id == 0 {
+                DirectoryFailure::Unavailable
+            } else {
+                DirectoryFailure::Malformed
+            }));
+        }
+        match (&conv.stage, msg) {
+            (Stage::ServiceBind, Reply::Bind(r)) => {
+                if r.code != 0 {
+                    log::error!(
+                        "sso-filter: ldap service bind refused code={} (check bind_dn and bind_password)",
+                        r.code
+                    );
+                    return Handled::Finish(Err(DirectoryFailure::Refused(r.code)));
+                }
+                let bytes = self.find_user(conv);
+                if bytes.is_empty() {
+                    return Handled::Finish(Err(DirectoryFailure::Malformed));
+                }
+                Handled::Send(bytes)
+            }
+            (Stage::FindUser | Stage::ReadEntry | Stage::FindGroups, Reply::Reference) => {
+                Handled::More
+            }
+            (Stage::FindUser | Stage::ReadEntry, Reply::Entry(e)) => {
+                if conv.entry.is_some() {
+                    return Handled::Finish(Err(DirectoryFailure::Ambiguous));
+                }
+                conv.entry = Some(e);
+                Handled::More
+            }
+            (Stage::FindUser, Reply::Done(r)) => match (r.code, conv.entry.as_ref()) {
+                (0, Some(e)) => {
+                    let dn = e.dn.clone();
+                    let pw = conv.password.clone();
+                    let bytes = conv.send(Stage::UserBind, |id| ber::bind_request(id, &dn, &pw));
+                    conv.dn = Some(dn);
+                    Handled::Send(bytes)
+                }
+                (0, None) => Handled::Finish(Err(DirectoryFailure::NoSuchUser)),
+                // sizeLimitExceeded: more than one entry matched.
+                (4, _) => Handled::Finish(Err(DirectoryFailure::Ambiguous)),
+                (code, _) => Handled::Finish(Err(DirectoryFailure::Refused(code))),
+            },
+            (Stage::UserBind, Reply::Bind(r)) => match r.code {
+                0 if conv.entry.is_none() => {
+                    let dn = conv.dn.clone().unwrap_or_default();
+                    Handled::Send(self.read_entry(conv, &dn))
+                }
+                0 => self.after_user(conv),
+                // invalidCredentials covers a wrong password and, in a direct bind, an unknown
+                // DN; noSuchObject is what some servers say for the latter.
+                49 => Handled::Finish(Err(DirectoryFailure::InvalidCredentials)),
+                32 => Handled::Finish(Err(DirectoryFailure::NoSuchUser)),
+                code => Handled::Finish(Err(DirectoryFailure::Refused(code))),
+            },
+            (Stage::ReadEntry, Reply::Done(r)) => match (r.code, conv.entry.is_some()) {
+                (0, true) => self.after_user(conv),
+                (0 | 32, false) => Handled::Finish(Err(DirectoryFailure::NoSuchUser)),
+                (code, _) => Handled::Finish(Err(DirectoryFailure::Refused(code))),
+            },
+            (Stage::ServiceRebind, Reply::Bind(r)) => {
+                if r.code != 0 {
+                    return Handled::Finish(Err(DirectoryFailure::Refused(r.code)));
+                }
+                let Some(g) = &self.groups else {
+                    return Handled::Finish(Ok(()));
+                };
+                match self.find_groups(conv, g) {
+                    Some(bytes) => Handled::Send(bytes),
+                    None => Handled::Finish(Err(DirectoryFailure::Malformed)),
+                }
+            }
+            (Stage::FindGroups, Reply::Entry(e)) => {
+                let name = self
+                    .groups
+                    .as_ref()
+                    .map_or("cn", |g| g.name_attribute.as_str());
+                let value = e
+                    .attributes
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .and_then(|(_, v)| v.first().cloned())
+                    .or_else(|| first_rdn_value(&e.dn));
+                if let Some(v) = value {
+                    if conv.groups.len() < MAX_GROUPS as usize {
+                        conv.groups.push(v);
+                    }
+                }
+                Handled::More
+            }
+            (Stage::FindGroups, Reply::Done(r)) => match r.code {
+                0 => Handled::Finish(Ok(())),
+                4 => {
+                    log::warn!("sso-filter: ldap group search hit its size limit; groups cut");
+                    Handled::Finish(Ok(()))
+                }
+                code => Handled::Finish(Err(DirectoryFailure::Refused(code))),
+            },
+            _ => Handled::Finish(Err(DirectoryFailure::Malformed)),
+        }
+    }
+}
+
+/// What comes after a round.
+#[derive(Debug)]
+pub enum Progress {
+    /// Another round: carry out this exchange, resume with this conversation.
+    Next(Exchange, Box<Conversation>),
+    /// The conversation is over: the user's claims, or why not.
+    Done(Result<Map<String, Value>, DirectoryFailure>),
+}
+
+/// Why an LDAP login failed. The login page shows one message for all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectoryFailure {
+    /// Several entries matched the user filter.
+    Ambiguous,
+    /// The user's bind was refused (wrong password; unknown DN in a direct bind).
+    InvalidCredentials,
+    /// The directory sent bytes that are not the LDAP it should.
+    Malformed,
+    /// No entry matched.
+    NoSuchUser,
+    /// A reply larger than the caps.
+    Oversized,
+    /// The directory refused an operation with this result code.
+    Refused(u32),
+    /// The reply stopped part-way.
+    Truncated,
+    /// The directory could not be reached, closed the connection, or did not answer in time.
+    Unavailable,
+}
+
+impl DirectoryFailure {
+    /// The failure's name for logs and counters.
+    pub fn reason(self) -> &'static str {
+        match self {
+            DirectoryFailure::Ambiguous => "ldap_ambiguous_user",
+            DirectoryFailure::InvalidCredentials => "bad_credentials",
+            DirectoryFailure::Malformed => "ldap_malformed",
+            DirectoryFailure::NoSuchUser => "bad_credentials",
+            DirectoryFailure::Oversized => "ldap_oversized",
+            DirectoryFailure::Refused(_) => "ldap_refused",
+            DirectoryFailure::Truncated => "ldap_truncated",
+            DirectoryFailure::Unavailable => "ldap_unavailable",
+        }
+    }
+
+    /// Whether the failure counts towards the user's throttle (a guess that was wrong, not a
+    /// directory that failed).
+    pub fn counts(self) -> bool {
+        matches!(
+            self,
+            DirectoryFailure::InvalidCredentials | DirectoryFailure::NoSuchUser
+        )
+    }
+}
+
+/// A login's conversation with the directory, between rounds.
+pub struct Conversation {
+    username: String,
+    password: String,
+    stage: Stage,
+    buffer: Vec<u8>,
+    next_id: u32,
+    dn: Option<String>,
+    entry: Option<Entry>,
+    groups: Vec<String>,
+}
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        write!(f, "Conversation({:?})", self.stage)
+    }
+}
+
+impl Conversation {
+    /// The user name as typed.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    fn send(&mut self, stage: Stage, build: impl FnOnce(u32) -> Vec<u8>) -> Vec<u8> {
+        let id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        self.stage = stage;
+        build(id)
+    }
+
+    fn claims(self, login_attr: &str, groups_attr: Option<&str>) -> Map<String, Value> {
+        let mut claims = Map::new();
+        let entry = self.entry.unwrap_or_default();
+        let dn = self.dn.unwrap_or(entry.dn);
+        let mut groups = self.groups;
+        for (name, values) in entry.attributes {
+            if groups_attr.is_some_and(|g| g.eq_ignore_ascii_case(&name)) {
+                groups.extend(values.iter().filter_map(|v| first_rdn_value(v)));
+            }
+            let value = match values.len() {
+                0 => continue,
+                1 => Value::String(values.into_iter().next().unwrap_or_default()),
+                _ => Value::Array(values.into_iter().map(Value::String).collect()),
+            };
+            // The configured spelling, so mapping paths match whatever case the server used.
+            let key = if name.eq_ignore_ascii_case(login_attr) {
+                login_attr.to_owned()
+            } else {
+                name
+            };
+            claims.insert(key, value);
+        }
+        claims.insert("dn".into(), Value::String(dn));
+        claims.insert(
+            "groups".into(),
+            Value::Array(groups.into_iter().map(Value::String).collect()),
+        );
+        claims
+    }
+}
+
+#[derive(Debug)]
+enum Stage {
+    ServiceBind,
+    FindUser,
+    UserBind,
+    ReadEntry,
+    ServiceRebind,
+    FindGroups,
+    Closing(Result<(), DirectoryFailure>),
+}
+
+enum Handled {
+    More,
+    Send(Vec<u8>),
+    Finish(Result<(), DirectoryFailure>),
+}
+
+/// `{user}` and `{dn}` filled with already escaped values.
+fn fill(template: &str, user: &str, dn: &str) -> String {
+    template.replace("{user}", user).replace("{dn}", dn)
+}
+
+/// `$['name']`: a mapping path for an attribute, whatever characters it has.
+fn claim_path(attr: &str) -> String {
+    format!("$['{attr}']")
+}
+
+/// The value of a DN's first RDN: `cn=admins,ou=groups,dc=example` → `admins`.
+fn first_rdn_value(dn: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = dn.chars();
+    // Skip the attribute type.
+    for c in chars.by_ref() {
+        if c == '=' {
+            break;
+        }
+    }
+    let mut escaped = false;
+    for c in chars {
+        match (escaped, c) {
+            (false, '\\') => escaped = true,
+            (false, ',' | '+') => break,
+            (_, c) => {
+                escaped = false;
+                out.push(c);
+            }
+        }
+    }
+    let out = out.trim().to_owned();
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+#[path = "ldap/tests.rs"]
+mod tests;
