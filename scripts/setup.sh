@@ -8,6 +8,7 @@
 #     download: Debian's /usr/bin/chromium is used)
 #   - tests/e2e/idp/oidc/node_modules (oidc-provider, the OpenID Provider of the OIDC tests)
 #   - wasm-bindgen-cli at the harness's exact wasm-bindgen version (the edge worker; setup_edge)
+#   - slapd + ldap-utils (Debian OpenLDAP; the LDAP tests start their own server; setup_slapd)
 # Works without a terminal (CI=true, no stdin). SSO_SETUP_NO_BROWSER=1 skips chromium and npm
 # (the demo does not need them).
 set -euo pipefail
@@ -107,6 +108,25 @@ setup_edge() {
 }
 if [ "${SSO_SETUP_NO_EDGE:-0}" != 1 ] && [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
   setup_edge
+fi
+
+# ---- LDAP tests: OpenLDAP (Debian slapd, ldap-utils), started by tests/e2e/slapd.py -----------
+# Only the binaries: the suite runs its own slapd with its own configuration on loopback; the
+# package's default server is not started (and not needed).
+setup_slapd() {
+  command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || local missing=1
+  command -v ldapadd >/dev/null 2>&1 || local missing=1
+  command -v openssl >/dev/null 2>&1 || local missing=1
+  [ "${missing:-0}" = 1 ] || return 0
+  if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo -n); fi
+  log "apt-get install slapd ldap-utils openssl"
+  "${SUDO[@]}" apt-get update -qq </dev/null >/dev/null
+  # The package's post-install asks for an admin password: non-interactive takes the default.
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    slapd ldap-utils openssl </dev/null >/dev/null
+}
+if [ "${SSO_SETUP_NO_LDAP:-0}" != 1 ]; then
+  setup_slapd
 fi
 
 log "ok"

@@ -1090,7 +1090,16 @@ impl Filter {
             || password.len() > MAX_CREDENTIAL_BYTES
             || username.chars().any(char::is_control)
         {
-            return self.form_failure(ctx, method, &flow, delete_flow, LoginFailure::Invalid, env);
+            return self.form_again(
+                ctx,
+                method,
+                &flow,
+                delete_flow,
+                401,
+                DIRECTORY_MESSAGE,
+                "bad_credentials",
+                env,
+            );
         }
         let (exchange, conversation) = ldap.start(&username, &password);
         let wait = ExpectDirectory {

@@ -10,12 +10,18 @@
 // the engine's header edits) and loops until the request is answered or forwarded. Every
 // decision (routing, sessions, tokens, which headers to strip or set) is the engine's, in Rust.
 // The module must be initialised (initSync) before the first request.
+//
+// Byte streams (LDAP): a `stream` step runs on a socket from `connect()`, the socket API of
+// Workers-style runtimes (`import { connect } from 'cloudflare:sockets'`), which the entry hands
+// over with useSockets(connect); under Node, node/sockets.mjs provides the same shape. Without
+// it, every stream round fails and the engine shows its login-failure page.
 
 import { SsoFilter } from './pkg/sso_filter_edge.js';
 
-// Steps per request at most: a login needs a few (body, then a callout or two); a loop longer
-// than this is an engine bug and must not spin forever.
-const MAX_STEPS = 16;
+// Steps per request at most: a login needs a few (body, then a callout or two; an LDAP login
+// six socket rounds, more when a reply comes in pieces); a loop longer than this is an engine
+// bug and must not spin forever.
+const MAX_STEPS = 64;
 
 // Headers that belong to one hop and must not be copied to the next (RFC 9110 §7.6.1), plus
 // `host` (the origin's comes from its URL) and `content-length` (fetch sets it from the body).
@@ -28,6 +34,14 @@ const HOP_BY_HOP = [
 // replaced one is not freed here (a request may still be waiting on a callout with it); the
 // FinalizationRegistry wasm-bindgen registers reclaims it once unreachable.
 let current = null;
+
+// The runtime's socket API: connect({hostname, port}, {secureTransport}) -> Socket.
+let connectSocket = null;
+
+/** Hands the handler the runtime's `connect()` (cloudflare:sockets, or node/sockets.mjs). */
+export function useSockets(connect) {
+  connectSocket = connect;
+}
 
 function filterFor(env) {
   const source = typeof env?.SSO_CONFIG === 'string' ? env.SSO_CONFIG : '';
@@ -161,7 +175,91 @@ async function callout(c) {
   }
 }
 
+/** Resolves to `fallback` after `ms`; the timer never keeps the isolate alive. */
+function within(promise, ms, fallback) {
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/**
+ * One round of a `stream` step on the request's socket (opened on the first round): write,
+ * read until at least `read_at_least` bytes came, close when asked. Returns what the engine
+ * hands to streamReply. Any failure or timeout closes the socket and reports "failed".
+ */
+async function streamRound(conn, s) {
+  const chunks = [];
+  let size = 0;
+  let end = 'open';
+  try {
+    if (!conn.socket) {
+      if (!connectSocket) throw new Error('no socket API (useSockets was not called)');
+      conn.socket = connectSocket(
+        { hostname: s.host, port: s.port },
+        { secureTransport: s.tls ? 'on' : 'off', allowHalfOpen: false },
+      );
+      conn.reader = conn.socket.readable.getReader();
+      conn.writer = conn.socket.writable.getWriter();
+    }
+    const deadline = Date.now() + s.timeout_ms;
+    const left = () => Math.max(1, deadline - Date.now());
+    if (s.send_base64) {
+      const wrote = await within(conn.writer.write(decodeBase64(s.send_base64)), left(), TIMED_OUT);
+      if (wrote === TIMED_OUT) throw new Error('write timed out');
+    }
+    while (size < s.read_at_least) {
+      const got = await within(conn.reader.read(), left(), TIMED_OUT);
+      if (got === TIMED_OUT) throw new Error('read timed out');
+      if (got.done) {
+        end = 'peer_closed';
+        break;
+      }
+      const room = s.read_limit - size;
+      const part = got.value.byteLength > room ? got.value.subarray(0, room) : got.value;
+      chunks.push(part);
+      size += part.byteLength;
+      if (size >= s.read_limit) break;
+    }
+    if (s.close || end !== 'open') closeStream(conn);
+  } catch (err) {
+    console.warn(`sso-filter: stream to ${s.host}:${s.port} failed: ${err?.message ?? err}`);
+    end = 'failed';
+    closeStream(conn);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return { json: JSON.stringify({ end }), bytes };
+}
+
+function closeStream(conn) {
+  if (!conn.socket) return;
+  const socket = conn.socket;
+  conn.socket = null;
+  try {
+    conn.reader?.releaseLock?.();
+  } catch {}
+  Promise.resolve(socket.close()).catch(() => {});
+}
+
 async function handle(request, env) {
+  const conn = { socket: null };
+  try {
+    return await handleSteps(request, env, conn);
+  } finally {
+    // A request never leaves a socket open behind it.
+    closeStream(conn);
+  }
+}
+
+async function handleSteps(request, env, conn) {
   const state = filterFor(env);
   if (state.error) return plain(503, 'sso-filter: configuration refused');
   if (!env?.ORIGIN) {
@@ -194,6 +292,11 @@ async function handle(request, env) {
         }
         body = bytes;
         step = JSON.parse(filter.body(step.pending, bytes, Date.now()));
+        break;
+      }
+      case 'stream': {
+        const answer = await streamRound(conn, step.stream);
+        step = JSON.parse(filter.streamReply(step.pending, answer.json, answer.bytes, Date.now()));
         break;
       }
       case 'callout': {

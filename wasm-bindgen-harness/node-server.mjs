@@ -19,7 +19,9 @@ import { parseArgs } from 'node:util';
 
 // Before worker.mjs is imported: its `import ... from '*.wasm'` needs the loader.
 register('./node/wasm-loader.mjs', import.meta.url);
-const { default: worker, stats } = await import('./worker.mjs');
+const { default: worker, stats, useSockets } = await import('./worker.mjs');
+// TCP/TLS sockets for the engine's byte-stream steps (LDAP), in cloudflare:sockets' shape.
+useSockets((await import('./node/sockets.mjs')).connect);
 
 const { values: args } = parseArgs({
   options: {

@@ -237,7 +237,7 @@ fn empty_password_never_binds() {
     let (mut d, binds) = driver();
     let done = post(&mut d, "alice", "");
     assert_eq!(done.status(), 401);
-    assert!(done.body().contains("Invalid user name or password."));
+    assert!(done.body().contains(MESSAGE));
     assert!(d.exchanges.is_empty());
     assert!(binds.borrow().is_empty());
 }

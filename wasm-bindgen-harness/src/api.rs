@@ -22,7 +22,13 @@
 //!     to `body(7, bytes)`;
 //!   - `{"step": "callout", "pending": 8, "callout": {"upstream", "url", "method", "headers",
 //!     "body" | "body_base64", "timeout_ms", "max_response_bytes"}}`: send it with `fetch()`, hand
-//!     the answer to `callout_response(8, ...)`.
+//!     the answer to `callout_response(8, ...)`;
+//!   - `{"step": "stream", "pending": 9, "stream": {"host", "port", "tls", "send_base64",
+//!     "read_at_least", "read_limit", "close", "timeout_ms"}}`: one round on the request's TCP
+//!     (or TLS) socket, opened on the first round: write the bytes, read until at least
+//!     `read_at_least` bytes came (0: do not read), the peer closed or the time ran out, keep at
+//!     most `read_limit`, close if `close`; hand `{"end": "open" | "peer_closed" | "failed"}` and
+//!     the bytes to `stream_reply(9, ...)`.
 //!
 //! Pending states stay in Rust ([`Edge`] keeps them in a map); JS only ever holds their number.
 
@@ -33,6 +39,7 @@ use std::fmt;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sso_filter::cache::SharedCache;
+use sso_filter::http::{StreamEnd, StreamReply};
 use sso_filter::random::Random;
 use sso_filter::{
     CalloutResponse, ConfigError, Env, Filter, HeaderEdit, Outcome, Pending, RequestHead, Step,
@@ -87,6 +94,47 @@ pub struct CalloutResponseIn {
     /// Response headers.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
+}
+
+/// How a stream round ended, as JS reports it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamReplyIn {
+    /// `open`, `peer_closed` or `failed`.
+    pub end: StreamEndIn,
+}
+
+/// How a stream round ended.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEndIn {
+    /// The round completed; the socket is still open (unless the step closed it).
+    Open,
+    /// The peer closed the socket.
+    PeerClosed,
+    /// Connecting, writing or reading failed, or the round timed out.
+    Failed,
+}
+
+/// A stream round for JS's socket.
+#[derive(Debug, Serialize)]
+pub struct StreamOut {
+    /// Host to connect to (first round).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS with the certificate verified for `host`.
+    pub tls: bool,
+    /// Bytes to write, standard base64.
+    pub send_base64: String,
+    /// Read until at least this many bytes arrived (0: do not read).
+    pub read_at_least: usize,
+    /// Keep at most this many bytes.
+    pub read_limit: usize,
+    /// Close the socket after this round.
+    pub close: bool,
+    /// Deadline for the round.
+    pub timeout_ms: u64,
 }
 
 /// One header edit for JS.
@@ -196,6 +244,13 @@ pub enum StepOut {
         pending: u32,
         /// The request to send.
         callout: CalloutOut,
+    },
+    /// One round on the request's socket, then call `stream_reply(pending, ...)`.
+    Stream {
+        /// Handle of the pending state.
+        pending: u32,
+        /// The round.
+        stream: StreamOut,
     },
 }
 
@@ -317,6 +372,33 @@ impl Edge {
         Ok(self.emit(outcome))
     }
 
+    /// What a `stream` step's round read.
+    ///
+    /// # Errors
+    ///
+    /// [`HostError`] when `pending` is not a live handle or the JSON is not a stream reply.
+    pub fn stream_reply(
+        &self,
+        pending: u32,
+        reply_json: &str,
+        data: &[u8],
+        world: World<'_>,
+    ) -> Result<String, HostError> {
+        let reply: StreamReplyIn = serde_json::from_str(reply_json)
+            .map_err(|e| HostError(format!("stream reply: {e}")))?;
+        let state = self.take(pending)?;
+        let reply = StreamReply {
+            data: data.to_vec(),
+            end: match reply.end {
+                StreamEndIn::Open => StreamEnd::Open,
+                StreamEndIn::PeerClosed => StreamEnd::PeerClosed,
+                StreamEndIn::Failed => StreamEnd::Failed,
+            },
+        };
+        let outcome = with_env(world, |env| self.filter.on_stream_reply(state, reply, env));
+        Ok(self.emit(outcome))
+    }
+
     /// Forgets a pending state whose request went away (the client left, the body could not be
     /// read). Unknown handles are ignored.
     pub fn abandon(&self, pending: u32) {
@@ -383,6 +465,19 @@ impl Edge {
                     body: BodyOut::of(c.body),
                     timeout_ms: c.timeout_ms,
                     max_response_bytes: READ_CALLOUT_BODY,
+                },
+            },
+            Step::Stream(x, pending) => StepOut::Stream {
+                pending: self.keep(pending),
+                stream: StreamOut {
+                    host: x.endpoint.host,
+                    port: x.endpoint.port,
+                    tls: x.endpoint.tls,
+                    send_base64: base64::engine::general_purpose::STANDARD.encode(&x.send),
+                    read_at_least: x.read_at_least,
+                    read_limit: x.read_limit,
+                    close: x.close,
+                    timeout_ms: x.timeout_ms,
                 },
             },
         };

@@ -153,6 +153,26 @@ impl SsoFilter {
         .map_err(js_error)
     }
 
+    /// What a `stream` step's round read: `{"end": "open" | "peer_closed" | "failed"}` and the
+    /// bytes.
+    ///
+    /// # Errors
+    ///
+    /// A JS `Error` when `pending` is not a live handle or the JSON is malformed.
+    #[wasm_bindgen(js_name = streamReply)]
+    pub fn stream_reply(
+        &self,
+        pending: u32,
+        reply_json: &str,
+        data: &[u8],
+        now: f64,
+    ) -> Result<String, JsError> {
+        in_world(now, |w| {
+            self.edge.stream_reply(pending, reply_json, data, w)
+        })
+        .map_err(js_error)
+    }
+
     /// Forgets a pending state whose request went away.
     pub fn abandon(&self, pending: u32) {
         self.edge.abandon(pending);

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""What one LDAP login adds: N consecutive form logins through the edge worker under Node
+against a real slapd on loopback (tests/e2e/slapd.py), next to N logins of a built-in user
+through the same worker. Every login must succeed. Prints the median and p95 of the POST.
+
+    .venv/bin/python bench/ldap_login.py [N]      (default 100)
+
+Needs the edge build (wasm-bindgen-harness/build.sh) and slapd (scripts/setup.sh).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+import harness  # noqa: E402
+import slapd  # noqa: E402
+
+
+def timed_logins(worker, user, password, n):
+    times = []
+    for i in range(n):
+        c = worker.client()
+        _, form, action = harness.start_local_login(c)
+        fields = dict(form["fields"], username=user, password=password)
+        start = time.perf_counter()
+        resp = c.post_form(action, fields)
+        times.append((time.perf_counter() - start) * 1000)
+        if resp.status != 303:
+            raise SystemExit(f"login {i + 1} of {n} failed: {resp!r}")
+    return times
+
+
+def report(label, times):
+    times = sorted(times)
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    print(f"{label:32s} {len(times)}/{len(times)} ok  median {statistics.median(times):6.2f} ms"
+          f"  p95 {p95:6.2f} ms")
+    return statistics.median(times)
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    work = Path(tempfile.mkdtemp(prefix="ldap-bench-"))
+    up = harness.demo_upstream.make_server("127.0.0.1", 0, harness.demo_upstream.Recorder())
+    threading.Thread(target=up.serve_forever, daemon=True).start()
+    directory = slapd.Slapd(work / "slapd").start()
+    workers = []
+    try:
+        user = harness.USERS["admin"]
+        results = {}
+        for label, method in [
+            ("local (built-in user)", None),
+            ("ldap (search + groups)", directory.method()),
+            ("ldaps (search + groups)", directory.method(tls=True)),
+        ]:
+            port = harness.free_port()
+            cfg = harness.base_config(f"http://127.0.0.1:{port}")
+            cfg["tenants"] = {}
+            if method is not None:
+                cfg["methods"] = {"ldap": dict(method, max_failures=1000)}
+                cfg["default_method"] = "ldap"
+            w = harness.NodeWorker(work, cfg, up.server_address[1], listen_port=port,
+                                   name=label.split()[0],
+                                   env={"NODE_EXTRA_CA_CERTS": str(directory.ca)}).start()
+            workers.append(w)
+            login = ("alice", "alice-pw") if method else (user.login, user.password)
+            timed_logins(w, *login, 5)  # warm-up
+            results[label] = report(label, timed_logins(w, *login, n))
+        base = results["local (built-in user)"]
+        for label in ("ldap (search + groups)", "ldaps (search + groups)"):
+            print(f"{label}: adds {results[label] - base:+.2f} ms (median) over a built-in user")
+    finally:
+        for w in workers:
+            w.stop()
+        directory.stop()
+        up.shutdown()
+
+
+if __name__ == "__main__":
+    main()
