@@ -15,6 +15,7 @@ arguments replace claims (None removes one).
 
 from __future__ import annotations
 
+import json
 import time
 
 from jwcrypto import jwk, jwt
@@ -60,7 +61,7 @@ class TeamsMock(MockServer):
                 claims[k] = v
         key = key or self.key
         token = jwt.JWT(header={"alg": "RS256", "typ": "JWT", "kid": kid or key.key_id},
-                        claims=claims)
+                        claims=json.dumps(claims))
         token.make_signed_token(key)
         return token.serialize()
 
