@@ -50,7 +50,8 @@ run demo: setup-demo wasm
 unit:
 	$(CARGO) test
 
-# The end-to-end suite alone (expects `make setup wasm cli` done). pytest's exit 5 (no test
+# The end-to-end suite alone (expects `make setup wasm cli edge` done: the LDAP tests drive the
+# Node worker). pytest's exit 5 (no test
 # collected) is a failure here.
 e2e:
 	@rc=0; $(VENV)/bin/python -m pytest -c tests/e2e/pytest.ini tests/e2e $(PYTEST_ARGS) || rc=$$?; \
@@ -75,9 +76,11 @@ test:
 	$(call phase,cargo test,$(CARGO) test)
 	$(call phase,build wasm,$(CARGO) build --release --target wasm32-wasip1 --lib)
 	$(call phase,build cli,$(CARGO) build --release)
-	$(call phase,e2e,$(MAKE) --no-print-directory e2e)
+	# The edge worker is built before either end-to-end run: some suites (LDAP) drive the
+	# Node worker even in the Envoy run.
 	$(call phase,build edge,$(EDGE)/build.sh)
 	$(call phase,edge tests,(cd $(EDGE) && $(CARGO) test && npm test))
+	$(call phase,e2e,$(MAKE) --no-print-directory e2e)
 	$(call phase,e2e node,SSO_E2E_HOST=node $(MAKE) --no-print-directory e2e)
 	@echo "== make test phase times"; cat target/phase-times.txt
 
