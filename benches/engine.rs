@@ -31,6 +31,7 @@ fn main() {
         method: "GET".into(),
         path: format!("/?jwtParam={seed}"),
         headers: vec![],
+        client: None,
     };
     let mut env = Env {
         now: 1_767_225_600,
@@ -57,11 +58,13 @@ fn main() {
         method: "GET".into(),
         path: "/app/page?x=1".into(),
         headers,
+        client: None,
     };
     let bearer_req = RequestHead {
         method: "GET".into(),
         path: "/api".into(),
         headers: vec![("authorization".into(), format!("Bearer {seed}"))],
+        client: None,
     };
     for (name, req) in [
         ("session cookie", &session_req),

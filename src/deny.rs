@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::counter::{Counter, MethodLabel};
 use crate::http::{Outcome, RequestHead, Response, Step};
 use crate::jose::JoseError;
 use crate::pages;
@@ -135,6 +136,16 @@ impl Deny {
         }
     }
 
+    /// The reason as a fixed word for the per-method failure counter: never text from the
+    /// request or the IdP (that goes to the log line).
+    pub fn counter_reason(&self) -> &'static str {
+        match self {
+            Deny::Token { error, .. } => error.reason(),
+            Deny::Idp { failure, .. } => failure.kind(),
+            other => other.code(),
+        }
+    }
+
     /// The method the refusal concerns, for per-method failure counters.
     fn method(&self) -> Option<&str> {
         match self {
@@ -157,9 +168,10 @@ impl Deny {
     ) -> Outcome {
         let reason = self.reason();
         log::warn!(
-            "sso-filter: deny reason={reason} status={} method={} path={}",
+            "sso-filter: deny reason={} status={} method={} path={}",
+            sanitize(&reason),
             self.status(),
-            self.method().unwrap_or("-"),
+            sanitize(self.method().unwrap_or("-")),
             sanitize(path)
         );
         let response = if head.is_navigation() {
@@ -180,11 +192,13 @@ impl Deny {
         let response = response
             .header("referrer-policy", "no-referrer")
             .cookies(cookies);
-        let mut outcome =
-            Outcome::new(Step::Respond(response)).count(format!("sso_deny.{}", self.code()));
+        let mut outcome = Outcome::new(Step::Respond(response)).count(Counter::Deny(self.code()));
         if let Some(method) = self.method() {
-            let short = reason.split('.').next_back().unwrap_or(&reason).to_owned();
-            outcome = outcome.count(format!("sso_login_failure.{method}.{short}"));
+            // The engine relabels a name that is not a configured method (Filter::finish).
+            outcome = outcome.count(Counter::LoginFailure(
+                MethodLabel::configured(method),
+                self.counter_reason(),
+            ));
         }
         outcome
     }

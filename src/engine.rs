@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::cache::SharedCache;
 use crate::config::{Config, ConfigError, Method, Scope};
+use crate::counter::{Counter, MethodLabel};
 use crate::deny::{sanitize, Deny};
 use crate::http::{
     normalize_path, parse_cookies, split_target, strip_query_params, CalloutResponse, HeaderEdit,
@@ -136,12 +137,22 @@ impl Filter {
         self.name_clusters(outcome)
     }
 
-    /// Names the cluster of an outgoing callout per `cluster_names`: the one place this
-    /// deployment detail is applied, whichever method made the callout.
+    /// Finishes every outcome the engine hands to a host: names the cluster of an outgoing
+    /// callout per `cluster_names` (the one place this deployment detail is applied, whichever
+    /// method made the callout), and makes sure a per-method counter names a configured
+    /// method, so no request can define a metric.
     fn name_clusters(&self, mut outcome: Outcome) -> Outcome {
         if let Step::Callout(callout, _) = &mut outcome.step {
             if let Ok(url) = url::Url::parse(&callout.url) {
                 callout.upstream = self.config.cluster_names.name(&url);
+            }
+        }
+        for counter in &mut outcome.counters {
+            let known = counter
+                .method()
+                .is_none_or(|m| self.config.method_anywhere(m.as_str()).is_some());
+            if !known {
+                *counter = counter.clone().relabel(MethodLabel::unknown());
             }
         }
         outcome
@@ -189,7 +200,7 @@ impl Filter {
             | Pending::Cas(_)
             | Pending::Saml(_)
             | Pending::Directory(_) => {
-                Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
+                Outcome::new(Step::Respond(Response::new(503))).count(Counter::Deny("unavailable"))
             }
         };
         self.name_clusters(outcome)
@@ -232,7 +243,7 @@ impl Filter {
         reply: StreamReply,
         env: &mut Env<'_>,
     ) -> Outcome {
-        match pending {
+        let outcome = match pending {
             Pending::Directory(wait) => self.resume_directory(*wait, reply, env),
             // A stream for a state that waits for something else is a host bug: fail closed.
             Pending::ExpectCode(ExpectCode { head, .. })
@@ -243,9 +254,10 @@ impl Filter {
             )
             .respond(&head, "-", &self.login_url("/", None), Vec::new()),
             Pending::Redirect(_) | Pending::Cn(_) | Pending::Cas(_) | Pending::Saml(_) => {
-                Outcome::new(Step::Respond(Response::new(503))).count("sso_deny.unavailable".into())
+                Outcome::new(Step::Respond(Response::new(503))).count(Counter::Deny("unavailable"))
             }
-        }
+        };
+        self.name_clusters(outcome)
     }
 
     /// Works out a request's facts from its head (for inputs that resume a request).
@@ -351,7 +363,7 @@ impl Filter {
         if ctx.head.is_navigation() {
             return Ok(
                 Outcome::new(Step::Respond(Response::redirect(302, &login_url)))
-                    .count("sso_redirect_login".into()),
+                    .count(Counter::RedirectLogin),
             );
         }
         log::info!("sso-filter: login required path={}", sanitize(&ctx.path));
@@ -365,7 +377,7 @@ impl Filter {
         {
             response = response.header("www-authenticate", "Bearer");
         }
-        Ok(Outcome::new(Step::Respond(response)).count("sso_unauthenticated".into()))
+        Ok(Outcome::new(Step::Respond(response)).count(Counter::Unauthenticated))
     }
 
     /// Strips every client-sent identity header and the filter's cookies, and forwards the
@@ -693,7 +705,7 @@ impl Filter {
             .header("referrer-policy", "no-referrer")
             .cookies(cookies);
         Ok(Outcome::new(Step::Respond(response))
-            .count(format!("sso_login_success.{}", method.name)))
+            .count(Counter::LoginSuccess(MethodLabel::configured(&method.name))))
     }
 
     /// `Authorization: Bearer` verified per request by a jwt method with `accept_bearer`.
@@ -1006,7 +1018,7 @@ impl Filter {
         log::info!("sso-filter: login method={}", method.name);
         let response = Response::redirect(303, &rd).cookies(cookies);
         Ok(Outcome::new(Step::Respond(response))
-            .count(format!("sso_login_success.{}", method.name)))
+            .count(Counter::LoginSuccess(MethodLabel::configured(&method.name))))
     }
 
     /// A form login that failed: the form again, with one message per kind of failure.
@@ -1040,7 +1052,7 @@ impl Filter {
         delete_flow: String,
         status: u16,
         message: &str,
-        reason: &str,
+        reason: &'static str,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
         log::warn!(
@@ -1058,8 +1070,11 @@ impl Filter {
             env,
         )?;
         Ok(outcome
-            .count(format!("sso_login_failure.{}.{reason}", method.name))
-            .count(format!("sso_deny.{reason}")))
+            .count(Counter::LoginFailure(
+                MethodLabel::configured(&method.name),
+                reason,
+            ))
+            .count(Counter::Deny(reason)))
     }
 
     /// An LDAP login: the throttle first, an empty password refused before any bind (it would
@@ -1212,7 +1227,7 @@ impl Filter {
             .unwrap_or(rd);
         let response =
             Response::redirect(302, &location).cookies(c.cookies.clear_session(&ctx.cookies));
-        Outcome::new(Step::Respond(response)).count("sso_logout".into())
+        Outcome::new(Step::Respond(response)).count(Counter::Logout)
     }
 
     fn userinfo(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Outcome {

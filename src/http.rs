@@ -18,6 +18,10 @@ pub struct RequestHead {
     /// Every request header as a (name, value) pair, names lower-case. HTTP/2 may split
     /// `cookie` over several fields; all of them are here.
     pub headers: Vec<(String, String)>,
+    /// The address of the peer that sent the request, when the host knows it (Envoy's
+    /// `source.address`; the edge worker's connecting address). Used for per-client
+    /// throttling and for the sources allowed to send back-channel logouts.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl RequestHead {
@@ -253,8 +257,8 @@ pub enum StreamEnd {
 pub struct Outcome {
     /// What to do.
     pub step: Step,
-    /// Counter names to increment by one (`sso_login_success.local`, ...).
-    pub counters: Vec<String>,
+    /// Counters to increment by one (a closed set: [`crate::counter::Counter`]).
+    pub counters: Vec<crate::counter::Counter>,
 }
 
 impl Outcome {
@@ -265,7 +269,7 @@ impl Outcome {
         }
     }
 
-    pub(crate) fn count(mut self, counter: String) -> Self {
+    pub(crate) fn count(mut self, counter: crate::counter::Counter) -> Self {
         self.counters.push(counter);
         self
     }
@@ -550,6 +554,7 @@ mod tests {
                 ("cookie".into(), "a=1; ; b=\"2\"; =x; noeq".into()),
                 ("cookie".into(), "c=3".into()),
             ],
+            client: None,
         };
         assert_eq!(
             parse_cookies(&head),

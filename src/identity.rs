@@ -269,6 +269,7 @@ mod tests {
                 ("X-Sso_Login".into(), "c".into()),
                 ("x-other".into(), "d".into()),
             ],
+            client: None,
         };
         let mut edits = Vec::new();
         strip_spoofed(&head, &["x-sso-login"], &mut edits);

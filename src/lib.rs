@@ -24,6 +24,7 @@
 pub mod assertion;
 pub mod cache;
 pub mod config;
+pub mod counter;
 pub mod deny;
 pub mod engine;
 pub mod http;

@@ -17,6 +17,7 @@ use base64::Engine;
 use super::{Ctx, Env, Filter};
 use crate::cache::SharedCache;
 use crate::config::{Method, Scope};
+use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
 use crate::jose::B64URL;
@@ -118,10 +119,8 @@ impl Filter {
             .write_flow(&flow, &held, env.now, env.rng)
             .map_err(|_| Deny::Unavailable("random"))?;
         let response = Response::redirect(302, &location).cookies(cookies);
-        Ok(
-            Outcome::new(Step::Respond(response))
-                .count(format!("sso_redirect_idp.{}", method.name)),
-        )
+        Ok(Outcome::new(Step::Respond(response))
+            .count(Counter::RedirectIdp(MethodLabel::configured(&method.name))))
     }
 
     /// The callback: a GET with the ticket, or the CAS server's single-logout POST.
@@ -271,7 +270,8 @@ impl Filter {
                 let response = Response::redirect(302, &rd)
                     .header("referrer-policy", "no-referrer")
                     .cookies(cookies);
-                Outcome::new(Step::Respond(response)).count(format!("sso_login_success.{}", m.name))
+                Outcome::new(Step::Respond(response))
+                    .count(Counter::LoginSuccess(MethodLabel::configured(&m.name)))
             }
             Err(deny) => fail(deny),
         }
@@ -309,8 +309,11 @@ impl Filter {
             Ok(()) => {
                 log::info!("sso-filter: single logout path={}", ctx.path);
                 let method = self.config.callbacks.get(&ctx.path).cloned();
-                Outcome::new(Step::Respond(Response::new(200)))
-                    .count(format!("sso_slo.{}", method.as_deref().unwrap_or("-")))
+                Outcome::new(Step::Respond(Response::new(200))).count(Counter::Slo(
+                    method
+                        .as_deref()
+                        .map_or_else(MethodLabel::unknown, MethodLabel::configured),
+                ))
             }
             Err(deny) => self.deny(&ctx, deny, Vec::new()),
         }

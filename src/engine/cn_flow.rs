@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::{Ctx, Env, Filter};
 use crate::config::{Method, Scope};
+use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{split_target, CalloutResponse, Outcome, Query, RequestHead, Response, Step};
 use crate::methods::cn::{self, Answer, Begin, Entry, Provider, Settled, TokenKind};
@@ -301,7 +302,7 @@ impl Filter {
             }
         };
         Ok(Outcome::new(Step::Respond(response.cookies(cookies)))
-            .count(format!("sso_redirect_idp.{}", method.name)))
+            .count(Counter::RedirectIdp(MethodLabel::configured(&method.name))))
     }
 
     fn cn_redirect_uri(&self, method: &str, path: Option<&str>) -> String {
@@ -649,7 +650,7 @@ impl Filter {
                     ),
                 };
                 Outcome::new(Step::Respond(response.cookies(cookies)))
-                    .count(format!("sso_login_success.{}", m.name))
+                    .count(Counter::LoginSuccess(MethodLabel::configured(&m.name)))
             }
             Err(deny) => self.cn_fail(ex, deny),
         }

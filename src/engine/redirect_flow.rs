@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use super::{Ctx, Env, Filter};
 use crate::cache::SharedCache;
 use crate::config::Method;
+use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::jose::B64URL;
@@ -229,10 +230,8 @@ impl Filter {
             .write_flow(&flow, &held, env.now, env.rng)
             .map_err(|_| Deny::Unavailable("random"))?;
         let response = Response::redirect(302, &location).cookies(cookies);
-        Ok(
-            Outcome::new(Step::Respond(response))
-                .count(format!("sso_redirect_idp.{}", method.name)),
-        )
+        Ok(Outcome::new(Step::Respond(response))
+            .count(Counter::RedirectIdp(MethodLabel::configured(&method.name))))
     }
 
     /// The callback: check the state, then redeem the code.
@@ -618,7 +617,8 @@ impl Filter {
                 let rd = safe_return(&finish.flow.rd, &self.config.origin);
                 log::info!("sso-filter: login method={}", m.name);
                 let response = Response::redirect(302, &rd).cookies(cookies);
-                Outcome::new(Step::Respond(response)).count(format!("sso_login_success.{}", m.name))
+                Outcome::new(Step::Respond(response))
+                    .count(Counter::LoginSuccess(MethodLabel::configured(&m.name)))
             }
             Err(deny) => self.fail(finish, &m.name, deny),
         }
@@ -760,9 +760,9 @@ impl Filter {
                 .and_then(|t| t.exp)
                 .is_some_and(|exp| env.now < exp);
             if still_valid {
-                return self
-                    .forward(&ctx, &self.prepare(session), env.now)
-                    .count(format!("sso_refresh_failure.{}", refresh.method));
+                return self.forward(&ctx, &self.prepare(session), env.now).count(
+                    Counter::Refresh(MethodLabel::configured(&refresh.method), false),
+                );
             }
             let login = self.login_url("/", Some(&ctx));
             let cookies = self.config.cookies.clear_session(&ctx.cookies);
@@ -771,8 +771,10 @@ impl Filter {
             } else {
                 Response::new(401).json(&serde_json::json!({"error": "login_required", "login_url": format!("{}{login}", self.config.origin)})).cookies(cookies)
             };
-            return Outcome::new(Step::Respond(response))
-                .count(format!("sso_refresh_failure.{}", refresh.method));
+            return Outcome::new(Step::Respond(response)).count(Counter::Refresh(
+                MethodLabel::configured(&refresh.method),
+                false,
+            ));
         };
         let old_refresh = session.token.as_ref().and_then(|t| t.refresh.clone());
         session.token = Some(UpstreamToken {
@@ -798,7 +800,10 @@ impl Filter {
                     .map(|c| crate::http::HeaderEdit::AddResponse("set-cookie".into(), c)),
             );
         }
-        outcome.count(format!("sso_refresh_success.{}", refresh.method))
+        outcome.count(Counter::Refresh(
+            MethodLabel::configured(&refresh.method),
+            true,
+        ))
     }
 }
 

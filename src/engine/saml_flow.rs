@@ -18,6 +18,7 @@ use base64::Engine;
 use super::{Ctx, Env, Filter};
 use crate::cache::SharedCache;
 use crate::config::{Method, Scope};
+use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{
     cluster_name, Callout, CalloutResponse, Outcome, Query, RequestHead, Response, Step,
@@ -287,7 +288,7 @@ impl Filter {
                 .header("referrer-policy", "no-referrer"),
         };
         Ok(Outcome::new(Step::Respond(response.cookies(cookies)))
-            .count(format!("sso_redirect_idp.{}", method.name)))
+            .count(Counter::RedirectIdp(MethodLabel::configured(&method.name))))
     }
 
     /// The ACS body: the flow by `RelayState`, then the Response verified in full.
@@ -510,7 +511,8 @@ impl Filter {
                 let response = Response::redirect(303, &rd)
                     .header("referrer-policy", "no-referrer")
                     .cookies(cookies);
-                Outcome::new(Step::Respond(response)).count(format!("sso_login_success.{}", m.name))
+                Outcome::new(Step::Respond(response))
+                    .count(Counter::LoginSuccess(MethodLabel::configured(&m.name)))
             }
             Err(deny) => fail(deny),
         }
@@ -605,7 +607,7 @@ impl Filter {
                 ))
                 .cookies(clear),
         };
-        Ok(Outcome::new(Step::Respond(outcome)).count(format!("sso_slo.{name}")))
+        Ok(Outcome::new(Step::Respond(outcome)).count(Counter::Slo(MethodLabel::configured(name))))
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -82,9 +83,8 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
             filter: self.filter.clone(),
-            waiting_body: None,
-            calls: HashMap::new(),
-            answered: false,
+            phase: Phase::Open,
+            ended: false,
             response_headers: Vec::new(),
         }))
     }
@@ -94,13 +94,32 @@ impl RootContext for Root {
     }
 }
 
+/// Where one request stands. Only the engine's terminal step moves a request out of a wait:
+/// [`Phase::Forwarded`] (its `Continue`, with its edits) or [`Phase::Answered`] (its
+/// `Respond`). While the request waits, every body chunk, trailers and end of stream are
+/// held (docs/behaviour.md, "Request lifecycle"): Envoy releases a paused request into the
+/// router as soon as a later callback returns `Continue`, so each callback checks the phase.
+enum Phase {
+    /// The request head has not been decided yet.
+    Open,
+    /// The engine asked for the body; Envoy buffers it until it is complete.
+    Body { pending: Pending, limit: usize },
+    /// A callout is in flight; its answer resumes the engine with `pending`.
+    Callout { token: u32, pending: Pending },
+    /// The engine is deciding on an input (never seen by another callback).
+    Deciding,
+    /// The engine's `Continue` was applied: the rest of the stream flows to the upstream.
+    Forwarded,
+    /// A local reply was sent: nothing of this stream reaches the upstream.
+    Answered,
+}
+
 struct Http {
     /// `None` only if Envoy created a stream despite a refused configuration: fail closed.
     filter: Option<Rc<Filter>>,
-    waiting_body: Option<(Pending, usize)>,
-    calls: HashMap<u32, Pending>,
-    /// A local reply was sent: never resume this stream (security.md A4).
-    answered: bool,
+    phase: Phase,
+    /// The client finished the request (end of stream on headers or body, or trailers).
+    ended: bool,
     /// Headers to add to the upstream's response (a refreshed session's `Set-Cookie`).
     response_headers: Vec<(String, String)>,
 }
@@ -113,8 +132,15 @@ impl Context for Http {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(pending) = self.calls.remove(&token_id) else {
-            return;
+        // Only the callout this request waits for resumes it; anything else (a stream that was
+        // answered meanwhile) is dropped.
+        let pending = match std::mem::replace(&mut self.phase, Phase::Deciding) {
+            Phase::Callout { token, pending } if token == token_id => pending,
+            other => {
+                self.phase = other;
+                log::debug!("sso-filter: callout answer {token_id} for no waiting request dropped");
+                return;
+            }
         };
         let headers: Vec<(String, String)> =
             hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
@@ -146,30 +172,34 @@ impl Context for Http {
             body,
         };
         let Some(filter) = self.filter.clone() else {
+            self.respond(Response::new(503));
             return;
         };
         let outcome = with_env(|env| filter.on_callout_response(pending, response, env));
-        self.execute(outcome, true);
+        self.execute(outcome, Input::Callout);
     }
+}
+
+/// Which callback an engine step answers: it decides how a `Continue` is carried out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// The request headers: returning `Continue` lets the request go on.
+    Headers,
+    /// The body or trailers callback: returning `Continue` releases the held headers and body.
+    Body,
+    /// A callout answer, outside any request callback: the request must be resumed.
+    Callout,
 }
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _count: usize, end_of_stream: bool) -> Action {
+        self.ended = end_of_stream;
         let Some(filter) = self.filter.clone() else {
             return self.respond(Response::new(503).header("content-type", "text/plain"));
         };
         let head = request_head();
         let outcome = with_env(|env| filter.on_request(&head, env));
-        if let Step::ReadBody { pending, limit } = outcome.step {
-            count(&outcome.counters);
-            if end_of_stream {
-                let outcome = with_env(|env| filter.on_body(pending, &[], env));
-                return self.execute(outcome, false);
-            }
-            self.waiting_body = Some((pending, limit));
-            return Action::Pause;
-        }
-        self.execute(outcome, false)
+        self.execute(outcome, Input::Headers)
     }
 
     fn on_http_response_headers(&mut self, _count: usize, _end_of_stream: bool) -> Action {
@@ -182,16 +212,45 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some((_, limit)) = &self.waiting_body else {
-            return Action::Continue;
-        };
-        let limit = *limit;
-        if !end_of_stream && body_size <= limit {
-            // Pause buffers the body until it is complete.
-            return Action::Pause;
+        self.ended |= end_of_stream;
+        match &self.phase {
+            Phase::Open | Phase::Forwarded => Action::Continue,
+            // Held (buffered) until the callout's answer decides; Envoy answers 413 itself if
+            // the client sends more than its buffer limit meanwhile.
+            Phase::Callout { .. } | Phase::Deciding | Phase::Answered => Action::Pause,
+            Phase::Body { limit, .. } => {
+                if !end_of_stream && body_size <= *limit {
+                    // Pause buffers the body until it is complete.
+                    return Action::Pause;
+                }
+                self.finish_body(body_size, Input::Body)
+            }
         }
-        let Some((pending, _)) = self.waiting_body.take() else {
-            return Action::Continue;
+    }
+
+    fn on_http_request_trailers(&mut self, _count: usize) -> Action {
+        self.ended = true;
+        match &self.phase {
+            Phase::Open | Phase::Forwarded => Action::Continue,
+            Phase::Callout { .. } | Phase::Deciding | Phase::Answered => Action::Pause,
+            // Trailers end the body: the engine decides on what was buffered.
+            Phase::Body { .. } => {
+                let size = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |b| b.len());
+                self.finish_body(size, Input::Body)
+            }
+        }
+    }
+}
+
+impl Http {
+    /// Hands the buffered body to the engine and carries out its step.
+    fn finish_body(&mut self, body_size: usize, input: Input) -> Action {
+        let Phase::Body { pending, limit } = std::mem::replace(&mut self.phase, Phase::Deciding)
+        else {
+            return Action::Pause;
         };
         // Read at most limit + 1 bytes: enough for the engine to see that a body is too large.
         let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size.min(limit + 1))
@@ -199,23 +258,17 @@ impl HttpContext for Http {
             .flatten()
             .unwrap_or_default();
         let Some(filter) = self.filter.clone() else {
-            return Action::Pause;
+            return self.respond(Response::new(503));
         };
         let outcome = with_env(|env| filter.on_body(pending, &body, env));
-        self.execute(outcome, false)
+        self.execute(outcome, input)
     }
-}
 
-impl Http {
-    /// Carries out one step. `resumed` is true when the request was paused by an earlier step
-    /// and must be resumed to continue.
-    fn execute(&mut self, outcome: Outcome, resumed: bool) -> Action {
+    /// Carries out one step of the engine, answering `input`.
+    fn execute(&mut self, outcome: Outcome, input: Input) -> Action {
         count(&outcome.counters);
         match outcome.step {
             Step::Continue(edits) => {
-                if self.answered {
-                    return Action::Pause;
-                }
                 for edit in edits {
                     let result = match &edit {
                         HeaderEdit::Remove(name) => {
@@ -235,75 +288,89 @@ impl Http {
                         return self.respond(Response::new(503));
                     }
                 }
-                if resumed && hostcalls::resume_http_request().is_err() {
+                self.phase = Phase::Forwarded;
+                if input == Input::Callout && hostcalls::resume_http_request().is_err() {
                     log::warn!("sso-filter: could not resume the request");
                 }
                 Action::Continue
             }
             Step::Respond(response) => self.respond(response),
             Step::ReadBody { pending, limit } => {
-                self.waiting_body = Some((pending, limit));
-                Action::Pause
-            }
-            // Never produced here: a configuration with a stream method is refused at load.
-            Step::Stream(_, _) => self.respond(Response::new(503)),
-            Step::Callout(callout, pending) => {
-                let (path, authority) = match url::Url::parse(&callout.url) {
-                    Ok(u) => {
-                        let mut p = u.path().to_owned();
-                        if let Some(q) = u.query() {
-                            p.push('?');
-                            p.push_str(q);
-                        }
-                        // Host with its port when the URL has one: IdPs build their own URLs
-                        // (discovery, redirects) from the Host header.
-                        let host = u.host_str().unwrap_or_default();
-                        let authority = match u.port() {
-                            Some(port) => format!("{host}:{port}"),
-                            None => host.to_owned(),
-                        };
-                        (p, authority)
-                    }
-                    Err(_) => return self.respond(Response::new(502)),
-                };
-                let mut headers: Vec<(&str, &str)> = vec![
-                    (":method", callout.method.as_str()),
-                    (":path", path.as_str()),
-                    (":authority", authority.as_str()),
-                ];
-                headers.extend(
-                    callout
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str())),
-                );
-                let body = (!callout.body.is_empty()).then_some(callout.body.as_slice());
-                match hostcalls::dispatch_http_call(
-                    &callout.upstream,
-                    headers,
-                    body,
-                    Vec::new(),
-                    Duration::from_millis(callout.timeout_ms),
-                ) {
-                    Ok(token) => {
-                        self.calls.insert(token, pending);
-                        Action::Pause
-                    }
-                    Err(status) => {
-                        // Unknown cluster and similar: answer now, never leave the request paused.
-                        log::error!(
-                            "sso-filter: callout to {} failed to start: {status:?}",
-                            callout.upstream
-                        );
+                self.phase = Phase::Body { pending, limit };
+                match (self.ended, input) {
+                    (false, _) => Action::Pause,
+                    // A request with no body (end of stream on the headers).
+                    (true, Input::Headers) => self.finish_body(0, Input::Headers),
+                    // The body went by already (during a callout, or this is a second body
+                    // wait): no engine state asks for that, so refuse rather than guess.
+                    (true, Input::Body | Input::Callout) => {
+                        log::error!("sso-filter: body wait after the body ended; refusing");
                         self.respond(Response::new(503))
                     }
                 }
+            }
+            // Never produced here: a configuration with a stream method is refused at load.
+            Step::Stream(_, _) => self.respond(Response::new(503)),
+            Step::Callout(callout, pending) => self.dispatch(callout, pending),
+        }
+    }
+
+    /// Sends a callout and waits for it.
+    fn dispatch(&mut self, callout: crate::http::Callout, pending: Pending) -> Action {
+        let (path, authority) = match url::Url::parse(&callout.url) {
+            Ok(u) => {
+                let mut p = u.path().to_owned();
+                if let Some(q) = u.query() {
+                    p.push('?');
+                    p.push_str(q);
+                }
+                // Host with its port when the URL has one: IdPs build their own URLs
+                // (discovery, redirects) from the Host header.
+                let host = u.host_str().unwrap_or_default();
+                let authority = match u.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
+                };
+                (p, authority)
+            }
+            Err(_) => return self.respond(Response::new(502)),
+        };
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", callout.method.as_str()),
+            (":path", path.as_str()),
+            (":authority", authority.as_str()),
+        ];
+        headers.extend(
+            callout
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let body = (!callout.body.is_empty()).then_some(callout.body.as_slice());
+        match hostcalls::dispatch_http_call(
+            &callout.upstream,
+            headers,
+            body,
+            Vec::new(),
+            Duration::from_millis(callout.timeout_ms),
+        ) {
+            Ok(token) => {
+                self.phase = Phase::Callout { token, pending };
+                Action::Pause
+            }
+            Err(status) => {
+                // Unknown cluster and similar: answer now, never leave the request paused.
+                log::error!(
+                    "sso-filter: callout to {} failed to start: {status:?}",
+                    callout.upstream
+                );
+                self.respond(Response::new(503))
             }
         }
     }
 
     fn respond(&mut self, response: Response) -> Action {
-        self.answered = true;
+        self.phase = Phase::Answered;
         let headers: Vec<(&str, &str)> = response
             .headers
             .iter()
@@ -319,7 +386,10 @@ impl Http {
 }
 
 fn request_head() -> RequestHead {
-    let mut head = RequestHead::default();
+    let mut head = RequestHead {
+        client: client_address(),
+        ..RequestHead::default()
+    };
     for (name, value) in hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default() {
         let value = String::from_utf8_lossy(&value).into_owned();
         match name.as_str() {
@@ -330,6 +400,18 @@ fn request_head() -> RequestHead {
         }
     }
     head
+}
+
+/// The address of the peer that sent the request (`source.address`, "ip:port").
+fn client_address() -> Option<IpAddr> {
+    let bytes = hostcalls::get_property(vec!["source", "address"])
+        .ok()
+        .flatten()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    text.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| text.parse::<IpAddr>())
+        .ok()
 }
 
 fn with_env<T>(f: impl FnOnce(&mut Env<'_>) -> T) -> T {
@@ -349,14 +431,17 @@ fn with_env<T>(f: impl FnOnce(&mut Env<'_>) -> T) -> T {
     f(&mut env)
 }
 
-fn count(counters: &[String]) {
-    for name in counters {
+/// Increments the outcome's counters. Their names come from a closed set
+/// ([`crate::counter::Counter`]), so this map and Envoy's stats stay bounded.
+fn count(counters: &[crate::counter::Counter]) {
+    for counter in counters {
+        let name = counter.to_string();
         let id = METRICS.with(|m| {
             let mut m = m.borrow_mut();
-            if let Some(id) = m.get(name) {
+            if let Some(id) = m.get(&name) {
                 return Some(*id);
             }
-            let id = hostcalls::define_metric(MetricType::Counter, name).ok()?;
+            let id = hostcalls::define_metric(MetricType::Counter, &name).ok()?;
             m.insert(name.clone(), id);
             Some(id)
         });

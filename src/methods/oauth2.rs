@@ -213,7 +213,25 @@ pub enum IdpFailure {
 }
 
 impl IdpFailure {
-    /// A short stable name for logs and counters.
+    /// The kind of failure as a fixed word, for counters (the details are in [`Self::reason`],
+    /// which may carry the IdP's own text and goes to the log only).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IdpFailure::Refused(_) => "refused",
+            IdpFailure::BadAnswer(_) => "bad_answer",
+            IdpFailure::Unreachable => "unreachable",
+            IdpFailure::Timeout => "timeout",
+            IdpFailure::IdToken(_) => "id_token",
+            IdpFailure::Nonce => "nonce",
+            IdpFailure::Issuer => "issuer",
+            IdpFailure::Subject => "subject",
+            IdpFailure::Rejected(_) => "rejected",
+            IdpFailure::Code(_) => "provider_code",
+            IdpFailure::NotMember { .. } => "not_member",
+        }
+    }
+
+    /// A short stable name for logs.
     pub fn reason(&self) -> String {
         match self {
             IdpFailure::Refused(code) => format!("refused_{}", sanitize_code(code)),

@@ -181,6 +181,7 @@ impl Driver {
             method: method.into(),
             path: path.into(),
             headers,
+            client: None,
         };
         let mut rng = SystemRandom;
         let mut env = Env {
@@ -191,7 +192,8 @@ impl Driver {
         };
         let mut outcome = self.filter.on_request(&head, &mut env);
         loop {
-            self.counters.extend(outcome.counters.iter().cloned());
+            self.counters
+                .extend(outcome.counters.iter().map(ToString::to_string));
             match outcome.step {
                 Step::Continue(edits) => {
                     // Response headers the host adds to the upstream's answer.

@@ -67,6 +67,10 @@ pub struct RequestIn {
     pub path: String,
     /// Headers as (name, value) pairs.
     pub headers: Vec<(String, String)>,
+    /// The connecting client's address, when the runtime knows it (Node: the socket's remote
+    /// address; Workers: `CF-Connecting-IP`, which Cloudflare sets). Unparsable: unknown.
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 impl From<RequestIn> for RequestHead {
@@ -81,6 +85,7 @@ impl From<RequestIn> for RequestHead {
                 .into_iter()
                 .map(|(n, v)| (n.to_ascii_lowercase(), v))
                 .collect(),
+            client: r.client.and_then(|c| c.parse().ok()),
         }
     }
 }
@@ -441,7 +446,7 @@ impl Edge {
         {
             let mut counters = self.counters.borrow_mut();
             for name in &outcome.counters {
-                *counters.entry(name.clone()).or_insert(0) += 1;
+                *counters.entry(name.to_string()).or_insert(0) += 1;
             }
         }
         let step = match outcome.step {
@@ -483,7 +488,7 @@ impl Edge {
         };
         let out = OutcomeOut {
             step,
-            counters: outcome.counters,
+            counters: outcome.counters.iter().map(ToString::to_string).collect(),
         };
         serde_json::to_string(&out).unwrap_or_else(|e| {
             // Serialising these plain structs cannot fail; if it ever did, refuse rather than
