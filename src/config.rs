@@ -93,6 +93,10 @@ struct RawConfig {
     tenants: BTreeMap<String, RawTenant>,
     #[serde(default)]
     cluster_names: ClusterNames,
+    #[serde(default)]
+    limits: crate::store::Limits,
+    #[serde(default)]
+    client_ip_header: Option<String>,
 }
 
 /// How callouts name the proxy cluster of an IdP endpoint.
@@ -210,6 +214,11 @@ pub struct Config {
     pub callbacks: BTreeMap<String, String>,
     /// How callouts name clusters.
     pub cluster_names: ClusterNames,
+    /// Bounds of the stores and the password budget.
+    pub limits: crate::store::Limits,
+    /// A header set by a trusted front proxy that carries the client address (its last
+    /// comma-separated value is used); `None`: the connection's peer address.
+    pub client_ip_header: Option<String>,
 }
 
 /// The methods available in one scope (global or a tenant) with their effective mappings.
@@ -454,7 +463,23 @@ impl Config {
             }
         }
 
+        raw.limits
+            .check()
+            .map_err(|(path, reason)| ConfigError::at(path, reason))?;
+        let client_ip_header = match raw.client_ip_header {
+            Some(h)
+                if h.is_empty()
+                    || !h
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                return Err(ConfigError::at("client_ip_header", "not a header name"));
+            }
+            other => other.map(|h| h.to_ascii_lowercase()),
+        };
         Ok(Config {
+            limits: raw.limits,
+            client_ip_header,
             cluster_names: raw.cluster_names,
             callbacks,
             origin,

@@ -45,6 +45,8 @@ pub enum Deny {
     },
     /// A needed facility (randomness, the shared cache) failed; we fail closed.
     Unavailable(&'static str),
+    /// A bounded store (by name) had no room for a single-use item; we fail closed.
+    StoreFull(&'static str),
     /// `activeAuth` names no configured method.
     UnknownMethod {
         /// The names that would have worked.
@@ -61,6 +63,15 @@ pub enum Deny {
     },
 }
 
+impl From<crate::store::StoreError> for Deny {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Full => Deny::StoreFull("once"),
+            crate::store::StoreError::Unavailable => Deny::Unavailable("shared_data"),
+        }
+    }
+}
+
 impl Deny {
     /// HTTP status.
     pub fn status(&self) -> u16 {
@@ -75,7 +86,7 @@ impl Deny {
             Deny::IdentityInvalid { .. } => 403,
             Deny::MethodNeedsToken { .. } | Deny::Token { .. } => 401,
             Deny::NotFound => 404,
-            Deny::Unavailable(_) => 503,
+            Deny::Unavailable(_) | Deny::StoreFull(_) => 503,
             Deny::Idp { failure, .. } => failure.status(),
         }
     }
@@ -91,7 +102,7 @@ impl Deny {
             Deny::MethodNeedsToken { .. } => "token_required",
             Deny::NotFound => "not_found",
             Deny::Token { .. } => "invalid_token",
-            Deny::Unavailable(_) => "unavailable",
+            Deny::Unavailable(_) | Deny::StoreFull(_) => "unavailable",
             Deny::UnknownMethod { .. } => "unknown_method",
             Deny::UnknownTenant => "unknown_tenant",
             Deny::Idp { .. } => "idp_error",
@@ -111,7 +122,9 @@ impl Deny {
             }
             Deny::NotFound => "Not found.".into(),
             Deny::Token { .. } => "The sign-in token is not valid.".into(),
-            Deny::Unavailable(_) => "Sign-in is temporarily unavailable.".into(),
+            Deny::Unavailable(_) | Deny::StoreFull(_) => {
+                "Sign-in is temporarily unavailable.".into()
+            }
             Deny::UnknownMethod { valid } => {
                 format!("Unknown sign-in method. Valid methods: {}.", valid.join(", "))
             }
@@ -131,6 +144,7 @@ impl Deny {
             }
             Deny::Token { error, .. } => format!("token.{}", error.reason()),
             Deny::Unavailable(what) => format!("unavailable.{what}"),
+            Deny::StoreFull(store) => format!("store_full.{store}"),
             Deny::Idp { failure, .. } => format!("idp.{}", failure.reason()),
             other => other.code().to_owned(),
         }
@@ -193,6 +207,9 @@ impl Deny {
             .header("referrer-policy", "no-referrer")
             .cookies(cookies);
         let mut outcome = Outcome::new(Step::Respond(response)).count(Counter::Deny(self.code()));
+        if let Deny::StoreFull(store) = &self {
+            outcome = outcome.count(Counter::StoreFull(store));
+        }
         if let Some(method) = self.method() {
             // The engine relabels a name that is not a configured method (Filter::finish).
             outcome = outcome.count(Counter::LoginFailure(

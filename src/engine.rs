@@ -30,8 +30,9 @@ use crate::identity::{strip_spoofed, Identity};
 use crate::memo::Memo;
 use crate::methods::jwt::expiry_from;
 use crate::methods::ldap::{DirectoryFailure, Progress};
+use crate::methods::local::Gate;
 use crate::methods::local::LoginFailure;
-use crate::methods::throttle;
+use crate::methods::throttle::{self, PasswordBudget};
 use crate::methods::MethodKind;
 use crate::pages;
 use crate::pending::{
@@ -40,6 +41,7 @@ use crate::pending::{
 use crate::random::{self, Random};
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
+use crate::store::Stores;
 use cn_flow::ExpectCode;
 
 pub mod cas_flow;
@@ -77,6 +79,8 @@ const MAX_FORM_BYTES: usize = 8 * 1024;
 #[derive(Debug)]
 pub struct Filter {
     config: Config,
+    /// The password budget of this worker (built-in users and LDAP binds).
+    budget: PasswordBudget,
     sessions: Memo<Prepared>,
     bearers: Memo<Prepared>,
 }
@@ -112,6 +116,7 @@ impl Filter {
     pub fn new(config: Config) -> Self {
         Filter {
             config,
+            budget: PasswordBudget::default(),
             sessions: Memo::default(),
             bearers: Memo::default(),
         }
@@ -258,6 +263,49 @@ impl Filter {
             }
         };
         self.name_clusters(outcome)
+    }
+
+    /// The bounded stores for this input (single use, logged out, throttle, locks).
+    fn stores<'s, 'c: 's>(&'s self, env: &mut Env<'c>) -> Result<Stores<'s>, Deny> {
+        Stores::open(env.cache, env.rng, &self.config.limits).map_err(Deny::from)
+    }
+
+    /// Consumes a login flow: the flow cookie whose state matches, once. The flow's state is
+    /// recorded in the single-use list until the flow expires, so a replayed callback (the same
+    /// flow cookie and state again) is refused before any callout (security.md F1).
+    fn take_flow(
+        &self,
+        ctx: &Ctx<'_>,
+        state: &str,
+        env: &mut Env<'_>,
+    ) -> Result<(Flow, String), Deny> {
+        let (flow, delete) = self
+            .config
+            .cookies
+            .take_flow(&ctx.cookies, state, env.now)
+            .ok_or(Deny::FlowInvalid)?;
+        let fresh = self.stores(env)?.use_once(
+            &format!("flow:{}", flow.state),
+            flow.exp.saturating_add(60),
+            env.now,
+        )?;
+        if !fresh {
+            return Err(Deny::FlowInvalid);
+        }
+        Ok((flow, delete))
+    }
+
+    /// The address of the client: from `client_ip_header` (its last value) when configured,
+    /// else the connection's peer.
+    fn client_of(&self, head: &RequestHead) -> Option<std::net::IpAddr> {
+        match &self.config.client_ip_header {
+            Some(name) => head
+                .header_values(name)
+                .last()
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse().ok()),
+            None => head.client,
+        }
     }
 
     /// Works out a request's facts from its head (for inputs that resume a request).
@@ -527,7 +575,7 @@ impl Filter {
             }
         };
         match &prepared.sid {
-            Some(sid) if cas_flow::logged_out(env.cache, sid) => None,
+            Some(sid) if cas_flow::logged_out(env.cache, &self.config.limits, sid, env.now) => None,
             _ => Some(prepared),
         }
     }
@@ -673,7 +721,12 @@ impl Filter {
         let MethodKind::Jwt(jwt) = method.kind.as_ref() else {
             return Err(Deny::NotFound);
         };
-        let accepted = jwt.verify(&method.name, token, env.now, env.rng, env.cache)?;
+        let stores = if jwt.memoizable() {
+            None
+        } else {
+            Some(self.stores(env)?)
+        };
+        let accepted = jwt.verify(&method.name, token, env.now, env.rng, stores.as_ref())?;
         let id = Arc::clone(&method.mapping)
             .apply(&accepted.claims, &method.name)
             .ok_or_else(|| Deny::IdentityInvalid {
@@ -740,7 +793,13 @@ impl Filter {
         let prepared = match self.bearers.get(&key, env.now) {
             Some(hit) => hit,
             None => {
-                let accepted = jwt.verify(&method.name, token, env.now, env.rng, env.cache)?;
+                let stores = if jwt.memoizable() {
+                    None
+                } else {
+                    Some(self.stores(env)?)
+                };
+                let accepted =
+                    jwt.verify(&method.name, token, env.now, env.rng, stores.as_ref())?;
                 let mut id = Arc::clone(&method.mapping)
                     .apply(&accepted.claims, &method.name)
                     .ok_or_else(|| Deny::IdentityInvalid {
@@ -965,11 +1024,7 @@ impl Filter {
         let state = field("state")?.unwrap_or("");
         let username = field("username")?.unwrap_or("").to_owned();
         let password = field("password")?.unwrap_or("").to_owned();
-        let (flow, delete_flow) = self
-            .config
-            .cookies
-            .take_flow(&ctx.cookies, state, env.now)
-            .ok_or(Deny::FlowInvalid)?;
+        let (flow, delete_flow) = self.take_flow(ctx, state, env)?;
         let scope = match &flow.tenant {
             None => &self.config.global,
             Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
@@ -991,7 +1046,22 @@ impl Filter {
             }
             _ => return Err(Deny::FlowInvalid),
         };
-        match local.authenticate(&method.name, &username, &password, env.now, env.cache) {
+        let stores = self.stores(env)?;
+        let gate = Gate {
+            stores: &stores,
+            client: self.client_of(ctx.head),
+        };
+        let (budget, limits, now_ms) = (&self.budget, &self.config.limits, env.now_ms);
+        let mut spend = || budget.take(limits, gate.client, now_ms);
+        let result = local.authenticate(
+            &method.name,
+            &username,
+            &password,
+            env.now,
+            &gate,
+            &mut spend,
+        );
+        match result {
             Ok(id) => self.form_success(ctx, scope, method, &flow, delete_flow, id, env),
             Err(failure) => self.form_failure(ctx, method, &flow, delete_flow, failure, env),
         }
@@ -1038,9 +1108,19 @@ impl Filter {
                 "Too many failed attempts. Try again later.",
                 "throttled",
             ),
+            LoginFailure::Busy => (
+                429,
+                "Too many sign-in attempts right now. Wait a moment and try again.",
+                "password_budget",
+            ),
             LoginFailure::Unavailable => return Err(Deny::Unavailable("throttle_store")),
         };
-        self.form_again(ctx, method, flow, delete_flow, status, message, reason, env)
+        let outcome =
+            self.form_again(ctx, method, flow, delete_flow, status, message, reason, env)?;
+        Ok(match failure {
+            LoginFailure::Busy => outcome.count(Counter::PasswordBudget),
+            _ => outcome,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1092,8 +1172,13 @@ impl Filter {
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
         use crate::methods::local::MAX_CREDENTIAL_BYTES;
-        let key = throttle::key(&method.name, &username);
-        let failures = match ldap.throttle.check(env.cache, &key, env.now) {
+        let client = self.client_of(ctx.head);
+        let key = throttle::key(&method.name, &username, client);
+        let checked = self
+            .stores(env)
+            .map_err(|_| LoginFailure::Unavailable)
+            .and_then(|st| ldap.throttle.check(&st, &key, env.now));
+        let failures = match checked {
             Ok(n) => n,
             Err(failure) => {
                 return self.form_failure(ctx, method, &flow, delete_flow, failure, env)
@@ -1115,6 +1200,10 @@ impl Filter {
                 "bad_credentials",
                 env,
             );
+        }
+        // A bind costs the directory what a hash costs us: the same budget.
+        if !self.budget.take(&self.config.limits, client, env.now_ms) {
+            return self.form_failure(ctx, method, &flow, delete_flow, LoginFailure::Busy, env);
         }
         let (exchange, conversation) = ldap.start(&username, &password);
         let wait = ExpectDirectory {
@@ -1171,13 +1260,14 @@ impl Filter {
             }
             Progress::Done(result) => result,
         };
-        let key = throttle::key(&method.name, &user);
+        let key = throttle::key(&method.name, &user, self.client_of(ctx.head));
+        let stores = self.stores(env)?;
         let claims = match result {
             Ok(claims) => claims,
             Err(failure) => {
                 if failure.counts() {
                     ldap.throttle
-                        .fail(env.cache, &key, env.now)
+                        .fail(&stores, &key, env.now)
                         .map_err(|_| Deny::Unavailable("throttle_store"))?;
                 }
                 log::warn!(
@@ -1196,7 +1286,7 @@ impl Filter {
                 );
             }
         };
-        ldap.throttle.clear(env.cache, &key, wait.failures);
+        ldap.throttle.clear(&stores, &key, wait.failures, env.now);
         let id = Arc::clone(&method.mapping)
             .apply(&claims, &method.name)
             .ok_or_else(|| Deny::IdentityInvalid {

@@ -39,6 +39,7 @@ pub mod pending;
 pub mod random;
 pub mod redirect;
 pub mod session;
+pub mod store;
 pub mod xmldsig;
 pub mod xmlenc;
 

@@ -46,15 +46,19 @@ pub struct CasFinish {
     sent_ms: u64,
 }
 
-/// The shared-data key that marks a ticket's sessions as logged out.
-pub(super) fn logout_key(sid: &str) -> String {
-    format!("sso:cas:slo:{sid}")
-}
-
-/// Whether single logout ended the sessions of this ticket digest. A cache that cannot be
-/// read counts as logged out (fail closed, security.md L10).
-pub(super) fn logged_out(cache: &dyn SharedCache, sid: &str) -> bool {
-    !matches!(cache.get(&logout_key(sid)), Ok(None))
+/// Whether single logout ended the sessions of this ticket (or SAML session) digest. A store
+/// that cannot be read counts as logged out (fail closed, security.md L10).
+pub(super) fn logged_out(
+    cache: &dyn SharedCache,
+    limits: &crate::store::Limits,
+    sid: &str,
+    now: u64,
+) -> bool {
+    match crate::store::Stores::peek(cache, limits) {
+        Ok(None) => false,
+        Ok(Some(stores)) => !matches!(stores.logged_out_at(sid, now), Ok(None)),
+        Err(_) => true,
+    }
 }
 
 impl Filter {
@@ -166,11 +170,7 @@ impl Filter {
                 .map_err(|_| Deny::BadRequest("duplicate_callback_param"))
         };
         let state = param("state")?.unwrap_or("");
-        let (flow, delete_flow) = self
-            .config
-            .cookies
-            .take_flow(&ctx.cookies, state, env.now)
-            .ok_or(Deny::FlowInvalid)?;
+        let (flow, delete_flow) = self.take_flow(ctx, state, env)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         let checked = (|| {
             if flow.method != method {
@@ -299,10 +299,12 @@ impl Filter {
                 .ok_or(Deny::BadRequest("no_logout_request"))?;
             let ticket =
                 cas::parse_logout_request(xml).ok_or(Deny::BadRequest("logout_request"))?;
-            let key = logout_key(&cas::ticket_id(&ticket));
-            env.cache
-                .set(&key, env.now.to_string().as_bytes(), None)
-                .map_err(|_| Deny::Unavailable("shared_data"))?;
+            let keep_until = env
+                .now
+                .saturating_add(self.config.cookies.ttl)
+                .saturating_add(60);
+            self.stores(env)?
+                .log_out(&cas::ticket_id(&ticket), env.now, keep_until, env.now)?;
             Ok(())
         })();
         match result {

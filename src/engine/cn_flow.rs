@@ -336,11 +336,7 @@ impl Filter {
             .single("state")
             .map_err(|_| Deny::BadRequest("duplicate_callback_param"))?
             .unwrap_or("");
-        let (flow, delete_flow) = self
-            .config
-            .cookies
-            .take_flow(&ctx.cookies, state, env.now)
-            .ok_or(Deny::FlowInvalid)?;
+        let (flow, delete_flow) = self.take_flow(ctx, state, env)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         let started = (|| {
             if flow.method != name {
@@ -394,9 +390,9 @@ impl Filter {
             _ => return self.deny(&ctx, Deny::BadRequest("code_body"), Vec::new()),
         };
         let state = fields.get("state").and_then(Value::as_str).unwrap_or("");
-        let Some((flow, delete_flow)) = self.config.cookies.take_flow(&ctx.cookies, state, env.now)
-        else {
-            return self.deny(&ctx, Deny::FlowInvalid, Vec::new());
+        let (flow, delete_flow) = match self.take_flow(&ctx, state, env) {
+            Ok(taken) => taken,
+            Err(deny) => return self.deny(&ctx, deny, Vec::new()),
         };
         let started = (|| {
             if flow.method != wait.method {

@@ -250,11 +250,7 @@ impl Filter {
                 .map_err(|_| Deny::BadRequest("duplicate_callback_param"))
         };
         let state = param("state")?.unwrap_or("");
-        let (flow, delete_flow) = self
-            .config
-            .cookies
-            .take_flow(&ctx.cookies, state, env.now)
-            .ok_or(Deny::FlowInvalid)?;
+        let (flow, delete_flow) = self.take_flow(ctx, state, env)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         let checked = (|| {
             if flow.method != method {
@@ -693,20 +689,18 @@ impl Filter {
             return None;
         };
         let eps = self.known_endpoints(o, env).ok().flatten()?;
-        let lock = format!("sso:refresh:{}", hex_digest(refresh));
+        // One refresh in flight per refresh token across workers: a lock in the bounded lock
+        // store that expires by itself (a worker that dies holding it blocks nobody for long).
+        let lock = format!("refresh:{}", hex_digest(refresh));
         let now = env.now;
-        let won = crate::cache::update(env.cache, &lock, |held| {
-            let busy = held
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_some_and(|at| now < at.saturating_add(REFRESH_LOCK));
-            if busy {
-                (held.unwrap_or_default().to_vec(), false)
-            } else {
-                (now.to_string().into_bytes(), true)
-            }
-        })
-        .unwrap_or(false);
+        let won = self
+            .stores(env)
+            .ok()
+            .and_then(|st| {
+                st.try_lock(&lock, now.saturating_add(REFRESH_LOCK), now)
+                    .ok()
+            })
+            .unwrap_or(false);
         if !won {
             return None;
         }

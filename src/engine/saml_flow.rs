@@ -320,10 +320,9 @@ impl Filter {
             Ok(v) => v,
             Err(deny) => return self.deny(&ctx, deny, Vec::new()),
         };
-        let Some((flow, delete_flow)) =
-            self.config.cookies.take_flow(&ctx.cookies, &state, env.now)
-        else {
-            return self.deny(&ctx, Deny::FlowInvalid, Vec::new());
+        let (flow, delete_flow) = match self.take_flow(&ctx, &state, env) {
+            Ok(taken) => taken,
+            Err(deny) => return self.deny(&ctx, deny, Vec::new()),
         };
         let fail = |deny: Deny| self.deny(&ctx, deny, vec![delete_flow.clone()]);
         if flow.method != p.method {
@@ -464,18 +463,15 @@ impl Filter {
         };
         // One-time use (security.md I10): the assertion ID is remembered until it expires;
         // a store that cannot be read or written refuses (fail closed, L10).
-        let key = saml2::replay_key(&verified.assertion_id);
-        match env.cache.get(&key) {
-            Ok(None) => {}
-            Ok(Some(_)) => return fail(refused(saml2::SamlFailure::Replayed.reason())),
-            Err(_) => return fail(Deny::Unavailable("shared_data")),
-        }
-        if env
-            .cache
-            .set(&key, verified.not_on_or_after.to_string().as_bytes(), None)
-            .is_err()
+        let item = format!("saml:{}", saml2::replay_key(&verified.assertion_id));
+        let keep_until = verified.not_on_or_after.saturating_add(60);
+        match self
+            .stores(env)
+            .and_then(|st| st.use_once(&item, keep_until, env.now).map_err(Deny::from))
         {
-            return fail(Deny::Unavailable("shared_data"));
+            Ok(true) => {}
+            Ok(false) => return fail(refused(saml2::SamlFailure::Replayed.reason())),
+            Err(deny) => return fail(deny),
         }
         let Some(id) = Arc::clone(&m.mapping).apply(&verified.claims, &m.name) else {
             return fail(Deny::IdentityInvalid {
@@ -575,11 +571,13 @@ impl Filter {
         let (request_id, indexes) = s
             .check_logout_request(&idp, &xml, &sls, env.now)
             .map_err(refused)?;
+        let stores = self.stores(env)?;
+        let keep_until = env
+            .now
+            .saturating_add(self.config.cookies.ttl)
+            .saturating_add(60);
         for index in &indexes {
-            let key = super::cas_flow::logout_key(&saml2::session_id(index));
-            env.cache
-                .set(&key, env.now.to_string().as_bytes(), None)
-                .map_err(|_| Deny::Unavailable("shared_data"))?;
+            stores.log_out(&saml2::session_id(index), env.now, keep_until, env.now)?;
         }
         log::info!(
             "sso-filter: SAML single logout method={name} sessions={}",

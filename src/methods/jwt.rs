@@ -5,7 +5,6 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::cache::{self, SharedCache};
 use crate::config::ConfigError;
 use crate::deny::Deny;
 use crate::jose::claims::{numeric_date, ClaimRules};
@@ -15,6 +14,7 @@ use crate::jose::jws::Verifier;
 use crate::jose::keys::{self, JwsAlg, VerifyKey};
 use crate::jose::{JoseError, MAX_TOKEN_BYTES};
 use crate::random::Random;
+use crate::store::Stores;
 
 /// The method as written in configuration.
 #[derive(Deserialize)]
@@ -241,7 +241,7 @@ impl Jwt {
         token: &str,
         now: u64,
         rng: &mut dyn Random,
-        cache: &dyn SharedCache,
+        stores: Option<&Stores<'_>>,
     ) -> Result<Accepted, Deny> {
         let refuse = |error: JoseError| Deny::Token {
             method: name.to_owned(),
@@ -276,16 +276,13 @@ impl Jwt {
             let (Some(jti), Some(exp)) = (checked.jti, checked.exp) else {
                 return Err(refuse(JoseError::MissingClaim));
             };
-            let key = format!("sso:jti:{name}:{jti}");
-            let fresh = cache::update(cache, &key, |seen| {
-                let used = seen
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .is_some_and(|until| until.saturating_add(self.rules.leeway) >= now);
-                let keep_until = exp.to_string().into_bytes();
-                (keep_until, !used)
-            })
-            .map_err(|_| Deny::Unavailable("replay_cache"))?;
+            // Remembered in the bounded single-use list until the token can no longer pass
+            // the expiry check; a list with no room refuses (never forgets a live `jti`).
+            let stores = stores.ok_or(Deny::Unavailable("replay_cache"))?;
+            let keep_until = exp.saturating_add(self.rules.leeway).saturating_add(1);
+            let fresh = stores
+                .use_once(&format!("jti:{name}:{jti}"), keep_until, now)
+                .map_err(Deny::from)?;
             if !fresh {
                 return Err(refuse(JoseError::Replayed));
             }

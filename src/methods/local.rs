@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::cache::SharedCache;
 use crate::config::ConfigError;
 use crate::identity::Identity;
 use crate::methods::throttle::{self, Throttle};
 use crate::password::PasswordHash;
+use crate::store::Stores;
 
 /// The method as written in configuration.
 #[derive(Deserialize)]
@@ -76,6 +76,8 @@ pub enum LoginFailure {
     Invalid,
     /// Too many recent failures for this user.
     Throttled,
+    /// The password budget is spent: refused without checking (429).
+    Busy,
     /// The throttle store failed; we fail closed.
     Unavailable,
 }
@@ -167,7 +169,8 @@ impl Local {
         login: &str,
         password: &str,
         now: u64,
-        cache: &dyn SharedCache,
+        gate: &Gate<'_, '_>,
+        spend: &mut dyn FnMut() -> bool,
     ) -> Result<Identity, LoginFailure> {
         if login.is_empty()
             || password.is_empty()
@@ -180,8 +183,11 @@ impl Local {
             max_failures: self.max_failures,
             lockout: self.lockout,
         };
-        let key = throttle::key(method, login);
-        let failures = throttle.check(cache, &key, now)?;
+        let key = throttle::key(method, login, gate.client);
+        let failures = throttle.check(gate.stores, &key, now)?;
+        if !spend() {
+            return Err(LoginFailure::Busy);
+        }
         // Unknown users cost the same as known ones (no user enumeration by timing).
         let user = self.users.get(login);
         let ok = match user {
@@ -193,15 +199,23 @@ impl Local {
         };
         match (ok, user) {
             (true, Some(u)) => {
-                throttle.clear(cache, &key, failures);
+                throttle.clear(gate.stores, &key, failures, now);
                 let mut id = u.profile.clone();
                 id.method = method.to_owned();
                 Ok(id)
             }
             _ => {
-                throttle.fail(cache, &key, now)?;
+                throttle.fail(gate.stores, &key, now)?;
                 Err(LoginFailure::Invalid)
             }
         }
     }
+}
+
+/// What a password check is counted against: the stores and the client's address.
+pub struct Gate<'s, 'c> {
+    /// The bounded stores (throttle counters).
+    pub stores: &'s Stores<'c>,
+    /// The client's address, when known.
+    pub client: Option<std::net::IpAddr>,
 }

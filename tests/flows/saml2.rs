@@ -45,7 +45,10 @@ fn driver(extra: Value) -> Driver {
 /// A flow cookie as `start` would have made it for the fixtures' request ID; returns the
 /// RelayState.
 fn pending_login(d: &mut Driver, rd: &str) -> String {
-    let state = format!("state-{}", d.jar.len());
+    // Unique per flow, as the engine's random states are: a used state is refused again.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let state = format!("state-{}-{n}", d.jar.len());
     let flow = Flow {
         v: 1,
         state: state.clone(),
@@ -195,7 +198,7 @@ fn real_idp_responses_log_in_once() {
         let again = post_acs(&mut d, &fixture(name), &relay);
         assert_eq!(again.status(), 401, "{name} replay");
         assert!(!d.jar.contains_key("sso_session"));
-        assert_eq!(d.count("sso_login_failure.saml.rejected"), 1);
+        assert_eq!(d.count("sso_login_failure.saml.rejected"), 1, "{:?}", d.counters);
     }
 }
 
