@@ -36,6 +36,9 @@ pub enum Deny {
     },
     /// No such endpoint under the filter's prefix.
     NotFound,
+    /// The sender may not use this endpoint (a back-channel request from an address that is
+    /// not configured).
+    Forbidden(&'static str),
     /// A token (URL parameter or bearer) was refused.
     Token {
         /// Method name.
@@ -86,6 +89,7 @@ impl Deny {
             Deny::IdentityInvalid { .. } => 403,
             Deny::MethodNeedsToken { .. } | Deny::Token { .. } => 401,
             Deny::NotFound => 404,
+            Deny::Forbidden(_) => 403,
             Deny::Unavailable(_) | Deny::StoreFull(_) => 503,
             Deny::Idp { failure, .. } => failure.status(),
         }
@@ -101,6 +105,7 @@ impl Deny {
             Deny::IdentityInvalid { .. } => "identity_refused",
             Deny::MethodNeedsToken { .. } => "token_required",
             Deny::NotFound => "not_found",
+            Deny::Forbidden(_) => "forbidden",
             Deny::Token { .. } => "invalid_token",
             Deny::Unavailable(_) | Deny::StoreFull(_) => "unavailable",
             Deny::UnknownMethod { .. } => "unknown_method",
@@ -121,6 +126,7 @@ impl Deny {
                 "This sign-in method needs a signed link from your portal; open the application from there.".into()
             }
             Deny::NotFound => "Not found.".into(),
+            Deny::Forbidden(_) => "Not allowed.".into(),
             Deny::Token { .. } => "The sign-in token is not valid.".into(),
             Deny::Unavailable(_) | Deny::StoreFull(_) => {
                 "Sign-in is temporarily unavailable.".into()
@@ -139,6 +145,7 @@ impl Deny {
     pub fn reason(&self) -> String {
         match self {
             Deny::BadRequest(why) => format!("bad_request.{why}"),
+            Deny::Forbidden(why) => format!("forbidden.{why}"),
             Deny::IdentityInvalid { why, .. } => {
                 format!("identity_refused.{}", why.replace(' ', "_"))
             }
@@ -171,8 +178,8 @@ impl Deny {
         }
     }
 
-    /// The response, counter and log line for this refusal. HTML for navigations, JSON for
-    /// everything else. `login_url` is offered as the way to start again.
+    /// The response, counter and log line for this refusal: the one place a refusal becomes a
+    /// response. HTML for navigations and browser form posts, JSON for everything else. `login_url` is offered as the way to start again.
     pub fn respond(
         self,
         head: &RequestHead,
@@ -188,7 +195,7 @@ impl Deny {
             sanitize(self.method().unwrap_or("-")),
             sanitize(path)
         );
-        let response = if head.is_navigation() {
+        let response = if head.wants_html() {
             let link = (!matches!(self, Deny::NotFound | Deny::BadPath))
                 .then_some(("Sign in again", login_url));
             Response::new(self.status()).html(pages::error(

@@ -298,14 +298,21 @@ impl Filter {
     /// The address of the client: from `client_ip_header` (its last value) when configured,
     /// else the connection's peer.
     fn client_of(&self, head: &RequestHead) -> Option<std::net::IpAddr> {
-        match &self.config.client_ip_header {
+        let ip: Option<std::net::IpAddr> = match &self.config.client_ip_header {
             Some(name) => head
                 .header_values(name)
                 .last()
                 .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse().ok()),
             None => head.client,
-        }
+        };
+        // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d: one client, one form.
+        ip.map(|ip| match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        })
     }
 
     /// Works out a request's facts from its head (for inputs that resume a request).
@@ -556,6 +563,23 @@ impl Filter {
     fn deny(&self, ctx: &Ctx<'_>, deny: Deny, cookies: Vec<String>) -> Outcome {
         let login = self.login_url("/", Some(ctx));
         deny.respond(ctx.head, &ctx.path, &login, cookies)
+    }
+
+    /// A refusal inside a login flow: "Sign in again" returns to where the login started, with
+    /// the same method and tenant.
+    fn deny_flow(&self, ctx: &Ctx<'_>, flow: &Flow, deny: Deny, cookies: Vec<String>) -> Outcome {
+        deny.respond(ctx.head, &ctx.path, &self.retry_login_url(flow), cookies)
+    }
+
+    /// The login URL that starts a flow's login again.
+    fn retry_login_url(&self, flow: &Flow) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("rd", &flow.rd)
+            .append_pair(&self.config.method_param, &flow.method);
+        if let (Some(t), Some(p)) = (&flow.tenant, self.config.tenant_params.first()) {
+            q.append_pair(p, t);
+        }
+        format!("{}/login?{}", self.config.prefix, q.finish())
     }
 
     /// The request's session, from the memo or by opening the cookie. A session made by a CAS

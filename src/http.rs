@@ -47,6 +47,30 @@ impl RequestHead {
         found
     }
 
+    /// Whether a refusal of this request should be a page rather than JSON: a navigation, or
+    /// a browser's form post (the SAML ACS, the login form, a posted in-app code page), which
+    /// browsers send with `Sec-Fetch-Mode: navigate` or an `Accept` naming `text/html`.
+    pub fn wants_html(&self) -> bool {
+        if self.is_navigation() {
+            return true;
+        }
+        let navigate = self
+            .header("sec-fetch-mode")
+            .is_some_and(|m| m.eq_ignore_ascii_case("navigate"));
+        let html = self
+            .header_values("accept")
+            .any(|accept| accept.contains("text/html"));
+        let form = self.header("content-type").is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            t.starts_with("application/x-www-form-urlencoded")
+                || t.starts_with("multipart/form-data")
+        });
+        self.method == "POST"
+            && form
+            && (navigate || html)
+            && self.header("x-requested-with").is_none()
+    }
+
     /// Whether this request is a browser navigation (gets a redirect to the login page) rather
     /// than an API call (gets 401 JSON).
     pub fn is_navigation(&self) -> bool {

@@ -78,10 +78,10 @@ impl Default for Limits {
             logged_out_slots: 4_096,
             throttle_slots: 4_096,
             lock_slots: 1_024,
-            password_checks_per_second: 4,
-            password_burst: 8,
-            client_password_checks_per_minute: 10,
-            client_password_burst: 5,
+            password_checks_per_second: 5,
+            password_burst: 10,
+            client_password_checks_per_minute: 30,
+            client_password_burst: 10,
         }
     }
 }

@@ -272,6 +272,10 @@ async function handleSteps(request, env, conn) {
     method: request.method,
     path: url.pathname + url.search,
     headers: [...request.headers],
+    // The client address: Cloudflare sets CF-Connecting-IP on every request (a client cannot
+    // choose it there); node-server.mjs does the same from the socket. Other fronts: set
+    // `client_ip_header` in the configuration instead.
+    client: request.headers.get('cf-connecting-ip'),
   };
   let step = JSON.parse(filter.handle(JSON.stringify(head), Date.now()));
   let body = null;

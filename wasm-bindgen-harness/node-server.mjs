@@ -64,6 +64,10 @@ function toRequest(req) {
       headers.append(name, req.rawHeaders[i + 1]);
     }
   }
+  // Like Cloudflare's edge, this front says who connected in CF-Connecting-IP, replacing
+  // whatever the client sent under that name (the handler trusts it as the client address).
+  headers.delete('cf-connecting-ip');
+  if (req.socket.remoteAddress) headers.set('cf-connecting-ip', req.socket.remoteAddress);
   const hasBody = !['GET', 'HEAD'].includes(req.method);
   return new Request(authority(req) + req.url, {
     method: req.method,

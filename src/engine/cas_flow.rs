@@ -137,12 +137,20 @@ impl Filter {
         match ctx.head.method.as_str() {
             "GET" => self.cas_ticket(ctx, method, env),
             "POST" => {
-                let single_logout = matches!(
-                    self.config.method_anywhere(method).map(|m| m.kind.as_ref()),
-                    Some(MethodKind::Cas(c)) if c.single_logout
-                );
-                if !single_logout {
+                let Some(MethodKind::Cas(cas)) =
+                    self.config.method_anywhere(method).map(|m| m.kind.as_ref())
+                else {
+                    return Err(Deny::NotFound);
+                };
+                if !cas.single_logout {
                     return Err(Deny::BadRequest("single_logout_off"));
+                }
+                // Unsigned by protocol: only the configured CAS server addresses may end
+                // sessions (otherwise anyone could log users out, or flood the logged-out
+                // list).
+                let client = self.client_of(ctx.head);
+                if !client.is_some_and(|c| cas.logout_sources.iter().any(|n| n.contains(&c))) {
+                    return Err(Deny::Forbidden("logout_source"));
                 }
                 let form = ctx.head.header("content-type").is_some_and(|t| {
                     t.to_ascii_lowercase()
@@ -216,7 +224,8 @@ impl Filter {
     ) -> Outcome {
         let CasWait::ExpectCasValidation(finish) = wait;
         let ctx = self.ctx_for(&finish.head);
-        let fail = |deny: Deny| self.deny(&ctx, deny, vec![finish.delete_flow.clone()]);
+        let fail =
+            |deny: Deny| self.deny_flow(&ctx, &finish.flow, deny, vec![finish.delete_flow.clone()]);
         let Ok((scope, m, c)) = self.cas_method(finish.flow.tenant.as_deref(), &finish.flow.method)
         else {
             return fail(Deny::FlowInvalid);

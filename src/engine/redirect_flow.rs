@@ -623,16 +623,8 @@ impl Filter {
     /// Refuses a callback, deleting its flow cookie.
     fn fail(&self, finish: Finish, method: &str, deny: Deny) -> Outcome {
         let deny = with_method(deny, method);
-        // "Sign in again" returns to where the login started, with the same method and tenant.
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.append_pair("rd", &finish.flow.rd)
-            .append_pair(&self.config.method_param, &finish.flow.method);
-        if let (Some(t), Some(p)) = (&finish.flow.tenant, self.config.tenant_params.first()) {
-            q.append_pair(p, t);
-        }
-        let login = format!("{}/login?{}", self.config.prefix, q.finish());
-        let path = self.ctx_for(&finish.head).path;
-        deny.respond(&finish.head, &path, &login, vec![finish.delete_flow])
+        let ctx = self.ctx_for(&finish.head);
+        self.deny_flow(&ctx, &finish.flow, deny, vec![finish.delete_flow])
     }
 
     fn deny_head(&self, head: &RequestHead, deny: Deny, cookies: Vec<String>) -> Outcome {

@@ -324,7 +324,7 @@ impl Filter {
             Ok(taken) => taken,
             Err(deny) => return self.deny(&ctx, deny, Vec::new()),
         };
-        let fail = |deny: Deny| self.deny(&ctx, deny, vec![delete_flow.clone()]);
+        let fail = |deny: Deny| self.deny_flow(&ctx, &flow, deny, vec![delete_flow.clone()]);
         if flow.method != p.method {
             return fail(Deny::FlowInvalid);
         }
@@ -440,7 +440,7 @@ impl Filter {
         idp: &Idp,
         env: &mut Env<'_>,
     ) -> Outcome {
-        let fail = |deny: Deny| self.deny(ctx, deny, vec![delete_flow.clone()]);
+        let fail = |deny: Deny| self.deny_flow(ctx, &flow, deny, vec![delete_flow.clone()]);
         let Ok((scope, m, s)) = self.saml_method(flow.tenant.as_deref(), &flow.method) else {
             return fail(Deny::FlowInvalid);
         };

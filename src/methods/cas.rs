@@ -62,6 +62,8 @@ pub struct RawCas {
     logout: bool,
     #[serde(default = "default_true")]
     single_logout: bool,
+    #[serde(default)]
+    logout_sources: Vec<String>,
     #[serde(default = "default_timeout")]
     timeout_ms: u64,
 }
@@ -99,6 +101,9 @@ pub struct Cas {
     logout: bool,
     /// Whether `logoutRequest` POSTs from the CAS server end sessions.
     pub single_logout: bool,
+    /// The addresses allowed to send them: CAS logout requests are not signed, so the
+    /// sender's address is their only credential. Empty: every one is refused (403).
+    pub logout_sources: Vec<ipnet::IpNet>,
     /// Callout deadline.
     pub timeout_ms: u64,
 }
@@ -170,7 +175,22 @@ impl Cas {
                 ));
             }
         }
+        let mut logout_sources = Vec::new();
+        for (i, text) in raw.logout_sources.iter().enumerate() {
+            let net = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| err(&format!("logout_sources[{i}]"), "not an address or CIDR"))?;
+            logout_sources.push(net);
+        }
+        if raw.single_logout && logout_sources.is_empty() {
+            log::warn!(
+                "sso-filter: {at}: single_logout is on but logout_sources is empty: the CAS \
+                 server's logout requests will be refused (403); list its addresses"
+            );
+        }
         Ok(Cas {
+            logout_sources,
             server: url.as_str().trim_end_matches('/').to_owned(),
             protocol: raw.protocol,
             renew: raw.renew,

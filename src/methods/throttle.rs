@@ -162,9 +162,19 @@ impl PasswordBudget {
 mod tests {
     use super::*;
 
+    fn limits() -> Limits {
+        Limits {
+            password_checks_per_second: 4,
+            password_burst: 8,
+            client_password_checks_per_minute: 10,
+            client_password_burst: 5,
+            ..Limits::default()
+        }
+    }
+
     #[test]
     fn a_client_gets_its_burst_then_its_rate_and_others_are_not_starved() {
-        let limits = Limits::default();
+        let limits = limits();
         let b = PasswordBudget::default();
         let a: Option<IpAddr> = "10.0.0.1".parse().ok();
         let c: Option<IpAddr> = "10.0.0.2".parse().ok();
@@ -180,7 +190,7 @@ mod tests {
 
     #[test]
     fn all_clients_together_are_bounded() {
-        let limits = Limits::default();
+        let limits = limits();
         let b = PasswordBudget::default();
         let t = 5_000_000;
         let granted = (0..200u32)

@@ -100,6 +100,8 @@ pub struct Driver {
     /// Answers byte-stream rounds (a scripted directory).
     pub directory: Option<Directory>,
     pub exchanges: Vec<Exchange>,
+    /// The client address the next requests come from (the host's peer address).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Driver {
@@ -116,6 +118,7 @@ impl Driver {
             callouts: Vec::new(),
             directory: None,
             exchanges: Vec::new(),
+            client: "192.0.2.10".parse().ok(),
         }
     }
 
@@ -181,7 +184,7 @@ impl Driver {
             method: method.into(),
             path: path.into(),
             headers,
-            client: None,
+            client: self.client,
         };
         let mut rng = SystemRandom;
         let mut env = Env {

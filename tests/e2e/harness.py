@@ -149,9 +149,16 @@ def base_config(base_url: str, keys: list[str] | None = None, users=None, **over
             "tenant1": {"id": "t-1", "name": "Tenant One", "default_method": "jwt-param",
                         "methods": {}, "mapping": {}},
         },
+        "limits": dict(SUITE_LIMITS),
     }
     config.update(overrides)
     return config
+
+
+# The suite signs in hundreds of times from one address within minutes; the password budget's
+# own defaults are exercised by test_bounds.py, which builds its configuration without this.
+SUITE_LIMITS = {"password_checks_per_second": 1000, "password_burst": 1000,
+                "client_password_checks_per_minute": 10000, "client_password_burst": 1000}
 
 
 # --------------------------------------------------------------------------- ports

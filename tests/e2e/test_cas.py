@@ -69,6 +69,8 @@ def cas_envoy(envoys, cas):
     config = harness.base_config(None)
     config["methods"]["cas3"] = {
         "type": "cas", "server_url": cas.url, "protocol": "3.0", "label": "CAS 3",
+        # The real CAS server sends its logout requests from loopback.
+        "logout_sources": ["127.0.0.1/32"],
         "mapping": {"login": "user", "name": "displayName", "email": "mail",
                     "groups": "memberOf"}}
     config["methods"]["cas2"] = {

@@ -15,6 +15,7 @@ const TICKET: &str = "ST-1-aBcDeFgHiJkLmNoPqRsTuVwXyZ012345";
 
 fn config(extra: Value) -> Value {
     let mut method = json!({"type": "cas", "server_url": "https://cas.example.org/cas",
+        "logout_sources": ["198.51.100.0/24"],
         "mapping": {"login": "user", "email": "mail", "groups": "memberOf"}});
     if let (Some(m), Some(e)) = (method.as_object_mut(), extra.as_object()) {
         m.extend(e.clone());
@@ -108,7 +109,10 @@ fn slo(d: &mut Driver, service: &url::Url, ticket: &str) -> Done {
     );
     let body = format!("logoutRequest={}", encode(&xml));
     let path = format!("{}?{}", service.path(), service.query().unwrap());
-    d.send(
+    // From the CAS server's address (logout_sources).
+    let user = d.client;
+    d.client = "198.51.100.7".parse().ok();
+    let done = d.send(
         "POST",
         &path,
         vec![(
@@ -116,7 +120,9 @@ fn slo(d: &mut Driver, service: &url::Url, ticket: &str) -> Done {
             "application/x-www-form-urlencoded".into(),
         )],
         Some(body.into_bytes()),
-    )
+    );
+    d.client = user;
+    done
 }
 
 #[test]
@@ -333,6 +339,7 @@ fn single_logout_ends_the_session_on_the_next_request() {
 
     // Malformed logout requests are refused and change nothing.
     let mut d = Driver::new(&config(json!({})));
+    d.client = "198.51.100.7".parse().ok();
     for body in [
         "logoutRequest=%3Cx%2F%3E".to_owned(),
         "nothing=1".to_owned(),
@@ -352,6 +359,44 @@ fn single_logout_ends_the_session_on_the_next_request() {
         );
         assert_eq!(done.status(), 400, "{body}");
     }
+}
+
+#[test]
+fn single_logout_only_from_the_configured_sources_and_it_cannot_be_flooded() {
+    let mut d = Driver::new(&config(json!({})));
+    d.idp = Some(server(
+        "/p3/serviceValidate",
+        Rc::new(RefCell::new(success("jdoe"))),
+    ));
+    let (service, _) = begin(&mut d);
+    assert_eq!(back(&mut d, &service, TICKET).status(), 302);
+    let jar = d.jar.clone();
+    d.jar.clear();
+    let path = format!("{}?{}", service.path(), service.query().unwrap());
+    let form = || {
+        vec![(
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        )]
+    };
+    // Anyone else (and a client whose address the host does not know) is refused before the
+    // body is read, so nothing is written.
+    for client in [Some("203.0.113.9"), None] {
+        d.client = client.and_then(|c| c.parse().ok());
+        for i in 0..2000 {
+            let xml = format!(
+                r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="LR-{i}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><samlp:SessionIndex>{TICKET}</samlp:SessionIndex></samlp:LogoutRequest>"#
+            );
+            let body = format!("logoutRequest={}", encode(&xml));
+            let done = d.send("POST", &path, form(), Some(body.into_bytes()));
+            assert_eq!(done.status(), 403);
+        }
+    }
+    assert_eq!(d.count("sso_deny.forbidden"), 4000);
+    assert!(!format!("{:?}", d.cache).contains("sso:st:out"));
+    d.client = "192.0.2.10".parse().ok();
+    d.jar = jar;
+    assert_eq!(d.get("/a").set("x-sso-login").as_deref(), Some("jdoe"));
 }
 
 #[test]

@@ -210,3 +210,95 @@ fn logout_and_userinfo() {
     assert!(!d.jar.contains_key("sso_session"));
     assert_eq!(d.get("/").status(), 302);
 }
+
+#[test]
+fn a_lockout_holds_one_address_not_the_user() {
+    // Issue 10 item 7: an attacker cannot aim the lockout at a named user.
+    let mut d = Driver::new(&config());
+    d.client = "203.0.113.66".parse().ok();
+    for _ in 0..3 {
+        assert_eq!(login(&mut d, "alice", "bad", "/").status(), 401);
+    }
+    assert_eq!(login(&mut d, "alice", "alice-pw", "/").status(), 429);
+    // The same user from her own address signs in.
+    d.jar.clear();
+    d.client = "192.0.2.10".parse().ok();
+    assert_eq!(login(&mut d, "alice", "alice-pw", "/").status(), 303);
+    // A header the client sends is not its address (no client_ip_header configured).
+    d.jar.clear();
+    d.client = "203.0.113.66".parse().ok();
+    let form = d.get("/login?rd=%2F");
+    let state = Driver::form_state(&form);
+    let body = format!("username=alice&password=alice-pw&state={state}");
+    let spoofed = d.send(
+        "POST",
+        "/login",
+        vec![
+            (
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("x-forwarded-for".into(), "192.0.2.10".into()),
+            (
+                "cookie".into(),
+                d.jar
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        ],
+        Some(body.into_bytes()),
+    );
+    assert_eq!(spoofed.status(), 429);
+}
+
+#[test]
+fn the_password_budget_answers_429_without_hashing() {
+    // Issue 10 item 7: per-client and per-worker token buckets in front of every hash.
+    let mut cfg = config();
+    cfg["limits"] = serde_json::json!({"client_password_burst": 3,
+        "client_password_checks_per_minute": 1, "password_burst": 5,
+        "password_checks_per_second": 1});
+    let mut d = Driver::new(&cfg);
+    d.client = "203.0.113.7".parse().ok();
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        statuses.push(login(&mut d, &format!("nobody{i}"), "x", "/").status());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+    assert_eq!(d.count("sso_password_budget"), 7);
+    let busy = login(&mut d, "alice", "alice-pw", "/");
+    assert!(busy.body().contains("Too many sign-in attempts right now"));
+    // Another address still has its own budget (and the shared one has 2 checks left).
+    d.jar.clear();
+    d.client = "192.0.2.10".parse().ok();
+    assert_eq!(login(&mut d, "alice", "alice-pw", "/").status(), 303);
+}
+
+#[test]
+fn a_flood_of_unknown_users_keeps_the_throttle_store_bounded() {
+    // Issue 10 items 3-4: every unknown name would have been a new shared-data key.
+    let mut cfg = config();
+    cfg["limits"] = serde_json::json!({"throttle_slots": 16,
+        "client_password_burst": 10000, "client_password_checks_per_minute": 10000,
+        "password_burst": 10000, "password_checks_per_second": 10000});
+    let mut d = Driver::new(&cfg);
+    // The victim's counter first: 2 failures from the attacker's address.
+    d.client = "203.0.113.66".parse().ok();
+    for _ in 0..2 {
+        assert_eq!(login(&mut d, "alice", "bad", "/").status(), 401);
+    }
+    for i in 0..150 {
+        d.client = format!("198.51.100.{}", i % 250).parse().ok();
+        assert_eq!(login(&mut d, &format!("nobody{i}"), "x", "/").status(), 401);
+    }
+    let dump = format!("{:?}", d.cache);
+    let keys = dump.matches("sso:st:thr:").count();
+    assert!(keys <= 16, "{keys} throttle keys");
+    // The counter with the most failures survived the flood of one-failure entries: one more
+    // failure locks the attacker's address out.
+    d.client = "203.0.113.66".parse().ok();
+    assert_eq!(login(&mut d, "alice", "bad", "/").status(), 401);
+    assert_eq!(login(&mut d, "alice", "alice-pw", "/").status(), 429);
+}

@@ -491,3 +491,60 @@ fn failed_refresh_of_an_expired_token_ends_the_session() {
     assert_eq!(done.status(), 401);
     assert!(!d.jar.contains_key("sso_session"));
 }
+
+#[test]
+fn a_replayed_callback_is_refused_before_any_callout() {
+    // Issue 10 item 6: single use at the filter, not borrowed from the IdP. The attacker keeps
+    // the flow cookie and replays the callback URL after the first use.
+    let mut d = Driver::new(&config());
+    let script = Rc::new(RefCell::new(Script::default()));
+    let (authorize, _) = begin(&mut d, Rc::clone(&script));
+    let flow_cookies: Vec<(String, String)> = d
+        .jar
+        .iter()
+        .filter(|(k, _)| k.contains("_flow_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(callback(&mut d, &authorize, "").status(), 302);
+    let token_calls = |d: &Driver| {
+        d.callouts
+            .iter()
+            .filter(|c| c.url.ends_with("/token"))
+            .count()
+    };
+    assert_eq!(token_calls(&d), 1);
+    d.jar.clear();
+    d.jar.extend(flow_cookies);
+    let replay = callback(&mut d, &authorize, "");
+    assert_eq!(replay.status(), 401, "{}", replay.body());
+    assert_eq!(token_calls(&d), 1, "no second token request");
+    assert!(!d.jar.contains_key("sso_session"));
+    assert_eq!(d.count("sso_deny.login_expired"), 1);
+}
+
+#[test]
+fn idp_error_texts_never_become_counter_names() {
+    // Issue 10 item 5: 2 000 distinct `error=` values on callbacks define no new metric (the
+    // end-to-end flood sends 20 000 through Envoy).
+    let mut d = Driver::new(&config());
+    let script = Rc::new(RefCell::new(Script::default()));
+    for i in 0..2_000 {
+        let (authorize, _) = begin(&mut d, Rc::clone(&script));
+        let state = authorize
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let done = d.get(&format!(
+            "/sso/callback/oidc?error=evil_{i}&state={state}&iss={}",
+            crate::common::encode(ISSUER)
+        ));
+        assert!(done.status() >= 400);
+        d.jar.clear();
+    }
+    let names: std::collections::BTreeSet<&String> = d.counters.iter().collect();
+    assert!(names.len() <= 6, "{names:?}");
+    assert!(names.iter().all(|n| !n.contains("evil")), "{names:?}");
+    assert_eq!(d.count("sso_login_failure.oidc.refused"), 2_000);
+}

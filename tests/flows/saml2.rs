@@ -198,7 +198,12 @@ fn real_idp_responses_log_in_once() {
         let again = post_acs(&mut d, &fixture(name), &relay);
         assert_eq!(again.status(), 401, "{name} replay");
         assert!(!d.jar.contains_key("sso_session"));
-        assert_eq!(d.count("sso_login_failure.saml.rejected"), 1, "{:?}", d.counters);
+        assert_eq!(
+            d.count("sso_login_failure.saml.rejected"),
+            1,
+            "{:?}",
+            d.counters
+        );
     }
 }
 
@@ -583,4 +588,55 @@ fn logout_uses_the_metadata_slo_endpoint() {
         "{:?}",
         out.header("location")
     );
+}
+
+#[test]
+fn a_refused_acs_post_from_a_browser_is_a_page_that_keeps_the_return_url() {
+    // Issue 10 item 8: the IdP's auto-submitted form is a browser navigation.
+    let mut d = driver(json!({}));
+    let relay = pending_login(&mut d, "/reports?id=7");
+    let mut tampered = fixture("signed_assertion.xml");
+    tampered = tampered.replacen("jdoe@example.org", "root@example.org", 1);
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("SAMLResponse", B64.encode(&tampered).as_str()),
+            ("RelayState", relay.as_str()),
+        ])
+        .finish();
+    let cookie = d
+        .jar
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let done = d.send(
+        "POST",
+        "/sso/saml/saml/acs",
+        vec![
+            (
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("sec-fetch-mode".into(), "navigate".into()),
+            ("accept".into(), "*/*".into()),
+            ("cookie".into(), cookie),
+        ],
+        Some(body.into_bytes()),
+    );
+    assert_eq!(done.status(), 401, "{}", done.body());
+    assert!(
+        done.header("content-type")
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        done.header("content-type")
+    );
+    assert!(done.body().contains("Sign in again"));
+    assert!(
+        done.body()
+            .contains("/sso/login?rd=%2Freports%3Fid%3D7&amp;activeAuth=saml"),
+        "{}",
+        done.body()
+    );
+    assert!(!d.jar.contains_key("sso_session"));
 }
