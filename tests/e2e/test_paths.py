@@ -8,6 +8,7 @@ import urllib.parse
 
 import pytest
 
+import harness
 from harness import (API, NAV, assert_nobody_let_in, decode_identity_of, jwt_login,
                      only_request, path_of)
 
@@ -180,12 +181,37 @@ REFUSED = [
 ]
 
 
+# The edge host hands the engine WHATWG's parse of the URL (wasm-bindgen-harness/handler.mjs:
+# `url.pathname`; a Workers runtime offers nothing else), which has already removed these `..`
+# together with the empty or parameter-only segment before them, as RFC 3986 does. The engine
+# judges that resolved path and the worker forwards it, so the upstream reads what was judged.
+WHATWG_RESOLVED = {
+    "/static//../admin": "/static/admin",
+    "/static///../../admin": "/static/admin",
+    "/static//./../admin": "/static/admin",
+    "/static/;/../admin": "/static/admin",
+    "/static/;x=1/../admin": "/static/admin",
+    "/static/%3B/../admin": "/static/admin",
+}
+
+
+def assert_refused(host, recorder, client, raw, headers):
+    resp = client.get(raw, headers=headers)
+    if isinstance(host, harness.NodeWorker) and raw in WHATWG_RESOLVED:
+        assert resp.status == 200, resp
+        entry = only_request(recorder)
+        assert entry["path"] == WHATWG_RESOLVED[raw], entry["path"]
+        assert_nobody_let_in(resp, recorder, host, statuses=(200,), public=True)
+        recorder.clear()
+    else:
+        assert_nobody_let_in(resp, recorder, host, statuses=(400,))
+
+
 @pytest.mark.parametrize("raw", REFUSED)
 def test_path_confusions_are_400(main_envoy, recorder, raw):
     c = main_envoy.client()
     for headers in (NAV, API):
-        resp = c.get(raw, headers=headers)
-        assert_nobody_let_in(resp, recorder, main_envoy, statuses=(400,))
+        assert_refused(main_envoy, recorder, c, raw, headers)
 
 
 @pytest.mark.parametrize("raw", ["/static/..;/admin", "/static//../admin",
@@ -193,9 +219,7 @@ def test_path_confusions_are_400(main_envoy, recorder, raw):
 def test_path_confusions_are_400_with_a_session_too(main_envoy, recorder, raw):
     c = main_envoy.client()
     jwt_login(c)
-    resp = c.get(raw, headers=API)
-    assert resp.status == 400, resp
-    assert recorder.requests() == [], recorder.requests()
+    assert_refused(main_envoy, recorder, c, raw, API)
 
 
 @pytest.mark.parametrize("raw,normalised", [
