@@ -479,14 +479,34 @@ impl Filter {
         edits
     }
 
+    /// Public only when public in both readings of the normalised path: as it is forwarded
+    /// (servers for which `;` is an ordinary character) and with every segment's parameters
+    /// (`;...`) cut and emptied segments merged (Tomcat, Jetty, Spring). So `/healthz;a` is
+    /// protected, and no parameter makes public what either kind of server reads as
+    /// protected (docs/behaviour.md "Paths").
     fn is_public(&self, path: &str) -> bool {
-        self.config.public_paths.iter().any(|p| {
-            if p.ends_with('/') {
-                path.starts_with(p.as_str())
-            } else {
-                path == p
+        let matches = |candidate: &str| {
+            self.config.public_paths.iter().any(|p| {
+                if p.ends_with('/') {
+                    candidate.starts_with(p.as_str())
+                } else {
+                    candidate == p
+                }
+            })
+        };
+        let mut stripped = String::with_capacity(path.len());
+        let mut last_name = "";
+        for segment in path.split('/').skip(1) {
+            last_name = segment.split(';').next().unwrap_or_default();
+            if !last_name.is_empty() {
+                stripped.push('/');
+                stripped.push_str(last_name);
             }
-        })
+        }
+        if last_name.is_empty() {
+            stripped.push('/');
+        }
+        matches(path) && matches(&stripped)
     }
 
     /// The scope a request's tenant parameters select (global when none).
