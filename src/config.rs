@@ -302,6 +302,11 @@ impl Config {
         let mut public_paths = Vec::new();
         for (i, p) in raw.public_paths.iter().enumerate() {
             let at = format!("public_paths[{i}]");
+            if p.contains(';') {
+                // A request path is public only as written and with its `;` parameters cut,
+                // so an entry holding `;` could never match: say so at load.
+                return Err(ConfigError::at(at, "must not contain ';'"));
+            }
             let normal = check_path(&at, p)?;
             if normal == "/" {
                 return Err(ConfigError::at(at, "/ would make everything public"));

@@ -13,8 +13,9 @@ use crate::pages;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Deny {
-    /// The path is one servers would read differently (encoded slash, backslash, NUL, ...).
-    BadPath,
+    /// The path is one servers would read differently (encoded slash, backslash, NUL, a dot
+    /// segment with parameters, ...); the kind is for the log.
+    BadPath(&'static str),
     /// A malformed request to one of the filter's endpoints.
     BadRequest(&'static str),
     /// The request body is larger than the endpoint accepts.
@@ -79,7 +80,7 @@ impl Deny {
     /// HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            Deny::BadPath
+            Deny::BadPath(_)
             | Deny::BadRequest(_)
             | Deny::UnknownMethod { .. }
             | Deny::UnknownTenant => 400,
@@ -98,7 +99,7 @@ impl Deny {
     /// Stable machine-readable code for JSON bodies.
     pub fn code(&self) -> &'static str {
         match self {
-            Deny::BadPath => "bad_path",
+            Deny::BadPath(_) => "bad_path",
             Deny::BadRequest(_) => "bad_request",
             Deny::BodyTooLarge => "body_too_large",
             Deny::FlowInvalid => "login_expired",
@@ -117,7 +118,7 @@ impl Deny {
     /// The fixed public message.
     pub fn message(&self) -> String {
         match self {
-            Deny::BadPath => "The request path is not acceptable.".into(),
+            Deny::BadPath(_) => "The request path is not acceptable.".into(),
             Deny::BadRequest(_) => "The request is malformed.".into(),
             Deny::BodyTooLarge => "The request body is too large.".into(),
             Deny::FlowInvalid => "The sign-in attempt expired or was already used. Please start again.".into(),
@@ -145,6 +146,7 @@ impl Deny {
     pub fn reason(&self) -> String {
         match self {
             Deny::BadRequest(why) => format!("bad_request.{why}"),
+            Deny::BadPath(why) => format!("bad_path.{why}"),
             Deny::Forbidden(why) => format!("forbidden.{why}"),
             Deny::IdentityInvalid { why, .. } => {
                 format!("identity_refused.{}", why.replace(' ', "_"))
@@ -196,7 +198,7 @@ impl Deny {
             sanitize(path)
         );
         let response = if head.wants_html() {
-            let link = (!matches!(self, Deny::NotFound | Deny::BadPath))
+            let link = (!matches!(self, Deny::NotFound | Deny::BadPath(_)))
                 .then_some(("Sign in again", login_url));
             Response::new(self.status()).html(pages::error(
                 "Sign-in problem",

@@ -167,8 +167,8 @@ impl Filter {
         let (raw_path, raw_query) = split_target(&head.path);
         let path = match normalize_path(raw_path) {
             Ok(p) => p,
-            Err(_) => {
-                return Deny::BadPath.respond(
+            Err(e) => {
+                return Deny::BadPath(e.reason()).respond(
                     head,
                     raw_path,
                     &self.login_url("/", None),

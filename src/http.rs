@@ -440,6 +440,19 @@ pub enum PathError {
     AmbiguousDotDot,
 }
 
+impl PathError {
+    /// A fixed word for the log line.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PathError::EncodedSeparator => "encoded_separator",
+            PathError::Forbidden => "forbidden",
+            PathError::NotOriginForm => "not_origin_form",
+            PathError::AmbiguousSegment => "ambiguous_segment",
+            PathError::AmbiguousDotDot => "ambiguous_dot_dot",
+        }
+    }
+}
+
 /// How many times a segment is percent-decoded, at most, to see what a server that decodes
 /// again would read. More nested encodings than this are refused.
 const MAX_DECODINGS: usize = 4;

@@ -261,6 +261,7 @@ fn judge(filter: &Filter, path: &str) -> Judged {
         method: "GET".into(),
         path: path.into(),
         headers: vec![("accept".into(), "application/json".into())],
+        client: None,
     };
     let cache = MemoryCache::default();
     let mut env = Env {
