@@ -9,11 +9,12 @@
     clippy::indexing_slicing
 )]
 
+pub mod golden;
+
 use std::collections::BTreeMap;
 
 use sso_filter::cache::MemoryCache;
 use sso_filter::http::{Callout, Exchange, StreamReply};
-use sso_filter::random::SystemRandom;
 use sso_filter::{CalloutResponse, Env, Filter, HeaderEdit, RequestHead, Response, Step};
 
 /// A fake IdP: answers each callout (and may assert what it received).
@@ -102,6 +103,16 @@ pub struct Driver {
     pub exchanges: Vec<Exchange>,
     /// The client address the next requests come from (the host's peer address).
     pub client: Option<std::net::IpAddr>,
+    /// Every request and what the engine did with it, normalised (see `golden`).
+    pub transcript: Vec<String>,
+    /// Deterministic randomness, so a scenario's outcomes are the same on every run.
+    pub rng: crate::common::golden::CountingRandom,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        golden::check(&self.transcript);
+    }
 }
 
 impl Driver {
@@ -119,6 +130,8 @@ impl Driver {
             directory: None,
             exchanges: Vec::new(),
             client: "192.0.2.10".parse().ok(),
+            transcript: Vec::new(),
+            rng: golden::CountingRandom::default(),
         }
     }
 
@@ -186,17 +199,24 @@ impl Driver {
             headers,
             client: self.client,
         };
-        let mut rng = SystemRandom;
+        let mut rng = self.rng.clone();
         let mut env = Env {
             now: self.now,
             now_ms: self.now * 1000,
             rng: &mut rng,
             cache: &self.cache,
         };
+        self.transcript.push(format!(
+            "> {method} {} @{} from {:?}",
+            golden::elide(path),
+            self.now,
+            self.client
+        ));
         let mut outcome = self.filter.on_request(&head, &mut env);
         loop {
             self.counters
                 .extend(outcome.counters.iter().map(ToString::to_string));
+            self.transcript.push(golden::step(&outcome));
             match outcome.step {
                 Step::Continue(edits) => {
                     // Response headers the host adds to the upstream's answer.
