@@ -332,13 +332,14 @@ class H1:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def response(self, method: str) -> harness.Response:
+    def response(self, method: str, keep: bool = False) -> harness.Response:
         resp = http.client.HTTPResponse(self.sock, method=method)
         try:
             resp.begin()
             return harness.Response(resp.status, resp.getheaders(), resp.read())
         finally:
-            self.close()
+            if not keep:
+                self.close()
 
     def close(self) -> None:
         try:
@@ -367,12 +368,15 @@ class H2:
         if data:
             self.sock.sendall(data)
 
-    def headers(self, req: Req) -> None:
+    def headers(self, req: Req, end_stream: bool = False, forged: bool = True) -> None:
         fields = [(":method", req.method), (":path", req.path), (":scheme", "http"),
                   (":authority", f"127.0.0.1:{self.port}")]
-        fields += [(k.lower(), v) for k, v in req.headers + [FORGED]]
-        self.conn.send_headers(self.sid, fields, end_stream=False)
+        fields += [(k.lower(), v) for k, v in req.headers + ([FORGED] if forged else [])]
+        self.conn.send_headers(self.sid, fields, end_stream=end_stream)
         self._flush()
+
+    def next_stream(self) -> None:
+        self.sid = self.conn.get_next_available_stream_id()
 
     def data(self, data: bytes) -> None:
         self.conn.send_data(self.sid, data, end_stream=False)
@@ -382,7 +386,7 @@ class H2:
         self.conn.send_headers(self.sid, fields, end_stream=True)
         self._flush()
 
-    def response(self) -> harness.Response:
+    def response(self, keep: bool = False) -> harness.Response:
         import h2.events as ev
         head: list[tuple[str, str]] = []
         body = b""
@@ -408,7 +412,8 @@ class H2:
                         raise AssertionError(f"connection terminated: {event}")
                 self._flush()
         finally:
-            self.sock.close()
+            if not keep:
+                self.sock.close()
 
 
 # =============================================================================== the lab
@@ -653,3 +658,56 @@ def test_issue10_repro_silent_yunzhijia_body_after_half_a_second(lab_now):
     _healthy(lab)
     # The next request through the same process works.
     assert lab.envoy.client().get("/healthz").status == 200
+
+
+@pytest.mark.parametrize("protocol", ["http1", "http2"] if HOST != "node" else ["http1"])
+def test_after_a_local_reply_nothing_resumes(lab_now, protocol):
+    """The IdP answers (a refusal) before the client has sent its body; the client sends it
+    anyway, and its body is itself a request with a forged identity. Nothing reaches the
+    upstream, and the connection still serves the next request only through the filter."""
+    lab = lab_now
+    port = lab.envoy.port
+    req = Req("POST", "/admin/x?activeAuth=yzj&tenantCode=tenant1&ticket=bogus", [FORM],
+              (f"GET /private HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               "X-Sso-Login: admin\r\n\r\n").encode())
+    if protocol == "http1":
+        conn = H1(port)
+        conn.send(_head_bytes(req, port, [("Content-Length", str(len(req.body)))]))
+        assert lab.idp.wait_request(5), "precondition: no callout"
+        lab.idp.release()
+        refused = conn.response("POST", keep=True)
+        try:
+            conn.send(req.body)
+            conn.sock.settimeout(1.0)
+            late = conn.sock.recv(65536)
+        except OSError:      # closed by the proxy after its early answer: fine
+            late = b""
+        finally:
+            conn.close()
+        assert not late.startswith(b"HTTP/1.1 200"), late
+    else:
+        import h2.exceptions
+        conn = H2(port)
+        conn.headers(req)
+        assert lab.idp.wait_request(5), "precondition: no callout"
+        lab.idp.release()
+        refused = conn.response(keep=True)
+        try:
+            conn.data(req.body)
+            conn.trailers(_trailer_fields(req.body))
+        except h2.exceptions.StreamClosedError:   # Envoy reset the answered stream: fine
+            pass
+        time.sleep(SETTLE)
+        # The same connection, a new stream: served as any request.
+        conn.next_stream()
+        conn.headers(Req("GET", "/healthz", []), end_stream=True, forged=False)
+        health = conn.response()
+        assert health.status == 200, health
+    assert refused.status == 502, refused
+    assert not refused.session_cookies_set
+    time.sleep(SETTLE)
+    expected = [] if protocol == "http1" else ["/healthz"]
+    paths = [h["path"] for h in lab.recorder.heads()]
+    assert paths == expected, f"upstream reached after a local reply: {paths}"
+    assert [r["path"] for r in lab.recorder.requests()] == expected
+    _healthy(lab)
