@@ -22,6 +22,7 @@ import html
 import json
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -85,23 +86,35 @@ def decode_identity(headers: list[tuple[str, str]]) -> dict:
 
 
 class Recorder:
-    """Thread-safe list of the requests the upstream received."""
+    """Thread-safe list of the requests the upstream received, and of the request heads it
+    received (recorded on arrival, before the body is read: a head whose body never completes
+    still shows)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: list[dict] = []
+        self._heads: list[dict] = []
 
     def add(self, entry: dict) -> None:
         with self._lock:
             self._requests.append(entry)
 
+    def add_head(self, entry: dict) -> None:
+        with self._lock:
+            self._heads.append(entry)
+
     def requests(self) -> list[dict]:
         with self._lock:
             return list(self._requests)
 
+    def heads(self) -> list[dict]:
+        with self._lock:
+            return list(self._heads)
+
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._heads.clear()
 
     def __len__(self) -> int:
         with self._lock:
@@ -172,11 +185,13 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _handle(self) -> None:
-        body = self._read_body()
         headers = [(k, v) for k, v in self.headers.items()]
-        entry = {"method": self.command, "path": self.path, "headers": headers,
-                 "body": body.decode("utf-8", "replace")}
         recorder: Recorder = self.server.recorder  # type: ignore[attr-defined]
+        recorder.add_head({"method": self.command, "path": self.path, "headers": headers,
+                           "at": time.monotonic()})
+        body = self._read_body()
+        entry = {"method": self.command, "path": self.path, "headers": headers,
+                 "body": body.decode("utf-8", "replace"), "at": time.monotonic()}
         recorder.add(entry)
         identity = decode_identity(headers)
         if self.path == "/healthz":

@@ -280,6 +280,13 @@ async function handleSteps(request, env, conn) {
   let step = JSON.parse(filter.handle(JSON.stringify(head), Date.now()));
   let body = null;
   for (let n = 0; n < MAX_STEPS; n++) {
+    if (request.signal?.aborted) {
+      // The client went away while the engine waited (docs/behaviour.md, "Request
+      // lifecycle"): the request ends here, whatever the engine decided or waits for, and
+      // nothing of it is forwarded. The answer goes to no one.
+      if (typeof step.pending === 'number') filter.abandon(step.pending);
+      return plain(499, 'sso-filter: the client closed the request');
+    }
     switch (step.step) {
       case 'continue':
         return forward(request, url, step, body, env);

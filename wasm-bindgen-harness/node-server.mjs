@@ -52,7 +52,7 @@ function authority(req) {
 // is then plain, so the header and the length must go.
 const DECODED = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
 
-function toRequest(req) {
+function toRequest(req, signal) {
   const headers = new Headers();
   // rawHeaders keeps every field as sent (names as sent, repeated fields repeated).
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
@@ -74,6 +74,7 @@ function toRequest(req) {
     headers,
     body: hasBody ? Readable.toWeb(req) : null,
     duplex: 'half',
+    signal,
   });
 }
 
@@ -106,7 +107,13 @@ const server = http.createServer({ maxHeaderSize: 60 * 1024 }, async (req, res) 
       res.writeHead(400, { 'content-type': 'text/plain' }).end('bad request target\n');
       return;
     }
-    const response = await worker.fetch(toRequest(req), env);
+    // request.signal aborts when the client goes away before its answer is written, as a
+    // Workers runtime's does: the worker then forwards nothing of that request.
+    const gone = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const response = await worker.fetch(toRequest(req, gone.signal), env);
     await write(res, response);
   } catch (err) {
     console.error(`node-server: error: ${err?.stack ?? err}`);

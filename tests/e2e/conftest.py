@@ -91,14 +91,17 @@ class Envoys:
 
     def start(self, config: dict, name: str = "envoy", port: int | None = None,
               attempts: int = 3, env: dict | None = None,
-              clusters: list[tuple[str, int]] | None = None) -> Envoy:
+              clusters: list[tuple[str, int]] | None = None,
+              hcm_options: dict | None = None) -> Envoy:
         """A new instance (not cached). `config["base_url"] = None` -> its own origin.
-        `clusters`: (host, port) of IdPs to add as `sso_<host>_<port>` clusters."""
+        `clusters`: (host, port) of IdPs to add as `sso_<host>_<port>` clusters.
+        `hcm_options`: extra fields of the listener's HttpConnectionManager (harness.envoy_yaml)."""
         last = None
         for _ in range(attempts):
             p = port or harness.free_port()
             inst = self.cls(self.workdir, self._materialise(config, p), self.upstream_port,
-                            listen_port=p, name=name, env=env, clusters=clusters)
+                            listen_port=p, name=name, env=env, clusters=clusters,
+                            hcm_options=hcm_options)
             self.all.append(inst)
             try:
                 return inst.start()

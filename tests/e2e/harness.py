@@ -193,9 +193,15 @@ def idp_cluster(host: str, port: int) -> dict:
 
 
 def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
-               wasm: Path = WASM, clusters: list[tuple[str, int]] | None = None) -> str:
+               wasm: Path = WASM, clusters: list[tuple[str, int]] | None = None,
+               hcm_options: dict | None = None) -> str:
     """Bootstrap for one instance. JSON is valid YAML, so the bootstrap is written as JSON.
-    `clusters`: (host, port) of IdPs the filter reaches by callout (`idp_cluster`)."""
+    `clusters`: (host, port) of IdPs the filter reaches by callout (`idp_cluster`).
+    `hcm_options`: fields added to the listener's HttpConnectionManager (e.g.
+    `{"http_protocol_options": {"enable_trailers": True}}`, without which Envoy's HTTP/1 codec
+    drops request trailers before any filter sees them). The codec is Envoy's default, AUTO:
+    HTTP/1.1, or HTTP/2 when the connection opens with the HTTP/2 preface (h2c prior
+    knowledge)."""
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
                  ".v3.HttpConnectionManager",
@@ -223,6 +229,7 @@ def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
         ],
     }
+    hcm.update(hcm_options or {})
     bootstrap = {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
@@ -261,7 +268,8 @@ class Envoy:
 
     def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
                  listen_port: int | None = None, name: str = "envoy",
-                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None):
+                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None,
+                 hcm_options: dict | None = None):
         Envoy._serial += 1
         self.name = f"{name}-{Envoy._serial}"
         self.dir = Path(workdir) / self.name
@@ -271,6 +279,7 @@ class Envoy:
         self.upstream_port = upstream_port
         self.env = dict(env or {})
         self.clusters = list(clusters or [])
+        self.hcm_options = dict(hcm_options or {})
         self.port = listen_port or free_port()
         self.admin: str | None = None
         self.proc: subprocess.Popen | None = None
@@ -291,7 +300,7 @@ class Envoy:
         (self.dir / "filter.json").write_text(self.config_json)
         yaml_path = self.dir / "envoy.yaml"
         yaml_path.write_text(envoy_yaml(self.config_json, self.port, self.upstream_port,
-                                        clusters=self.clusters))
+                                        clusters=self.clusters, hcm_options=self.hcm_options))
         admin_path = self.dir / "admin-address"
         admin_path.unlink(missing_ok=True)
         self._admin_path = admin_path
@@ -427,14 +436,16 @@ class NodeWorker:
 
     A refused configuration: node-server starts and the worker answers 503 to every request,
     logging `sso-filter: configuration refused: <error naming the JSON path>` (Envoy refuses to
-    load instead). `clusters` is accepted and unused: the worker reaches IdPs with fetch() by
-    URL, not through named clusters."""
+    load instead). `clusters` and `hcm_options` are accepted and unused: the worker reaches IdPs
+    with fetch() by URL, not through named clusters, and Node's HTTP server has no codec
+    options (it speaks HTTP/1.1 and passes request trailers to no one)."""
 
     _serial = 0
 
     def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
                  listen_port: int | None = None, name: str = "node",
-                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None):
+                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None,
+                 hcm_options: dict | None = None):
         NodeWorker._serial += 1
         self.name = f"node-{name}-{NodeWorker._serial}"
         self.dir = Path(workdir) / self.name
