@@ -108,7 +108,8 @@ def lifecycle_config(idp: str) -> dict:
                             secret=W.SECRET, api_base=idp, oauth_base=idp, login_base=idp,
                             **timeout),
         # Ticket validation, and the CAS server's single-logout POST.
-        "cas": dict(type="cas", server_url=f"{idp}/cas", single_logout=True, **timeout),
+        "cas": dict(type="cas", server_url=f"{idp}/cas", single_logout=True,
+                    logout_sources=["127.0.0.1/32"], **timeout),
         # Metadata by callout at login start; the ACS POST.
         "saml": dict(type="saml2", idp_metadata_url=f"{idp}/saml/metadata", **timeout),
     })
