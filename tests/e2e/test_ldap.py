@@ -36,11 +36,13 @@ def _config(method: dict) -> dict:
 
 
 def _worker(envoys, directory, method: dict, name: str) -> harness.NodeWorker:
-    """A Node worker (whatever SSO_E2E_HOST says: only the edge build speaks LDAP)."""
+    """An edge worker: the host SSO_E2E_HOST names when it is an edge one (node, workerd), else
+    a Node worker (only the edge build speaks LDAP)."""
     port = harness.free_port()
     cfg = _config(method)
     cfg["base_url"] = f"http://127.0.0.1:{port}"
-    inst = harness.NodeWorker(envoys.workdir, cfg, envoys.upstream_port, listen_port=port,
+    cls = harness.NodeWorker if envoys.cls is harness.Envoy else envoys.cls
+    inst = cls(envoys.workdir, cfg, envoys.upstream_port, listen_port=port,
                               name=name, env={"NODE_EXTRA_CA_CERTS": str(directory.ca)})
     envoys.all.append(inst)
     return inst.start()
