@@ -179,7 +179,16 @@ async function forward(request, url, step, body, env) {
     init.body = request.body;
     init.duplex = 'half'; // required by Node's fetch for a streamed body; ignored elsewhere
   }
-  const response = await fetch(origin + target, init);
+  let response;
+  try {
+    response = await fetch(origin + target, init);
+  } catch (err) {
+    // Refused, reset, or a name that does not resolve: the origin is down, not the filter.
+    // 502 like a proxy's (Envoy answers 503 from its own router); the URL is not logged, its
+    // query may hold a token.
+    console.warn(`sso-filter: origin ${origin} could not be reached: ${err?.name ?? 'error'}`);
+    return plain(502, 'sso-filter: the origin could not be reached');
+  }
   if (onResponse.length === 0) return response;
   // A fetched response's headers are immutable: copy it to add the engine's headers.
   const out = new Response(response.body, response);
