@@ -604,6 +604,9 @@ class WorkerdWorker(NodeWorker):
     CA to both edge hosts. A refused configuration: workerd starts and the worker answers 503,
     logging the error, as under Node."""
 
+    # More `workerd serve` arguments (bench/workerd_session.py adds --async-trace).
+    workerd_args: tuple[str, ...] = ()
+
     def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
                  listen_port: int | None = None, name: str = "workerd",
                  env: dict | None = None, clusters: list[tuple[str, int]] | None = None):
@@ -631,7 +634,7 @@ class WorkerdWorker(NodeWorker):
             (self.dir / f"ca-{i}.pem").write_bytes(Path(src).read_bytes())
             ca.append(f"ca-{i}.pem")
         capnp = self.dir / "workerd.capnp"
-        capnp.write_text(workerd_capnp(ca))
+        capnp.write_text(self.capnp_text(ca))
         self.admin = f"127.0.0.1:{free_port()}"
         env = {**os.environ, **self.env, "SSO_CONFIG": self.config_json,
                "ORIGIN": f"http://127.0.0.1:{self.upstream_port}"}
@@ -640,11 +643,15 @@ class WorkerdWorker(NodeWorker):
         self.proc = subprocess.Popen(
             [str(WORKERD), "serve", "-I", str(WORKERD_CAPNP.parent), str(capnp),
              "--socket-addr", f"http=127.0.0.1:{self.port}",
-             "--socket-addr", f"admin={self.admin}"],
+             "--socket-addr", f"admin={self.admin}", *self.workerd_args],
             cwd=self.dir, env=env,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
+
+    def capnp_text(self, ca_files: list[str]) -> str:
+        """The config `workerd serve` gets (bench/workerd_session.py swaps in another worker)."""
+        return workerd_capnp(ca_files)
 
     def wasm_crashes(self) -> list[str]:
         """As NodeWorker's, plus workerd's own report of an exception thrown out of a handler
