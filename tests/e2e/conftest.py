@@ -136,6 +136,8 @@ def envoys(request, tmp_path_factory, upstream):
     for path, what in needs:
         if not path.exists():
             pytest.fail(f"{path} is missing: build {what} first", pytrace=False)
+    if HOST == "workerd" and harness.workerd_dist_problem():
+        pytest.fail(harness.workerd_dist_problem(), pytrace=False)
     mgr = Envoys(tmp_path_factory.mktemp("envoy"), upstream.port)
     request.session.stash[_MGR_KEY] = mgr
     yield mgr

@@ -584,10 +584,23 @@ def workerd_capnp(ca_files: list[str]) -> str:
         'using Sso = import "/sso-filter.capnp";\n'
         "const config :Workerd.Config = (\n"
         '  services = [(name = "sso-filter", worker = Sso.worker),\n'
-        '              (name = "loopback", network = (allow = ["local"],\n'
-        f"                 tlsOptions = (trustBrowserCas = true, trustedCertificates = [{trusted}])))],\n"
+        '              (name = "loopback", network = (allow = ["local"], tlsOptions = (\n'
+        f"                 trustBrowserCas = true, trustedCertificates = [{trusted}])))],\n"
         "  sockets = Sso.sockets,\n"
         ");\n")
+
+
+def workerd_dist_problem() -> str | None:
+    """Why dist/ (what sso-filter.capnp embeds, built by build.sh) is not the current build:
+    a missing file, or one that differs from its source (handler.mjs edited, pkg/ rebuilt)."""
+    dist = EDGE_DIR / "dist"
+    for name in ("cloudflare.mjs", "worker.mjs", "handler.mjs", "pkg/sso_filter_edge.js",
+                 "pkg/sso_filter_edge_bg.wasm"):
+        if not (dist / name).exists():
+            return f"{dist / name} missing: run `make edge`"
+        if (dist / name).read_bytes() != (EDGE_DIR / name).read_bytes():
+            return f"{dist / name} differs from {EDGE_DIR / name}: run `make edge`"
+    return None
 
 
 class WorkerdWorker(NodeWorker):
@@ -624,8 +637,9 @@ class WorkerdWorker(NodeWorker):
         if not WORKERD.exists():
             raise EnvoyError(f"{WORKERD} missing: run scripts/setup.sh (npm ci in "
                              "wasm-bindgen-harness)")
-        if not EDGE_WASM.exists():
-            raise EnvoyError(f"{EDGE_WASM} missing: run `npm run build` in wasm-bindgen-harness")
+        problem = workerd_dist_problem()
+        if problem:
+            raise EnvoyError(problem)
         (self.dir / "filter.json").write_text(self.config_json)
         # capnp's embed reads paths below the config's own directory only: copy the CAs there.
         ca = []

@@ -1,5 +1,6 @@
 """`type: ldap` against a real OpenLDAP (Debian slapd, started here on loopback; slapd.py),
-through the edge build under Node (the Envoy build refuses the method: docs/ldap.md).
+through the edge build, in workerd with SSO_E2E_HOST=workerd and under Node otherwise (the Envoy
+build refuses the method: docs/ldap.md).
 
 Every test drives the built-in login form: login (plain and ldaps, memberOf and a group
 search), wrong password, unknown user, empty password, an injection attempt, a throttled user,
