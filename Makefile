@@ -2,7 +2,7 @@
 #   make run     demo: Envoy on http://127.0.0.1:8080 with the filter, upstream on :8081
 #   make test    setup, cargo test, wasm + CLI build, end-to-end suite through the real Envoy,
 #                then the edge worker (wasm-bindgen-harness/): build, its tests, the same
-#                end-to-end suite through it under Node
+#                end-to-end suite through it under Node and in workerd (in parallel)
 #   make lint    clippy (host, all targets; wasm32-wasip1 lib; the edge crate) and rustfmt --check
 #   make bench   bench/run.sh
 SHELL := bash
@@ -24,7 +24,7 @@ define phase
 endef
 
 .PHONY: help setup setup-demo wasm cli build run demo test unit e2e lint fmt bench clean \
-	edge edge-test e2e-node
+	edge edge-test e2e-node e2e-workerd e2e-edge
 
 help:
 	@sed -n '1,7p' Makefile
@@ -70,6 +70,25 @@ edge-test: edge
 e2e-node:
 	SSO_E2E_HOST=node $(MAKE) --no-print-directory e2e
 
+# The same suite through workerd, Cloudflare's Workers runtime (npm workerd, pinned in
+# wasm-bindgen-harness/package-lock.json; expects `make setup edge cli`).
+e2e-workerd:
+	SSO_E2E_HOST=workerd $(MAKE) --no-print-directory e2e
+
+# Both edge runs side by side (each mostly waits on its servers and IdPs): each writes its own
+# log under target/; the closing line of each is printed, and the whole log of a run that failed.
+e2e-edge:
+	@mkdir -p target; pids=(); \
+	for h in node workerd; do \
+	  SSO_E2E_HOST=$$h $(MAKE) --no-print-directory e2e > target/e2e-$$h.log 2>&1 & pids+=($$!); \
+	done; \
+	rc=0; i=0; for h in node workerd; do \
+	  r=0; wait $${pids[$$i]} || r=$$?; i=$$((i + 1)); \
+	  if [ $$r != 0 ]; then rc=1; echo "== e2e $$h failed (exit $$r): target/e2e-$$h.log"; \
+	    cat target/e2e-$$h.log; fi; \
+	  echo "e2e $$h: $$(tail -n 1 target/e2e-$$h.log)"; \
+	done; exit $$rc
+
 test:
 	@mkdir -p target; : > target/phase-times.txt
 	$(call phase,setup,scripts/setup.sh)
@@ -81,7 +100,8 @@ test:
 	$(call phase,build edge,$(EDGE)/build.sh)
 	$(call phase,edge tests,(cd $(EDGE) && $(CARGO) test && npm test))
 	$(call phase,e2e,$(MAKE) --no-print-directory e2e)
-	$(call phase,e2e node,SSO_E2E_HOST=node $(MAKE) --no-print-directory e2e)
+	# The Node and workerd runs of the same suite, in parallel (make e2e-edge).
+	$(call phase,e2e node + workerd,$(MAKE) --no-print-directory e2e-edge)
 	@echo "== make test phase times"; cat target/phase-times.txt
 
 # All three run; the target fails if any of them did.

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""What one LDAP login adds: N consecutive form logins through the edge worker under Node
-against a real slapd on loopback (tests/e2e/slapd.py), next to N logins of a built-in user
-through the same worker. Every login must succeed. Prints the median and p95 of the POST.
+"""What one LDAP login adds: N consecutive form logins through the edge worker, under Node or in
+workerd (Cloudflare's Workers runtime, sockets from cloudflare:sockets' connect()), against a
+real slapd on loopback (tests/e2e/slapd.py), next to N logins of a built-in user through the
+same worker. Every login must succeed. Prints the median and p95 of the POST.
 
-    .venv/bin/python bench/ldap_login.py [N]      (default 100)
+    .venv/bin/python bench/ldap_login.py [N] [--host node|workerd]   (default 100, node)
 
 Needs the edge build (wasm-bindgen-harness/build.sh) and slapd (scripts/setup.sh).
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -46,7 +48,13 @@ def report(label, times):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    args.add_argument("n", nargs="?", type=int, default=100)
+    args.add_argument("--host", choices=["node", "workerd"], default="node")
+    args = args.parse_args()
+    n = args.n
+    host = {"node": harness.NodeWorker, "workerd": harness.WorkerdWorker}[args.host]
+    print(f"edge worker host: {args.host}")
     work = Path(tempfile.mkdtemp(prefix="ldap-bench-"))
     up = harness.demo_upstream.make_server("127.0.0.1", 0, harness.demo_upstream.Recorder())
     threading.Thread(target=up.serve_forever, daemon=True).start()
@@ -66,9 +74,8 @@ def main():
             if method is not None:
                 cfg["methods"] = {"ldap": dict(method, max_failures=1000)}
                 cfg["default_method"] = "ldap"
-            w = harness.NodeWorker(work, cfg, up.server_address[1], listen_port=port,
-                                   name=label.split()[0],
-                                   env={"NODE_EXTRA_CA_CERTS": str(directory.ca)}).start()
+            w = host(work, cfg, up.server_address[1], listen_port=port, name=label.split()[0],
+                     env={"NODE_EXTRA_CA_CERTS": str(directory.ca)}).start()
             workers.append(w)
             login = ("alice", "alice-pw") if method else (user.login, user.password)
             timed_logins(w, *login, 5)  # warm-up

@@ -8,6 +8,7 @@
 #     download: Debian's /usr/bin/chromium is used)
 #   - tests/e2e/idp/oidc/node_modules (oidc-provider, the OpenID Provider of the OIDC tests)
 #   - wasm-bindgen-cli at the harness's exact wasm-bindgen version (the edge worker; setup_edge)
+#   - wasm-bindgen-harness/node_modules (workerd + wrangler, from package-lock.json; setup_workerd)
 #   - slapd + ldap-utils (Debian OpenLDAP; the LDAP tests start their own server; setup_slapd)
 # Works without a terminal (CI=true, no stdin). SSO_SETUP_NO_BROWSER=1 skips chromium and npm
 # (the demo does not need them).
@@ -108,6 +109,25 @@ setup_edge() {
 }
 if [ "${SSO_SETUP_NO_EDGE:-0}" != 1 ] && [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
   setup_edge
+fi
+
+# ---- workerd: the edge worker in Cloudflare's own runtime ---------------------------------------
+# wasm-bindgen-harness/node_modules from its package-lock.json: workerd (the runtime; its Linux
+# binary comes inside the npm package) and wrangler (the deploy tool; the suite checks that its
+# upload is the tested dist/). Both at the exact versions of package.json. Skipped like the edge.
+setup_workerd() {
+  local h=wasm-bindgen-harness stamp want
+  stamp="$h/node_modules/.package-lock.sha256"
+  want="$(sha256sum "$h/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "npm ci in $h (workerd, wrangler)"
+    (cd "$h" && npm ci --no-audit --no-fund --loglevel=error </dev/null)
+    echo "$want" > "$stamp"
+  fi
+  "$h/node_modules/.bin/workerd" --version >/dev/null
+}
+if [ "${SSO_SETUP_NO_EDGE:-0}" != 1 ] && [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
+  setup_workerd
 fi
 
 # ---- LDAP tests: OpenLDAP (Debian slapd, ldap-utils), started by tests/e2e/slapd.py -----------

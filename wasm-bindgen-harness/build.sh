@@ -19,3 +19,12 @@ cargo build --release --target wasm32-unknown-unknown --lib
 wasm-bindgen --target web --out-dir pkg --out-name sso_filter_edge \
   target/wasm32-unknown-unknown/release/sso_filter_edge.wasm
 ls -l pkg/sso_filter_edge_bg.wasm
+
+# dist/: the deployable worker, alone in its own directory: the entry for Workers runtimes and
+# the modules it imports, under the names they import each other by. wrangler.toml uploads this
+# directory as it is (no_bundle, base_dir = "dist") and sso-filter.capnp runs the same files in
+# workerd, so what the end-to-end suite ran there is what `wrangler deploy` ships.
+rm -rf dist
+mkdir -p dist/pkg
+cp cloudflare.mjs worker.mjs handler.mjs dist/
+cp pkg/sso_filter_edge.js pkg/sso_filter_edge_bg.wasm dist/pkg/

@@ -66,8 +66,33 @@ export function stats() {
 function plain(status, text) {
   return new Response(text + '\n', {
     status,
-    headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
+    headers: {
+      'content-type': 'text/plain; charset=utf-8',
+      'cache-control': 'no-store',
+      date: new Date().toUTCString(),
+    },
   });
+}
+
+// A Host that is a plain host[:port] (a DNS name or an IP literal).
+const PLAIN_HOST = /^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
+
+/**
+ * What a front refuses before the filter sees the request; null when the request is fine.
+ * Envoy's codec refuses both; node-server.mjs does for Node. workerd hands the worker the Host
+ * header and the request target exactly as received, joined into `request.url`, so the worker
+ * itself must refuse them (on Cloudflare the edge has already normalised the URL and routed by
+ * a real host name, and neither ever triggers):
+ * - a raw `\` in the path: the URL parser reads it as `/` (and `\..\` as a parent segment);
+ * - a Host that is not host[:port]: `a/b` or `a?b` in the Host would change the path parsed
+ *   from `request.url`.
+ */
+function badTarget(request) {
+  const host = request.headers.get('host');
+  if (host !== null && !PLAIN_HOST.test(host)) return 'bad host';
+  const target = request.url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
+  if (target.split('?', 1)[0].includes('\\')) return 'bad request target';
+  return null;
 }
 
 function decodeBase64(text) {
@@ -117,6 +142,10 @@ async function readCapped(stream, max) {
 function respond(step) {
   const headers = new Headers();
   for (const [name, value] of step.headers) headers.append(name, value);
+  // RFC 9110 §6.6.1: a server with a clock sends Date. Envoy and Node's HTTP server add it to
+  // the filter's own replies; workerd does not, so the worker does (the isolate's clock, the
+  // same one the engine is given).
+  if (!headers.has('date')) headers.set('date', new Date().toUTCString());
   // A 204/304 (or 1xx) response cannot carry a body.
   const body = [204, 304].includes(step.status) ? null : bodyOf(step);
   return new Response(body, { status: step.status, headers });
@@ -150,7 +179,16 @@ async function forward(request, url, step, body, env) {
     init.body = request.body;
     init.duplex = 'half'; // required by Node's fetch for a streamed body; ignored elsewhere
   }
-  const response = await fetch(origin + target, init);
+  let response;
+  try {
+    response = await fetch(origin + target, init);
+  } catch (err) {
+    // Refused, reset, or a name that does not resolve: the origin is down, not the filter.
+    // 502 like a proxy's (Envoy answers 503 from its own router); the URL is not logged, its
+    // query may hold a token.
+    console.warn(`sso-filter: origin ${origin} could not be reached: ${err?.name ?? 'error'}`);
+    return plain(502, 'sso-filter: the origin could not be reached');
+  }
   if (onResponse.length === 0) return response;
   // A fetched response's headers are immutable: copy it to add the engine's headers.
   const out = new Response(response.body, response);
@@ -267,6 +305,8 @@ async function handleSteps(request, env, conn) {
     return plain(503, 'sso-filter: no origin configured');
   }
   const filter = state.filter;
+  const bad = badTarget(request);
+  if (bad) return plain(400, bad);
   const url = new URL(request.url);
   const head = {
     method: request.method,

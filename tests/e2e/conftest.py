@@ -10,7 +10,8 @@ Nothing is skipped when a piece is missing: a missing Envoy, .wasm or fixture fi
 
 The host the filter runs in: SSO_E2E_HOST=envoy (default: the real Envoy and the proxy-wasm
 .wasm) or SSO_E2E_HOST=node (the JS edge worker of wasm-bindgen-harness/ under Node, through
-harness.NodeWorker, which has Envoy's interface). The same tests run against either.
+harness.NodeWorker, which has Envoy's interface) or SSO_E2E_HOST=workerd (the same worker in
+workerd, Cloudflare's Workers runtime: harness.WorkerdWorker). The same tests run against each.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ import harness
 from harness import Envoy, EnvoyError
 
 HOST = os.environ.get("SSO_E2E_HOST", "envoy")
-HOSTS = {"envoy": Envoy, "node": harness.NodeWorker}
+HOSTS = {"envoy": Envoy, "node": harness.NodeWorker, "workerd": harness.WorkerdWorker}
 if HOST not in HOSTS:
     raise pytest.UsageError(f"SSO_E2E_HOST={HOST!r}: expected one of {sorted(HOSTS)}")
+
+# Tests of one host's own ways, collected only when the suite runs through that host.
+collect_ignore = [] if HOST == "workerd" else ["test_workerd.py"]
 
 
 def pytest_report_header(config):
@@ -129,10 +133,14 @@ class Envoys:
 def envoys(request, tmp_path_factory, upstream):
     needs = {"envoy": ((harness.ENVOY, "Envoy (scripts/setup.sh)"),
                        (harness.WASM, "the filter (make wasm)")),
-             "node": ((harness.EDGE_WASM, "the edge module (make edge)"),)}[HOST]
+             "node": ((harness.EDGE_WASM, "the edge module (make edge)"),),
+             "workerd": ((harness.EDGE_WASM, "the edge module (make edge)"),
+                         (harness.WORKERD, "workerd (scripts/setup.sh)"))}[HOST]
     for path, what in needs:
         if not path.exists():
             pytest.fail(f"{path} is missing: build {what} first", pytrace=False)
+    if HOST == "workerd" and harness.workerd_dist_problem():
+        pytest.fail(harness.workerd_dist_problem(), pytrace=False)
     mgr = Envoys(tmp_path_factory.mktemp("envoy"), upstream.port)
     request.session.stash[_MGR_KEY] = mgr
     yield mgr

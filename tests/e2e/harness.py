@@ -569,6 +569,132 @@ class NodeWorker:
                 self.proc.wait(timeout=10)
 
 
+# --------------------------------------------------------------------------- workerd host
+
+# The same worker in workerd, Cloudflare's open-source Workers runtime (npm `workerd`, pinned in
+# wasm-bindgen-harness/package.json and its lock file; scripts/setup.sh installs it). The suite
+# runs through it with SSO_E2E_HOST=workerd (conftest.py).
+WORKERD_CAPNP = EDGE_DIR / "sso-filter.capnp"
+
+
+def _workerd_binary() -> Path:
+    """The runtime's own executable from the npm package (its platform package ships it), not
+    the `.bin` shim, so that signals reach workerd itself."""
+    override = os.environ.get("SSO_E2E_WORKERD")
+    if override:
+        return Path(override)
+    found = sorted((EDGE_DIR / "node_modules" / "@cloudflare").glob("workerd-*/bin/workerd"))
+    return found[0] if found else EDGE_DIR / "node_modules" / ".bin" / "workerd"
+
+
+WORKERD = _workerd_binary()
+
+
+def workerd_capnp(ca_files: list[str]) -> str:
+    """A config that is wasm-bindgen-harness/sso-filter.capnp with one change: its loopback
+    network also trusts `ca_files` (the tests' private CA, for ldaps; paths relative to the
+    config, as capnp's embed reads them). Modules, bindings, compatibility date and sockets are
+    imported from sso-filter.capnp itself (`workerd serve -I wasm-bindgen-harness`), so the suite
+    runs the file a user runs."""
+    trusted = ", ".join(f"embed {json.dumps(p)}" for p in ca_files)
+    return (
+        'using Workerd = import "/workerd/workerd.capnp";\n'
+        'using Sso = import "/sso-filter.capnp";\n'
+        "const config :Workerd.Config = (\n"
+        '  services = [(name = "sso-filter", worker = Sso.worker),\n'
+        '              (name = "loopback", network = (allow = ["local"], tlsOptions = (\n'
+        f"                 trustBrowserCas = true, trustedCertificates = [{trusted}])))],\n"
+        "  sockets = Sso.sockets,\n"
+        ");\n")
+
+
+def workerd_dist_problem() -> str | None:
+    """Why dist/ (what sso-filter.capnp embeds, built by build.sh) is not the current build:
+    a missing file, or one that differs from its source (handler.mjs edited, pkg/ rebuilt)."""
+    dist = EDGE_DIR / "dist"
+    for name in ("cloudflare.mjs", "worker.mjs", "handler.mjs", "pkg/sso_filter_edge.js",
+                 "pkg/sso_filter_edge_bg.wasm"):
+        if not (dist / name).exists():
+            return f"{dist / name} missing: run `make edge`"
+        if (dist / name).read_bytes() != (EDGE_DIR / name).read_bytes():
+            return f"{dist / name} differs from {EDGE_DIR / name}: run `make edge`"
+    return None
+
+
+class WorkerdWorker(NodeWorker):
+    """One `workerd serve` process running the worker (cloudflare.mjs, the wrangler.toml entry)
+    in front of `upstream_port`, with the interface of `Envoy` (start/stop, base_url, client(),
+    log_text(), wasm_crashes(), stats()). The filter JSON and the origin are the SSO_CONFIG and
+    ORIGIN bindings (from the environment, as sso-filter.capnp declares them); the protected
+    and admin listeners are its `http` and `admin` sockets moved to free loopback ports with
+    --socket-addr. stats() reads the `admin` entrypoint (GET /stats), which serves the counters
+    of the same isolate.
+
+    `env` is the process environment, as for the other hosts; NODE_EXTRA_CA_CERTS in it (what
+    the Node host takes) is trusted by the loopback network too, so one test hands its private
+    CA to both edge hosts. A refused configuration: workerd starts and the worker answers 503,
+    logging the error, as under Node."""
+
+    # More `workerd serve` arguments (bench/workerd_session.py adds --async-trace).
+    workerd_args: tuple[str, ...] = ()
+
+    def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
+                 listen_port: int | None = None, name: str = "workerd",
+                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None):
+        super().__init__(workdir, filter_config, upstream_port, listen_port=listen_port,
+                         name=name, env=env, clusters=clusters)
+        old = self.dir
+        self.name = self.name.replace("node-", "workerd-", 1)
+        self.dir = Path(workdir) / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        old.rmdir()
+        self.log_path = self.dir / "workerd.log"
+        self.stderr_path = self.log_path
+
+    def _launch(self) -> None:
+        if not WORKERD.exists():
+            raise EnvoyError(f"{WORKERD} missing: run scripts/setup.sh (npm ci in "
+                             "wasm-bindgen-harness)")
+        problem = workerd_dist_problem()
+        if problem:
+            raise EnvoyError(problem)
+        (self.dir / "filter.json").write_text(self.config_json)
+        # capnp's embed reads paths below the config's own directory only: copy the CAs there.
+        ca = []
+        for i, src in enumerate(p for p in self.env.get("NODE_EXTRA_CA_CERTS", "").split(
+                os.pathsep) if p):
+            (self.dir / f"ca-{i}.pem").write_bytes(Path(src).read_bytes())
+            ca.append(f"ca-{i}.pem")
+        capnp = self.dir / "workerd.capnp"
+        capnp.write_text(self.capnp_text(ca))
+        self.admin = f"127.0.0.1:{free_port()}"
+        env = {**os.environ, **self.env, "SSO_CONFIG": self.config_json,
+               "ORIGIN": f"http://127.0.0.1:{self.upstream_port}"}
+        self.started_at = time.monotonic()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(WORKERD), "serve", "-I", str(WORKERD_CAPNP.parent), str(capnp),
+             "--socket-addr", f"http=127.0.0.1:{self.port}",
+             "--socket-addr", f"admin={self.admin}", *self.workerd_args],
+            cwd=self.dir, env=env,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent)
+        log.close()
+
+    def capnp_text(self, ca_files: list[str]) -> str:
+        """The config `workerd serve` gets (bench/workerd_session.py swaps in another worker)."""
+        return workerd_capnp(ca_files)
+
+    def wasm_crashes(self) -> list[str]:
+        """As NodeWorker's, plus workerd's own report of an exception thrown out of a handler
+        ("Uncaught" is already matched), of a request left hanging, and of a CPU or memory
+        limit exceeded."""
+        pat = re.compile(r"panicked at|wasm trap|RuntimeError|Uncaught|"
+                         r"sso-filter: internal error|will never generate a response|"
+                         r"exceeded (?:CPU|memory)", re.I)
+        return [line for line in self.log_text().splitlines() if pat.search(line)]
+
+
 # --------------------------------------------------------------------------- HTTP client
 
 @dataclass

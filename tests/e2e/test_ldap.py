@@ -1,5 +1,6 @@
 """`type: ldap` against a real OpenLDAP (Debian slapd, started here on loopback; slapd.py),
-through the edge build under Node (the Envoy build refuses the method: docs/ldap.md).
+through the edge build, in workerd with SSO_E2E_HOST=workerd and under Node otherwise (the Envoy
+build refuses the method: docs/ldap.md).
 
 Every test drives the built-in login form: login (plain and ldaps, memberOf and a group
 search), wrong password, unknown user, empty password, an injection attempt, a throttled user,
@@ -36,11 +37,13 @@ def _config(method: dict) -> dict:
 
 
 def _worker(envoys, directory, method: dict, name: str) -> harness.NodeWorker:
-    """A Node worker (whatever SSO_E2E_HOST says: only the edge build speaks LDAP)."""
+    """An edge worker: the host SSO_E2E_HOST names when it is an edge one (node, workerd), else
+    a Node worker (only the edge build speaks LDAP)."""
     port = harness.free_port()
     cfg = _config(method)
     cfg["base_url"] = f"http://127.0.0.1:{port}"
-    inst = harness.NodeWorker(envoys.workdir, cfg, envoys.upstream_port, listen_port=port,
+    cls = harness.NodeWorker if envoys.cls is harness.Envoy else envoys.cls
+    inst = cls(envoys.workdir, cfg, envoys.upstream_port, listen_port=port,
                               name=name, env={"NODE_EXTRA_CA_CERTS": str(directory.ca)})
     envoys.all.append(inst)
     return inst.start()
