@@ -155,6 +155,14 @@ def base_config(base_url: str, keys: list[str] | None = None, users=None, **over
     return config
 
 
+def host_knows_client_address() -> bool:
+    """Whether the host under test tells the filter the client's address: Envoy does
+    (`source.address`), node-server.mjs does (CF-Connecting-IP from the socket, as Cloudflare's
+    edge sets it). A local `workerd serve` has no such header, so there the per-address checks
+    (CAS `logout_sources`) fail closed, and the tests assert that instead."""
+    return os.environ.get("SSO_E2E_HOST", "envoy") != "workerd"
+
+
 # The suite signs in hundreds of times from one address within minutes; the password budget's
 # own defaults are exercised by test_bounds.py, which builds its configuration without this.
 SUITE_LIMITS = {"password_checks_per_second": 1000, "password_burst": 1000,
@@ -640,9 +648,10 @@ class WorkerdWorker(NodeWorker):
 
     def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
                  listen_port: int | None = None, name: str = "workerd",
-                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None):
+                 env: dict | None = None, clusters: list[tuple[str, int]] | None = None,
+                 hcm_options: dict | None = None):
         super().__init__(workdir, filter_config, upstream_port, listen_port=listen_port,
-                         name=name, env=env, clusters=clusters)
+                         name=name, env=env, clusters=clusters, hcm_options=hcm_options)
         old = self.dir
         self.name = self.name.replace("node-", "workerd-", 1)
         self.dir = Path(workdir) / self.name

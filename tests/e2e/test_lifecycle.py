@@ -68,6 +68,8 @@ TIMEOUT_MS = 5000
 SILENT_TIMEOUT_MS = 1500
 
 HOST = os.environ.get("SSO_E2E_HOST", "envoy")
+# The edge hosts (node-server.mjs, workerd's http socket) speak HTTP/1.1 only.
+HTTP2 = HOST == "envoy"
 FORGED = ("X-Sso-Login", "admin")
 FORM = ("Content-Type", "application/x-www-form-urlencoded")
 SMUGGLED = b"action=delete&target=everything&note=sent+while+the+filter+waits"
@@ -547,12 +549,20 @@ def column_e(lab: Lab, req: Req, stage: Stage) -> None:
     time.sleep(GAP)
     lab.idp.release()       # the answer comes for a stream that is gone
     time.sleep(SETTLE)
+    if HOST == "workerd" and stage.row.forwarded_as is not None:
+        # workerd does not abort request.signal when the client leaves, so a request the
+        # engine decides to forward still goes, with the engine's own verified identity (the
+        # client cannot read the answer). Never the forged header (harness README).
+        for head in lab.recorder.heads():
+            logins = [v for k, v in head["headers"] if harness.normalised(k) == "x-sso-login"]
+            assert logins == [stage.row.forwarded_as], f"after the client left: {head}"
+        return
     stage.nothing_upstream("after the client left")
 
 
 COLUMNS = {"a": column_a, "b": column_b, "c": column_c, "d": column_d, "e": column_e}
 # Node's HTTP server speaks HTTP/1.1 only: no column d there.
-HOST_COLUMNS = [c for c in COLUMNS if not (HOST == "node" and c == "d")]
+HOST_COLUMNS = [c for c in COLUMNS if HTTP2 or c != "d"]
 
 
 # =============================================================================== fixtures
@@ -615,8 +625,14 @@ def _oracle(row: Row, req: Req, resp: harness.Response, stage: Stage) -> None:
 
 # =============================================================================== the tests
 
+# Without a client address (local workerd) the CAS logout POST is refused at its head (403,
+# test_cas.py asserts it), so its body wait is not reachable there.
+HOST_ROWS = [r for r in ROWS
+             if harness.host_knows_client_address() or r.id != "cas-logout-post"]
+
+
 @pytest.mark.parametrize("column", HOST_COLUMNS)
-@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+@pytest.mark.parametrize("row", HOST_ROWS, ids=[r.id for r in HOST_ROWS])
 def test_pause_point(lab_now, row, column):
     lab = lab_now
     req = row.build(lab)
@@ -665,7 +681,7 @@ def test_issue10_repro_silent_yunzhijia_body_after_half_a_second(lab_now):
     assert lab.envoy.client().get("/healthz").status == 200
 
 
-@pytest.mark.parametrize("protocol", ["http1", "http2"] if HOST != "node" else ["http1"])
+@pytest.mark.parametrize("protocol", ["http1", "http2"] if HTTP2 else ["http1"])
 def test_after_a_local_reply_nothing_resumes(lab_now, protocol):
     """The IdP answers (a refusal) before the client has sent its body; the client sends it
     anyway, and its body is itself a request with a forged identity. Nothing reaches the
@@ -718,7 +734,7 @@ def test_after_a_local_reply_nothing_resumes(lab_now, protocol):
     _healthy(lab)
 
 
-@pytest.mark.parametrize("protocol", ["http1", "http2"] if HOST != "node" else ["http1"])
+@pytest.mark.parametrize("protocol", ["http1", "http2"] if HTTP2 else ["http1"])
 def test_continue_decided_while_the_body_is_still_coming(lab_now, protocol):
     """The engine forwards (a refresh whose IdP fails while the old token lasts) after the
     first part of the body and before the rest: the head reaches the upstream only after the
