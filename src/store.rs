@@ -520,25 +520,6 @@ impl<'a> Stores<'a> {
             },
         )
     }
-
-    /// Releases the lock `item`.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Unavailable`].
-    pub fn unlock(&self, item: &str, now: u64) -> Result<(), StoreError> {
-        self.placer.update(
-            self.cache,
-            &self.limits.locks(),
-            item,
-            now,
-            Evict::SoonestExpiry,
-            |held| match held {
-                Some(_) => (Some((Vec::new(), now)), ()),
-                None => (None, ()),
-            },
-        )
-    }
 }
 
 /// A throttle value: failures (4 bytes) and the window's start (8 bytes), big-endian.

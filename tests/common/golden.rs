@@ -160,7 +160,10 @@ pub fn check(transcript: &[String]) {
         lines.push(format!(
             "... {} more lines, sha256 {}",
             transcript.len() - MAX_LINES,
-            digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         ));
     }
     let text = lines.join("\n") + "\n";
