@@ -779,3 +779,32 @@ def test_continue_decided_while_the_body_is_still_coming(lab_now, protocol):
     logins = [v for k, v in entry["headers"] if harness.normalised(k) == "x-sso-login"]
     assert logins == ["carol"], entry["headers"]
     _healthy(lab)
+
+
+@pytest.mark.skipif(HOST != "envoy", reason="Envoy's own buffer limit (the edge hosts never "
+                    "buffer a body while a callout is pending: they do not read it)")
+def test_a_body_over_envoys_buffer_limit_while_a_callout_waits(lab_now):
+    """The body keeps coming while the filter waits for a callout and outgrows Envoy's buffer
+    (per_connection_buffer_limit_bytes, 1 MiB by default): Envoy answers 413 itself. The
+    callout's answer then arrives for a stream that has been answered; nothing is forwarded,
+    the VM does not crash, and the next request works."""
+    lab = lab_now
+    body = b"x" * (3 * 1024 * 1024)
+    conn = H1(lab.envoy.port)
+    conn.send(_head_bytes(
+        Req("POST", "/admin/x?activeAuth=yunzhijia&tenantCode=tenant1&ticket=bogus", [FORM]),
+        lab.envoy.port, [("Content-Length", str(len(body)))]))
+    assert lab.idp.wait_request(5), "precondition: the filter never called Yunzhijia"
+    try:
+        for i in range(0, len(body), 64 * 1024):
+            conn.send(body[i:i + 64 * 1024])
+    except (BrokenPipeError, ConnectionResetError):
+        pass                        # Envoy answered and closed while the body was coming
+    resp = conn.response("POST")
+    assert resp.status == 413, resp
+    assert lab.recorder.heads() == []
+    lab.idp.release()               # the callout's answer, for a stream already answered
+    time.sleep(SETTLE)
+    assert lab.recorder.heads() == [] and lab.recorder.requests() == []
+    _healthy(lab)
+    assert lab.envoy.client().get("/healthz").status == 200
