@@ -193,9 +193,11 @@ def idp_cluster(host: str, port: int) -> dict:
 
 
 def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
-               wasm: Path = WASM, clusters: list[tuple[str, int]] | None = None) -> str:
+               wasm: Path = WASM, clusters: list[tuple[str, int]] | None = None,
+               access_log: Path | None = None) -> str:
     """Bootstrap for one instance. JSON is valid YAML, so the bootstrap is written as JSON.
-    `clusters`: (host, port) of IdPs the filter reaches by callout (`idp_cluster`)."""
+    `clusters`: (host, port) of IdPs the filter reaches by callout (`idp_cluster`).
+    `access_log`: a file for one line per request, `METHOD PATH STATUS DURATION_MS CLIENT`."""
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
                  ".v3.HttpConnectionManager",
@@ -223,6 +225,13 @@ def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
         ],
     }
+    if access_log is not None:
+        hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": str(access_log),
+            "log_format": {"text_format_source": {"inline_string":
+                "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION% "
+                "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\n"}}}}]
     bootstrap = {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
@@ -258,6 +267,8 @@ class Envoy:
     """One Envoy process with the filter in front of `upstream_port`."""
 
     _serial = 0
+    # Set before start() for an access log (envoy_yaml's `access_log`).
+    access_log: Path | None = None
 
     def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
                  listen_port: int | None = None, name: str = "envoy",
@@ -291,7 +302,7 @@ class Envoy:
         (self.dir / "filter.json").write_text(self.config_json)
         yaml_path = self.dir / "envoy.yaml"
         yaml_path.write_text(envoy_yaml(self.config_json, self.port, self.upstream_port,
-                                        clusters=self.clusters))
+                                        clusters=self.clusters, access_log=self.access_log))
         admin_path = self.dir / "admin-address"
         admin_path.unlink(missing_ok=True)
         self._admin_path = admin_path
