@@ -1,22 +1,26 @@
 """Floods that must leave nothing grown and let nobody in (issue 10), through the real Envoy.
 
-Each flood sends FLOOD (20 000) made-up values an anonymous client controls at one kind of
-state the filter keeps, over keep-alive connections from a few threads, bounded in time, and
-then checks that
+Each flood sends up to FLOOD (20 000) made-up values an anonymous client controls at one kind
+of state the filter keeps, over keep-alive connections from a few threads, bounded in count and
+time, and then checks that
 
 - every request got the contract's answer (nobody let in, no crash);
 - the counters are a closed set: the number of Envoy stats named `sso_...` grows by a small
   fixed number at most, and no stat name carries request text;
 - Envoy's heap (admin `/memory`: `allocated`, `heap_size`) grew less than a fixed bound, taken
-  from measured runs with headroom (the figures below). The bounded stores' worst case is
+  from measured runs with headroom (HEAP_BOUND). A store's worst case is
   `slots x (key + 8 x 57 B)` plus Envoy's own per-key overhead (src/store.rs): about 8 MiB for
-  the single-use list, 2 MiB for the logged-out list and the throttle counters at the default
-  `limits`.
+  the single-use list, 2 MiB each for the logged-out list and the throttle counters at the
+  default `limits`. proxy-wasm offers no way to list shared-data keys, so the key count is
+  judged by the heap, and directly by a full logged-out list that must not grow at all.
 
-proxy-wasm offers no way to list shared-data keys, so the key count is judged by the heap.
-The Node edge worker (SSO_E2E_HOST=node) has no `/memory`: there the same floods run with the
-same status and counter checks, and the memory figures (process RSS) are printed, not judged.
+The floods: OAuth2 callbacks with `error=evil_<i>`; CAS logout requests from a stranger's
+address (127.0.0.2) and from the CAS server's (127.0.0.1); unknown user names on the form; a
+one-time `jti` used twice; the password budget at its defaults under 64 concurrent posts (with
+/healthz sampled meanwhile); a replayed OIDC callback (no second token request).
 
+The Node edge worker (SSO_E2E_HOST=node) has no `/memory` and no access log: there the same
+floods run with the same status and counter checks, and its process RSS is printed, not judged.
 Figures are printed as `FIGURE: ...` lines (pytest -s) and appended as JSON lines to
 target/bounds-figures.jsonl.
 """
@@ -27,7 +31,6 @@ import itertools
 import json
 import os
 import re
-import statistics
 import threading
 import time
 import urllib.parse
@@ -50,7 +53,8 @@ MIB = 1024 * 1024
 # measured runs with headroom. Measured (Envoy 1.40, 2 workers): callback errors 1.7 MiB
 # (90 B an item: the single-use list's used flows), refused logouts 0.25 MiB (no store:
 # Envoy's own first-use allocations), accepted logouts 1.1 MiB (57 B an item), a full
-# logged-out list -0.1 to 0 MiB, one-time jti 1.7 MiB, unknown users 1.3 MiB for 3 600.
+# logged-out list -0.1 to 0 MiB, one-time jti 1.7 MiB, unknown users 2.0-2.5 MiB for
+# 11 000-15 000 names (180 B a name: a used flow and a throttle counter).
 # One key per item would need at least 20 000 x ~150 B = 3 MiB and grow without end.
 HEAP_BOUND = {"callback_errors": 8 * MIB, "cas_refused": MIB, "cas_logout": 4 * MIB,
               "cas_logout_full_list": MIB // 2, "unknown_users": 8 * MIB, "jti": 8 * MIB}
@@ -61,7 +65,7 @@ NEW_STATS_BOUND = 8
 # out of ten. Allowed, counted and printed; more than this many would be a regression.
 STORE_FULL_BOUND = 20
 # The unknown-user flood hashes every name: it runs for this long at most, and must reach
-# this many names (more than the throttle list's 4 096 slots).
+# this many names (190 a second on this 2-core machine when idle, 80 under other builds).
 USERS_SECONDS = float(os.environ.get("SSO_BOUNDS_USERS_SECONDS", "50"))
 USERS_AT_LEAST = 3_000
 
@@ -521,6 +525,9 @@ def test_unknown_user_flood_bounded(envoys, recorder):
     figure(test, "store_full refusals", full)
     assert set(results) <= {("form", 401), ("form", 503)}, results
     assert results[("form", 503)] == full <= STORE_FULL_BOUND, (results, full)
+    failed = sum(v for k, v in inst.stats().items()
+                 if k.startswith("wasmcustom.sso_login_failure.local."))
+    assert failed == results[("form", 401)], inst.stats("sso_login_failure")
     assert recorder.requests() == []
     watch.check(n, "evil", "unknown_users")
     # The known user is not locked out by other names' failures.
@@ -701,6 +708,13 @@ def test_password_budget_under_flood_keeps_the_proxy_responsive(envoys, recorder
         resp = login_from("127.0.0.2", inst.port, "admin", USERS["admin"].password)
         known.append((when, time.perf_counter() - t, resp))
 
+    for j in range(20):  # the same samples with no flood, for comparison
+        healthz(j)
+        time.sleep(0.02)
+    idle = [dt * 1000 for dt in health]
+    health.clear()
+    figure(test, "/healthz p50/max without a flood", f"{_pct(idle, 50):.1f}/{max(idle):.1f}",
+           "ms")
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     attacker = ctx.Process(target=_attack, args=(inst.port, duration, threads, out),
@@ -763,7 +777,9 @@ def test_password_budget_under_flood_keeps_the_proxy_responsive(envoys, recorder
     assert hashed <= 2 * (10 + 30 * (took + 2) / 60) + 2, (statuses, probes.keys())
     assert refused >= 10 * hashed, statuses
     assert budget == refused, (budget, statuses)
-    if inst.access_log is not None:
+    if getattr(inst, "access_log", None) is None:
+        figure(test, "server 429 timing", "n/a: this host keeps no access log")
+    else:
         time.sleep(0.3)  # Envoy flushes its files every 50 ms (harness)
         posted = [f for f in (ln.split() for ln in inst.access_log.read_text().splitlines())
                   if f[:1] == ["POST"]]
@@ -797,7 +813,7 @@ def test_password_budget_under_flood_keeps_the_proxy_responsive(envoys, recorder
     assert not [e for e in recorder.requests() if e["path"] != "/healthz"]
 
 
-# =============================================================================== 6. replayed callback
+# ========================================================================== 6. replayed callback
 
 def test_replayed_oidc_callback_makes_no_second_token_request(envoys, bad_idp, recorder):
     """The same callback (state and flow cookie) again after it logged the browser in: refused
