@@ -202,14 +202,15 @@ def idp_cluster(host: str, port: int) -> dict:
 
 def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
                wasm: Path = WASM, clusters: list[tuple[str, int]] | None = None,
-               hcm_options: dict | None = None) -> str:
+               hcm_options: dict | None = None, access_log: Path | None = None) -> str:
     """Bootstrap for one instance. JSON is valid YAML, so the bootstrap is written as JSON.
     `clusters`: (host, port) of IdPs the filter reaches by callout (`idp_cluster`).
     `hcm_options`: fields added to the listener's HttpConnectionManager (e.g.
     `{"http_protocol_options": {"enable_trailers": True}}`, without which Envoy's HTTP/1 codec
     drops request trailers before any filter sees them). The codec is Envoy's default, AUTO:
     HTTP/1.1, or HTTP/2 when the connection opens with the HTTP/2 preface (h2c prior
-    knowledge)."""
+    knowledge).
+    `access_log`: a file for one line per request, `METHOD PATH STATUS DURATION_MS CLIENT`."""
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
                  ".v3.HttpConnectionManager",
@@ -238,6 +239,13 @@ def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
         ],
     }
     hcm.update(hcm_options or {})
+    if access_log is not None:
+        hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": str(access_log),
+            "log_format": {"text_format_source": {"inline_string":
+                "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %DURATION% "
+                "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\n"}}}}]
     bootstrap = {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
         "static_resources": {
@@ -273,6 +281,8 @@ class Envoy:
     """One Envoy process with the filter in front of `upstream_port`."""
 
     _serial = 0
+    # Set before start() for an access log (envoy_yaml's `access_log`).
+    access_log: Path | None = None
 
     def __init__(self, workdir: Path, filter_config: dict | str, upstream_port: int,
                  listen_port: int | None = None, name: str = "envoy",
@@ -308,7 +318,8 @@ class Envoy:
         (self.dir / "filter.json").write_text(self.config_json)
         yaml_path = self.dir / "envoy.yaml"
         yaml_path.write_text(envoy_yaml(self.config_json, self.port, self.upstream_port,
-                                        clusters=self.clusters, hcm_options=self.hcm_options))
+                                        clusters=self.clusters, hcm_options=self.hcm_options,
+                                        access_log=self.access_log))
         admin_path = self.dir / "admin-address"
         admin_path.unlink(missing_ok=True)
         self._admin_path = admin_path
