@@ -271,7 +271,7 @@ impl Filter {
     }
 
     /// Consumes a login flow: the flow cookie whose state matches, once. The flow's state is
-    /// recorded in the single-use list until the flow expires, so a replayed callback (the same
+    /// recorded in the used-flow list until the flow expires, so a replayed callback (the same
     /// flow cookie and state again) is refused before any callout (security.md F1).
     fn take_flow(
         &self,
@@ -284,11 +284,9 @@ impl Filter {
             .cookies
             .take_flow(&ctx.cookies, state, env.now)
             .ok_or(Deny::FlowInvalid)?;
-        let fresh = self.stores(env)?.use_once(
-            &format!("flow:{}", flow.state),
-            flow.exp.saturating_add(60),
-            env.now,
-        )?;
+        let fresh =
+            self.stores(env)?
+                .use_flow(&flow.state, flow.exp.saturating_add(60), env.now)?;
         if !fresh {
             return Err(Deny::FlowInvalid);
         }

@@ -53,8 +53,10 @@ impl StoreSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Slots of the single-use list (one-time `jti`, SAML assertion IDs, used login flows).
+    /// Slots of the single-use list (one-time `jti`, SAML assertion IDs).
     pub single_use_slots: u32,
+    /// Slots of the used-flow list (login flows whose callback was handled).
+    pub used_flow_slots: u32,
     /// Slots of the logged-out list (CAS and SAML single logout).
     pub logged_out_slots: u32,
     /// Slots of the failed-login counters (per user and client address).
@@ -75,13 +77,14 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             single_use_slots: 16_384,
+            used_flow_slots: 16_384,
             logged_out_slots: 4_096,
             throttle_slots: 4_096,
             lock_slots: 1_024,
             password_checks_per_second: 5,
             password_burst: 10,
             client_password_checks_per_minute: 30,
-            client_password_burst: 10,
+            client_password_burst: 5,
         }
     }
 }
@@ -95,6 +98,7 @@ impl Limits {
     pub fn check(&self) -> Result<(), (String, &'static str)> {
         let slots = [
             ("single_use_slots", self.single_use_slots),
+            ("used_flow_slots", self.used_flow_slots),
             ("logged_out_slots", self.logged_out_slots),
             ("throttle_slots", self.throttle_slots),
             ("lock_slots", self.lock_slots),
@@ -129,6 +133,14 @@ impl Limits {
         StoreSpec {
             name: "once",
             slots: self.single_use_slots,
+        }
+    }
+
+    /// The used-flow list's shape.
+    pub fn used_flows(&self) -> StoreSpec {
+        StoreSpec {
+            name: "flow",
+            slots: self.used_flow_slots,
         }
     }
 
@@ -396,8 +408,8 @@ impl<'a> Stores<'a> {
         })
     }
 
-    /// Records a single-use item (`jti:…`, `saml:…`, `flow:…`) until `expires`: `Ok(true)` on
-    /// its first use, `Ok(false)` on any later one.
+    /// Records a single-use item (`jti:…`, `saml:…`) until `expires`: `Ok(true)` on its first
+    /// use, `Ok(false)` on any later one. Only items whose signature was verified get here.
     ///
     /// # Errors
     ///
@@ -405,6 +417,29 @@ impl<'a> Stores<'a> {
     pub fn use_once(&self, item: &str, expires: u64, now: u64) -> Result<bool, StoreError> {
         self.placer
             .use_once(self.cache, &self.limits.single_use(), item, expires, now)
+    }
+
+    /// Records a login flow's use until `expires`: `Ok(true)` on its first use, `Ok(false)` on
+    /// a later one. Anyone can start flows, so this list evicts (the flow that expires first)
+    /// rather than refuse: a flood of made-up flows cannot stop other people's logins. A flow
+    /// evicted that way is still single-use at the identity provider (codes, tickets and
+    /// assertions are one-time there too); the filter's own check is what a flood can erode.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`].
+    pub fn use_flow(&self, item: &str, expires: u64, now: u64) -> Result<bool, StoreError> {
+        self.placer.update(
+            self.cache,
+            &self.limits.used_flows(),
+            item,
+            now,
+            Evict::SoonestExpiry,
+            |seen| match seen {
+                Some(_) => (None, false),
+                None => (Some((Vec::new(), expires)), true),
+            },
+        )
     }
 
     /// Records that the sessions of `item` (a CAS ticket or SAML session digest) ended at
@@ -686,6 +721,24 @@ mod tests {
             p.get(&cache, &ONE, "i8", 2).unwrap(),
             Some(vec![7; MAX_VALUE])
         );
+    }
+
+    #[test]
+    fn used_flows_evict_instead_of_refusing() {
+        let cache = MemoryCache::default();
+        let limits = Limits {
+            used_flow_slots: 16,
+            ..Limits::default()
+        };
+        let mut rng = crate::random::SystemRandom;
+        let st = Stores::open(&cache, &mut rng, &limits).unwrap();
+        assert_eq!(st.use_flow("victim", 1000, 10), Ok(true));
+        assert_eq!(st.use_flow("victim", 1000, 10), Ok(false));
+        // A flood of made-up flows never refuses a new one.
+        for i in 0..2000 {
+            assert_eq!(st.use_flow(&format!("f{i}"), 2000, 11), Ok(true));
+        }
+        assert_eq!(st.use_flow("late", 2000, 12), Ok(true));
     }
 
     #[test]
