@@ -26,6 +26,9 @@ pub mod cache;
 pub mod config;
 pub mod deny;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod identity;
 pub mod jose;
