@@ -432,6 +432,24 @@ impl<'a> Edits<'a> {
     }
 }
 
+/// Counts how often a target reached a deep point (a callback, a verified signature, an
+/// admitted login), so the replay test can prove the seeds get past the first checks.
+pub fn reached(point: &'static str) {
+    let mut map = REACHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *map.entry(point).or_insert(0) += 1;
+}
+
+/// The counts [`reached`] collected.
+pub fn reached_counts() -> std::collections::BTreeMap<&'static str, u64> {
+    REACHED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+static REACHED: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 /// Picks one of `n` things from a byte.
 fn pick(data: &[u8], i: usize, n: usize) -> usize {
     data.get(i).map_or(0, |b| usize::from(*b)) % n.max(1)

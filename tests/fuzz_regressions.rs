@@ -170,6 +170,37 @@ fn seeds_and_regressions_replay() {
     }
     println!("{}", report.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The seeds must get past the first checks: each deep point was reached at least once
+    // (a structure-aware target whose seeds all fail early would otherwise pass silently).
+    let reached = sso_filter::fuzzing::reached_counts();
+    println!("reached: {reached:?}");
+    for point in [
+        "cookie_header.identity",
+        "flow_state.taken",
+        "path_query.forwarded_public",
+        "form_body.answered",
+        "jws.verified",
+        "jwe.decrypted",
+        "jwt_param.admitted",
+        "idp_json.token",
+        "idp_json.id_token",
+        "idp_answers.callback",
+        "idp_answers.callout",
+        "idp_answers.admitted",
+        "saml_response.verified",
+        "saml_redirect.verified",
+        "xml_c14n.canonical",
+        "cas_xml.success",
+        "ldap_ber.message",
+        "ldap_ber.next_round",
+        "mapping.identity",
+        "config.loaded",
+    ] {
+        assert!(
+            reached.get(point).copied().unwrap_or(0) > 0,
+            "no seed reached {point}: {reached:?}"
+        );
+    }
 }
 
 #[test]

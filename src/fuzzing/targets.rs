@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use serde_json::{json, Map, Value};
 
 use super::{
-    config_with, cookie_header, fixtures, jwt_cases, no_callouts, pick, saml_verify, Done, Edits,
+    reached, config_with, cookie_header, fixtures, jwt_cases, no_callouts, pick, saml_verify, Done, Edits,
     Harness,
 };
 use crate::http::{normalize_path, parse_cookies, strip_query_params, Callout};
@@ -137,6 +137,7 @@ pub fn cookie_header_target(data: &[u8]) {
             .harness
             .run("GET", "/app", head.headers.clone(), b"", &mut no_callouts);
         if !done.identity().is_empty() {
+            reached("cookie_header.identity");
             let joined = fx.harness.filter.config().cookies.sealed_session(&parsed);
             assert_eq!(
                 joined.as_deref(),
@@ -232,6 +233,7 @@ pub fn flow_state(data: &[u8]) {
         };
         let jar = vec![(name.to_owned(), edited.clone())];
         if let Some((taken, _)) = cookies.take_flow(&jar, &state, fx.harness.now) {
+            reached("flow_state.taken");
             assert_eq!(edited, value, "a flow opened from an edited cookie");
             assert_eq!(state, flow.state);
             assert_eq!(taken, flow);
@@ -329,6 +331,7 @@ pub fn path_query(data: &[u8]) {
         let headers = vec![("accept".to_owned(), "application/json".to_owned())];
         let done = h.run("GET", &target, headers, b"", &mut no_callouts);
         if let Done::Forwarded(edits) = &done {
+            reached("path_query.forwarded_public");
             assert!(done.identity().is_empty());
             let normal = normalize_path(path).expect("forwarded an unnormalisable path");
             let public = normal == "/healthz" || normal.starts_with("/static/");
@@ -397,6 +400,9 @@ pub fn form_body(data: &[u8]) {
             ("cookie".to_owned(), cookie.to_owned()),
         ];
         let done = h.run("POST", "/login", headers, &body, &mut no_callouts);
+        if done.status() == 200 || done.status() == 401 {
+            reached("form_body.answered");
+        }
         assert!(!done.admits(), "a login form without the password admitted: {done:?}");
     });
 }
@@ -436,6 +442,7 @@ pub fn jws(data: &[u8]) {
     let rest = data.get(1..).unwrap_or_default();
     let edited = text(&Edits::new(rest).apply(original.as_bytes()));
     if verifier.verify(&edited).is_ok() {
+        reached("jws.verified");
         assert_eq!(edited, original, "an edited JWS verified");
     }
     let raw = text(rest);
@@ -461,6 +468,7 @@ pub fn jwe(data: &[u8]) {
     let plain = d.decrypt(original, &mut rng).expect("original decrypts").plaintext;
     let edited = text(&Edits::new(data.get(1..).unwrap_or_default()).apply(original.as_bytes()));
     if let Ok(got) = d.decrypt(&edited, &mut rng) {
+        reached("jwe.decrypted");
         assert_eq!(edited, original, "an edited JWE decrypted");
         assert_eq!(got.plaintext, plain);
     }
@@ -492,6 +500,7 @@ pub fn jwt_param(data: &[u8]) {
         let enc: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
         let done = h.get(&format!("/app?x=1&activeAuth=m&jwtParam={enc}"), None);
         if done.admits() {
+            reached("jwt_param.admitted");
             assert_eq!(c["expect"], "accept", "case {} admitted", c["name"]);
             assert_eq!(token, original, "an edited token admitted ({})", c["name"]);
         }
@@ -574,6 +583,7 @@ pub fn idp_json(data: &[u8]) {
     match pick(data, 0, 5) {
         0 => {
             if let Ok(t) = o.token_response(&resp) {
+                reached("idp_json.token");
                 assert_eq!(resp.status, Some(200));
                 let v = parsed.expect("accepted a token answer that is not JSON");
                 assert_eq!(v["access_token"].as_str(), Some(t.access_token.as_str()));
@@ -599,6 +609,7 @@ pub fn idp_json(data: &[u8]) {
             let (jwks, token) = oidc_fixture(now);
             if let Some(doc) = &parsed {
                 if let Ok(Some(claims)) = o.verify_id_token(&token, doc, "n-1", now) {
+                    reached("idp_json.id_token");
                     assert_eq!(claims["sub"], "alice");
                     let ours = &jwks["keys"][0]["n"];
                     assert!(
@@ -734,6 +745,13 @@ pub fn idp_answers(data: &[u8]) {
         let mut headers = browser;
         headers.push(("cookie".into(), cookie_header(&set_cookies(&start))));
         let done = h.run("GET", &target, headers, b"", &mut answer);
+        reached("idp_answers.callback");
+        if !h.callouts.is_empty() {
+            reached("idp_answers.callout");
+        }
+        if done.admits() {
+            reached("idp_answers.admitted");
+        }
         if failed {
             assert!(!done.admits(), "admitted after a failed IdP answer: {done:?}");
         }
@@ -882,6 +900,7 @@ pub fn saml_response(data: &[u8]) {
         s
     };
     if let Ok(v) = saml_verify(&edited) {
+        reached("saml_response.verified");
         let same = originals
             .iter()
             .filter_map(|(_, o)| o.as_ref())
@@ -938,6 +957,7 @@ pub fn saml_redirect(data: &[u8]) {
                 let edited = text(&Edits::new(rest).apply(query.as_bytes()));
                 assert!(saml.verify_redirect(idp, query, "SAMLRequest").is_ok());
                 if let Ok(got) = saml.verify_redirect(idp, &edited, "SAMLRequest") {
+                    reached("saml_redirect.verified");
                     // Parameter order and the other parameters are outside the signature.
                     assert_eq!(&got, xml, "an edited redirect message verified to other XML");
                 }
@@ -967,7 +987,7 @@ pub fn saml_redirect(data: &[u8]) {
 /// Exclusive XML canonicalisation. Property: parse -> c14n -> parse -> c14n is stable (the
 /// canonical form is a fixed point), and the canonical form is well-formed XML.
 pub fn xml_c14n(data: &[u8]) {
-    let input = text(data);
+    let input = text(data.get(1..).unwrap_or_default());
     let Ok(doc) = roxmltree::Document::parse(&input) else {
         return;
     };
@@ -979,6 +999,7 @@ pub fn xml_c14n(data: &[u8]) {
     let Ok(first) = crate::xmldsig::c14n::exclusive(doc.root_element(), None, &inclusive) else {
         return;
     };
+    reached("xml_c14n.canonical");
     let first = String::from_utf8(first).expect("c14n output is UTF-8");
     let again = roxmltree::Document::parse(&first)
         .unwrap_or_else(|e| panic!("c14n output does not parse ({e}): {first}"));
@@ -995,6 +1016,7 @@ pub fn cas_xml(data: &[u8]) {
     use crate::methods::cas::{check_ticket, parse_logout_request, parse_validation};
     let input = text(data);
     if let Ok(v) = parse_validation(&input) {
+        reached("cas_xml.success");
         assert!(!v.user.is_empty() && v.user.trim() == v.user, "user {:?}", v.user);
         if let Ok(doc) = roxmltree::Document::parse(&input) {
             assert!(
@@ -1027,6 +1049,7 @@ pub fn ldap_ber(data: &[u8]) {
     let mut rest = data;
     let mut guard = 0;
     while let Ok(Framed::Message { used, reply, id }) = take_message(rest) {
+        reached("ldap_ber.message");
         assert!(used > 0 && used <= rest.len());
         let alone = take_message(&rest[..used]);
         assert_eq!(
@@ -1069,7 +1092,10 @@ pub fn ldap_ber(data: &[u8]) {
             end: crate::http::StreamEnd::Open,
         };
         match ldap.resume(*conv, reply) {
-            crate::methods::ldap::Progress::Next(_, c) => conv = c,
+            crate::methods::ldap::Progress::Next(_, c) => {
+                reached("ldap_ber.next_round");
+                conv = c;
+            }
             crate::methods::ldap::Progress::Done(Ok(claims)) => {
                 assert!(!claims.is_empty());
                 return;
@@ -1101,6 +1127,7 @@ pub fn mapping(data: &[u8]) {
         let m = std::sync::Arc::new(raw.compile("mapping").expect("compiles"));
         let a = m.apply(&claims, "m");
         if let Some(id) = &a {
+            reached("mapping.identity");
             // The engine refuses an identity that fails `check` before any session is made
             // (engine.rs); here: what passes `check` is clean.
             assert!(!id.login.is_empty());
@@ -1127,6 +1154,7 @@ pub fn config(data: &[u8]) {
     let Ok(cfg) = crate::Config::from_json(data) else {
         return;
     };
+    reached("config.loaded");
     let _ = cfg.summary();
     for (_, url) in cfg.outbound_urls() {
         assert!(url.host_str().is_some(), "{url}");
