@@ -291,11 +291,17 @@ pub fn jwt_cases() -> &'static Value {
 
 /// A configuration with one method under `methods.m`.
 pub fn config_with(method: &Value) -> Value {
+    config_named("m", method)
+}
+
+/// A configuration with one method under `methods.<name>` (the SAML fixtures were made for
+/// `saml`: its name is part of the ACS URL and the SP entity ID).
+pub fn config_named(name: &str, method: &Value) -> Value {
     json!({
         "base_url": "https://app.example.com",
         "session": {"keys": [fixtures::SESSION_KEY]},
         "public_paths": ["/healthz", "/static/"],
-        "methods": {"m": method}
+        "methods": {name: method}
     })
 }
 
