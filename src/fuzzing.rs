@@ -39,11 +39,14 @@ pub mod fixtures {
     /// tests/fixtures/jwt/cases.json (jwcrypto-made JWS/JWE cases).
     pub const JWT_CASES: &str = include_str!("../tests/fixtures/jwt/cases.json");
     /// The RS256 signing key (PKCS#8 PEM) of the JWT cases.
-    pub const RSA_SIGN_PRIVATE: &str = include_str!("../tests/fixtures/jwt/keys/rsa-sign.private.pem");
+    pub const RSA_SIGN_PRIVATE: &str =
+        include_str!("../tests/fixtures/jwt/keys/rsa-sign.private.pem");
     /// Its public half.
-    pub const RSA_SIGN_PUBLIC: &str = include_str!("../tests/fixtures/jwt/keys/rsa-sign.public.pem");
+    pub const RSA_SIGN_PUBLIC: &str =
+        include_str!("../tests/fixtures/jwt/keys/rsa-sign.public.pem");
     /// The JWE key-transport key (PKCS#8 PEM).
-    pub const RSA_ENC_PRIVATE: &str = include_str!("../tests/fixtures/jwt/keys/rsa-enc.private.pem");
+    pub const RSA_ENC_PRIVATE: &str =
+        include_str!("../tests/fixtures/jwt/keys/rsa-enc.private.pem");
     /// SAML fixture metadata (clock, request ID, entity IDs).
     pub const SAML_META: &str = include_str!("../tests/fixtures/saml2/meta.json");
     /// The test IdP's certificate.
@@ -156,7 +159,9 @@ impl Done {
                 r.headers
                     .iter()
                     .filter(|(n, v)| {
-                        n == "set-cookie" && v.starts_with("sso_session") && !v.contains("_flow_")
+                        n == "set-cookie"
+                            && v.starts_with("sso_session")
+                            && !v.contains("_flow_")
                             && !v.contains("Max-Age=0")
                     })
                     .map(|(_, v)| v.clone())
@@ -441,7 +446,9 @@ impl<'a> Edits<'a> {
 /// Counts how often a target reached a deep point (a callback, a verified signature, an
 /// admitted login), so the replay test can prove the seeds get past the first checks.
 pub fn reached(point: &'static str) {
-    let mut map = REACHED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = REACHED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     *map.entry(point).or_insert(0) += 1;
 }
 

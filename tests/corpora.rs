@@ -3,7 +3,12 @@
 //! vectors run, passed, skipped with a reason each. A vector counts as passed when our code gives
 //! the corpus's expected answer; `acceptable` Wycheproof vectors pass either way.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 
@@ -224,7 +229,9 @@ fn wycheproof_hmac() {
                 let key = match VerifyKey::hmac(alg, tc.key.to_vec()) {
                     Ok(k) => k,
                     Err(_) => {
-                        t.skip("key shorter than the hash output: refused at load (A3, RFC 7518 §3.2)");
+                        t.skip(
+                            "key shorter than the hash output: refused at load (A3, RFC 7518 §3.2)",
+                        );
                         continue;
                     }
                 };
@@ -281,7 +288,10 @@ fn wycheproof_content_encryption() {
                 if !jwe_shape {
                     // JWE fixes GCM at a 96-bit IV and a 128-bit tag (RFC 7518 §5.3): other
                     // shapes must be refused, whatever the vector says.
-                    t.check(format!("{name:?} tc {} (non-JWE shape)", tc.tc_id), got.is_err());
+                    t.check(
+                        format!("{name:?} tc {} (non-JWE shape)", tc.tc_id),
+                        got.is_err(),
+                    );
                     continue;
                 }
                 if tc.result == TestResult::Invalid {
@@ -343,9 +353,8 @@ fn wycheproof_rsa_oaep() {
                 };
                 let content_enc = enc.unwrap_or(ContentAlg::A128CbcHs256);
                 let d = Decrypter::new(alg, content_enc, key.clone());
-                let header = B64URL.encode(
-                    json!({"alg": alg.name(), "enc": content_enc.name()}).to_string(),
-                );
+                let header = B64URL
+                    .encode(json!({"alg": alg.name(), "enc": content_enc.name()}).to_string());
                 let (iv, ct, tag) = seal_content(content_enc, &tc.pt, header.as_bytes());
                 let token = format!(
                     "{header}.{}.{}.{}.{}",
@@ -358,9 +367,10 @@ fn wycheproof_rsa_oaep() {
                 let id = format!("{name:?} tc {}", tc.tc_id);
                 match (&tc.result, enc) {
                     (TestResult::Invalid, _) => t.check(id, got.is_err()),
-                    (_, Some(_)) if tc.pt.iter().any(|&b| b != 0) => {
-                        t.check(id, got.map(|g| g.plaintext).ok().as_deref() == Some(b"probe".as_slice()))
-                    }
+                    (_, Some(_)) if tc.pt.iter().any(|&b| b != 0) => t.check(
+                        id,
+                        got.map(|g| g.plaintext).ok().as_deref() == Some(b"probe".as_slice()),
+                    ),
                     // A valid unwrap to a length no `enc` uses, or to an all-zero key, must
                     // still be refused (security.md K3: CEK length must match; no zero CEK).
                     _ => t.check(format!("{id} (not a usable CEK)"), got.is_err()),
@@ -384,10 +394,7 @@ fn seal_content(enc: ContentAlg, cek: &[u8], aad: &[u8]) -> (Vec<u8>, Vec<u8>, V
             let mut out = c
                 .encrypt(
                     aes_gcm::Nonce::from_slice(&iv),
-                    Payload {
-                        msg: b"probe",
-                        aad,
-                    },
+                    Payload { msg: b"probe", aad },
                 )
                 .unwrap();
             let tag = out.split_off(out.len() - 16);
@@ -414,9 +421,10 @@ fn cookbook() -> Value {
 /// An RSA private key from its JWK parameters, as PKCS#8 PEM through our loader.
 fn rsa_from_jwk(jwk: &Value) -> rsa::RsaPrivateKey {
     use rsa::pkcs8::EncodePrivateKey;
-    let n = |k: &str| rsa::BigUint::from_bytes_be(&B64URL.decode(jwk[k].as_str().unwrap()).unwrap());
-    let key = rsa::RsaPrivateKey::from_components(n("n"), n("e"), n("d"), vec![n("p"), n("q")])
-        .unwrap();
+    let n =
+        |k: &str| rsa::BigUint::from_bytes_be(&B64URL.decode(jwk[k].as_str().unwrap()).unwrap());
+    let key =
+        rsa::RsaPrivateKey::from_components(n("n"), n("e"), n("d"), vec![n("p"), n("q")]).unwrap();
     let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
     sso_filter::jose::keys::rsa_private_key(&pem).unwrap()
 }
@@ -433,41 +441,82 @@ fn rfc7520_cookbook() {
     let hmac = &v["Symmetric_Key_MAC_3_5"];
     let payload = B64URL.decode(s("Payload_plaintext_b64_4")).unwrap();
     let verifiers: Vec<(&str, JwsAlg, VerifyKey)> = vec![
-        ("4.1", JwsAlg::Rs256, VerifyKey::from_jwk(JwsAlg::Rs256, rsa_pub).unwrap()),
-        ("4.2", JwsAlg::Ps384, VerifyKey::from_jwk(JwsAlg::Ps384, rsa_pub).unwrap()),
-        ("4.4", JwsAlg::Hs256, VerifyKey::from_jwk(JwsAlg::Hs256, hmac).unwrap()),
+        (
+            "4.1",
+            JwsAlg::Rs256,
+            VerifyKey::from_jwk(JwsAlg::Rs256, rsa_pub).unwrap(),
+        ),
+        (
+            "4.2",
+            JwsAlg::Ps384,
+            VerifyKey::from_jwk(JwsAlg::Ps384, rsa_pub).unwrap(),
+        ),
+        (
+            "4.4",
+            JwsAlg::Hs256,
+            VerifyKey::from_jwk(JwsAlg::Hs256, hmac).unwrap(),
+        ),
     ];
     for (sec, alg, key) in &verifiers {
         let compact = s(&format!("JWS_compact_{}_3", sec.replace('.', "_")));
         let mut parts = compact.split('.');
-        let (h, p, sig) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let (h, p, sig) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
         assert_eq!(B64URL.decode(p).unwrap(), payload);
-        let ok = key.verify(*alg, format!("{h}.{p}").as_bytes(), &B64URL.decode(sig).unwrap());
+        let ok = key.verify(
+            *alg,
+            format!("{h}.{p}").as_bytes(),
+            &B64URL.decode(sig).unwrap(),
+        );
         t.check(format!("{sec} compact verifies"), ok);
         // The payload is prose, not claims: the JWT layer refuses it after the signature.
         let verifier = Verifier::new(*alg, vec![(None, key.clone())]);
-        t.check(format!("{sec} not a JWT"), verifier.verify(&compact).is_err());
+        t.check(
+            format!("{sec} not a JWT"),
+            verifier.verify(&compact).is_err(),
+        );
         let mut tampered = compact.clone();
         tampered.replace_range(h.len() + 5..h.len() + 6, "A");
         t.check(
             format!("{sec} tampered refused"),
-            !key.verify(*alg, tampered.rsplit_once('.').unwrap().0.as_bytes(), &B64URL.decode(sig).unwrap())
-                || tampered == compact,
+            !key.verify(
+                *alg,
+                tampered.rsplit_once('.').unwrap().0.as_bytes(),
+                &B64URL.decode(sig).unwrap(),
+            ) || tampered == compact,
         );
     }
     // 4.3 is ES512: no verifier the filter can be configured with.
-    t.check("4.3 ES512 not an alg we name", JwsAlg::from_name("ES512").is_none());
+    t.check(
+        "4.3 ES512 not an alg we name",
+        JwsAlg::from_name("ES512").is_none(),
+    );
     // JSON serializations (general and flattened) of every JWS example: compact only (J13).
     for (sec, alg, key) in &verifiers {
         let verifier = Verifier::new(*alg, vec![(None, key.clone())]);
         for form in ["general", "flattened"] {
             let k = format!("JWS_{form}_{}_3", sec.replace('.', "_"));
-            t.check(format!("{k} refused"), verifier.verify(&v[&k].to_string()).is_err());
+            t.check(
+                format!("{k} refused"),
+                verifier.verify(&v[&k].to_string()).is_err(),
+            );
         }
     }
-    for k in ["JWS_general_4_6_3", "JWS_flattened_4_6_3", "JWS_general_4_7_3", "JWS_flattened_4_7_3", "JWS_general_4_8_5"] {
+    for k in [
+        "JWS_general_4_6_3",
+        "JWS_flattened_4_6_3",
+        "JWS_general_4_7_3",
+        "JWS_flattened_4_7_3",
+        "JWS_general_4_8_5",
+    ] {
         let verifier = Verifier::new(JwsAlg::Hs256, vec![(None, verifiers[2].2.clone())]);
-        t.check(format!("{k} refused"), verifier.verify(&v[k].to_string()).is_err());
+        t.check(
+            format!("{k} refused"),
+            verifier.verify(&v[k].to_string()).is_err(),
+        );
     }
     // 5.2: RSA-OAEP + A256GCM decrypts to the payload.
     let mut rng = fuzzing::CounterRandom::default();
@@ -475,11 +524,23 @@ fn rfc7520_cookbook() {
     let d = Decrypter::new(KeyAlg::RsaOaep, ContentAlg::A256Gcm, key52.clone());
     let plain = v["Payload_plaintext_5"]["bytes_utf8"].as_str().unwrap();
     let got = d.decrypt(&s("JWE_compact_5_2_5"), &mut rng);
-    t.check("5.2 decrypts", got.map(|g| g.plaintext).ok().as_deref() == Some(plain.as_bytes()));
+    t.check(
+        "5.2 decrypts",
+        got.map(|g| g.plaintext).ok().as_deref() == Some(plain.as_bytes()),
+    );
     // Every other compact JWE example is refused by the (alg, enc) allowlist, whatever key (K1,
     // K2: 5.9 carries zip).
     let key51 = rsa_from_jwk(&v["RSA_key_5_1_1"]);
-    for k in ["JWE_compact_5_1_5", "JWE_compact_5_3_5", "JWE_compact_5_4_5", "JWE_compact_5_5_5", "JWE_compact_5_6_4", "JWE_compact_5_7_5", "JWE_compact_5_8_5", "JWE_compact_5_9_5"] {
+    for k in [
+        "JWE_compact_5_1_5",
+        "JWE_compact_5_3_5",
+        "JWE_compact_5_4_5",
+        "JWE_compact_5_5_5",
+        "JWE_compact_5_6_4",
+        "JWE_compact_5_7_5",
+        "JWE_compact_5_8_5",
+        "JWE_compact_5_9_5",
+    ] {
         for (alg, enc, key) in [
             (KeyAlg::RsaOaep256, ContentAlg::A128CbcHs256, &key51),
             (KeyAlg::RsaOaep, ContentAlg::A256Gcm, &key52),
@@ -492,7 +553,10 @@ fn rfc7520_cookbook() {
     let d = Decrypter::new(KeyAlg::RsaOaep, ContentAlg::A256Gcm, key52);
     for (k, val) in v.as_object().unwrap() {
         if k.starts_with("JWE_general_") || k.starts_with("JWE_flattened_") {
-            t.check(format!("{k} refused"), d.decrypt(&val.to_string(), &mut rng).is_err());
+            t.check(
+                format!("{k} refused"),
+                d.decrypt(&val.to_string(), &mut rng).is_err(),
+            );
         }
     }
     t.skip("4.5 detached content: not in the cookbook copy (jwcrypto marks it TBD)");
@@ -525,10 +589,9 @@ fn open_redirect_payloads() {
             .into_owned();
         for candidate in [line.to_owned(), unescaped] {
             let got = sso_filter::redirect::safe_return(&candidate, fuzzing::targets::ORIGIN);
-            let same = std::panic::catch_unwind(|| {
-                fuzzing::targets::assert_same_origin(&candidate, &got)
-            })
-            .is_ok();
+            let same =
+                std::panic::catch_unwind(|| fuzzing::targets::assert_same_origin(&candidate, &got))
+                    .is_ok();
             let enc: String = url::form_urlencoded::byte_serialize(candidate.as_bytes()).collect();
             let done = harness.get(&format!("/sso/logout?rd={enc}"), None);
             let engine_same = done.status() == 302 && done.header("location") == Some(got.as_str());
@@ -541,7 +604,11 @@ fn open_redirect_payloads() {
         }
     }
     // The controls at the end of the file must survive.
-    for control in ["/app?x=1&y=2", "/a/b/c", "https://app.example.com/deep/link?q=1"] {
+    for control in [
+        "/app?x=1&y=2",
+        "/a/b/c",
+        "https://app.example.com/deep/link?q=1",
+    ] {
         let got = sso_filter::redirect::safe_return(control, fuzzing::targets::ORIGIN);
         t.check(format!("control {control}"), got != "/");
     }

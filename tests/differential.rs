@@ -5,7 +5,12 @@
 //! Both need `.venv` (scripts/setup.sh, which `make test` runs first); without it the tests fail
 //! and say so, they do not skip.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -69,7 +74,7 @@ const URIS: [&str; 4] = ["urn:x:1", "urn:x:2", "http://example.org/3", ""];
 /// A random well-formed element tree stressing namespace rendering: declarations used and
 /// unused, redeclared, default namespace set and undeclared, prefixed attributes, xml:*
 /// attributes, escapes, comments, PIs and CDATA.
-fn gen_element(r: &mut Xorshift, depth: usize, bound: &mut Vec<String>, out: &mut String) {
+fn gen_element(r: &mut Xorshift, depth: usize, bound: &[String], out: &mut String) {
     let prefix = if r.below(3) == 0 || bound.is_empty() {
         None
     } else {
@@ -87,7 +92,7 @@ fn gen_element(r: &mut Xorshift, depth: usize, bound: &mut Vec<String>, out: &mu
     if r.below(4) == 0 {
         decls.push(format!(" xmlns=\"{}\"", URIS[r.below(4)]));
     }
-    let mut all_bound = bound.clone();
+    let mut all_bound = bound.to_vec();
     all_bound.extend(newly.iter().cloned());
     // The element's own prefix may come from its own declarations.
     let prefix = prefix.or_else(|| {
@@ -118,7 +123,18 @@ fn gen_element(r: &mut Xorshift, depth: usize, bound: &mut Vec<String>, out: &mu
         if !used.insert(attr.rsplit(':').next().unwrap().to_owned()) {
             continue;
         }
-        let value = r.pick(&["v", "a&amp;b", "&lt;x&gt;", "q&quot;", "tab&#x9;", "cr&#xD;", "lf&#xA;", "  spaced  ", "é", ""]);
+        let value = r.pick(&[
+            "v",
+            "a&amp;b",
+            "&lt;x&gt;",
+            "q&quot;",
+            "tab&#x9;",
+            "cr&#xD;",
+            "lf&#xA;",
+            "  spaced  ",
+            "é",
+            "",
+        ]);
         out.push_str(&format!(" {attr}=\"{value}\""));
     }
     if depth == 0 || r.below(5) == 0 {
@@ -128,11 +144,19 @@ fn gen_element(r: &mut Xorshift, depth: usize, bound: &mut Vec<String>, out: &mu
     out.push('>');
     for _ in 0..r.below(4) {
         match r.below(7) {
-            0 => out.push_str(r.pick(&["text", "a &amp; b", "&lt;tag&gt;", "x&#xD;y", "\"q\" 'a'", "&#x20AC;", " \n "])),
+            0 => out.push_str(r.pick(&[
+                "text",
+                "a &amp; b",
+                "&lt;tag&gt;",
+                "x&#xD;y",
+                "\"q\" 'a'",
+                "&#x20AC;",
+                " \n ",
+            ])),
             1 => out.push_str("<!-- comment -->"),
             2 => out.push_str(r.pick(&["<?pi data?>", "<?pi?>"])),
             3 => out.push_str("<![CDATA[ <raw> & ]]>"),
-            _ => gen_element(r, depth - 1, &mut all_bound, out),
+            _ => gen_element(r, depth - 1, &all_bound, out),
         }
     }
     out.push_str(&format!("</{name}>"));
@@ -144,7 +168,7 @@ fn exclusive_c14n_matches_lxml() {
     let mut cases = Vec::new();
     while cases.len() < 400 {
         let mut xml = String::new();
-        gen_element(&mut r, 4, &mut Vec::new(), &mut xml);
+        gen_element(&mut r, 4, &[], &mut xml);
         let Ok(doc) = roxmltree::Document::parse(&xml) else {
             continue;
         };
@@ -245,17 +269,26 @@ fn mutations(r: &mut Xorshift, token: &str, n: usize) -> Vec<String> {
                 let keep = r.below(p[i].len() + 1);
                 p[i].truncate(keep);
             }
-            3 => p[i].push(r.pick(&["=", "==", " ", "+", "/", "A"]).chars().next().unwrap()),
+            3 => p[i].push(
+                r.pick(&["=", "==", " ", "+", "/", "A"])
+                    .chars()
+                    .next()
+                    .unwrap(),
+            ),
             4 => {
                 let header: Value =
-                    serde_json::from_slice(&B64URL.decode(&p[0]).unwrap_or_default()).unwrap_or(json!({}));
+                    serde_json::from_slice(&B64URL.decode(&p[0]).unwrap_or_default())
+                        .unwrap_or(json!({}));
                 let mut h = header.clone();
-                h["alg"] = json!(r.pick(&["none", "None", "HS256", "RS256", "ES256", "PS256", "EdDSA", "RSA-OAEP", "dir"]));
+                h["alg"] = json!(r.pick(&[
+                    "none", "None", "HS256", "RS256", "ES256", "PS256", "EdDSA", "RSA-OAEP", "dir"
+                ]));
                 p[0] = B64URL.encode(h.to_string());
             }
             5 => {
                 let header: Value =
-                    serde_json::from_slice(&B64URL.decode(&p[0]).unwrap_or_default()).unwrap_or(json!({}));
+                    serde_json::from_slice(&B64URL.decode(&p[0]).unwrap_or_default())
+                        .unwrap_or(json!({}));
                 let mut h = header.clone();
                 match r.below(4) {
                     0 => h["crit"] = json!(["exp"]),
@@ -290,16 +323,58 @@ fn mutations(r: &mut Xorshift, token: &str, n: usize) -> Vec<String> {
 fn jose_accept_deny_matches_jwcrypto() {
     let mut r = Xorshift(0x0dd_c0ffee);
     let pem = |p: &str| json!({"pem": p});
-    let secret = case("seed_hs256")["method"]["verify"]["secret"].as_str().unwrap();
+    let secret = case("seed_hs256")["method"]["verify"]["secret"]
+        .as_str()
+        .unwrap();
     // (case, kind, alg, enc, jwcrypto key)
     let specs: Vec<(&str, &str, &str, &str, Value)> = vec![
-        ("seed_hs256", "jws", "HS256", "", json!({"jwk": {"kty": "oct", "k": B64URL.encode(secret)}})),
-        ("rs256_pem", "jws", "RS256", "", pem(fixtures::RSA_SIGN_PUBLIC)),
+        (
+            "seed_hs256",
+            "jws",
+            "HS256",
+            "",
+            json!({"jwk": {"kty": "oct", "k": B64URL.encode(secret)}}),
+        ),
+        (
+            "rs256_pem",
+            "jws",
+            "RS256",
+            "",
+            pem(fixtures::RSA_SIGN_PUBLIC),
+        ),
         ("ps256", "jws", "PS256", "", pem(fixtures::RSA_SIGN_PUBLIC)),
-        ("es256", "jws", "ES256", "", pem(case("es256")["method"]["verify"]["public_key"].as_str().unwrap())),
-        ("eddsa_ed25519", "jws", "EdDSA", "", pem(case("eddsa_ed25519")["method"]["verify"]["public_key"].as_str().unwrap())),
-        ("jwe_rsa_oaep_256_a128cbc_hs256", "jwe", "RSA-OAEP-256", "A128CBC-HS256", pem(fixtures::RSA_ENC_PRIVATE)),
-        ("jwe_rsa_oaep_a128gcm", "jwe", "RSA-OAEP", "A128GCM", pem(fixtures::RSA_ENC_PRIVATE)),
+        (
+            "es256",
+            "jws",
+            "ES256",
+            "",
+            pem(case("es256")["method"]["verify"]["public_key"]
+                .as_str()
+                .unwrap()),
+        ),
+        (
+            "eddsa_ed25519",
+            "jws",
+            "EdDSA",
+            "",
+            pem(case("eddsa_ed25519")["method"]["verify"]["public_key"]
+                .as_str()
+                .unwrap()),
+        ),
+        (
+            "jwe_rsa_oaep_256_a128cbc_hs256",
+            "jwe",
+            "RSA-OAEP-256",
+            "A128CBC-HS256",
+            pem(fixtures::RSA_ENC_PRIVATE),
+        ),
+        (
+            "jwe_rsa_oaep_a128gcm",
+            "jwe",
+            "RSA-OAEP",
+            "A128GCM",
+            pem(fixtures::RSA_ENC_PRIVATE),
+        ),
     ];
     let mut inputs = Vec::new();
     let mut ours = Vec::new();
@@ -307,7 +382,11 @@ fn jose_accept_deny_matches_jwcrypto() {
     for (name, kind, alg, enc, key) in &specs {
         let original = case(name)["token"].as_str().unwrap();
         let mut tokens = vec![original.to_owned()];
-        tokens.extend(mutations(&mut r, original, if *kind == "jwe" { 40 } else { 80 }));
+        tokens.extend(mutations(
+            &mut r,
+            original,
+            if *kind == "jwe" { 40 } else { 80 },
+        ));
         for token in tokens {
             let accepted = if *kind == "jws" {
                 let a = JwsAlg::from_name(alg).unwrap();
@@ -355,7 +434,9 @@ fn jose_accept_deny_matches_jwcrypto() {
     );
     // Every original must be accepted by both (controls).
     for (spec, (_, _, ok)) in specs.iter().zip(ours.iter().filter(|(_, t, _)| {
-        specs.iter().any(|s| case(s.0)["token"].as_str() == Some(t.as_str()))
+        specs
+            .iter()
+            .any(|s| case(s.0)["token"].as_str() == Some(t.as_str()))
     })) {
         assert!(ok, "control {} refused by us", spec.0);
     }

@@ -10,7 +10,12 @@
 //!
 //! It also checks the wiring: each target has its cargo-fuzz binary and at least one seed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -78,7 +83,9 @@ fn mutate(rng: &mut Xorshift, seed: &[u8], other: &[u8]) -> Vec<u8> {
             }
             3 => {
                 let i = rng.below(len + 1);
-                let b = [b'<', b'>', b'"', b'=', b'&', b';', b'.', b'/', b'%', 0, 0xff, b'\n'];
+                let b = [
+                    b'<', b'>', b'"', b'=', b'&', b';', b'.', b'/', b'%', 0, 0xff, b'\n',
+                ];
                 v.insert(i, b[rng.below(b.len())]);
             }
             4 if len > 0 => {
@@ -116,22 +123,18 @@ fn every_target_is_wired_and_seeded() {
         let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/fuzz_targets")
             .join(format!("{name}.rs"));
-        let text = std::fs::read_to_string(&bin)
-            .unwrap_or_else(|_| panic!("{} missing", bin.display()));
+        let text =
+            std::fs::read_to_string(&bin).unwrap_or_else(|_| panic!("{} missing", bin.display()));
         assert!(
             text.contains(&format!("targets::{}", fn_name(name))),
             "{} does not call its target",
             bin.display()
         );
-        assert!(
-            !files(&dir("seeds", name)).is_empty(),
-            "no seed for {name}"
-        );
+        assert!(!files(&dir("seeds", name)).is_empty(), "no seed for {name}");
     }
-    let cargo = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/Cargo.toml"),
-    )
-    .unwrap();
+    let cargo =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/Cargo.toml"))
+            .unwrap();
     for (name, _) in ALL {
         assert!(
             cargo.contains(&format!("name = \"{name}\"")),

@@ -1,7 +1,12 @@
 //! docs/security-tests.md cannot rot: every checklist id is listed once, every test it names
 //! exists, and its counts match its table (issue 11).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -60,7 +65,10 @@ fn checklist_ids() -> BTreeSet<String> {
         assert_eq!(ids.len(), 127, "security.md changed: {} ids", ids.len());
         return ids;
     }
-    println!("{} not found: checking against the A1-N4 numbering", path.display());
+    println!(
+        "{} not found: checking against the A1-N4 numbering",
+        path.display()
+    );
     let counts = [
         ('A', 9),
         ('B', 8),
@@ -92,7 +100,10 @@ fn every_item_is_listed_with_tests_that_exist() {
     let unique: BTreeSet<&str> = listed.iter().copied().collect();
     assert_eq!(unique.len(), listed.len(), "an id is listed twice");
     for id in &ids {
-        assert!(unique.contains(id.as_str()), "{id} is not in docs/security-tests.md");
+        assert!(
+            unique.contains(id.as_str()),
+            "{id} is not in docs/security-tests.md"
+        );
     }
     for id in &unique {
         assert!(ids.contains(*id), "{id} is not a checklist id");
@@ -118,7 +129,11 @@ fn every_item_is_listed_with_tests_that_exist() {
             }
         }
     }
-    assert!(bad.is_empty(), "tests named in docs/security-tests.md that do not exist:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "tests named in docs/security-tests.md that do not exist:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -133,15 +148,31 @@ fn counts_match_the_table() {
         count("missing"),
         rows.len()
     );
-    assert!(doc.contains(&line), "docs/security-tests.md counts should read: {line}");
+    assert!(
+        doc.contains(&line),
+        "docs/security-tests.md counts should read: {line}"
+    );
     // Before issue 11: rows tested by at least one test that predates it.
-    let new = ["src/fuzzing/", "tests/corpora", "tests/differential.rs", "tests/fuzz_regressions.rs"];
+    let new = [
+        "src/fuzzing/",
+        "tests/corpora",
+        "tests/differential.rs",
+        "tests/fuzz_regressions.rs",
+    ];
     let before = rows
         .iter()
-        .filter(|r| r.status == "tested" && r.tests.iter().any(|t| !new.iter().any(|n| t.starts_with(n))))
+        .filter(|r| {
+            r.status == "tested"
+                && r.tests
+                    .iter()
+                    .any(|t| !new.iter().any(|n| t.starts_with(n)))
+        })
         .count();
     let line = format!("tested: {before}, untested: {}", rows.len() - before);
-    assert!(doc.contains(&line), "docs/security-tests.md 'before' should read: {line}");
+    assert!(
+        doc.contains(&line),
+        "docs/security-tests.md 'before' should read: {line}"
+    );
     println!(
         "traceability: {} tested, {} defended-untested, {} missing; before issue 11: {before} tested",
         count("tested"),

@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use serde_json::{json, Map, Value};
 
 use super::{
-    reached, config_with, cookie_header, fixtures, jwt_cases, no_callouts, pick, saml_verify, Done, Edits,
-    Harness,
+    config_with, cookie_header, fixtures, jwt_cases, no_callouts, pick, reached, saml_verify, Done,
+    Edits, Harness,
 };
 use crate::http::{normalize_path, parse_cookies, strip_query_params, Callout};
 use crate::{CalloutResponse, RequestHead};
@@ -14,9 +14,12 @@ use crate::{CalloutResponse, RequestHead};
 /// The filter's origin in every harness configuration.
 pub const ORIGIN: &str = "https://app.example.com";
 
+/// A fuzz target: raw input in, panic on a property violation.
+pub type Target = fn(&[u8]);
+
 /// Every target: (name, function). `fuzz/fuzz_targets/<name>.rs` calls the function; the
 /// stable regression test replays `fuzz/seeds/<name>/` and `fuzz/regressions/<name>/` through it.
-pub const ALL: &[(&str, fn(&[u8]))] = &[
+pub const ALL: &[(&str, Target)] = &[
     ("cookie_header", cookie_header_target),
     ("session_seal", session_seal),
     ("flow_state", flow_state),
@@ -71,9 +74,10 @@ fn with_session<R>(f: impl FnOnce(&mut SessionFixture) -> R) -> R {
         let fixture = slot.get_or_insert_with(|| {
             let seed = case("seed_hs256");
             let mut harness = Harness::new(&config_with(&seed["method"]), cases_now());
-            let token: String =
-                url::form_urlencoded::byte_serialize(seed["token"].as_str().unwrap_or("").as_bytes())
-                    .collect();
+            let token: String = url::form_urlencoded::byte_serialize(
+                seed["token"].as_str().unwrap_or("").as_bytes(),
+            )
+            .collect();
             let done = harness.get(&format!("/app?activeAuth=m&jwtParam={token}"), None);
             let set = done.session_cookies();
             assert!(!set.is_empty(), "seed login failed: {done:?}");
@@ -108,7 +112,9 @@ pub fn cookie_header_target(data: &[u8]) {
                 .collect(),
             // The sealed value, edited, spread over 1-4 chunk cookies.
             1 => {
-                let edited = text(&Edits::new(data.get(2..).unwrap_or_default()).apply(fx.sealed.as_bytes()));
+                let edited = text(
+                    &Edits::new(data.get(2..).unwrap_or_default()).apply(fx.sealed.as_bytes()),
+                );
                 let parts = pick(data, 1, 4) + 1;
                 vec![spread(&edited, parts)]
             }
@@ -130,7 +136,10 @@ pub fn cookie_header_target(data: &[u8]) {
         };
         let parsed = parse_cookies(&head);
         for (n, v) in &parsed {
-            assert!(!n.is_empty() && !n.contains(';') && n.trim() == n, "cookie name {n:?}");
+            assert!(
+                !n.is_empty() && !n.contains(';') && n.trim() == n,
+                "cookie name {n:?}"
+            );
             assert!(!v.contains(';'), "cookie value {v:?}");
         }
         let done = fx
@@ -240,7 +249,11 @@ pub fn flow_state(data: &[u8]) {
         }
         // Expired flows never come back.
         assert!(cookies
-            .take_flow(&[(name.to_owned(), value.to_owned())], &flow.state, flow.exp)
+            .take_flow(
+                &[(name.to_owned(), value.to_owned())],
+                &flow.state,
+                flow.exp
+            )
             .is_none());
     });
 }
@@ -308,7 +321,11 @@ pub fn path_query(data: &[u8]) {
     let (path, query) = crate::http::split_target(&target);
     if let Ok(n) = normalize_path(path) {
         assert!(n.starts_with('/'), "{n}");
-        assert_eq!(normalize_path(&n).as_deref(), Ok(n.as_str()), "not idempotent");
+        assert_eq!(
+            normalize_path(&n).as_deref(),
+            Ok(n.as_str()),
+            "not idempotent"
+        );
         assert!(!n.contains("//") && !n.contains('\\'), "{n}");
         assert!(
             n.split('/').all(|s| s != "." && s != ".."),
@@ -344,7 +361,10 @@ pub fn path_query(data: &[u8]) {
                 })
                 .unwrap_or_else(|| target.clone());
             let (up_path, _) = crate::http::split_target(&upstream);
-            assert_eq!(up_path, normal, "upstream path differs from the decided one");
+            assert_eq!(
+                up_path, normal,
+                "upstream path differs from the decided one"
+            );
         }
     });
 }
@@ -387,7 +407,10 @@ pub fn form_body(data: &[u8]) {
                     data.get(1..).unwrap_or_default(),
                     &mut no_callouts,
                 );
-                assert!(!done.admits(), "an ACS post without a pending request admitted");
+                assert!(
+                    !done.admits(),
+                    "an ACS post without a pending request admitted"
+                );
                 return;
             }
         };
@@ -403,7 +426,10 @@ pub fn form_body(data: &[u8]) {
         if done.status() == 200 || done.status() == 401 {
             reached("form_body.answered");
         }
-        assert!(!done.admits(), "a login form without the password admitted: {done:?}");
+        assert!(
+            !done.admits(),
+            "a login form without the password admitted: {done:?}"
+        );
     });
 }
 
@@ -415,12 +441,22 @@ pub fn form_body(data: &[u8]) {
 pub fn jws(data: &[u8]) {
     use crate::jose::jws::Verifier;
     use crate::jose::keys::{JwsAlg, VerifyKey};
-    let names = ["seed_hs256", "rs256_pem", "es256", "eddsa_ed25519", "ps256", "rs256_jwks_kid"];
+    let names = [
+        "seed_hs256",
+        "rs256_pem",
+        "es256",
+        "eddsa_ed25519",
+        "ps256",
+        "rs256_jwks_kid",
+    ];
     let c = case(names[pick(data, 0, names.len())]);
     let verify = &c["method"]["verify"];
     let alg = JwsAlg::from_name(verify["alg"].as_str().unwrap_or("")).expect("alg");
     let keys: Vec<(Option<String>, VerifyKey)> = if let Some(s) = verify["secret"].as_str() {
-        vec![(None, VerifyKey::hmac(alg, s.as_bytes().to_vec()).expect("key"))]
+        vec![(
+            None,
+            VerifyKey::hmac(alg, s.as_bytes().to_vec()).expect("key"),
+        )]
     } else if let Some(p) = verify["public_key"].as_str() {
         vec![(None, VerifyKey::public(alg, p).expect("key"))]
     } else {
@@ -438,7 +474,10 @@ pub fn jws(data: &[u8]) {
     };
     let verifier = Verifier::new(alg, keys);
     let original = c["token"].as_str().unwrap_or("");
-    assert!(verifier.verify(original).is_ok(), "the original must verify");
+    assert!(
+        verifier.verify(original).is_ok(),
+        "the original must verify"
+    );
     let rest = data.get(1..).unwrap_or_default();
     let edited = text(&Edits::new(rest).apply(original.as_bytes()));
     if verifier.verify(&edited).is_ok() {
@@ -457,7 +496,11 @@ pub fn jwe(data: &[u8]) {
     use crate::jose::content::ContentAlg;
     use crate::jose::jwe::{Decrypter, KeyAlg};
     let names = [
-        ("jwe_rsa_oaep_256_a128cbc_hs256", KeyAlg::RsaOaep256, ContentAlg::A128CbcHs256),
+        (
+            "jwe_rsa_oaep_256_a128cbc_hs256",
+            KeyAlg::RsaOaep256,
+            ContentAlg::A128CbcHs256,
+        ),
         ("jwe_rsa_oaep_a128gcm", KeyAlg::RsaOaep, ContentAlg::A128Gcm),
     ];
     let (name, alg, enc) = names[pick(data, 0, names.len())];
@@ -465,7 +508,10 @@ pub fn jwe(data: &[u8]) {
     let d = Decrypter::new(alg, enc, key);
     let mut rng = super::CounterRandom::default();
     let original = case(name)["token"].as_str().unwrap_or("");
-    let plain = d.decrypt(original, &mut rng).expect("original decrypts").plaintext;
+    let plain = d
+        .decrypt(original, &mut rng)
+        .expect("original decrypts")
+        .plaintext;
     let edited = text(&Edits::new(data.get(1..).unwrap_or_default()).apply(original.as_bytes()));
     if let Ok(got) = d.decrypt(&edited, &mut rng) {
         reached("jwe.decrypted");
@@ -711,7 +757,13 @@ pub fn idp_answers(data: &[u8]) {
             }
         };
         let browser = vec![("accept".to_owned(), "text/html".to_owned())];
-        let first = h.run("GET", "/app?activeAuth=m", browser.clone(), b"", &mut answer);
+        let first = h.run(
+            "GET",
+            "/app?activeAuth=m",
+            browser.clone(),
+            b"",
+            &mut answer,
+        );
         let Some(login) = first.header("location").map(str::to_owned) else {
             return;
         };
@@ -753,7 +805,10 @@ pub fn idp_answers(data: &[u8]) {
             reached("idp_answers.admitted");
         }
         if failed {
-            assert!(!done.admits(), "admitted after a failed IdP answer: {done:?}");
+            assert!(
+                !done.admits(),
+                "admitted after a failed IdP answer: {done:?}"
+            );
         }
         if let Some(c) = done.session_cookies().first() {
             assert!(c.contains("HttpOnly") && c.contains("Secure"), "{c}");
@@ -838,7 +893,9 @@ fn xml_edits(original: &str, ops: &[u8]) -> String {
         .filter(|n| n.is_element())
         .map(|n| {
             let r = n.range();
-            let open_end = original[r.start..r.end].find('>').map_or(r.end, |e| r.start + e + 1);
+            let open_end = original[r.start..r.end]
+                .find('>')
+                .map_or(r.end, |e| r.start + e + 1);
             (r, open_end)
         })
         .collect();
@@ -864,7 +921,7 @@ fn xml_edits(original: &str, ops: &[u8]) -> String {
                 out.replace_range(r, "");
             }
         }
-        3 if !(t.start < r.start && r.end < t.end) && !(r.start <= t.start && t.end <= r.end) => {
+        3 if !(t.start < r.start && r.end < t.end || r.start <= t.start && t.end <= r.end) => {
             // Copy element r into element t (XSW style: a signed copy beside a forged one).
             out.insert_str(t_open, &element);
         }
@@ -905,7 +962,11 @@ pub fn saml_response(data: &[u8]) {
             .iter()
             .filter_map(|(_, o)| o.as_ref())
             .any(|o| o.claims == v.claims && o.assertion_id == v.assertion_id);
-        assert!(same, "an edited Response verified with other claims: {:?}", v.claims);
+        assert!(
+            same,
+            "an edited Response verified with other claims: {:?}",
+            v.claims
+        );
     }
 }
 
@@ -1005,7 +1066,11 @@ pub fn xml_c14n(data: &[u8]) {
         .unwrap_or_else(|e| panic!("c14n output does not parse ({e}): {first}"));
     let second = crate::xmldsig::c14n::exclusive(again.root_element(), None, &inclusive)
         .expect("c14n of c14n");
-    assert_eq!(String::from_utf8_lossy(&second), first, "c14n is not a fixed point");
+    assert_eq!(
+        String::from_utf8_lossy(&second),
+        first,
+        "c14n is not a fixed point"
+    );
 }
 
 /// CAS validation answers, logout requests and tickets. Properties: success only with one
@@ -1017,11 +1082,16 @@ pub fn cas_xml(data: &[u8]) {
     let input = text(data);
     if let Ok(v) = parse_validation(&input) {
         reached("cas_xml.success");
-        assert!(!v.user.is_empty() && v.user.trim() == v.user, "user {:?}", v.user);
+        assert!(
+            !v.user.is_empty() && v.user.trim() == v.user,
+            "user {:?}",
+            v.user
+        );
         if let Ok(doc) = roxmltree::Document::parse(&input) {
             assert!(
-                !doc.descendants().any(|n| n.tag_name().name() == "authenticationFailure"
-                    && n.tag_name().namespace() == Some("http://www.yale.edu/tp/cas")),
+                !doc.descendants()
+                    .any(|n| n.tag_name().name() == "authenticationFailure"
+                        && n.tag_name().namespace() == Some("http://www.yale.edu/tp/cas")),
                 "success despite an authenticationFailure"
             );
         }
@@ -1112,7 +1182,9 @@ pub fn mapping(data: &[u8]) {
     let claims: Map<String, Value> = match serde_json::from_slice::<Value>(data) {
         Ok(Value::Object(m)) => m,
         Ok(other) => [("sub".to_owned(), other)].into_iter().collect(),
-        Err(_) => [("sub".to_owned(), Value::String(text(data)))].into_iter().collect(),
+        Err(_) => [("sub".to_owned(), Value::String(text(data)))]
+            .into_iter()
+            .collect(),
     };
     let raws = [
         json!({}),
@@ -1132,8 +1204,18 @@ pub fn mapping(data: &[u8]) {
             // (engine.rs); here: what passes `check` is clean.
             assert!(!id.login.is_empty());
             if id.check().is_ok() {
-                let all = [Some(&id.login), id.name.as_ref(), id.email.as_ref(), id.org.as_ref()];
-                for v in all.into_iter().flatten().chain(id.roles.iter()).chain(id.groups.iter()) {
+                let all = [
+                    Some(&id.login),
+                    id.name.as_ref(),
+                    id.email.as_ref(),
+                    id.org.as_ref(),
+                ];
+                for v in all
+                    .into_iter()
+                    .flatten()
+                    .chain(id.roles.iter())
+                    .chain(id.groups.iter())
+                {
                     assert!(!v.chars().any(char::is_control), "{v:?} passed check");
                 }
             }
@@ -1143,7 +1225,11 @@ pub fn mapping(data: &[u8]) {
         let round: Map<String, Value> =
             serde_json::from_str(&serde_json::to_string(&claims).expect("ser")).expect("de");
         let c = m.apply(&round, "m");
-        assert_eq!(format!("{a:?}"), format!("{c:?}"), "not stable over a JSON round trip");
+        assert_eq!(
+            format!("{a:?}"),
+            format!("{c:?}"),
+            "not stable over a JSON round trip"
+        );
     }
 }
 

@@ -1080,8 +1080,7 @@ impl Saml2 {
         if let Some(n) = name_id {
             // A NameID qualified for another SP (`SPNameQualifier`, SAML core §2.2.2) was made
             // for that SP (ruby-saml's wrong_spnamequalifier; found by tests/corpora.rs).
-            if n
-                .attribute("SPNameQualifier")
+            if n.attribute("SPNameQualifier")
                 .is_some_and(|q| q != expect.sp_entity_id)
             {
                 return Err(SamlFailure::NotForUs("sp_name_qualifier"));
