@@ -101,7 +101,8 @@ write("idp_json", b(3, 0, json.dumps(jwks)))
 write("idp_json", b(3, 0, '{"keys":[{"kty":"oct","k":"AAAA","kid":"k1"}]}'))
 write("idp_json", b(4, 0, 1, 0, 20, 1))
 
-# idp_answers: per provider (0 oidc, 1 cas, 2 dingtalk, 3 wecom, 4 lark, 5 wechat), the answers
+# idp_answers: per provider (0 oidc, 1 cas, 2 dingtalk, 3 wecom, 4 lark, 5 wechat, 6 yunzhijia,
+# 7 teams), the answers
 # in order, "\n--\n" between them; the first byte of each is the status selector (0 = 200,
 # 0xff = no answer).
 SEP = b"\n--\n"
@@ -132,6 +133,12 @@ write("idp_answers", answers(4, '{"code":0,"app_access_token":"A","expire":7200}
                              '{"code":0,"data":{"access_token":"U","open_id":"ou1","union_id":"on1","tenant_key":"tenant-a","name":"L"}}'))
 write("idp_answers", answers(5, '{"access_token":"A","openid":"oOPENID","unionid":"U","expires_in":7200}',
                              '{"openid":"oOPENID","nickname":"W"}'))
+
+write("idp_answers", answers(6, '{"success":true,"errorCode":0,"error":null,"data":{"accessToken":"YT","expireIn":6400,"refreshToken":"R"}}',
+                             '{"success":true,"errorCode":0,"error":null,"data":{"appid":"500000001","eid":"10109","openid":"op-zs","username":"Zhang","userid":"u-zs","uid":"1","tid":"t","oid":"o","jobNo":"E001","networkid":"n","xtid":"x","deviceId":"dev-1"}}'))
+write("idp_answers", answers(6, '{"success":false,"errorCode":10000,"error":"bad ticket"}'))
+write("idp_answers", answers(7, json.dumps(jwks)))
+write("idp_answers", answers(7, '{"keys":[]}'))
 
 # saml_response: every fixture unedited, byte edits, XML edits (op, element, target, dict).
 for i in range(len(saml_names)):

@@ -190,6 +190,8 @@ fn seeds_and_regressions_replay() {
         "idp_answers.callback",
         "idp_answers.callout",
         "idp_answers.admitted",
+        "idp_answers.ticket_admitted",
+        "idp_answers.teams_admitted",
         "saml_response.verified",
         "saml_redirect.verified",
         "xml_c14n.canonical",

@@ -439,85 +439,114 @@ pub fn form_body(data: &[u8]) {
 /// byte-identical (HS256, RS256, ES256, EdDSA, PS256), and a raw input only when it is the
 /// original.
 pub fn jws(data: &[u8]) {
-    use crate::jose::jws::Verifier;
-    use crate::jose::keys::{JwsAlg, VerifyKey};
-    let names = [
-        "seed_hs256",
-        "rs256_pem",
-        "es256",
-        "eddsa_ed25519",
-        "ps256",
-        "rs256_jwks_kid",
-    ];
-    let c = case(names[pick(data, 0, names.len())]);
-    let verify = &c["method"]["verify"];
-    let alg = JwsAlg::from_name(verify["alg"].as_str().unwrap_or("")).expect("alg");
-    let keys: Vec<(Option<String>, VerifyKey)> = if let Some(s) = verify["secret"].as_str() {
-        vec![(
-            None,
-            VerifyKey::hmac(alg, s.as_bytes().to_vec()).expect("key"),
-        )]
-    } else if let Some(p) = verify["public_key"].as_str() {
-        vec![(None, VerifyKey::public(alg, p).expect("key"))]
-    } else {
-        verify["jwks"]["keys"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|k| {
-                (
-                    k["kid"].as_str().map(str::to_owned),
-                    VerifyKey::from_jwk(alg, k).expect("jwk"),
-                )
-            })
-            .collect()
-    };
-    let verifier = Verifier::new(alg, keys);
-    let original = c["token"].as_str().unwrap_or("");
-    assert!(
-        verifier.verify(original).is_ok(),
-        "the original must verify"
-    );
+    let verifiers = jws_verifiers();
+    let (verifier, original) = &verifiers[pick(data, 0, verifiers.len())];
     let rest = data.get(1..).unwrap_or_default();
     let edited = text(&Edits::new(rest).apply(original.as_bytes()));
     if verifier.verify(&edited).is_ok() {
         reached("jws.verified");
-        assert_eq!(edited, original, "an edited JWS verified");
+        assert_eq!(&edited, original, "an edited JWS verified");
     }
     let raw = text(rest);
     if verifier.verify(&raw).is_ok() {
-        assert_eq!(raw, original, "a made-up JWS verified");
+        assert_eq!(&raw, original, "a made-up JWS verified");
     }
+}
+
+/// The verifiers of the JWS cases (keys parsed once: key parsing is not what is fuzzed here),
+/// each with its original token, checked to verify.
+fn jws_verifiers() -> &'static Vec<(crate::jose::jws::Verifier, String)> {
+    use crate::jose::jws::Verifier;
+    use crate::jose::keys::{JwsAlg, VerifyKey};
+    static V: std::sync::OnceLock<Vec<(Verifier, String)>> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        [
+            "seed_hs256",
+            "rs256_pem",
+            "es256",
+            "eddsa_ed25519",
+            "ps256",
+            "rs256_jwks_kid",
+        ]
+        .iter()
+        .map(|name| {
+            let c = case(name);
+            let verify = &c["method"]["verify"];
+            let alg = JwsAlg::from_name(verify["alg"].as_str().unwrap_or("")).expect("alg");
+            let keys: Vec<(Option<String>, VerifyKey)> = if let Some(s) = verify["secret"].as_str()
+            {
+                vec![(
+                    None,
+                    VerifyKey::hmac(alg, s.as_bytes().to_vec()).expect("key"),
+                )]
+            } else if let Some(p) = verify["public_key"].as_str() {
+                vec![(None, VerifyKey::public(alg, p).expect("key"))]
+            } else {
+                verify["jwks"]["keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| {
+                        (
+                            k["kid"].as_str().map(str::to_owned),
+                            VerifyKey::from_jwk(alg, k).expect("jwk"),
+                        )
+                    })
+                    .collect()
+            };
+            let verifier = Verifier::new(alg, keys);
+            let original = c["token"].as_str().unwrap_or("").to_owned();
+            assert!(
+                verifier.verify(&original).is_ok(),
+                "the original must verify"
+            );
+            (verifier, original)
+        })
+        .collect()
+    })
 }
 
 /// Compact JWE (RSA-OAEP-256 + A128CBC-HS256 and the other configured pairs). Property: an
 /// edited JWE decrypts only when byte-identical to the original, to the original plaintext.
 pub fn jwe(data: &[u8]) {
-    use crate::jose::content::ContentAlg;
-    use crate::jose::jwe::{Decrypter, KeyAlg};
-    let names = [
-        (
-            "jwe_rsa_oaep_256_a128cbc_hs256",
-            KeyAlg::RsaOaep256,
-            ContentAlg::A128CbcHs256,
-        ),
-        ("jwe_rsa_oaep_a128gcm", KeyAlg::RsaOaep, ContentAlg::A128Gcm),
-    ];
-    let (name, alg, enc) = names[pick(data, 0, names.len())];
-    let key = crate::jose::keys::rsa_private_key(fixtures::RSA_ENC_PRIVATE).expect("key");
-    let d = Decrypter::new(alg, enc, key);
+    let all = jwe_decrypters();
+    let (d, original, plain) = &all[pick(data, 0, all.len())];
     let mut rng = super::CounterRandom::default();
-    let original = case(name)["token"].as_str().unwrap_or("");
-    let plain = d
-        .decrypt(original, &mut rng)
-        .expect("original decrypts")
-        .plaintext;
     let edited = text(&Edits::new(data.get(1..).unwrap_or_default()).apply(original.as_bytes()));
     if let Ok(got) = d.decrypt(&edited, &mut rng) {
         reached("jwe.decrypted");
-        assert_eq!(edited, original, "an edited JWE decrypted");
-        assert_eq!(got.plaintext, plain);
+        assert_eq!(&edited, original, "an edited JWE decrypted");
+        assert_eq!(&got.plaintext, plain);
     }
+}
+
+/// The JWE cases' decrypters (the RSA key validated once), tokens and plaintexts.
+fn jwe_decrypters() -> &'static Vec<(crate::jose::jwe::Decrypter, String, Vec<u8>)> {
+    use crate::jose::content::ContentAlg;
+    use crate::jose::jwe::{Decrypter, KeyAlg};
+    static D: std::sync::OnceLock<Vec<(Decrypter, String, Vec<u8>)>> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        let key = crate::jose::keys::rsa_private_key(fixtures::RSA_ENC_PRIVATE).expect("key");
+        [
+            (
+                "jwe_rsa_oaep_256_a128cbc_hs256",
+                KeyAlg::RsaOaep256,
+                ContentAlg::A128CbcHs256,
+            ),
+            ("jwe_rsa_oaep_a128gcm", KeyAlg::RsaOaep, ContentAlg::A128Gcm),
+        ]
+        .iter()
+        .map(|(name, alg, enc)| {
+            let d = Decrypter::new(*alg, *enc, key.clone());
+            let original = case(name)["token"].as_str().unwrap_or("").to_owned();
+            let plain = d
+                .decrypt(&original, &mut super::CounterRandom::default())
+                .expect("original decrypts")
+                .plaintext;
+            (d, original, plain)
+        })
+        .collect()
+    })
 }
 
 thread_local! {
@@ -580,8 +609,23 @@ fn rsa_sign_key() -> &'static rsa::RsaPrivateKey {
     KEY.get_or_init(|| crate::jose::keys::rsa_private_key(fixtures::RSA_SIGN_PRIVATE).expect("key"))
 }
 
-/// Our JWKS (the RS256 signing key, kid `k1`) and an ID token it signed.
+/// Our JWKS (the RS256 signing key, kid `k1`) and an ID token it signed (made once per `now`:
+/// an RSA signature per execution would be most of the fuzzing time).
 pub fn oidc_fixture(now: u64) -> (Value, String) {
+    thread_local! {
+        static MADE: RefCell<Option<(u64, Value, String)>> = const { RefCell::new(None) };
+    }
+    if let Some((n, j, t)) = MADE.with(|m| m.borrow().clone()) {
+        if n == now {
+            return (j, t);
+        }
+    }
+    let (j, t) = make_oidc_fixture(now);
+    MADE.with(|m| *m.borrow_mut() = Some((now, j.clone(), t.clone())));
+    (j, t)
+}
+
+fn make_oidc_fixture(now: u64) -> (Value, String) {
     use base64::Engine;
     use jwt_compact::{Algorithm, AlgorithmSignature};
     use rsa::traits::PublicKeyParts;
@@ -713,7 +757,41 @@ fn providers() -> Vec<(Value, &'static str)> {
                 "allowed_users": ["oOPENID"]}),
             "code=the-code",
         ),
+        (
+            json!({"type": "yunzhijia", "app_id": "500000001", "app_secret": "yunzhijia-app-secret-0123456789",
+                "eid": "10109", "base": "https://yunzhijia.example.test",
+                "mapping": {"login": "jobNo"}}),
+            "ticket=TICKET-1",
+        ),
+        (
+            json!({"type": "teams", "client_id": TEAMS_CLIENT, "tenant_id": TEAMS_TENANT,
+                "client_secret": "unused-for-tab-sso",
+                "jwks_url": format!("https://login.example.test/{TEAMS_TENANT}/discovery/v2.0/keys")}),
+            "teams",
+        ),
     ]
+}
+
+const TEAMS_CLIENT: &str = "0b6f2a54-58a7-4bde-9d4a-111111111111";
+const TEAMS_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+/// A Teams tab-SSO token (v2) signed by our RS256 key, kid `k1`.
+fn teams_token(now: u64) -> String {
+    use base64::Engine;
+    use jwt_compact::{Algorithm, AlgorithmSignature};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = json!({"aud": TEAMS_CLIENT,
+        "iss": format!("https://login.microsoftonline.com/{TEAMS_TENANT}/v2.0"),
+        "iat": now, "nbf": now, "exp": now + 3600, "azp": "5e3ce6c0-2b1f-4285-8d4b-75ee78787346",
+        "ver": "2.0", "scp": "access_as_user", "tid": TEAMS_TENANT, "oid": "oid-li",
+        "preferred_username": "li@contoso.example", "name": "Li Si"});
+    let input = format!(
+        "{}.{}",
+        b64.encode(json!({"alg": "RS256", "kid": "k1"}).to_string()),
+        b64.encode(claims.to_string())
+    );
+    let sig = jwt_compact::alg::Rsa::rs256().sign(rsa_sign_key(), input.as_bytes());
+    format!("{input}.{}", b64.encode(sig.as_bytes()))
 }
 
 thread_local! {
@@ -721,7 +799,7 @@ thread_local! {
 }
 
 /// Every IdP answer through the engine (OIDC discovery/token/JWKS/user-info, CAS validation,
-/// DingTalk, WeCom, Feishu/Lark, WeChat): a login is started, the browser comes back with a
+/// DingTalk, WeCom, Feishu/Lark, WeChat, Yunzhijia, Teams): a login is started, the browser comes back with a
 /// code or ticket, and each callout is answered from the input (`\n--\n` between answers; the
 /// first byte of each picks the status, 0xff for no answer at all). Properties: never a 500;
 /// nothing is admitted when any answer was a failure status or missing; an admitted login
@@ -757,6 +835,77 @@ pub fn idp_answers(data: &[u8]) {
             }
         };
         let browser = vec![("accept".to_owned(), "text/html".to_owned())];
+        if callback_params.starts_with("ticket=TICKET") {
+            // Yunzhijia: the client opens the app with a ticket; the callouts follow at once.
+            let done = h.run(
+                "GET",
+                &format!("/app?activeAuth=m&{callback_params}"),
+                browser,
+                b"",
+                &mut answer,
+            );
+            reached("idp_answers.callback");
+            if done.admits() {
+                reached("idp_answers.admitted");
+                reached("idp_answers.ticket_admitted");
+            }
+            if failed {
+                assert!(
+                    !done.admits(),
+                    "admitted after a failed IdP answer: {done:?}"
+                );
+            }
+            return;
+        }
+        if *callback_params == "teams" {
+            // Teams tab SSO: the tab page's state and a token posted back; the JWKS answer is
+            // fuzzed. Admitted only when that JWKS carries our key.
+            let first = h.run(
+                "GET",
+                "/tab?activeAuth=m",
+                browser.clone(),
+                b"",
+                &mut answer,
+            );
+            let Some(login) = first.header("location").map(str::to_owned) else {
+                return;
+            };
+            let page = h.run("GET", &login, browser, b"", &mut answer);
+            let body = page
+                .response()
+                .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                .unwrap_or_default();
+            let Some(i) = body.find("\"state\":\"") else {
+                return;
+            };
+            let state = body[i + 9..].split('"').next().unwrap_or("").to_owned();
+            let post = json!({"state": state, "token": teams_token(h.now)}).to_string();
+            let headers = vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("cookie".to_owned(), cookie_header(&set_cookies(&page))),
+            ];
+            let done = h.run("POST", "/sso/code/m", headers, post.as_bytes(), &mut answer);
+            reached("idp_answers.callback");
+            if done.admits() {
+                reached("idp_answers.admitted");
+                reached("idp_answers.teams_admitted");
+                let (ours, _) = oidc_fixture(h.now);
+                let n = ours["keys"][0]["n"].as_str().unwrap_or("");
+                assert!(
+                    answers
+                        .iter()
+                        .any(|a| String::from_utf8_lossy(a).contains(n)),
+                    "a Teams token admitted under a JWKS without our key"
+                );
+            }
+            if failed {
+                assert!(
+                    !done.admits(),
+                    "admitted after a failed IdP answer: {done:?}"
+                );
+            }
+            return;
+        }
         let first = h.run(
             "GET",
             "/app?activeAuth=m",
