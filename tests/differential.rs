@@ -213,10 +213,11 @@ fn exclusive_c14n_matches_lxml() {
         };
         compared += 1;
         if ours.as_deref() != Ok(expected) && inclusive.iter().any(|p| p == "#default") {
-            // libxml2 (through lxml's inclusive_ns_prefixes) never renders the default
-            // namespace for `#default`; Exc-C14N §3 says prefixes in the list, `#default`
-            // included, are handled as in inclusive C14N, where the apex renders its in-scope
-            // default namespace. Counted and printed, not failed: see docs/security-tests.md.
+            // lxml's inclusive_ns_prefixes never renders the default namespace for
+            // `#default`; Exc-C14N §3 handles listed prefixes, `#default` included, as
+            // inclusive C14N does, where the apex renders its in-scope default namespace, and
+            // xmlsec1 does that (inclusive_default_prefix_list_matches_xmlsec1 below). Counted
+            // and printed, not failed.
             default_divergences += 1;
             continue;
         }
@@ -445,4 +446,80 @@ fn jose_accept_deny_matches_jwcrypto() {
         "accepted by us, refused by jwcrypto:\n{}",
         more_permissive.join("\n")
     );
+}
+
+/// `#default` in an InclusiveNamespaces PrefixList, against xmlsec1 (libxml2's c14n through
+/// xmlsec, what pysaml2 and many IdPs sign with): xmlsec1 signs documents whose default
+/// namespace is declared but not used by the apex; our verifier must accept them, and reject
+/// them once edited. lxml's `inclusive_ns_prefixes` ignores `#default` (the c14n differential
+/// above counts those cases); xmlsec1 renders it, as Exc-C14N §3 says and as we do.
+#[test]
+fn inclusive_default_prefix_list_matches_xmlsec1() {
+    let dir = std::env::temp_dir().join(format!("sso-xmlsec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = format!(
+        "{}/tests/fixtures/saml2/idp.key",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let cert = sso_filter::xmldsig::certificate_der(fixtures::SAML_IDP_CRT).unwrap();
+    let public = sso_filter::xmldsig::rsa_key_from_certificate(&cert).unwrap();
+    let mut checked = 0;
+    for (label, body) in [
+        (
+            "default declared, unused by the apex",
+            "<r:Item>value</r:Item>",
+        ),
+        ("default used by a child", "<Item>value</Item>"),
+        (
+            "default undeclared below",
+            "<r:Item><Inner xmlns=\"\">v</Inner></r:Item>",
+        ),
+    ] {
+        let template = format!(
+            r##"<r:Root xmlns:r="urn:r" xmlns="urn:default" ID="id1">{body}<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="#default"/></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#id1"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="#default r"/></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature></r:Root>"##
+        );
+        let tmpl = dir.join("tmpl.xml");
+        let out = dir.join("signed.xml");
+        std::fs::write(&tmpl, &template).unwrap();
+        let status = Command::new("xmlsec1")
+            .args([
+                "--sign",
+                "--privkey-pem",
+                &key,
+                "--id-attr:ID",
+                "urn:r:Root",
+                "--output",
+            ])
+            .arg(&out)
+            .arg(&tmpl)
+            .status()
+            .expect("xmlsec1 missing: run scripts/setup.sh");
+        assert!(status.success(), "xmlsec1 --sign failed for {label}");
+        let signed = std::fs::read_to_string(&out).unwrap();
+        let signed = signed.trim_start_matches("<?xml version=\"1.0\"?>").trim();
+        let verify = |xml: &str| {
+            let doc = roxmltree::Document::parse(xml).unwrap();
+            let root = doc.root_element();
+            let sig = root
+                .children()
+                .find(|n| n.tag_name().name() == "Signature")
+                .unwrap();
+            sso_filter::xmldsig::verify_enveloped(root, sig, std::slice::from_ref(&public), false)
+        };
+        assert_eq!(
+            verify(signed),
+            Ok(()),
+            "{label}: xmlsec1's signature refused"
+        );
+        let edited = signed
+            .replacen(">value<", ">other<", 1)
+            .replacen(">v<", ">w<", 1);
+        assert!(
+            verify(&edited).is_err(),
+            "{label}: edited document verified"
+        );
+        checked += 1;
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    println!("differential xmlsec1: {checked} #default PrefixList documents signed by xmlsec1 verify, edits refused");
 }
