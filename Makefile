@@ -5,6 +5,7 @@
 #                end-to-end suite through it under Node and in workerd (in parallel)
 #   make lint    clippy (host, all targets; wasm32-wasip1 lib; the edge crate) and rustfmt --check
 #   make bench   bench/run.sh
+#   make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 60) each (fuzz/README.md)
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -24,10 +25,10 @@ define phase
 endef
 
 .PHONY: help setup setup-demo wasm cli build run demo test unit e2e lint fmt bench clean \
-	edge edge-test e2e-node e2e-workerd e2e-edge
+	edge edge-test e2e-node e2e-workerd e2e-edge fuzz fuzz-replay corpora
 
 help:
-	@sed -n '1,7p' Makefile
+	@sed -n '1,8p' Makefile
 
 setup:
 	scripts/setup.sh
@@ -93,6 +94,11 @@ test:
 	@mkdir -p target; : > target/phase-times.txt
 	$(call phase,setup,scripts/setup.sh)
 	$(call phase,cargo test,$(CARGO) test)
+	# Issue 11: the fuzz targets' seeds, crash reproducers and a short mutation pass on stable
+	# (libFuzzer itself runs in `make fuzz`), then the public corpora and the differential
+	# checks against lxml and jwcrypto (they need the venv that setup made).
+	$(call phase,fuzz replay,$(MAKE) --no-print-directory fuzz-replay)
+	$(call phase,corpora,$(MAKE) --no-print-directory corpora)
 	$(call phase,build wasm,$(CARGO) build --release --target wasm32-wasip1 --lib)
 	$(call phase,build cli,$(CARGO) build --release)
 	# The edge worker is built before either end-to-end run: some suites (LDAP) drive the
@@ -103,6 +109,20 @@ test:
 	# The Node and workerd runs of the same suite, in parallel (make e2e-edge).
 	$(call phase,e2e node + workerd,$(MAKE) --no-print-directory e2e-edge)
 	@echo "== make test phase times"; cat target/phase-times.txt
+
+# libFuzzer over every target (nightly + cargo-fuzz, installed by fuzz/run.sh when missing).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+# The same target functions on stable: seeds, fuzz/regressions/, FUZZ_CI_ITERS mutations each.
+fuzz-replay:
+	$(CARGO) test --features fuzzing --test fuzz_regressions
+
+# Wycheproof, RFC 7520, open-redirect lists, SAML attack classes, differential checks.
+corpora:
+	$(CARGO) test --features fuzzing --test corpora --test differential -- --nocapture --test-threads 2 2>&1 \
+		| grep -vE '^(running|$$)'
 
 # All three run; the target fails if any of them did.
 lint:

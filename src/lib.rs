@@ -27,6 +27,9 @@ pub mod config;
 pub mod counter;
 pub mod deny;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod identity;
 pub mod jose;

@@ -1078,6 +1078,13 @@ impl Saml2 {
 
         let mut claims = Map::new();
         if let Some(n) = name_id {
+            // A NameID qualified for another SP (`SPNameQualifier`, SAML core §2.2.2) was made
+            // for that SP (ruby-saml's wrong_spnamequalifier; found by tests/corpora.rs).
+            if n.attribute("SPNameQualifier")
+                .is_some_and(|q| q != expect.sp_entity_id)
+            {
+                return Err(SamlFailure::NotForUs("sp_name_qualifier"));
+            }
             let text = text_only(n).ok_or(SamlFailure::Principal)?;
             claims.insert("name_id".into(), Value::String(text.trim().to_owned()));
             if let Some(f) = n.attribute("Format") {

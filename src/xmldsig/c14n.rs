@@ -33,6 +33,11 @@ pub enum C14nError {
     UnboundPrefix,
     /// The node is not an element.
     NotAnElement,
+    /// A processing instruction named `xml` (any case) inside the document, which XML 1.0 §2.6
+    /// reserves and roxmltree lets through: its canonical form would read back as an XML
+    /// declaration, so the octets would describe another document (found by the xml_c14n
+    /// fuzz target).
+    ReservedTarget,
 }
 
 /// Canonicalises `apex` and its descendants, leaving out the subtree rooted at `exclude`.
@@ -184,6 +189,9 @@ fn element(
         } else if child.is_text() {
             escape_text(child.text().unwrap_or(""), out);
         } else if let Some(pi) = child.pi() {
+            if pi.target.eq_ignore_ascii_case("xml") {
+                return Err(C14nError::ReservedTarget);
+            }
             out.extend_from_slice(b"<?");
             out.extend_from_slice(pi.target.as_bytes());
             if let Some(v) = pi.value.filter(|v| !v.is_empty()) {

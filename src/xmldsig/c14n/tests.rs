@@ -77,3 +77,23 @@ fn comments_are_left_out_and_text_is_whole() {
     let input = "<n>admin@corp.com<!---->.evil.com</n>";
     assert_eq!(canon(input, |_| true), "<n>admin@corp.com.evil.com</n>");
 }
+
+#[test]
+fn a_pi_named_xml_inside_the_document_is_refused() {
+    // The xml_c14n fuzz target's reproducer (fuzz/regressions/xml_c14n/crash-9ef558aa…),
+    // reduced: roxmltree reads `<?xml</v>?>` as a PI; written back as `<?xml </v>?>` it would
+    // be an XML declaration in the middle of a document.
+    for input in ["<a><?xml</v>?></a>", "<a><?XmL x?></a>"] {
+        let doc = roxmltree::Document::parse(input).unwrap();
+        assert_eq!(
+            exclusive(doc.root_element(), None, &[]),
+            Err(C14nError::ReservedTarget),
+            "{input}"
+        );
+    }
+    // Other PIs are kept.
+    assert_eq!(
+        canon("<a><?xml-stylesheet x?></a>", |_| true),
+        "<a><?xml-stylesheet x?></a>"
+    );
+}

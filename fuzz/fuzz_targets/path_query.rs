@@ -1,0 +1,6 @@
+#![no_main]
+//! libFuzzer entry for sso_filter::fuzzing::targets::path_query (properties documented there).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    sso_filter::fuzzing::targets::path_query(data);
+});
