@@ -356,7 +356,25 @@ impl Placer {
         expires: u64,
         now: u64,
     ) -> Result<bool, StoreError> {
-        self.update(cache, spec, item, now, Evict::Never, |seen| match seen {
+        self.first_use(cache, spec, item, expires, now, Evict::Never)
+    }
+
+    /// Records `item` until `expires` if it is not there yet: `Ok(true)` when this call put it
+    /// there, `Ok(false)` when it was there already.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Full`] (with [`Evict::Never`]) or [`StoreError::Unavailable`].
+    pub fn first_use(
+        &self,
+        cache: &dyn SharedCache,
+        spec: &StoreSpec,
+        item: &str,
+        expires: u64,
+        now: u64,
+        evict: Evict,
+    ) -> Result<bool, StoreError> {
+        self.update(cache, spec, item, now, evict, |seen| match seen {
             Some(_) => (None, false),
             None => (Some((Vec::new(), expires)), true),
         })
@@ -429,17 +447,9 @@ impl<'a> Stores<'a> {
     ///
     /// [`StoreError::Unavailable`].
     pub fn use_flow(&self, item: &str, expires: u64, now: u64) -> Result<bool, StoreError> {
-        self.placer.update(
-            self.cache,
-            &self.limits.used_flows(),
-            item,
-            now,
-            Evict::SoonestExpiry,
-            |seen| match seen {
-                Some(_) => (None, false),
-                None => (Some((Vec::new(), expires)), true),
-            },
-        )
+        let spec = self.limits.used_flows();
+        self.placer
+            .first_use(self.cache, &spec, item, expires, now, Evict::SoonestExpiry)
     }
 
     /// Records that the sessions of `item` (a CAS ticket or SAML session digest) ended at
@@ -543,17 +553,9 @@ impl<'a> Stores<'a> {
     ///
     /// [`StoreError::Unavailable`].
     pub fn try_lock(&self, item: &str, until: u64, now: u64) -> Result<bool, StoreError> {
-        self.placer.update(
-            self.cache,
-            &self.limits.locks(),
-            item,
-            now,
-            Evict::SoonestExpiry,
-            |held| match held {
-                Some(_) => (None, false),
-                None => (Some((Vec::new(), until)), true),
-            },
-        )
+        let spec = self.limits.locks();
+        self.placer
+            .first_use(self.cache, &spec, item, until, now, Evict::SoonestExpiry)
     }
 }
 
