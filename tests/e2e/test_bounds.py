@@ -438,6 +438,11 @@ def test_cas_logout_flood_refused_from_strangers_bounded_from_the_server(envoys,
     watch = Watch(inst, test)
     results, took = flood(inst.port, FLOOD, post, test, sources=["127.0.0.1"])
     rate(test, FLOOD, took, "logout POSTs")
+    if not harness.host_knows_client_address():
+        # Local workerd tells the filter no address: the server's logouts fail closed too.
+        assert results == Counter({403: FLOOD}), results
+        assert not [k for k, v in inst.stats().items() if "sso_slo" in k and v]
+        return
     assert results == Counter({200: FLOOD}), results
     slo = sum(v for k, v in inst.stats().items() if "sso_slo" in k)
     assert slo == FLOOD, inst.stats("sso_slo")
@@ -464,6 +469,10 @@ def test_full_logged_out_list_grows_no_more(envoys, recorder):
         return work
 
     results, _ = flood(inst.port, 2_000, post(0), test + " (filling)")
+    if not harness.host_knows_client_address():
+        # Local workerd tells the filter no address: nothing is accepted, nothing stored.
+        assert results == Counter({403: 2_000}), results
+        return
     assert results == Counter({200: 2_000}), results
     watch = Watch(inst, test)
     results, took = flood(inst.port, FLOOD, post(10_000_000), test)
@@ -761,17 +770,19 @@ def test_password_budget_under_flood_keeps_the_proxy_responsive(envoys, recorder
 
     refused = statuses.get(429, 0) + len(probe_429)
     hashed = statuses.get(401, 0) + len(probes.get(401, []))
-    # Every post uses up a login flow, recorded in the single-use list, which never evicts:
-    # past ~20 000 flows a slot can be full and its posts are refused (503, counted).
+    # Every post uses up a login flow; used flows evict rather than refuse, so none is 503.
     full = store_full(inst)
     figure(test, "store_full refusals", full)
-    assert set(statuses) | set(probes) <= {401, 429, 503}, (statuses, probes.keys())
-    assert statuses.get(503, 0) + len(probes.get(503, [])) == full, (statuses, full)
-    # The budget bounds the hashes for 127.0.0.1: per worker (Envoy runs 2) a burst of 10,
+    assert set(statuses) | set(probes) <= {401, 429}, (statuses, probes.keys())
+    assert full == 0, full
+    # The budget bounds the hashes for 127.0.0.1: per worker (Envoy runs 2) a burst of 5,
     # then 30/min.
-    assert hashed <= 2 * (10 + 30 * (took + 2) / 60) + 2, (statuses, probes.keys())
+    assert hashed <= 2 * (5 + 30 * (took + 2) / 60) + 2, (statuses, probes.keys())
     assert refused >= 10 * hashed, statuses
-    assert budget == refused, (budget, statuses)
+    # Without a client address (local workerd) the known user shares the flood's budget, so
+    # its own refusals are counted too.
+    known_refused = sum(1 for _, _, r in known if r.status == 429)
+    assert budget == refused + known_refused, (budget, statuses)
     if getattr(inst, "access_log", None) is None:
         figure(test, "server 429 timing", "n/a: this host keeps no access log")
     else:
@@ -792,8 +803,8 @@ def test_password_budget_under_flood_keeps_the_proxy_responsive(envoys, recorder
         assert _pct(server, 99) < bound, \
             f"Envoy took {_pct(server, 99)} ms (p99) over its 429s, hashes {server_hashed}"
     # Client-side, a refusal (or /healthz) can still wait behind a hash running on the same
-    # worker thread: the budget bounds how often (per worker: a burst of 10 at the start,
-    # which stalls that worker for 10 hashes once, then 5/s at most, 0.5/s for this
+    # worker thread: the budget bounds how often (per worker: a burst of 5 at the start,
+    # which stalls that worker for 5 hashes once, then 5/s at most, 0.5/s for this
     # address). p99 stays within 250 ms, or three hashes on a loaded machine (one hash: the
     # known user's sign-in after the flood).
     one_hash = known[-1][1] * 1000
@@ -804,7 +815,13 @@ def test_password_budget_under_flood_keeps_the_proxy_responsive(envoys, recorder
     assert _pct(probe_429, 99) < bound, \
         f"429 p99 {_pct(probe_429, 99):.1f} ms from a quiet client (bound {bound:.0f} ms)"
     for when, _, resp in known:
-        assert resp.status == 303 and resp.session_cookies_set, f"known user {when}: {resp!r}"
+        if harness.host_knows_client_address():
+            assert resp.status == 303 and resp.session_cookies_set, \
+                f"known user {when}: {resp!r}"
+        else:
+            # Local workerd tells the filter no address: every client is one client, and the
+            # budget holds them all to it (fail closed); Cloudflare sets CF-Connecting-IP.
+            assert resp.status in (303, 429), f"known user {when}: {resp!r}"
     assert not [e for e in recorder.requests() if e["path"] != "/healthz"]
 
 
