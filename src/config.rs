@@ -509,6 +509,32 @@ impl Config {
             .find_map(|s| s.methods.get(name))
     }
 
+    /// What is valid but will not work as an operator probably expects, with the JSON path:
+    /// printed by `sso-filter validate` and logged by Envoy at load.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let scopes = std::iter::once((String::new(), &self.global)).chain(
+            self.tenants
+                .iter()
+                .map(|(code, scope)| (format!("tenants.{code}."), scope)),
+        );
+        for (at, scope) in scopes {
+            for m in scope.methods.values() {
+                if let crate::methods::MethodKind::Cas(cas) = m.kind.as_ref() {
+                    if cas.single_logout && cas.logout_sources.is_empty() {
+                        out.push(format!(
+                            "{at}methods.{}.logout_sources: empty, so the CAS server's \
+                             single-logout requests will be refused (403); list the addresses \
+                             it sends them from, or set single_logout: false",
+                            m.name
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// A one-line summary for `sso-filter validate`.
     pub fn summary(&self) -> String {
         let methods: Vec<String> = self

@@ -47,6 +47,9 @@ fn validate(path: Option<&String>) -> ExitCode {
     match load(path) {
         Ok(config) => {
             println!("{}", config.summary());
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,

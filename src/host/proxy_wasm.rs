@@ -70,6 +70,9 @@ impl RootContext for Root {
             }
             Ok(filter) => {
                 log::info!("sso-filter: {}", filter.config().summary());
+                for warning in filter.config().warnings() {
+                    log::warn!("sso-filter: {warning}");
+                }
                 self.filter = Some(Rc::new(filter));
                 true
             }

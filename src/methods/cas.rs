@@ -183,12 +183,6 @@ impl Cas {
                 .map_err(|_| err(&format!("logout_sources[{i}]"), "not an address or CIDR"))?;
             logout_sources.push(net);
         }
-        if raw.single_logout && logout_sources.is_empty() {
-            log::warn!(
-                "sso-filter: {at}: single_logout is on but logout_sources is empty: the CAS \
-                 server's logout requests will be refused (403); list its addresses"
-            );
-        }
         Ok(Cas {
             logout_sources,
             server: url.as_str().trim_end_matches('/').to_owned(),

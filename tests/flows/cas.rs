@@ -442,3 +442,27 @@ fn configuration_is_checked() {
         assert!(e.contains(needle), "{extra}: {e}");
     }
 }
+
+#[test]
+fn single_logout_without_sources_is_a_warning_at_load() {
+    let mut cfg = config(json!({}));
+    cfg["methods"]["cas"]
+        .as_object_mut()
+        .unwrap()
+        .remove("logout_sources");
+    let filter = sso_filter::Filter::from_json(cfg.to_string().as_bytes()).unwrap();
+    let warnings = filter.config().warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("methods.cas.logout_sources: empty"));
+    // With sources, or with single logout off, nothing to say.
+    let filter = sso_filter::Filter::from_json(config(json!({})).to_string().as_bytes()).unwrap();
+    assert!(filter.config().warnings().is_empty());
+    let off = config(json!({"single_logout": false}));
+    let mut off = off;
+    off["methods"]["cas"]
+        .as_object_mut()
+        .unwrap()
+        .remove("logout_sources");
+    let filter = sso_filter::Filter::from_json(off.to_string().as_bytes()).unwrap();
+    assert!(filter.config().warnings().is_empty());
+}
