@@ -9,7 +9,7 @@ use p256::pkcs8::DecodePrivateKey;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::identity::Identity;
 use crate::jose::keys::decode_b64_any;
 use crate::jose::B64URL;

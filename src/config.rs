@@ -4,13 +4,13 @@
 //! Nothing on the request path re-checks configuration.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use crate::error::ConfigError;
+use crate::error::parse_at;
 use crate::assertion::{AssertionSigner, RawAssertion};
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
@@ -20,49 +20,6 @@ use crate::methods::{
     MethodKind,
 };
 use crate::session::{Cookies, KeyRing, SameSite};
-
-/// A configuration error: where, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// JSON path of the offending value (`methods.jwt-param.verify.alg`); empty for the root.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl ConfigError {
-    fn at(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() || self.path == "." {
-            write!(f, "configuration: {}", self.reason)
-        } else {
-            write!(f, "{}: {}", self.path, self.reason)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Deserialises `value` as `T`, reporting the JSON path (prefixed by `at`) of any error.
-pub(crate) fn parse_at<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = match (at.is_empty(), inner.as_str()) {
-            (true, _) => inner.clone(),
-            (false, ".") => at.to_owned(),
-            (false, _) => format!("{at}.{inner}"),
-        };
-        ConfigError::at(path, e.into_inner().to_string())
-    })
-}
 
 /// The configuration as written.
 #[derive(Deserialize)]

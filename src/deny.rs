@@ -63,7 +63,7 @@ pub enum Deny {
         /// Method name.
         method: String,
         /// What went wrong.
-        failure: crate::methods::oauth2::IdpFailure,
+        failure: crate::idp::IdpFailure,
     },
 }
 

@@ -27,11 +27,13 @@ pub mod config;
 pub mod counter;
 pub mod deny;
 pub mod engine;
+pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod identity;
+pub mod idp;
 pub mod jose;
 pub mod mapping;
 pub mod memo;
@@ -49,7 +51,8 @@ pub mod xmlenc;
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod host;
 
-pub use config::{Config, ConfigError};
+pub use config::Config;
+pub use error::ConfigError;
 pub use engine::{Env, Filter};
 pub use http::{CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step};
 pub use identity::Identity;

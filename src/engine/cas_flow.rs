@@ -22,7 +22,7 @@ use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
 use crate::jose::B64URL;
 use crate::methods::cas::{self, Cas, MAX_SLO_BODY};
-use crate::methods::oauth2::IdpFailure;
+use crate::idp::IdpFailure;
 use crate::methods::MethodKind;
 use crate::pending::{ExpectCasLogout, Pending};
 use crate::random;

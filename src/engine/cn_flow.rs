@@ -22,7 +22,7 @@ use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{split_target, CalloutResponse, Outcome, Query, RequestHead, Response, Step};
 use crate::methods::cn::{self, Answer, Begin, Entry, Provider, Settled, TokenKind};
-use crate::methods::oauth2::IdpFailure;
+use crate::idp::IdpFailure;
 use crate::methods::{dingtalk, lark, teams, wechat, wecom, yunzhijia, MethodKind};
 use crate::pages;
 use crate::pending::Pending;

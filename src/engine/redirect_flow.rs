@@ -13,15 +13,14 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::{Ctx, Env, Filter};
+use crate::idp::{IdpFailure, MAX_DOC_BODY, json_body};
 use crate::cache::SharedCache;
 use crate::config::Method;
 use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::jose::B64URL;
-use crate::methods::oauth2::{
-    json_body, Endpoints, IdpFailure, OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL, MAX_DOC_BODY,
-};
+use crate::methods::oauth2::{Endpoints, OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL};
 use crate::methods::MethodKind;
 use crate::pending::Pending;
 use crate::random;

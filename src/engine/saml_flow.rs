@@ -24,7 +24,7 @@ use crate::http::{
     cluster_name, Callout, CalloutResponse, Outcome, Query, RequestHead, Response, Step,
 };
 use crate::jose::B64URL;
-use crate::methods::oauth2::IdpFailure;
+use crate::idp::IdpFailure;
 use crate::methods::saml2::{
     self, Binding, Expect, Idp, Saml2, MAX_ACS_BODY, MAX_METADATA_BODY, METADATA_MAX_STALE,
 };

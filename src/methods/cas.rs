@@ -14,11 +14,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse};
 use crate::jose::B64URL;
 use crate::mapping::RawMapping;
-use crate::methods::oauth2::IdpFailure;
+use crate::idp::IdpFailure;
 
 /// The CAS XML namespace.
 pub const CAS_NS: &str = "http://www.yale.edu/tp/cas";

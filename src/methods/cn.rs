@@ -13,11 +13,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::idp::{CodeKind, ProviderCode};
+use crate::idp::{IdpFailure, MAX_SMALL_BODY, json_body};
 use crate::cache::SharedCache;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::deny::Deny;
 use crate::http::{cluster_name, Callout, CalloutResponse, Query};
-use crate::methods::oauth2::{json_body, IdpFailure, MAX_SMALL_BODY};
+
 
 /// A credential from configuration (app secret, corp secret, SSO secret): never printed.
 #[derive(Clone, Deserialize)]
@@ -406,69 +408,6 @@ pub trait Provider {
         step: Self::Step,
         response: &CalloutResponse,
     ) -> Result<Answer<Self::Step>, IdpFailure>;
-}
-
-/// What an error code means, for the response and the page (security.md G3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CodeKind {
-    /// The sign-in code (or ticket) is invalid, expired or used.
-    CodeInvalid,
-    /// The app token was refused (after one refetch it is a provider problem).
-    TokenInvalid,
-    /// The user may not use this app (outside the org, disabled, not in the visible range).
-    NotMember,
-    /// The app is set up wrongly at the provider (secret, IP allow-list, domain, permission).
-    Misconfigured,
-    /// The provider throttles us.
-    Throttled,
-    /// Anything else.
-    Other,
-}
-
-/// An error code a provider answered with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProviderCode {
-    /// The provider's label (`WeCom`).
-    pub provider: &'static str,
-    /// The code as the provider wrote it.
-    pub code: String,
-    /// What it means.
-    pub kind: CodeKind,
-}
-
-impl ProviderCode {
-    /// HTTP status for this code.
-    pub fn status(&self) -> u16 {
-        match self.kind {
-            CodeKind::CodeInvalid => 401,
-            CodeKind::NotMember => 403,
-            CodeKind::Throttled => 503,
-            CodeKind::TokenInvalid | CodeKind::Misconfigured | CodeKind::Other => 502,
-        }
-    }
-
-    /// The page text: what happened, in words, with the provider's code for the administrator.
-    pub fn message(&self) -> String {
-        let p = self.provider;
-        let c = crate::pages::escape(&self.code);
-        match self.kind {
-            CodeKind::CodeInvalid => format!(
-                "{p} did not accept the sign-in code (error {c}): it is invalid, expired or was already used. Please sign in again."
-            ),
-            CodeKind::NotMember => format!(
-                "{p} says your account may not use this application (error {c}). Ask your administrator to add you to the organisation or the application's visible range."
-            ),
-            CodeKind::Misconfigured => format!(
-                "The application is not set up correctly at {p} (error {c}). Please tell your administrator."
-            ),
-            CodeKind::Throttled => format!(
-                "{p} is limiting requests right now (error {c}). Please try again in a minute."
-            ),
-            CodeKind::TokenInvalid | CodeKind::Other => format!(
-                "{p} could not complete the sign-in (error {c}). Please try again."
-            ),
-        }
-    }
 }
 
 /// Parses an answer of the `errcode` family (WeCom, DingTalk oapi, WeChat): a JSON object,

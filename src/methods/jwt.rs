@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::deny::Deny;
 use crate::jose::claims::{numeric_date, ClaimRules};
 use crate::jose::content::ContentAlg;

@@ -18,15 +18,13 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::config::ConfigError;
+use crate::idp::{CodeKind, IdpFailure, MAX_SMALL_BODY, ProviderCode, json_body};
+use crate::error::ConfigError;
 use crate::deny::Deny;
 use crate::http::{Callout, CalloutResponse, Query};
 use crate::mapping::RawMapping;
-use crate::methods::cn::{
-    self, text_field, Answer, ApiBase, Begin, CodeKind, Entry, Fetched, JsPage, Provider,
-    ProviderCode, Secret, TokenKind,
-};
-use crate::methods::oauth2::{json_body, IdpFailure, MAX_SMALL_BODY};
+use crate::methods::cn::{self, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, TokenKind};
+
 
 /// Login variant: web OAuth (desktop homepage, browsers).
 pub const DESKTOP: &str = "desktop";

@@ -20,7 +20,7 @@ pub mod ber;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::http::{Endpoint, Exchange, StreamEnd, StreamReply};
 use crate::mapping::RawMapping;
 use crate::methods::throttle::Throttle;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::identity::Identity;
 use crate::methods::throttle::{self, Throttle};
 use crate::password::PasswordHash;

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::ConfigError;
+use crate::idp::{json_body, sanitize_code, IdpFailure, MAX_SMALL_BODY};
+use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse};
 use crate::jose::claims::{numeric_date, ClaimRules};
 use crate::jose::jws::Verifier;
@@ -19,10 +20,6 @@ use crate::jose::keys::{JwsAlg, VerifyKey};
 use crate::jose::{strict_object, JoseError, B64STD, B64URL};
 use crate::mapping::RawMapping;
 
-/// The largest token or user-info response read.
-pub const MAX_SMALL_BODY: usize = 64 * 1024;
-/// The largest discovery or JWKS document read.
-pub const MAX_DOC_BODY: usize = 256 * 1024;
 /// How long discovery documents and JWKS are trusted before they are fetched again.
 pub const DOC_TTL: u64 = 3600;
 /// The shortest interval between two JWKS fetches forced by an unknown `kid` (security.md M5).
@@ -180,127 +177,6 @@ pub struct Endpoints {
     pub iss_parameter: bool,
 }
 
-/// Why an IdP exchange failed. Mapped to responses in `deny.rs`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IdpFailure {
-    /// The IdP answered with an OAuth error (`error` on the callback or token endpoint).
-    Refused(String),
-    /// The IdP's answer was unusable (status, encoding, JSON, size).
-    BadAnswer(&'static str),
-    /// The IdP could not be reached.
-    Unreachable,
-    /// The IdP did not answer within the deadline.
-    Timeout,
-    /// The ID token failed verification.
-    IdToken(JoseError),
-    /// The ID token's `nonce` is not this flow's.
-    Nonce,
-    /// The callback's `iss` (RFC 9207) is not the issuer.
-    Issuer,
-    /// User-info's `sub` differs from the ID token's.
-    Subject,
-    /// A signed IdP message (a SAML Response) failed verification; the reason is for the log.
-    Rejected(String),
-    /// The provider answered with one of its error codes (`errcode`, `code`).
-    Code(crate::methods::cn::ProviderCode),
-    /// The user is not a member of the configured organisation or tenant (security.md G1).
-    NotMember {
-        /// The provider's label.
-        provider: &'static str,
-        /// Why, for the log.
-        why: &'static str,
-    },
-}
-
-impl IdpFailure {
-    /// The kind of failure as a fixed word, for counters (the details are in [`Self::reason`],
-    /// which may carry the IdP's own text and goes to the log only).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            IdpFailure::Refused(_) => "refused",
-            IdpFailure::BadAnswer(_) => "bad_answer",
-            IdpFailure::Unreachable => "unreachable",
-            IdpFailure::Timeout => "timeout",
-            IdpFailure::IdToken(_) => "id_token",
-            IdpFailure::Nonce => "nonce",
-            IdpFailure::Issuer => "issuer",
-            IdpFailure::Subject => "subject",
-            IdpFailure::Rejected(_) => "rejected",
-            IdpFailure::Code(_) => "provider_code",
-            IdpFailure::NotMember { .. } => "not_member",
-        }
-    }
-
-    /// A short stable name for logs.
-    pub fn reason(&self) -> String {
-        match self {
-            IdpFailure::Refused(code) => format!("refused_{}", sanitize_code(code)),
-            IdpFailure::BadAnswer(why) => format!("bad_answer_{why}"),
-            IdpFailure::Unreachable => "unreachable".into(),
-            IdpFailure::Timeout => "timeout".into(),
-            IdpFailure::IdToken(e) => format!("id_token_{}", e.reason()),
-            IdpFailure::Nonce => "nonce".into(),
-            IdpFailure::Issuer => "issuer".into(),
-            IdpFailure::Subject => "subject".into(),
-            IdpFailure::Rejected(why) => format!("rejected_{why}"),
-            IdpFailure::Code(c) => format!(
-                "code_{}_{}",
-                sanitize_code(&c.provider.to_ascii_lowercase()),
-                sanitize_code(&c.code)
-            ),
-            IdpFailure::NotMember { why, .. } => format!("not_member_{why}"),
-        }
-    }
-
-    /// The page text for this failure, when it says more than the generic one.
-    pub fn message(&self) -> Option<String> {
-        match self {
-            IdpFailure::Code(c) => Some(c.message()),
-            IdpFailure::NotMember {
-                why: "snapshot_user",
-                ..
-            } => Some(
-                "This page was opened from a WeChat snapshot (快照页), which cannot sign in. \
-                 Open it in WeChat itself."
-                    .into(),
-            ),
-            IdpFailure::NotMember {
-                provider,
-                why: "not_allowed",
-            } => Some(format!(
-                "Your {provider} account is not on the list of users of this application."
-            )),
-            IdpFailure::NotMember { provider, .. } => Some(format!(
-                "Your {provider} account is not a member of the organisation this application belongs to."
-            )),
-            _ => None,
-        }
-    }
-
-    /// HTTP status: 504 for timeouts, 502 for a misbehaving IdP, 401 for refusals.
-    pub fn status(&self) -> u16 {
-        match self {
-            IdpFailure::Timeout => 504,
-            IdpFailure::Unreachable | IdpFailure::BadAnswer(_) => 502,
-            IdpFailure::Code(c) => c.status(),
-            IdpFailure::NotMember { .. } => 403,
-            _ => 401,
-        }
-    }
-}
-
-fn sanitize_code(code: &str) -> String {
-    code.chars()
-        .take(40)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
 
 /// The tokens from a successful token response.
 #[derive(Clone, Debug)]
@@ -914,36 +790,6 @@ impl OAuth2 {
 /// `BASE64URL(SHA256(verifier))` (RFC 7636 §4.2).
 pub fn pkce_challenge(verifier: &str) -> String {
     B64URL.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// Parses an IdP answer as a JSON object with a size cap, refusing compressed bodies
-/// (security.md L5-L7). Errors with a 4xx/5xx status and a JSON `error` are returned as the
-/// object so the caller can read it.
-///
-/// # Errors
-///
-/// [`IdpFailure`] when the answer is missing, too large, compressed or not a JSON object.
-pub fn json_body(
-    response: &CalloutResponse,
-    limit: usize,
-) -> Result<Map<String, Value>, IdpFailure> {
-    if response.status.is_none() {
-        return Err(IdpFailure::Unreachable);
-    }
-    if response.body.len() > limit {
-        return Err(IdpFailure::BadAnswer("too_large"));
-    }
-    if response
-        .headers
-        .iter()
-        .any(|(n, v)| n == "content-encoding" && !v.eq_ignore_ascii_case("identity"))
-    {
-        return Err(IdpFailure::BadAnswer("compressed"));
-    }
-    match serde_json::from_slice::<Value>(&response.body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(IdpFailure::BadAnswer("not_json")),
-    }
 }
 
 /// An IdP endpoint URL: absolute http(s) with a host.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::jose::B64STD;
 use crate::mapping::RawMapping;
 use crate::xmldsig::{self, is, DS_NS};

@@ -20,16 +20,14 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::config::ConfigError;
+use crate::idp::{CodeKind};
+use crate::error::ConfigError;
 use crate::deny::Deny;
 use crate::http::{Callout, CalloutResponse, Query};
 use crate::jose::B64STD;
 use crate::mapping::RawMapping;
-use crate::methods::cn::{
-    self, errcode_body, text_field, Answer, ApiBase, Begin, CodeKind, Entry, Fetched, Provider,
-    Secret, TokenKind, UrlLogin,
-};
-use crate::methods::oauth2::IdpFailure;
+use crate::methods::cn::{self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, Provider, Secret, TokenKind, UrlLogin};
+use crate::idp::IdpFailure;
 
 /// Login variant: website QR login (open platform).
 pub const QR: &str = "qr";

@@ -18,15 +18,13 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::config::ConfigError;
+use crate::idp::{CodeKind};
+use crate::error::ConfigError;
 use crate::deny::Deny;
 use crate::http::{Callout, CalloutResponse, Query};
 use crate::mapping::RawMapping;
-use crate::methods::cn::{
-    self, errcode_body, text_field, Answer, ApiBase, Begin, CodeKind, Entry, Fetched, Provider,
-    Secret, TokenKind,
-};
-use crate::methods::oauth2::IdpFailure;
+use crate::methods::cn::{self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, Provider, Secret, TokenKind};
+use crate::idp::IdpFailure;
 
 /// Login variant: in-app OAuth.
 pub const OAUTH2: &str = "oauth2";
