@@ -9,9 +9,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub use crate::error::ConfigError;
-use crate::error::parse_at;
 use crate::assertion::{AssertionSigner, RawAssertion};
+use crate::error::parse_at;
+pub use crate::error::ConfigError;
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
 use crate::mapping::{Mapping, RawMapping};
@@ -211,6 +211,17 @@ pub struct Method {
     pub kind: Arc<MethodKind>,
     /// Effective mapping: method over tenant over global.
     pub mapping: Arc<Mapping>,
+}
+
+impl Method {
+    /// The implementation behind the [`crate::login::LoginMethod`] trait, for the methods
+    /// that have one.
+    pub fn login(&self) -> Option<&dyn crate::login::LoginMethod> {
+        match self.kind.as_ref() {
+            MethodKind::Login(l) => Some(l.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 impl Config {
@@ -477,15 +488,8 @@ impl Config {
         );
         for (at, scope) in scopes {
             for m in scope.methods.values() {
-                if let crate::methods::MethodKind::Cas(cas) = m.kind.as_ref() {
-                    if cas.single_logout && cas.logout_sources.is_empty() {
-                        out.push(format!(
-                            "{at}methods.{}.logout_sources: empty, so the CAS server's \
-                             single-logout requests will be refused (403); list the addresses \
-                             it sends them from, or set single_logout: false",
-                            m.name
-                        ));
-                    }
+                if let Some(imp) = m.login() {
+                    out.extend(imp.warnings(&format!("{at}methods.{}", m.name)));
                 }
             }
         }
@@ -589,7 +593,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 kind == "oidc",
                 &here,
             )?)),
-            "cas" => MethodKind::Cas(Box::new(cas::Cas::from_raw(
+            "cas" => MethodKind::Login(Arc::new(cas::Cas::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),

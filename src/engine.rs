@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::cache::SharedCache;
 use crate::config::{Config, ConfigError, Method, Scope};
 use crate::counter::{Counter, MethodLabel};
 use crate::deny::{sanitize, Deny};
@@ -27,6 +26,7 @@ use crate::http::{
     Outcome, Query, RequestHead, Response, Step, StreamReply,
 };
 use crate::identity::{strip_spoofed, Identity};
+use crate::login::{Here, LoginMethod, Request, SessionView};
 use crate::memo::Memo;
 use crate::methods::jwt::expiry_from;
 use crate::methods::ldap::{DirectoryFailure, Progress};
@@ -35,30 +35,48 @@ use crate::methods::local::LoginFailure;
 use crate::methods::throttle::{self, PasswordBudget};
 use crate::methods::MethodKind;
 use crate::pages;
-use crate::pending::{
-    ExpectCasLogout, ExpectDirectory, ExpectLoginForm, ExpectSamlResponse, Pending,
-};
-use crate::random::{self, Random};
+use crate::pending::{ExpectDirectory, ExpectLoginForm, ExpectSamlResponse, Pending};
+use crate::random;
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
 use crate::store::Stores;
+use crate::wait::{BodyWait, CalloutWait, MethodRef, StreamWait};
 use cn_flow::ExpectCode;
 
-pub mod cas_flow;
 pub mod cn_flow;
+mod kit;
 pub mod redirect_flow;
 pub mod saml_flow;
 
-/// What the host lends the engine for one input.
-pub struct Env<'a> {
-    /// Seconds since the Unix epoch.
-    pub now: u64,
-    /// Milliseconds since the Unix epoch (callout deadlines are in milliseconds).
-    pub now_ms: u64,
-    /// Cryptographically secure randomness.
-    pub rng: &'a mut dyn Random,
-    /// The process-wide cache.
-    pub cache: &'a dyn SharedCache,
+pub use crate::login::Env;
+
+/// How the engine names the request facts (the type methods see as [`Request`]).
+type Ctx<'h> = Request<'h>;
+
+/// The method reference of a wait made by engine code not yet behind the trait.
+fn legacy_ref() -> MethodRef {
+    MethodRef {
+        tenant: None,
+        name: String::new(),
+    }
+}
+
+/// A body wait of engine code not yet behind the trait.
+fn legacy_body(pending: Pending, limit: usize) -> Step {
+    Step::ReadBody {
+        wait: BodyWait::new(legacy_ref(), pending),
+        limit,
+    }
+}
+
+/// A callout wait of engine code not yet behind the trait.
+fn legacy_callout(callout: crate::http::Callout, pending: Pending) -> Step {
+    Step::Callout(callout, CalloutWait::new(legacy_ref(), pending))
+}
+
+/// A stream wait of engine code not yet behind the trait.
+fn legacy_stream(exchange: crate::http::Exchange, pending: Pending) -> Step {
+    Step::Stream(exchange, StreamWait::new(legacy_ref(), pending))
 }
 
 /// The one message the login page shows for every failed LDAP login: which part was wrong
@@ -98,17 +116,18 @@ struct Prepared {
     sid: Option<String>,
 }
 
-/// Facts about a request, worked out once.
-struct Ctx<'h> {
-    head: &'h RequestHead,
-    /// Normalised path (no query).
-    path: String,
-    /// Raw query (no `?`).
-    raw_query: &'h str,
-    query: Query,
-    cookies: Vec<(String, String)>,
-    /// Edits every forwarded request gets: spoofed identity headers and filter cookies removed.
-    base_edits: Vec<HeaderEdit>,
+/// A wait whose method is no longer configured (it cannot happen: the configuration of a
+/// filter never changes), or resumed by another input than its own: fail closed.
+fn gone(method: &MethodRef) -> Outcome {
+    log::error!(
+        "sso-filter: no method {:?} to resume a wait",
+        crate::deny::sanitize(&method.name)
+    );
+    unavailable()
+}
+
+fn unavailable() -> Outcome {
+    Outcome::new(Step::Respond(Response::new(503))).count(Counter::Deny("unavailable"))
 }
 
 impl Filter {
@@ -191,22 +210,15 @@ impl Filter {
         }
     }
 
-    /// Handles a buffered request body for a pending state.
-    pub fn on_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
-        let outcome = match pending {
-            Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
-            Pending::ExpectCode(p) => self.cn_code_body(p, body, env),
-            Pending::ExpectCasLogout(p) => self.cas_logout_post(&p.head, body, env),
-            Pending::ExpectSamlResponse(p) => self.saml_acs(p, body, env),
-            // A body for a state that waits for a callout or a stream is a host bug: fail
-            // closed.
-            Pending::Redirect(_)
-            | Pending::Cn(_)
-            | Pending::Cas(_)
-            | Pending::Saml(_)
-            | Pending::Directory(_) => {
-                Outcome::new(Step::Respond(Response::new(503))).count(Counter::Deny("unavailable"))
-            }
+    /// Handles a buffered request body for a body wait.
+    pub fn on_body(&self, wait: BodyWait, body: &[u8], env: &mut Env<'_>) -> Outcome {
+        let (method, state) = wait.into_inner().into_parts();
+        let outcome = match state.downcast::<Pending>() {
+            Ok(pending) => self.legacy_body(*pending, body, env),
+            Err(state) => match self.here(&method) {
+                Some((here, imp)) => imp.resume_body(&here, state, body, env),
+                None => gone(&method),
+            },
         };
         self.name_clusters(outcome)
     }
@@ -214,29 +226,17 @@ impl Filter {
     /// Handles a callout's answer (a response with no status when the callout failed).
     pub fn on_callout_response(
         &self,
-        pending: Pending,
+        wait: CalloutWait,
         response: CalloutResponse,
         env: &mut Env<'_>,
     ) -> Outcome {
-        let outcome = match pending {
-            Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
-            Pending::Cn(wait) => self.resume_cn(*wait, response, env),
-            Pending::Cas(wait) => self.resume_cas(*wait, response, env),
-            Pending::Saml(wait) => self.resume_saml(*wait, response, env),
-            // A callout answer for a state that waits for a body is a host bug: fail closed.
-            Pending::ExpectCode(ExpectCode { head, .. })
-            | Pending::ExpectCasLogout(ExpectCasLogout { head })
-            | Pending::ExpectSamlResponse(ExpectSamlResponse { head, .. })
-            | Pending::ExpectLoginForm(ExpectLoginForm { head }) => Deny::Unavailable(
-                "unexpected_callout",
-            )
-            .respond(&head, "-", &self.login_url("/", None), Vec::new()),
-            Pending::Directory(p) => Deny::Unavailable("unexpected_callout").respond(
-                &p.head,
-                "-",
-                &self.login_url("/", None),
-                Vec::new(),
-            ),
+        let (method, state) = wait.into_inner().into_parts();
+        let outcome = match state.downcast::<Pending>() {
+            Ok(pending) => self.legacy_callout(*pending, response, env),
+            Err(state) => match self.here(&method) {
+                Some((here, imp)) => imp.resume_callout(&here, state, response, env),
+                None => gone(&method),
+            },
         };
         self.name_clusters(outcome)
     }
@@ -244,25 +244,86 @@ impl Filter {
     /// Handles what a [`Step::Stream`] round read (or its failure).
     pub fn on_stream_reply(
         &self,
-        pending: Pending,
+        wait: StreamWait,
         reply: StreamReply,
         env: &mut Env<'_>,
     ) -> Outcome {
-        let outcome = match pending {
-            Pending::Directory(wait) => self.resume_directory(*wait, reply, env),
-            // A stream for a state that waits for something else is a host bug: fail closed.
-            Pending::ExpectCode(ExpectCode { head, .. })
-            | Pending::ExpectCasLogout(ExpectCasLogout { head })
-            | Pending::ExpectSamlResponse(ExpectSamlResponse { head, .. })
-            | Pending::ExpectLoginForm(ExpectLoginForm { head }) => Deny::Unavailable(
-                "unexpected_stream",
-            )
-            .respond(&head, "-", &self.login_url("/", None), Vec::new()),
-            Pending::Redirect(_) | Pending::Cn(_) | Pending::Cas(_) | Pending::Saml(_) => {
-                Outcome::new(Step::Respond(Response::new(503))).count(Counter::Deny("unavailable"))
-            }
+        let (method, state) = wait.into_inner().into_parts();
+        let outcome = match state.downcast::<Pending>() {
+            Ok(pending) => self.legacy_stream(*pending, reply, env),
+            Err(state) => match self.here(&method) {
+                Some((here, imp)) => imp.resume_stream(&here, state, reply, env),
+                None => gone(&method),
+            },
         };
         self.name_clusters(outcome)
+    }
+
+    /// The method named `name` in the first scope that has it, when it is behind the trait.
+    fn login_anywhere(&self, name: &str) -> Option<(Here<'_>, &dyn LoginMethod)> {
+        std::iter::once(&self.config.global)
+            .chain(self.config.tenants.values())
+            .find_map(|s| s.methods.get(name).and_then(|m| self.login_in(s, m)))
+    }
+
+    /// A method of `scope`, when it is behind the trait.
+    fn login_in<'s>(
+        &'s self,
+        scope: &'s Scope,
+        method: &'s Method,
+    ) -> Option<(Here<'s>, &'s dyn LoginMethod)> {
+        let imp = method.login()?;
+        let here = Here {
+            kit: self,
+            method,
+            tenant: scope.tenant.as_ref().map(|t| t.code.as_str()),
+        };
+        Some((here, imp))
+    }
+
+    /// `{prefix}/{segment}/{method}[/{rest}]`: one of a method's own endpoints.
+    fn own_endpoint<'r>(&self, rest: &'r str) -> Option<(Here<'_>, &dyn LoginMethod, &'r str)> {
+        let mut parts = rest.strip_prefix('/')?.splitn(3, '/');
+        let (segment, name) = (parts.next()?, parts.next()?);
+        let (here, imp) = self.login_anywhere(name)?;
+        (imp.endpoint_segment() == Some(segment)).then(|| (here, imp, parts.next().unwrap_or("")))
+    }
+
+    /// The configured method a wait or a flow names.
+    fn here(&self, r: &MethodRef) -> Option<(Here<'_>, &dyn LoginMethod)> {
+        let here = crate::login::Kit::method(self, r.tenant.as_deref(), &r.name)?;
+        let imp = here.method.login()?;
+        Some((here, imp))
+    }
+
+    fn legacy_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
+        match pending {
+            Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
+            Pending::ExpectCode(p) => self.cn_code_body(p, body, env),
+            Pending::ExpectSamlResponse(p) => self.saml_acs(p, body, env),
+            _ => unavailable(),
+        }
+    }
+
+    fn legacy_callout(
+        &self,
+        pending: Pending,
+        response: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        match pending {
+            Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
+            Pending::Cn(wait) => self.resume_cn(*wait, response, env),
+            Pending::Saml(wait) => self.resume_saml(*wait, response, env),
+            _ => unavailable(),
+        }
+    }
+
+    fn legacy_stream(&self, pending: Pending, reply: StreamReply, env: &mut Env<'_>) -> Outcome {
+        match pending {
+            Pending::Directory(wait) => self.resume_directory(*wait, reply, env),
+            _ => unavailable(),
+        }
     }
 
     /// The bounded stores for this input (single use, logged out, throttle, locks).
@@ -334,12 +395,14 @@ impl Filter {
             return self.login_page(ctx, env);
         }
         if let Some(method) = c.callbacks.get(&ctx.path) {
+            if let Some((here, imp)) = self.login_anywhere(method) {
+                return imp.callback(&here, ctx, env);
+            }
             if self.is_cn_method(method) {
                 return self.cn_callback(ctx, method, env);
             }
             let kind = c.method_anywhere(method).map(|m| m.kind.as_ref());
             return match kind {
-                Some(MethodKind::Cas(_)) => self.cas_callback(ctx, method, env),
                 _ => self.finish_redirect(ctx, method, env),
             };
         }
@@ -348,6 +411,10 @@ impl Filter {
                 "/login" => self.start_login(ctx, env),
                 "/logout" => Ok(self.logout(ctx, env)),
                 "/userinfo" => Ok(self.userinfo(ctx, env)),
+                _ if self.own_endpoint(rest).is_some() => {
+                    let (here, imp, sub) = self.own_endpoint(rest).ok_or(Deny::NotFound)?;
+                    imp.endpoint(&here, ctx, sub, env)
+                }
                 _ => match (rest.strip_prefix("/code/"), rest.strip_prefix("/saml/")) {
                     (Some(name), _) => self.cn_code_post(ctx, name),
                     (None, Some(saml)) => self.saml_endpoint(ctx, saml, env),
@@ -367,7 +434,13 @@ impl Filter {
                 .and_then(|d| scope.methods.get(d))
         });
 
-        // A token in the URL logs in (and replaces any session: security.md J17).
+        // A login carried by the URL: a token (it replaces any session: security.md J17), a
+        // light-app ticket, an admin-console code.
+        if let Some((here, imp)) = chosen.and_then(|m| self.login_in(scope, m)) {
+            if let Some(outcome) = imp.on_protected(&here, ctx, env)? {
+                return Ok(outcome);
+            }
+        }
         if let Some(method) = chosen {
             if let MethodKind::Jwt(jwt) = method.kind.as_ref() {
                 let token = ctx
@@ -393,6 +466,21 @@ impl Filter {
                 Some(t) => session.id.tenant.as_deref() == Some(t.code.as_str()),
             };
             if tenant_ok {
+                let issuer = scope
+                    .methods
+                    .get(&session.id.method)
+                    .and_then(|m| self.login_in(scope, m));
+                if let Some((here, imp)) = issuer {
+                    let view = SessionView {
+                        id: &session.id,
+                        iat: session.iat,
+                        exp: session.exp,
+                        token: session.token.as_ref(),
+                    };
+                    if let Some(outcome) = imp.on_session(&here, ctx, &view, env)? {
+                        return Ok(outcome);
+                    }
+                }
                 if let Some(outcome) = self.reload_user(ctx, scope, &session, env)? {
                     return Ok(outcome);
                 }
@@ -423,11 +511,10 @@ impl Filter {
         let body =
             json!({"error": "login_required", "login_url": format!("{}{login_url}", c.origin)});
         let mut response = Response::new(401).json(&body);
-        if scope
-            .methods
-            .values()
-            .any(|m| matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer))
-        {
+        if scope.methods.values().any(|m| {
+            matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer)
+                || m.login().is_some_and(LoginMethod::accepts_bearer)
+        }) {
             response = response.header("www-authenticate", "Bearer");
         }
         Ok(Outcome::new(Step::Respond(response)).count(Counter::Unauthenticated))
@@ -617,7 +704,9 @@ impl Filter {
             }
         };
         match &prepared.sid {
-            Some(sid) if cas_flow::logged_out(env.cache, &self.config.limits, sid, env.now) => None,
+            Some(sid) if crate::store::logged_out(env.cache, &self.config.limits, sid, env.now) => {
+                None
+            }
             _ => Some(prepared),
         }
     }
@@ -911,22 +1000,21 @@ impl Filter {
                 Response::new(200).html(pages::chooser(&links)),
             )));
         };
+        if let Some((here, imp)) = self.login_in(scope, method) {
+            if imp.uses_form() {
+                return Ok(self.to_login_page(method, &rd, &tenant));
+            }
+            return imp.start(&here, ctx, rd, env);
+        }
         match method.kind.as_ref() {
             MethodKind::Local(_) | MethodKind::Ldap(_) => {
-                let mut q = url::form_urlencoded::Serializer::new(String::new());
-                q.append_pair("rd", &rd)
-                    .append_pair(&c.method_param, &method.name);
-                for (k, v) in &tenant {
-                    q.append_pair(k, v);
-                }
-                let location = format!("{}?{}", c.login_page, q.finish());
-                Ok(Outcome::new(Step::Respond(Response::redirect(
-                    302, &location,
-                ))))
+                Ok(self.to_login_page(method, &rd, &tenant))
             }
             MethodKind::Jwt(_) => Err(Deny::MethodNeedsToken {
                 method: method.name.clone(),
             }),
+            // Served through the trait above.
+            MethodKind::Login(_) => Err(Deny::NotFound),
             MethodKind::OAuth2(_) => {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_redirect(ctx.head, method, tenant, rd, false, env)
@@ -937,15 +1025,24 @@ impl Filter {
             | MethodKind::Wechat(_)
             | MethodKind::Yunzhijia(_)
             | MethodKind::Teams(_) => self.cn_start(ctx, scope, method, rd, env),
-            MethodKind::Cas(_) => {
-                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
-                self.start_cas(ctx.head, method, tenant, rd, env)
-            }
             MethodKind::Saml2(_) => {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_saml(ctx.head, method, tenant, rd, env)
             }
         }
+    }
+
+    /// A form method was chosen: to the login page, with the return URL, method and tenant.
+    fn to_login_page(&self, method: &Method, rd: &str, tenant: &[(String, String)]) -> Outcome {
+        let c = &self.config;
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("rd", rd)
+            .append_pair(&c.method_param, &method.name);
+        for (k, v) in tenant {
+            q.append_pair(k, v);
+        }
+        let location = format!("{}?{}", c.login_page, q.finish());
+        Outcome::new(Step::Respond(Response::redirect(302, &location)))
     }
 
     /// The form method (built-in users or LDAP) a login-page request is for: the named one,
@@ -988,10 +1085,7 @@ impl Filter {
                 let pending = Pending::ExpectLoginForm(ExpectLoginForm {
                     head: ctx.head.clone(),
                 });
-                Ok(Outcome::new(Step::ReadBody {
-                    pending,
-                    limit: MAX_FORM_BYTES,
-                }))
+                Ok(Outcome::new(legacy_body(pending, MAX_FORM_BYTES)))
             }
             _ => Err(Deny::BadRequest("method")),
         }
@@ -1072,6 +1166,9 @@ impl Filter {
             Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
         };
         let method = scope.methods.get(&flow.method).ok_or(Deny::FlowInvalid)?;
+        if let Some((here, imp)) = self.login_in(scope, method) {
+            return imp.form_login(&here, ctx, flow, delete_flow, username, password, env);
+        }
         let local = match method.kind.as_ref() {
             MethodKind::Local(local) => local,
             MethodKind::Ldap(ldap) => {
@@ -1256,7 +1353,7 @@ impl Filter {
             failures,
             conversation,
         };
-        Ok(Outcome::new(Step::Stream(
+        Ok(Outcome::new(legacy_stream(
             exchange,
             Pending::Directory(Box::new(wait)),
         )))
@@ -1295,7 +1392,7 @@ impl Filter {
         let result = match ldap.resume(wait.conversation, reply) {
             Progress::Next(exchange, conversation) => {
                 wait.conversation = *conversation;
-                return Ok(Outcome::new(Step::Stream(
+                return Ok(Outcome::new(legacy_stream(
                     exchange,
                     Pending::Directory(Box::new(wait)),
                 )));
@@ -1352,9 +1449,14 @@ impl Filter {
         let location = session
             .as_ref()
             .and_then(|s| {
-                self.idp_logout(s, env)
-                    .or_else(|| self.cas_logout(s))
-                    .or_else(|| self.saml_logout(s, env))
+                let issuer = self.scope_of(s.id.tenant.as_deref()).and_then(|scope| {
+                    let m = scope.methods.get(&s.id.method)?;
+                    self.login_in(scope, m)
+                });
+                if let Some((here, imp)) = issuer {
+                    return imp.logout(&here, s, env);
+                }
+                self.idp_logout(s, env).or_else(|| self.saml_logout(s, env))
             })
             .unwrap_or(rd);
         let response =

@@ -48,4 +48,3 @@ pub(crate) fn parse_at<T: DeserializeOwned>(value: Value, at: &str) -> Result<T,
         ConfigError::at(path, e.into_inner().to_string())
     })
 }
-

@@ -238,7 +238,10 @@ impl Harness {
                     );
                     return Done::Answered(response);
                 }
-                Step::ReadBody { pending, limit } => {
+                Step::ReadBody {
+                    wait: pending,
+                    limit,
+                } => {
                     let body = body.get(..body.len().min(limit + 1)).unwrap_or(body);
                     outcome = self.filter.on_body(pending, body, &mut env);
                 }

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::pending::Pending;
+use crate::wait::{BodyWait, CalloutWait, StreamWait};
 
 /// A request head as the proxy sees it, before the filter has changed anything.
 #[derive(Clone, Debug, Default)]
@@ -205,20 +205,20 @@ pub enum Step {
     /// Answer the client with this response; the request ends here.
     Respond(Response),
     /// Buffer the whole request body (up to `limit` bytes), then call
-    /// [`crate::Filter::on_body`] with this pending state.
+    /// [`crate::Filter::on_body`] with this wait.
     ReadBody {
         /// What the engine waits for.
-        pending: Pending,
+        wait: BodyWait,
         /// The largest body the engine accepts; a larger one gets 413 from the engine.
         limit: usize,
     },
     /// Send this callout, then call [`crate::Filter::on_callout_response`] with the answer and
-    /// this pending state.
-    Callout(Callout, Pending),
+    /// this wait.
+    Callout(Callout, CalloutWait),
     /// Carry out this byte-stream exchange (a TCP or TLS connection the host keeps for the
     /// request), then call [`crate::Filter::on_stream_reply`] with what was read and this
-    /// pending state. Only hosts with sockets get this step (the edge build).
-    Stream(Exchange, Pending),
+    /// wait. Only hosts with sockets get this step (the edge build).
+    Stream(Exchange, StreamWait),
 }
 
 /// Where a byte stream goes.

@@ -225,4 +225,3 @@ pub fn json_body(
         _ => Err(IdpFailure::BadAnswer("not_json")),
     }
 }
-

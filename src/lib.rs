@@ -35,6 +35,7 @@ pub mod http;
 pub mod identity;
 pub mod idp;
 pub mod jose;
+pub mod login;
 pub mod mapping;
 pub mod memo;
 pub mod methods;
@@ -45,6 +46,7 @@ pub mod random;
 pub mod redirect;
 pub mod session;
 pub mod store;
+pub mod wait;
 pub mod xmldsig;
 pub mod xmlenc;
 
@@ -52,8 +54,8 @@ pub mod xmlenc;
 pub mod host;
 
 pub use config::Config;
-pub use error::ConfigError;
 pub use engine::{Env, Filter};
+pub use error::ConfigError;
 pub use http::{CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step};
 pub use identity::Identity;
-pub use pending::Pending;
+pub use wait::{BodyWait, CalloutWait, StreamWait};

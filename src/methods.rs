@@ -22,8 +22,6 @@ pub mod yunzhijia;
 pub enum MethodKind {
     /// SAML 2.0 Web Browser SSO (`type: saml2`).
     Saml2(Box<saml2::Saml2>),
-    /// CAS 2.0 / 3.0 service tickets (`type: cas`).
-    Cas(Box<cas::Cas>),
     /// Built-in users (`type: local`).
     Local(local::Local),
     /// JWT request parameter or bearer token (`type: jwt`).
@@ -44,13 +42,20 @@ pub enum MethodKind {
     Teams(Box<teams::Teams>),
     /// The login form checked against an LDAP directory (`type: ldap`).
     Ldap(Box<ldap::Ldap>),
+    /// A method behind the [`crate::login::LoginMethod`] trait.
+    Login(std::sync::Arc<dyn crate::login::LoginMethod>),
+}
+
+impl std::fmt::Debug for dyn crate::login::LoginMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoginMethod({})", self.type_name())
+    }
 }
 
 impl MethodKind {
     /// The configuration `type`.
     pub fn type_name(&self) -> &'static str {
         match self {
-            MethodKind::Cas(_) => "cas",
             MethodKind::Saml2(_) => "saml2",
             MethodKind::Local(_) => "local",
             MethodKind::Jwt(_) => "jwt",
@@ -63,6 +68,7 @@ impl MethodKind {
             MethodKind::Yunzhijia(_) => "yunzhijia",
             MethodKind::Teams(_) => "teams",
             MethodKind::Ldap(_) => "ldap",
+            MethodKind::Login(l) => l.type_name(),
         }
     }
 
@@ -91,7 +97,7 @@ impl MethodKind {
             MethodKind::Wechat(w) => Some(w.callback_path()),
             // The ticket arrives on the application's own URL: no callback.
             MethodKind::Yunzhijia(_) | MethodKind::Teams(_) => None,
-            MethodKind::Cas(c) => Some(c.callback_path.as_deref()),
+            MethodKind::Login(l) => l.callback_path(),
             MethodKind::Local(_)
             | MethodKind::Jwt(_)
             | MethodKind::Saml2(_)
@@ -109,16 +115,20 @@ impl MethodKind {
             MethodKind::Wechat(_) => wechat::Wechat::default_mapping(),
             MethodKind::Yunzhijia(_) => yunzhijia::Yunzhijia::default_mapping(),
             MethodKind::Teams(_) => teams::Teams::default_mapping(),
-            MethodKind::Cas(c) => c.default_mapping(),
             MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Ldap(l) => l.default_mapping.clone(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
+            MethodKind::Login(l) => l.default_mapping(),
         }
     }
 
     /// Whether logging in needs the form at `login_page` (built-in users, LDAP).
     pub fn uses_form(&self) -> bool {
-        matches!(self, MethodKind::Local(_) | MethodKind::Ldap(_))
+        match self {
+            MethodKind::Local(_) | MethodKind::Ldap(_) => true,
+            MethodKind::Login(l) => l.uses_form(),
+            _ => false,
+        }
     }
 
     /// URLs this method calls out to (for `sso-filter clusters`).
@@ -132,8 +142,8 @@ impl MethodKind {
             MethodKind::Wechat(w) => w.outbound_urls(),
             MethodKind::Yunzhijia(y) => y.outbound_urls(),
             MethodKind::Teams(t) => t.outbound_urls(),
-            MethodKind::Cas(c) => c.outbound_urls(),
             MethodKind::Saml2(s) => s.outbound_urls(),
+            MethodKind::Login(l) => l.outbound_urls(),
         }
     }
 }

@@ -15,10 +15,6 @@ pub enum Pending {
     Cn(Box<crate::engine::cn_flow::CnWait>),
     /// An in-app page posted a code; waiting for the body.
     ExpectCode(crate::engine::cn_flow::ExpectCode),
-    /// A CAS login waits for the ticket validation.
-    Cas(Box<crate::engine::cas_flow::CasWait>),
-    /// The CAS server posted to the callback (single logout); waiting for its body.
-    ExpectCasLogout(ExpectCasLogout),
     /// A SAML login waits for the IdP metadata.
     Saml(Box<crate::engine::saml_flow::SamlWait>),
     /// The IdP's Response was posted to the SAML ACS; waiting for the body.
@@ -48,13 +44,6 @@ pub struct ExpectDirectory {
 #[derive(Debug)]
 pub struct ExpectLoginForm {
     /// The request head (cookies, accept headers) of the post.
-    pub head: RequestHead,
-}
-
-/// What a single-logout post needs once its body arrives.
-#[derive(Debug)]
-pub struct ExpectCasLogout {
-    /// The request head of the post.
     pub head: RequestHead,
 }
 

@@ -648,6 +648,21 @@ fn decode(bytes: &[u8]) -> Vec<Entry> {
     out
 }
 
+/// Whether single logout ended the sessions of this ticket (or SAML session) digest. A store
+/// that cannot be read counts as logged out (fail closed, security.md L10).
+pub fn logged_out(
+    cache: &dyn crate::cache::SharedCache,
+    limits: &Limits,
+    sid: &str,
+    now: u64,
+) -> bool {
+    match Stores::peek(cache, limits) {
+        Ok(None) => false,
+        Ok(Some(stores)) => !matches!(stores.logged_out_at(sid, now), Ok(None)),
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

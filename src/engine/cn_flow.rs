@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{Ctx, Env, Filter};
+use super::{legacy_body, legacy_callout, legacy_stream, Ctx, Env, Filter};
 use crate::config::{Method, Scope};
 use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{split_target, CalloutResponse, Outcome, Query, RequestHead, Response, Step};
-use crate::methods::cn::{self, Answer, Begin, Entry, Provider, Settled, TokenKind};
 use crate::idp::IdpFailure;
+use crate::methods::cn::{self, Answer, Begin, Entry, Provider, Settled, TokenKind};
 use crate::methods::{dingtalk, lark, teams, wechat, wecom, yunzhijia, MethodKind};
 use crate::pages;
 use crate::pending::Pending;
@@ -370,13 +370,13 @@ impl Filter {
         if !json {
             return Err(Deny::BadRequest("code_content_type"));
         }
-        Ok(Outcome::new(Step::ReadBody {
-            pending: Pending::ExpectCode(ExpectCode {
+        Ok(Outcome::new(legacy_body(
+            Pending::ExpectCode(ExpectCode {
                 head: ctx.head.clone(),
                 method: name.to_owned(),
             }),
-            limit: MAX_CODE_BODY,
-        }))
+            MAX_CODE_BODY,
+        )))
     }
 
     /// The posted code's body arrived.
@@ -488,7 +488,7 @@ impl Filter {
                             step,
                             phase: Phase::ExpectAppToken(kind),
                         };
-                        return Outcome::new(Step::Callout(
+                        return Outcome::new(legacy_callout(
                             callout,
                             Pending::Cn(Box::new(P::wrap(ex))),
                         ));
@@ -502,7 +502,7 @@ impl Filter {
             step,
             phase: Phase::ExpectAnswer,
         };
-        Outcome::new(Step::Callout(callout, Pending::Cn(Box::new(P::wrap(ex)))))
+        Outcome::new(legacy_callout(callout, Pending::Cn(Box::new(P::wrap(ex)))))
     }
 
     /// Goes on from a judged answer: the next step, a refetched app token, or the end.
@@ -594,7 +594,7 @@ impl Filter {
                         step,
                         phase: Phase::ExpectAnswer,
                     };
-                    Outcome::new(Step::Callout(callout, Pending::Cn(Box::new(P::wrap(ex)))))
+                    Outcome::new(legacy_callout(callout, Pending::Cn(Box::new(P::wrap(ex)))))
                 }
                 Err(failure) => self.cn_idp_fail(login, failure),
             },

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::{Ctx, Env, Filter};
-use crate::idp::{IdpFailure, MAX_DOC_BODY, json_body};
+use super::{legacy_body, legacy_callout, legacy_stream, Ctx, Env, Filter};
 use crate::cache::SharedCache;
 use crate::config::Method;
 use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
+use crate::idp::{json_body, IdpFailure, MAX_DOC_BODY};
 use crate::jose::B64URL;
 use crate::methods::oauth2::{Endpoints, OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL};
 use crate::methods::MethodKind;
@@ -189,7 +189,7 @@ impl Filter {
                     silent,
                     sent_ms: env.now_ms,
                 });
-                return Ok(Outcome::new(Step::Callout(
+                return Ok(Outcome::new(legacy_callout(
                     o.fetch(&url),
                     Pending::Redirect(Box::new(wait)),
                 )));
@@ -326,7 +326,7 @@ impl Filter {
                 Ok(Some(eps)) => eps,
                 Ok(None) => match o.discovery_url() {
                     Some(url) => {
-                        return Outcome::new(Step::Callout(
+                        return Outcome::new(legacy_callout(
                             o.fetch(&url),
                             Pending::Redirect(Box::new(RedirectWait::ExpectDiscoveryToFinish(
                                 finish,
@@ -355,7 +355,7 @@ impl Filter {
                 .is_some_and(|(at, _)| env.now < at.saturating_add(DOC_TTL));
             if !fresh {
                 finish.endpoints = Some(eps);
-                return Outcome::new(Step::Callout(
+                return Outcome::new(legacy_callout(
                     o.fetch(&jwks),
                     Pending::Redirect(Box::new(RedirectWait::ExpectJwksToFinish(finish))),
                 ));
@@ -369,7 +369,7 @@ impl Filter {
             &verifier,
         );
         finish.endpoints = Some(eps);
-        Outcome::new(Step::Callout(
+        Outcome::new(legacy_callout(
             callout,
             Pending::Redirect(Box::new(RedirectWait::ExpectToken(finish))),
         ))
@@ -540,7 +540,7 @@ impl Filter {
                     }
                     finish.sent_ms = env.now_ms;
                     let callout = o.fetch(jwks_url);
-                    return Outcome::new(Step::Callout(
+                    return Outcome::new(legacy_callout(
                         callout,
                         Pending::Redirect(Box::new(RedirectWait::ExpectJwksRefresh(
                             finish, tokens,
@@ -553,7 +553,7 @@ impl Filter {
         match o.userinfo_request(&eps, &tokens.access_token) {
             Some(callout) => {
                 finish.sent_ms = env.now_ms;
-                Outcome::new(Step::Callout(
+                Outcome::new(legacy_callout(
                     callout,
                     Pending::Redirect(Box::new(RedirectWait::ExpectUserInfo(
                         finish, tokens, id_claims,
@@ -711,7 +711,7 @@ impl Filter {
             },
             sent_ms: env.now_ms,
         });
-        Some(Outcome::new(Step::Callout(
+        Some(Outcome::new(legacy_callout(
             o.refresh_request(&eps, refresh),
             Pending::Redirect(Box::new(wait)),
         )))

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 
-use super::{Ctx, Env, Filter};
+use super::{legacy_body, legacy_callout, legacy_stream, Ctx, Env, Filter};
 use crate::cache::SharedCache;
 use crate::config::{Method, Scope};
 use crate::counter::{Counter, MethodLabel};
@@ -23,8 +23,8 @@ use crate::deny::Deny;
 use crate::http::{
     cluster_name, Callout, CalloutResponse, Outcome, Query, RequestHead, Response, Step,
 };
-use crate::jose::B64URL;
 use crate::idp::IdpFailure;
+use crate::jose::B64URL;
 use crate::methods::saml2::{
     self, Binding, Expect, Idp, Saml2, MAX_ACS_BODY, MAX_METADATA_BODY, METADATA_MAX_STALE,
 };
@@ -177,13 +177,13 @@ impl Filter {
                 if !form {
                     return Err(Deny::BadRequest("form_content_type"));
                 }
-                Ok(Outcome::new(Step::ReadBody {
-                    pending: Pending::ExpectSamlResponse(ExpectSamlResponse {
+                Ok(Outcome::new(legacy_body(
+                    Pending::ExpectSamlResponse(ExpectSamlResponse {
                         head: ctx.head.clone(),
                         method: name.to_owned(),
                     }),
-                    limit: MAX_ACS_BODY,
-                }))
+                    MAX_ACS_BODY,
+                )))
             }
             ("slo", "GET") => self.saml_sls(ctx, name, s, env),
             ("metadata" | "acs" | "slo", _) => Err(Deny::BadRequest("method")),
@@ -221,7 +221,7 @@ impl Filter {
                     rd,
                     sent_ms: env.now_ms,
                 });
-                Ok(Outcome::new(Step::Callout(
+                Ok(Outcome::new(legacy_callout(
                     Self::metadata_callout(s, &url),
                     Pending::Saml(Box::new(wait)),
                 )))
@@ -342,7 +342,7 @@ impl Filter {
                         response,
                         sent_ms: env.now_ms,
                     });
-                    Outcome::new(Step::Callout(
+                    Outcome::new(legacy_callout(
                         Self::metadata_callout(s, &url),
                         Pending::Saml(Box::new(wait)),
                     ))

@@ -17,8 +17,8 @@ use ::proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Me
 
 use crate::cache::{CacheError, SharedCache, Version};
 use crate::http::{CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step};
-use crate::pending::Pending;
 use crate::random::SystemRandom;
+use crate::wait::{BodyWait, CalloutWait};
 use crate::{Env, Filter};
 
 /// The largest callout response body read into the engine.
@@ -106,9 +106,9 @@ enum Phase {
     /// The request head has not been decided yet.
     Open,
     /// The engine asked for the body; Envoy buffers it until it is complete.
-    Body { pending: Pending, limit: usize },
+    Body { pending: BodyWait, limit: usize },
     /// A callout is in flight; its answer resumes the engine with `pending`.
-    Callout { token: u32, pending: Pending },
+    Callout { token: u32, pending: CalloutWait },
     /// The engine is deciding on an input (never seen by another callback).
     Deciding,
     /// The engine's `Continue` was applied: the rest of the stream flows to the upstream.
@@ -298,7 +298,10 @@ impl Http {
                 Action::Continue
             }
             Step::Respond(response) => self.respond(response),
-            Step::ReadBody { pending, limit } => {
+            Step::ReadBody {
+                wait: pending,
+                limit,
+            } => {
                 self.phase = Phase::Body { pending, limit };
                 match (self.ended, input) {
                     (false, _) => Action::Pause,
@@ -319,7 +322,7 @@ impl Http {
     }
 
     /// Sends a callout and waits for it.
-    fn dispatch(&mut self, callout: crate::http::Callout, pending: Pending) -> Action {
+    fn dispatch(&mut self, callout: crate::http::Callout, pending: CalloutWait) -> Action {
         let (path, authority) = match url::Url::parse(&callout.url) {
             Ok(u) => {
                 let mut p = u.path().to_owned();

@@ -13,13 +13,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::idp::{CodeKind, ProviderCode};
-use crate::idp::{IdpFailure, MAX_SMALL_BODY, json_body};
 use crate::cache::SharedCache;
-use crate::error::ConfigError;
 use crate::deny::Deny;
+use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse, Query};
-
+use crate::idp::{json_body, IdpFailure, MAX_SMALL_BODY};
+use crate::idp::{CodeKind, ProviderCode};
 
 /// A credential from configuration (app secret, corp secret, SSO secret): never printed.
 #[derive(Clone, Deserialize)]

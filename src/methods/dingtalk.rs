@@ -24,14 +24,16 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-use crate::idp::{CodeKind, IdpFailure, MAX_SMALL_BODY, ProviderCode, json_body};
-use crate::error::ConfigError;
 use crate::deny::Deny;
+use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse, Query};
+use crate::idp::{json_body, CodeKind, IdpFailure, ProviderCode, MAX_SMALL_BODY};
 use crate::jose::B64STD;
 use crate::mapping::RawMapping;
-use crate::methods::cn::{self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, TokenKind, UrlLogin};
-
+use crate::methods::cn::{
+    self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider,
+    Secret, TokenKind, UrlLogin,
+};
 
 /// Login variant: in-app silent login (JSAPI `requestAuthCode`).
 pub const IN_APP: &str = "authCode";

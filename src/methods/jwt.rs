@@ -5,8 +5,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::error::ConfigError;
 use crate::deny::Deny;
+use crate::error::ConfigError;
 use crate::jose::claims::{numeric_date, ClaimRules};
 use crate::jose::content::ContentAlg;
 use crate::jose::jwe::{Decrypter, KeyAlg};

@@ -18,13 +18,14 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::idp::{CodeKind, IdpFailure, MAX_SMALL_BODY, ProviderCode, json_body};
-use crate::error::ConfigError;
 use crate::deny::Deny;
+use crate::error::ConfigError;
 use crate::http::{Callout, CalloutResponse, Query};
+use crate::idp::{json_body, CodeKind, IdpFailure, ProviderCode, MAX_SMALL_BODY};
 use crate::mapping::RawMapping;
-use crate::methods::cn::{self, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, TokenKind};
-
+use crate::methods::cn::{
+    self, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, TokenKind,
+};
 
 /// Login variant: web OAuth (desktop homepage, browsers).
 pub const DESKTOP: &str = "desktop";

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::idp::{json_body, sanitize_code, IdpFailure, MAX_SMALL_BODY};
 use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse};
+use crate::idp::{json_body, sanitize_code, IdpFailure, MAX_SMALL_BODY};
 use crate::jose::claims::{numeric_date, ClaimRules};
 use crate::jose::jws::Verifier;
 use crate::jose::keys::{JwsAlg, VerifyKey};
@@ -176,7 +176,6 @@ pub struct Endpoints {
     /// Whether the provider adds `iss` to authorization responses (RFC 9207).
     pub iss_parameter: bool,
 }
-
 
 /// The tokens from a successful token response.
 #[derive(Clone, Debug)]

@@ -14,17 +14,19 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::idp::{IdpFailure, MAX_DOC_BODY, json_body};
 use crate::cache::SharedCache;
-use crate::error::ConfigError;
 use crate::deny::Deny;
+use crate::error::ConfigError;
 use crate::http::{Callout, CalloutResponse, Query};
+use crate::idp::{json_body, IdpFailure, MAX_DOC_BODY};
 use crate::jose::claims::numeric_date;
 use crate::jose::jws::Verifier;
 use crate::jose::keys::{JwsAlg, VerifyKey};
 use crate::jose::{b64_segment, strict_object, JoseError, MAX_TOKEN_BYTES};
 use crate::mapping::RawMapping;
-use crate::methods::cn::{self, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, Settled, TokenKind};
+use crate::methods::cn::{
+    self, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, Settled, TokenKind,
+};
 use crate::methods::oauth2::{DOC_TTL, JWKS_REFETCH_INTERVAL};
 
 /// The only variant: the tab page.

@@ -20,14 +20,17 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::idp::{CodeKind};
-use crate::error::ConfigError;
 use crate::deny::Deny;
+use crate::error::ConfigError;
 use crate::http::{Callout, CalloutResponse, Query};
+use crate::idp::CodeKind;
+use crate::idp::IdpFailure;
 use crate::jose::B64STD;
 use crate::mapping::RawMapping;
-use crate::methods::cn::{self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, Provider, Secret, TokenKind, UrlLogin};
-use crate::idp::IdpFailure;
+use crate::methods::cn::{
+    self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, Provider, Secret,
+    TokenKind, UrlLogin,
+};
 
 /// Login variant: website QR login (open platform).
 pub const QR: &str = "qr";

@@ -18,13 +18,16 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::idp::{CodeKind};
-use crate::error::ConfigError;
 use crate::deny::Deny;
+use crate::error::ConfigError;
 use crate::http::{Callout, CalloutResponse, Query};
-use crate::mapping::RawMapping;
-use crate::methods::cn::{self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, Provider, Secret, TokenKind};
+use crate::idp::CodeKind;
 use crate::idp::IdpFailure;
+use crate::mapping::RawMapping;
+use crate::methods::cn::{
+    self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, Provider, Secret,
+    TokenKind,
+};
 
 /// Login variant: in-app OAuth.
 pub const OAUTH2: &str = "oauth2";

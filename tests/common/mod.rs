@@ -236,7 +236,10 @@ impl Driver {
                     self.absorb(&response);
                     return Done::Answered(response);
                 }
-                Step::ReadBody { pending, limit } => {
+                Step::ReadBody {
+                    wait: pending,
+                    limit,
+                } => {
                     let body = body.clone().unwrap_or_default();
                     let body = &body[..body.len().min(limit + 1)];
                     outcome = self.filter.on_body(pending, body, &mut env);

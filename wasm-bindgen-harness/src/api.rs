@@ -42,7 +42,8 @@ use sso_filter::cache::SharedCache;
 use sso_filter::http::{StreamEnd, StreamReply};
 use sso_filter::random::Random;
 use sso_filter::{
-    CalloutResponse, ConfigError, Env, Filter, HeaderEdit, Outcome, Pending, RequestHead, Step,
+    BodyWait, CalloutResponse, CalloutWait, ConfigError, Env, Filter, HeaderEdit, Outcome,
+    RequestHead, Step, StreamWait,
 };
 
 /// The largest callout response body the host reads into the engine (the Envoy host's bound).
@@ -290,12 +291,21 @@ pub struct World<'a> {
     pub cache: &'a dyn SharedCache,
 }
 
+/// A wait kept for JS, by the input that ends it: JS answering a wait with the wrong input is
+/// a host error, never an engine state.
+#[derive(Debug)]
+enum Held {
+    Body(BodyWait),
+    Callout(CalloutWait),
+    Stream(StreamWait),
+}
+
 /// A configured filter with the host-side state of the edge: the pending states JS refers to
 /// by number, and the counters.
 #[derive(Debug)]
 pub struct Edge {
     filter: Filter,
-    pending: RefCell<HashMap<u32, Pending>>,
+    pending: RefCell<HashMap<u32, Held>>,
     next_id: Cell<u32>,
     counters: RefCell<BTreeMap<String, u64>>,
 }
@@ -339,7 +349,9 @@ impl Edge {
     ///
     /// [`HostError`] when `pending` is not a live handle.
     pub fn body(&self, pending: u32, body: &[u8], world: World<'_>) -> Result<String, HostError> {
-        let state = self.take(pending)?;
+        let Held::Body(state) = self.take(pending)? else {
+            return Err(HostError(format!("pending state {pending} does not wait for a body")));
+        };
         let outcome = with_env(world, |env| self.filter.on_body(state, body, env));
         Ok(self.emit(outcome))
     }
@@ -358,7 +370,9 @@ impl Edge {
     ) -> Result<String, HostError> {
         let response: CalloutResponseIn = serde_json::from_str(response_json)
             .map_err(|e| HostError(format!("callout response: {e}")))?;
-        let state = self.take(pending)?;
+        let Held::Callout(state) = self.take(pending)? else {
+            return Err(HostError(format!("pending state {pending} does not wait for a callout")));
+        };
         let response = CalloutResponse {
             status: response.status,
             headers: response
@@ -391,7 +405,9 @@ impl Edge {
     ) -> Result<String, HostError> {
         let reply: StreamReplyIn = serde_json::from_str(reply_json)
             .map_err(|e| HostError(format!("stream reply: {e}")))?;
-        let state = self.take(pending)?;
+        let Held::Stream(state) = self.take(pending)? else {
+            return Err(HostError(format!("pending state {pending} does not wait for a stream")));
+        };
         let reply = StreamReply {
             data: data.to_vec(),
             end: match reply.end {
@@ -420,14 +436,14 @@ impl Edge {
         serde_json::to_string(&*self.counters.borrow()).unwrap_or_else(|_| "{}".to_owned())
     }
 
-    fn take(&self, pending: u32) -> Result<Pending, HostError> {
+    fn take(&self, pending: u32) -> Result<Held, HostError> {
         self.pending
             .borrow_mut()
             .remove(&pending)
             .ok_or_else(|| HostError(format!("unknown pending state {pending}")))
     }
 
-    fn keep(&self, state: Pending) -> u32 {
+    fn keep(&self, state: Held) -> u32 {
         let mut map = self.pending.borrow_mut();
         if map.len() >= MAX_PENDING {
             // Only a host that leaks handles gets here; the oldest handles go first.
@@ -456,12 +472,12 @@ impl Edge {
                 headers: r.headers,
                 body: BodyOut::of(r.body),
             },
-            Step::ReadBody { pending, limit } => StepOut::ReadBody {
-                pending: self.keep(pending),
+            Step::ReadBody { wait, limit } => StepOut::ReadBody {
+                pending: self.keep(Held::Body(wait)),
                 limit,
             },
-            Step::Callout(c, pending) => StepOut::Callout {
-                pending: self.keep(pending),
+            Step::Callout(c, wait) => StepOut::Callout {
+                pending: self.keep(Held::Callout(wait)),
                 callout: CalloutOut {
                     upstream: c.upstream,
                     url: c.url,
@@ -472,8 +488,8 @@ impl Edge {
                     max_response_bytes: READ_CALLOUT_BODY,
                 },
             },
-            Step::Stream(x, pending) => StepOut::Stream {
-                pending: self.keep(pending),
+            Step::Stream(x, wait) => StepOut::Stream {
+                pending: self.keep(Held::Stream(wait)),
                 stream: StreamOut {
                     host: x.endpoint.host,
                     port: x.endpoint.port,

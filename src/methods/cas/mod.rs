@@ -7,6 +7,8 @@
 //! validation (§2.5.1). The state binds the ticket to the browser that started the login: a
 //! ticket issued for another browser's service does not validate here.
 
+mod login;
+
 use std::fmt;
 
 use base64::Engine;
@@ -16,9 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse};
+use crate::idp::IdpFailure;
 use crate::jose::B64URL;
 use crate::mapping::RawMapping;
-use crate::idp::IdpFailure;
 
 /// The CAS XML namespace.
 pub const CAS_NS: &str = "http://www.yale.edu/tp/cas";

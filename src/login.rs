@@ -1,0 +1,517 @@
+//! The contract between the engine and the login methods.
+//!
+//! Every method implements [`LoginMethod`]; the registry (`methods::build`) maps a
+//! configuration `type` to an implementation, and the engine routes a request to a method and
+//! calls it through this trait alone: it knows no method by name. A method asks the engine for
+//! what all methods share through [`Kit`]: the flow cookie, the one completion path (claims,
+//! mapping, identity, sealed session, landing: [`Kit::finish_login`]), the one refusal map
+//! ([`Kit::refuse`]), the stores and the password budget.
+//!
+//! Layers (no file imports one above it): errors and HTTP vocabulary (`error`, `http`,
+//! `wait`, `counter`), then JOSE and XML, then identity, session, refusals and this contract,
+//! then the methods, then the configuration, then the engine, then the hosts.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::cache::SharedCache;
+use crate::counter::MethodLabel;
+use crate::deny::Deny;
+use crate::http::{CalloutResponse, HeaderEdit, Outcome, Query, RequestHead, StreamReply};
+use crate::identity::Identity;
+use crate::idp::IdpFailure;
+use crate::mapping::RawMapping;
+use crate::random::Random;
+use crate::session::{Cookies, Flow, Session, SessionExtra};
+use crate::store::{Limits, Stores};
+use crate::wait::MethodRef;
+
+/// What the host lends the engine for one input.
+pub struct Env<'a> {
+    /// Seconds since the Unix epoch.
+    pub now: u64,
+    /// Milliseconds since the Unix epoch (callout deadlines are in milliseconds).
+    pub now_ms: u64,
+    /// Cryptographically secure randomness.
+    pub rng: &'a mut dyn Random,
+    /// The process-wide cache.
+    pub cache: &'a dyn SharedCache,
+}
+
+/// Facts about a request, worked out once.
+pub struct Request<'h> {
+    /// The request head.
+    pub head: &'h RequestHead,
+    /// Normalised path (no query).
+    pub path: String,
+    /// Raw query (no `?`).
+    pub raw_query: &'h str,
+    /// The parsed query.
+    pub query: Query,
+    /// The request's cookies, in order.
+    pub cookies: Vec<(String, String)>,
+    /// Edits every forwarded request gets: spoofed identity headers and filter cookies removed.
+    pub base_edits: Vec<HeaderEdit>,
+}
+
+impl Request<'_> {
+    /// A query parameter given at most once (`Err` when repeated: a refusal, `what` names it
+    /// for the log).
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::BadRequest`] when the parameter is repeated.
+    pub fn param(&self, name: &str, what: &'static str) -> Result<Option<&str>, Deny> {
+        self.query.single(name).map_err(|_| Deny::BadRequest(what))
+    }
+
+    /// Whether the body is an HTML form post.
+    pub fn is_form_post(&self) -> bool {
+        self.head.header("content-type").is_some_and(|t| {
+            t.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+    }
+}
+
+pub use crate::config::Method;
+
+/// One method at work: the engine's services, the method and its scope.
+#[derive(Clone, Copy)]
+pub struct Here<'k> {
+    /// What the engine offers every method.
+    pub kit: &'k dyn Kit,
+    /// The configured method.
+    pub method: &'k Method,
+    /// The tenant code of the method's scope (`None`: the global scope).
+    pub tenant: Option<&'k str>,
+}
+
+impl<'k> Here<'k> {
+    /// The method's name.
+    pub fn name(&self) -> &'k str {
+        &self.method.name
+    }
+
+    /// How a wait or a flow names this method.
+    pub fn reference(&self) -> MethodRef {
+        MethodRef {
+            tenant: self.tenant.map(str::to_owned),
+            name: self.method.name.clone(),
+        }
+    }
+
+    /// The counter label of this (configured) method.
+    pub fn label(&self) -> MethodLabel {
+        MethodLabel::configured(&self.method.name)
+    }
+
+    /// The refusal for an IdP failure of this method.
+    pub fn idp(&self, failure: IdpFailure) -> Deny {
+        Deny::Idp {
+            method: self.method.name.clone(),
+            failure,
+        }
+    }
+
+    /// The refusal for an identity this method cannot carry.
+    pub fn identity_invalid(&self, why: &'static str) -> Deny {
+        Deny::IdentityInvalid {
+            method: self.method.name.clone(),
+            why,
+        }
+    }
+
+    /// The identity the method's mapping makes of `claims`.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::IdentityInvalid`] when the claims carry no login.
+    pub fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, Deny> {
+        Arc::clone(&self.method.mapping)
+            .apply(claims, &self.method.name)
+            .ok_or_else(|| self.identity_invalid("no login claim"))
+    }
+
+    /// This method's implementation as its concrete type `T` (for a method reading back its
+    /// own configuration; `None` when `T` is another method's type).
+    pub fn imp<T: LoginMethod>(&self) -> Option<&'k T> {
+        self.method.login()?.as_any().downcast_ref::<T>()
+    }
+}
+
+/// What a new login flow carries besides its state, method and tenant.
+#[derive(Default)]
+pub struct FlowStart {
+    /// Where to go after login (validated again on use).
+    pub rd: String,
+    /// The state to use (a provider that sends its own); `None`: 32 random bytes.
+    pub state: Option<String>,
+    /// OIDC nonce.
+    pub nonce: Option<String>,
+    /// PKCE verifier.
+    pub verifier: Option<String>,
+    /// The login variant a provider started.
+    pub variant: Option<String>,
+    /// Whether the flow cookie must survive a cross-site POST back (SAML ACS, `SameSite=None`).
+    pub cross_site: bool,
+}
+
+/// A login that succeeded at the method: what the one completion path needs.
+pub struct Done<'a> {
+    /// The identity (already made by the method, or by the mapping from `claims`).
+    pub identity: Identity,
+    /// The IdP's claims, for the session expiry sync (`expiry_claim`).
+    pub claims: Option<&'a Map<String, Value>>,
+    /// Session extras (the IdP's token, the single-logout key, ...).
+    pub extra: SessionExtra,
+    /// Where to land: the flow's return URL (checked again) or, for a token in the URL, the
+    /// same URL without it.
+    pub landing: String,
+    /// `Set-Cookie` values sent first (the deleted flow cookie).
+    pub cookies: Vec<String>,
+}
+
+/// What the engine offers every method.
+pub trait Kit {
+    /// `scheme://host[:port]` of `base_url`.
+    fn origin(&self) -> &str;
+    /// The prefix of the filter's own endpoints (`/sso`).
+    fn prefix(&self) -> &str;
+    /// The query parameter that names a method (`activeAuth`).
+    fn method_param(&self) -> &str;
+    /// The first tenant parameter (`tenantCode`), used when the filter writes a tenant into a
+    /// URL.
+    fn tenant_param(&self) -> Option<&str>;
+    /// The session cookie policy.
+    fn cookies(&self) -> &Cookies;
+    /// The bounds of the stores and the password budget.
+    fn limits(&self) -> &Limits;
+    /// The bounded stores for this input.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::Unavailable`] when shared data cannot be read.
+    fn stores<'s>(
+        &'s self,
+        cache: &'s dyn SharedCache,
+        rng: &mut dyn Random,
+    ) -> Result<Stores<'s>, Deny>;
+    /// The client's address (`client_ip_header` or the connection's peer).
+    fn client(&self, head: &RequestHead) -> Option<IpAddr>;
+    /// Takes one token from the password budget (hashes and directory binds).
+    fn spend_password(&self, client: Option<IpAddr>, now_ms: u64) -> bool;
+    /// A request's facts from its head (for an input that resumes a request).
+    fn request<'h>(&self, head: &'h RequestHead) -> Request<'h>;
+    /// Starts a login flow for `here`: the flow and the `Set-Cookie` values that carry it.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::Unavailable`] when randomness fails.
+    fn begin_flow(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        start: FlowStart,
+        env: &mut Env<'_>,
+    ) -> Result<(Flow, Vec<String>), Deny>;
+    /// Consumes the login flow whose state matches, once (a replay is refused).
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::FlowInvalid`] for a missing, expired, foreign or used flow.
+    fn take_flow(
+        &self,
+        req: &Request<'_>,
+        state: &str,
+        env: &mut Env<'_>,
+    ) -> Result<(Flow, String), Deny>;
+    /// The one completion path: identity checked, session sealed (a brand-new one), the
+    /// browser sent to its landing (303 after a POST, 302 otherwise; never a Referer).
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::IdentityInvalid`] or [`Deny::Unavailable`].
+    fn finish_login(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        done: Done<'_>,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny>;
+    /// The one refusal map: status, page or JSON, counter and log line for `deny`.
+    fn refuse(&self, req: &Request<'_>, deny: Deny, cookies: Vec<String>) -> Outcome;
+    /// A refusal inside a login flow ("Sign in again" starts the same login).
+    fn refuse_flow(
+        &self,
+        req: &Request<'_>,
+        flow: &Flow,
+        deny: Deny,
+        cookies: Vec<String>,
+    ) -> Outcome;
+    /// The built-in login form for a form method (built-in users, LDAP), with a new flow.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::Unavailable`] when randomness fails.
+    fn login_form(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        again: Option<FormAgain<'_>>,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny>;
+    /// The configured method `name` in the scope of `tenant`.
+    fn method(&self, tenant: Option<&str>, name: &str) -> Option<Here<'_>>;
+}
+
+/// The login form shown again after a failed attempt.
+pub struct FormAgain<'a> {
+    /// The flow of the failed attempt (its return URL and tenant carry over).
+    pub flow: &'a Flow,
+    /// The `Set-Cookie` that deletes the used flow cookie.
+    pub delete_flow: String,
+    /// 401 or 429.
+    pub status: u16,
+    /// The message shown above the form.
+    pub message: &'a str,
+    /// Why, for the counter and the log.
+    pub reason: &'static str,
+}
+
+/// A session as the methods see it (the request's, already opened and checked).
+pub struct SessionView<'a> {
+    /// The identity.
+    pub id: &'a Identity,
+    /// Issued at.
+    pub iat: u64,
+    /// Expires at.
+    pub exp: u64,
+    /// The IdP's tokens kept for the upstream, if any.
+    pub token: Option<&'a crate::session::UpstreamToken>,
+}
+
+/// A token a method verified on a protected request (a bearer token).
+pub struct Verified {
+    /// The token's claims.
+    pub claims: Map<String, Value>,
+    /// Until when the identity may be used.
+    pub valid_until: u64,
+    /// Whether the same token may be accepted again without checking (not single-use).
+    pub memoizable: bool,
+}
+
+/// A login method. Every hook but [`LoginMethod::type_name`] and [`LoginMethod::start`] has a
+/// default that does nothing or refuses, so a method implements what it offers.
+pub trait LoginMethod: Send + Sync + 'static {
+    /// The configuration `type`.
+    fn type_name(&self) -> &'static str;
+
+    /// The method as `Any`, so a wait or a hook can read back its own configuration.
+    fn as_any(&self) -> &dyn std::any::Any;
+
+    /// The callback path of a redirect method: `Some(None)` for the default
+    /// `{prefix}/callback/{method}`, `None` for methods without a callback.
+    fn callback_path(&self) -> Option<Option<&str>> {
+        None
+    }
+
+    /// The first segment of the method's own endpoints under the prefix (`saml` for
+    /// `{prefix}/saml/{method}/acs`), if it has any.
+    fn endpoint_segment(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Mapping defaults the method's own fields imply.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::default()
+    }
+
+    /// URLs this method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        Vec::new()
+    }
+
+    /// Whether logging in needs the form at `login_page` (built-in users, LDAP).
+    fn uses_form(&self) -> bool {
+        false
+    }
+
+    /// Whether the method needs a byte stream (a host with sockets).
+    fn needs_stream(&self) -> bool {
+        false
+    }
+
+    /// Whether the method verifies `Authorization: Bearer` tokens on protected requests.
+    fn accepts_bearer(&self) -> bool {
+        false
+    }
+
+    /// Warnings about a configuration that loads but is probably not what the operator meant.
+    fn warnings(&self, _name: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// `{prefix}/login` chose this method: start the login.
+    ///
+    /// # Errors
+    ///
+    /// A refusal.
+    fn start(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        rd: String,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny>;
+
+    /// A request to the method's callback path.
+    ///
+    /// # Errors
+    ///
+    /// A refusal.
+    fn callback(
+        &self,
+        _here: &Here<'_>,
+        _req: &Request<'_>,
+        _env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        Err(Deny::NotFound)
+    }
+
+    /// A request to one of the method's own endpoints (`rest` is the path after
+    /// `{prefix}/{segment}/{method}`).
+    ///
+    /// # Errors
+    ///
+    /// A refusal.
+    fn endpoint(
+        &self,
+        _here: &Here<'_>,
+        _req: &Request<'_>,
+        _rest: &str,
+        _env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        Err(Deny::NotFound)
+    }
+
+    /// A protected request for which this method is the chosen one, before any session is
+    /// looked at: a login carried by the URL (a token, a ticket, a code). `None`: nothing here.
+    ///
+    /// # Errors
+    ///
+    /// A refusal.
+    fn on_protected(
+        &self,
+        _here: &Here<'_>,
+        _req: &Request<'_>,
+        _env: &mut Env<'_>,
+    ) -> Result<Option<Outcome>, Deny> {
+        Ok(None)
+    }
+
+    /// A protected request with a session this method issued: reload the user, refresh a
+    /// token. `None`: forward as usual.
+    ///
+    /// # Errors
+    ///
+    /// A refusal.
+    fn on_session(
+        &self,
+        _here: &Here<'_>,
+        _req: &Request<'_>,
+        _session: &SessionView<'_>,
+        _env: &mut Env<'_>,
+    ) -> Result<Option<Outcome>, Deny> {
+        Ok(None)
+    }
+
+    /// Verifies a bearer token (only called when [`LoginMethod::accepts_bearer`]).
+    ///
+    /// # Errors
+    ///
+    /// A refusal.
+    fn verify_bearer(
+        &self,
+        _here: &Here<'_>,
+        _token: &str,
+        _env: &mut Env<'_>,
+    ) -> Result<Verified, Deny> {
+        Err(Deny::NotFound)
+    }
+
+    /// The login form was posted for this method.
+    ///
+    /// # Errors
+    ///
+    /// A refusal.
+    #[allow(clippy::too_many_arguments)]
+    fn form_login(
+        &self,
+        _here: &Here<'_>,
+        _req: &Request<'_>,
+        _flow: Flow,
+        _delete_flow: String,
+        _username: String,
+        _password: String,
+        _env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        Err(Deny::FlowInvalid)
+    }
+
+    /// Resumes a body wait of this method.
+    fn resume_body(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn std::any::Any + Send>,
+        body: &[u8],
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let _ = (state, body, env);
+        wrong_wait(here)
+    }
+
+    /// Resumes a callout wait of this method.
+    fn resume_callout(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn std::any::Any + Send>,
+        answer: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let _ = (state, answer, env);
+        wrong_wait(here)
+    }
+
+    /// Resumes a stream wait of this method.
+    fn resume_stream(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn std::any::Any + Send>,
+        reply: StreamReply,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let _ = (state, reply, env);
+        wrong_wait(here)
+    }
+
+    /// Where logout sends the browser for a session this method issued (the IdP's own
+    /// logout), if anywhere.
+    fn logout(&self, _here: &Here<'_>, _session: &Session, _env: &mut Env<'_>) -> Option<String> {
+        None
+    }
+}
+
+/// A wait resumed by a method that did not make it, or with a state it did not store: fail
+/// closed. (Hosts cannot cause it: waits are typed by their input; only a bug in a method
+/// could.)
+pub fn wrong_wait(here: &Here<'_>) -> Outcome {
+    log::error!(
+        "sso-filter: method={} cannot resume this wait",
+        here.method.name
+    );
+    crate::http::Outcome::new(crate::http::Step::Respond(crate::http::Response::new(503)))
+        .count(crate::counter::Counter::Deny("unavailable"))
+}

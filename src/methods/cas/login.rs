@@ -1,0 +1,306 @@
+//! The CAS login flow (protocol 2.0 / 3.0) behind [`LoginMethod`]: start, callback, ticket
+//! validation as a callout, and single logout.
+//!
+//! ```text
+//! start ──> 302 to {cas}/login?service=<base_url><callback>?state=S; flow cookie set
+//! callback?state=S&ticket=ST-… ──> CalloutWait(Validation) ──> session cookie (with the
+//!          ticket's digest), flow cookie deleted, 302 to the return URL
+//! POST callback  logoutRequest=<LogoutRequest><SessionIndex>ST-…</…> ──> the ticket's digest
+//!          joins the logged-out list in shared data; every worker refuses the session from
+//!          its next request on
+//! ```
+
+use std::any::Any;
+
+use super::{check_ticket, parse_logout_request, ticket_id, Cas, MAX_SLO_BODY};
+use crate::counter::Counter;
+use crate::deny::Deny;
+use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
+use crate::idp::IdpFailure;
+use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, Request};
+use crate::mapping::RawMapping;
+use crate::session::{Flow, Session, SessionExtra};
+use crate::wait::{state_as, BodyWait, CalloutWait};
+
+/// The `serviceValidate` answer is awaited.
+#[derive(Debug)]
+struct Validation {
+    head: RequestHead,
+    flow: Flow,
+    delete_flow: String,
+    ticket_id: String,
+    sent_ms: u64,
+}
+
+/// The single-logout POST's body is awaited.
+#[derive(Debug)]
+struct LogoutPost {
+    head: RequestHead,
+}
+
+impl Cas {
+    /// The `service` for one login: configured origin, callback path, the flow's state.
+    fn service(&self, here: &Here<'_>, state: &str) -> String {
+        let kit = here.kit;
+        let path = self
+            .callback_path
+            .clone()
+            .unwrap_or_else(|| format!("{}/callback/{}", kit.prefix(), here.name()));
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("state", state);
+        format!("{}{path}?{}", kit.origin(), q.finish())
+    }
+
+    /// The ticket callback: check the state, then validate the ticket.
+    fn ticket(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let state = req
+            .param("state", "duplicate_callback_param")?
+            .unwrap_or("");
+        let (flow, delete_flow) = here.kit.take_flow(req, state, env)?;
+        // From here on the flow is used up: every refusal also deletes its cookie.
+        let checked = (|| {
+            let here = here
+                .kit
+                .method(flow.tenant.as_deref(), &flow.method)
+                .filter(|h| h.name() == here.name())
+                .ok_or(Deny::FlowInvalid)?;
+            let cas = here.imp::<Cas>().ok_or(Deny::FlowInvalid)?;
+            // gateway=true and no single sign-on session at CAS: back without a ticket.
+            let ticket = req
+                .param("ticket", "duplicate_callback_param")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| here.idp(IdpFailure::Refused("no_ticket".into())))?;
+            check_ticket(ticket).map_err(|_| Deny::BadRequest("ticket_syntax"))?;
+            Ok((here, cas, ticket.to_owned()))
+        })();
+        let (here, cas, ticket) = match checked {
+            Ok(found) => found,
+            Err(deny) => return Ok(here.kit.refuse(req, deny, vec![delete_flow])),
+        };
+        let callout = cas.validate_request(&cas.service(&here, &flow.state), &ticket);
+        let wait = Validation {
+            head: req.head.clone(),
+            flow,
+            delete_flow,
+            ticket_id: ticket_id(&ticket),
+            sent_ms: env.now_ms,
+        };
+        Ok(Outcome::new(Step::Callout(
+            callout,
+            CalloutWait::new(here.reference(), wait),
+        )))
+    }
+
+    /// The CAS server's single-logout POST: only from the configured addresses, as a form.
+    fn logout_post(&self, here: &Here<'_>, req: &Request<'_>) -> Result<Outcome, Deny> {
+        if !self.single_logout {
+            return Err(Deny::BadRequest("single_logout_off"));
+        }
+        // Unsigned by protocol: only the configured CAS server addresses may end sessions
+        // (otherwise anyone could log users out, or flood the logged-out list).
+        let client = here.kit.client(req.head);
+        if !client.is_some_and(|c| self.logout_sources.iter().any(|n| n.contains(&c))) {
+            return Err(Deny::Forbidden("logout_source"));
+        }
+        if !req.is_form_post() {
+            return Err(Deny::BadRequest("form_content_type"));
+        }
+        let wait = LogoutPost {
+            head: req.head.clone(),
+        };
+        Ok(Outcome::new(Step::ReadBody {
+            wait: BodyWait::new(here.reference(), wait),
+            limit: MAX_SLO_BODY,
+        }))
+    }
+
+    /// The validation answer: the identity, then the one completion path.
+    fn validated(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        wait: &Validation,
+        answer: &CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        if answer.status.is_none() {
+            let late =
+                env.now_ms.saturating_sub(wait.sent_ms).saturating_add(100) >= self.timeout_ms;
+            let failure = if late {
+                IdpFailure::Timeout
+            } else {
+                IdpFailure::Unreachable
+            };
+            return Err(here.idp(failure));
+        }
+        let validated = self.validation_response(answer).map_err(|failure| {
+            if let IdpFailure::Refused(code) = &failure {
+                log::warn!(
+                    "sso-filter: CAS refused the ticket method={} code={}",
+                    here.name(),
+                    crate::deny::sanitize(code)
+                );
+            }
+            here.idp(failure)
+        })?;
+        let claims = validated.claims();
+        let done = Done {
+            identity: here.identity(&claims)?,
+            claims: Some(&claims),
+            extra: SessionExtra {
+                sid: Some(wait.ticket_id.clone()).filter(|_| self.single_logout),
+                ..SessionExtra::default()
+            },
+            landing: wait.flow.rd.clone(),
+            cookies: vec![wait.delete_flow.clone()],
+        };
+        here.kit.finish_login(here, req, done, env)
+    }
+
+    /// Records the logged-out ticket digest. Always 200 for a well-formed request (the server
+    /// does not care, and an unknown ticket must not be distinguishable).
+    fn logged_out(&self, here: &Here<'_>, body: &[u8], env: &mut Env<'_>) -> Result<(), Deny> {
+        if body.len() > MAX_SLO_BODY {
+            return Err(Deny::BodyTooLarge);
+        }
+        let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
+        let form = Query::parse(text);
+        let xml = form
+            .single("logoutRequest")
+            .map_err(|_| Deny::BadRequest("duplicate_field"))?
+            .ok_or(Deny::BadRequest("no_logout_request"))?;
+        let ticket = parse_logout_request(xml).ok_or(Deny::BadRequest("logout_request"))?;
+        let keep_until = env
+            .now
+            .saturating_add(here.kit.cookies().ttl)
+            .saturating_add(60);
+        here.kit.stores(env.cache, env.rng)?.log_out(
+            &ticket_id(&ticket),
+            env.now,
+            keep_until,
+            env.now,
+        )?;
+        Ok(())
+    }
+}
+
+impl LoginMethod for Cas {
+    fn type_name(&self) -> &'static str {
+        "cas"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn callback_path(&self) -> Option<Option<&str>> {
+        Some(self.callback_path.as_deref())
+    }
+
+    fn default_mapping(&self) -> RawMapping {
+        Cas::default_mapping(self)
+    }
+
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        Cas::outbound_urls(self)
+    }
+
+    fn warnings(&self, at: &str) -> Vec<String> {
+        if self.single_logout && self.logout_sources.is_empty() {
+            vec![format!(
+                "{at}.logout_sources: empty, so the CAS server's single-logout requests will be \
+                 refused (403); list the addresses it sends them from, or set single_logout: false"
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A redirect to the server's `/login`.
+    fn start(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        rd: String,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let start = FlowStart {
+            rd,
+            ..FlowStart::default()
+        };
+        let (flow, cookies) = here.kit.begin_flow(here, req, start, env)?;
+        let location = self.login_url(&self.service(here, &flow.state));
+        let response = Response::redirect(302, &location).cookies(cookies);
+        Ok(Outcome::new(Step::Respond(response)).count(Counter::RedirectIdp(here.label())))
+    }
+
+    /// A GET with the ticket, or the CAS server's single-logout POST.
+    fn callback(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        match req.head.method.as_str() {
+            "GET" => self.ticket(here, req, env),
+            "POST" => self.logout_post(here, req),
+            _ => Err(Deny::BadRequest("callback_method")),
+        }
+    }
+
+    fn resume_callout(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn Any + Send>,
+        answer: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let Some(wait) = state_as::<Validation>(state) else {
+            return wrong_wait(here);
+        };
+        let req = here.kit.request(&wait.head);
+        match self.validated(here, &req, &wait, &answer, env) {
+            Ok(outcome) => outcome,
+            Err(deny) => {
+                here.kit
+                    .refuse_flow(&req, &wait.flow, deny, vec![wait.delete_flow.clone()])
+            }
+        }
+    }
+
+    fn resume_body(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn Any + Send>,
+        body: &[u8],
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let Some(wait) = state_as::<LogoutPost>(state) else {
+            return wrong_wait(here);
+        };
+        let req = here.kit.request(&wait.head);
+        match self.logged_out(here, body, env) {
+            Ok(()) => {
+                log::info!("sso-filter: single logout path={}", req.path);
+                Outcome::new(Step::Respond(Response::new(200))).count(Counter::Slo(here.label()))
+            }
+            Err(deny) => here.kit.refuse(&req, deny, Vec::new()),
+        }
+    }
+
+    /// The server's `/logout`, back to the application with the method (and tenant) named.
+    fn logout(&self, here: &Here<'_>, session: &Session, _env: &mut Env<'_>) -> Option<String> {
+        let kit = here.kit;
+        let mut ret = url::form_urlencoded::Serializer::new(String::new());
+        ret.append_pair(kit.method_param(), here.name());
+        if let (Some(t), Some(p)) = (&session.id.tenant, kit.tenant_param()) {
+            ret.append_pair(p, t);
+        }
+        self.logout_redirect(&format!("{}/?{}", kit.origin(), ret.finish()))
+    }
+}
