@@ -522,7 +522,7 @@ impl Config {
         let mut out: Vec<String> = Vec::new();
         for scope in std::iter::once(&self.global).chain(self.tenants.values()) {
             for m in scope.methods.values() {
-                if matches!(m.kind.as_ref(), MethodKind::Ldap(_)) && !out.contains(&m.name) {
+                if m.login().is_some_and(|l| l.needs_stream()) && !out.contains(&m.name) {
                     out.push(m.name.clone());
                 }
             }
@@ -583,8 +583,8 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
         };
         let fields = Value::Object(fields);
         let kind = match kind.as_str() {
-            "local" => MethodKind::Local(local::Local::from_raw(parse_at(fields, &here)?, &here)?),
-            "jwt" => MethodKind::Jwt(Box::new(jwt::Jwt::from_raw(
+            "local" => MethodKind::Login(Arc::new(local::Local::from_raw(parse_at(fields, &here)?, &here)?)),
+            "jwt" => MethodKind::Login(Arc::new(jwt::Jwt::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),
@@ -625,7 +625,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "ldap" => MethodKind::Ldap(Box::new(ldap::Ldap::from_raw(
+            "ldap" => MethodKind::Login(Arc::new(ldap::Ldap::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),

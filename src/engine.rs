@@ -26,22 +26,18 @@ use crate::http::{
     Outcome, Query, RequestHead, Response, Step, StreamReply,
 };
 use crate::identity::{strip_spoofed, Identity};
+use crate::jose::claims::expiry_from;
 use crate::login::{Here, LoginMethod, Request, SessionView};
 use crate::memo::Memo;
-use crate::methods::jwt::expiry_from;
-use crate::methods::ldap::{DirectoryFailure, Progress};
-use crate::methods::local::Gate;
-use crate::methods::local::LoginFailure;
-use crate::methods::throttle::{self, PasswordBudget};
+use crate::methods::throttle::PasswordBudget;
 use crate::methods::MethodKind;
 use crate::pages;
-use crate::pending::{ExpectDirectory, ExpectLoginForm, ExpectSamlResponse, Pending};
+use crate::pending::{ExpectLoginForm, Pending};
 use crate::random;
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
 use crate::store::Stores;
 use crate::wait::{BodyWait, CalloutWait, MethodRef, StreamWait};
-use cn_flow::ExpectCode;
 
 pub mod cn_flow;
 mod kit;
@@ -72,21 +68,6 @@ fn legacy_body(pending: Pending, limit: usize) -> Step {
 /// A callout wait of engine code not yet behind the trait.
 fn legacy_callout(callout: crate::http::Callout, pending: Pending) -> Step {
     Step::Callout(callout, CalloutWait::new(legacy_ref(), pending))
-}
-
-/// A stream wait of engine code not yet behind the trait.
-fn legacy_stream(exchange: crate::http::Exchange, pending: Pending) -> Step {
-    Step::Stream(exchange, StreamWait::new(legacy_ref(), pending))
-}
-
-/// The one message the login page shows for every failed LDAP login: which part was wrong
-/// (user, password, directory) is for the log only.
-const DIRECTORY_MESSAGE: &str =
-    "Sign-in failed. Check your user name and password, or try again later.";
-
-/// The counter name of a directory failure.
-fn directory_reason(failure: DirectoryFailure) -> &'static str {
-    failure.reason()
 }
 
 /// The largest login-form body accepted.
@@ -249,12 +230,9 @@ impl Filter {
         env: &mut Env<'_>,
     ) -> Outcome {
         let (method, state) = wait.into_inner().into_parts();
-        let outcome = match state.downcast::<Pending>() {
-            Ok(pending) => self.legacy_stream(*pending, reply, env),
-            Err(state) => match self.here(&method) {
-                Some((here, imp)) => imp.resume_stream(&here, state, reply, env),
-                None => gone(&method),
-            },
+        let outcome = match self.here(&method) {
+            Some((here, imp)) => imp.resume_stream(&here, state, reply, env),
+            None => gone(&method),
         };
         self.name_clusters(outcome)
     }
@@ -315,13 +293,6 @@ impl Filter {
             Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
             Pending::Cn(wait) => self.resume_cn(*wait, response, env),
             Pending::Saml(wait) => self.resume_saml(*wait, response, env),
-            _ => unavailable(),
-        }
-    }
-
-    fn legacy_stream(&self, pending: Pending, reply: StreamReply, env: &mut Env<'_>) -> Outcome {
-        match pending {
-            Pending::Directory(wait) => self.resume_directory(*wait, reply, env),
             _ => unavailable(),
         }
     }
@@ -401,10 +372,7 @@ impl Filter {
             if self.is_cn_method(method) {
                 return self.cn_callback(ctx, method, env);
             }
-            let kind = c.method_anywhere(method).map(|m| m.kind.as_ref());
-            return match kind {
-                _ => self.finish_redirect(ctx, method, env),
-            };
+            return self.finish_redirect(ctx, method, env);
         }
         if let Some(rest) = ctx.path.strip_prefix(&c.prefix) {
             return match rest {
@@ -441,18 +409,6 @@ impl Filter {
                 return Ok(outcome);
             }
         }
-        if let Some(method) = chosen {
-            if let MethodKind::Jwt(jwt) = method.kind.as_ref() {
-                let token = ctx
-                    .query
-                    .single(&jwt.param)
-                    .map_err(|_| Deny::BadRequest("duplicate_token"))?;
-                if let Some(token) = token {
-                    return self.jwt_param_login(ctx, scope, method, &jwt.param, token, env);
-                }
-            }
-        }
-
         // A provider login carried by the URL (a light-app ticket, an admin-console code).
         if let Some(method) = chosen.filter(|m| m.kind.is_cn()) {
             if let Some(outcome) = self.cn_url_login(ctx, scope, method, env)? {
@@ -511,10 +467,11 @@ impl Filter {
         let body =
             json!({"error": "login_required", "login_url": format!("{}{login_url}", c.origin)});
         let mut response = Response::new(401).json(&body);
-        if scope.methods.values().any(|m| {
-            matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer)
-                || m.login().is_some_and(LoginMethod::accepts_bearer)
-        }) {
+        if scope
+            .methods
+            .values()
+            .any(|m| m.login().is_some_and(LoginMethod::accepts_bearer))
+        {
             response = response.header("www-authenticate", "Bearer");
         }
         Ok(Outcome::new(Step::Respond(response)).count(Counter::Unauthenticated))
@@ -840,58 +797,6 @@ impl Filter {
             })
     }
 
-    fn jwt_param_login(
-        &self,
-        ctx: &Ctx<'_>,
-        scope: &Scope,
-        method: &Method,
-        param: &str,
-        token: &str,
-        env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        let MethodKind::Jwt(jwt) = method.kind.as_ref() else {
-            return Err(Deny::NotFound);
-        };
-        let stores = if jwt.memoizable() {
-            None
-        } else {
-            Some(self.stores(env)?)
-        };
-        let accepted = jwt.verify(&method.name, token, env.now, env.rng, stores.as_ref())?;
-        let id = Arc::clone(&method.mapping)
-            .apply(&accepted.claims, &method.name)
-            .ok_or_else(|| Deny::IdentityInvalid {
-                method: method.name.clone(),
-                why: "no login claim",
-            })?;
-        let cookies = self.establish(
-            ctx,
-            scope,
-            id,
-            Some(&accepted.claims),
-            SessionExtra::default(),
-            env,
-        )?;
-        // The same URL without the token, so it never reaches the upstream, the history or a
-        // Referer (security.md J16).
-        let query = strip_query_params(ctx.raw_query, &[param, self.config.method_param.as_str()]);
-        let location = if query.is_empty() {
-            ctx.path.clone()
-        } else {
-            format!("{}?{query}", ctx.path)
-        };
-        log::info!(
-            "sso-filter: login method={} path={}",
-            method.name,
-            sanitize(&ctx.path)
-        );
-        let response = Response::redirect(302, &location)
-            .header("referrer-policy", "no-referrer")
-            .cookies(cookies);
-        Ok(Outcome::new(Step::Respond(response))
-            .count(Counter::LoginSuccess(MethodLabel::configured(&method.name))))
-    }
-
     /// `Authorization: Bearer` verified per request by a jwt method with `accept_bearer`.
     fn bearer(
         &self,
@@ -907,56 +812,38 @@ impl Filter {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => return Ok(None),
         };
-        let accepts =
-            |m: &&Method| matches!(m.kind.as_ref(), MethodKind::Jwt(j) if j.accept_bearer);
-        let Some(method) = chosen
+        let accepts = |m: &&Method| m.login().is_some_and(LoginMethod::accepts_bearer);
+        let Some((here, imp)) = chosen
             .filter(accepts)
             .or_else(|| scope.methods.values().find(accepts))
+            .and_then(|m| self.login_in(scope, m))
         else {
             return Ok(None);
         };
-        let MethodKind::Jwt(jwt) = method.kind.as_ref() else {
-            return Ok(None);
-        };
         // The identity depends on the scope and method as well as the token.
-        let tenant = scope.tenant.as_ref().map_or("", |t| t.code.as_str());
-        let key = format!("{tenant}\n{}\n{token}", method.name);
+        let key = format!("{}\n{}\n{token}", here.tenant.unwrap_or(""), here.name());
         let prepared = match self.bearers.get(&key, env.now) {
             Some(hit) => hit,
             None => {
-                let stores = if jwt.memoizable() {
-                    None
-                } else {
-                    Some(self.stores(env)?)
-                };
-                let accepted =
-                    jwt.verify(&method.name, token, env.now, env.rng, stores.as_ref())?;
-                let mut id = Arc::clone(&method.mapping)
-                    .apply(&accepted.claims, &method.name)
-                    .ok_or_else(|| Deny::IdentityInvalid {
-                        method: method.name.clone(),
-                        why: "no login claim",
-                    })?;
-                if let Some(t) = &scope.tenant {
-                    id.tenant.get_or_insert_with(|| t.code.clone());
+                let verified = imp.verify_bearer(&here, token, env)?;
+                let mut id = here.identity(&verified.claims)?;
+                if let Some(t) = here.tenant {
+                    id.tenant.get_or_insert_with(|| t.to_owned());
                 }
-                id.check().map_err(|why| Deny::IdentityInvalid {
-                    method: method.name.clone(),
-                    why,
-                })?;
+                id.check().map_err(|why| here.identity_invalid(why))?;
                 let prepared = Arc::new(self.prepare(Session {
                     v: 1,
                     id,
                     iat: env.now,
-                    exp: accepted.valid_until,
+                    exp: verified.valid_until,
                     hint: None,
                     token: None,
                     sid: None,
                     saml: None,
                 }));
-                if jwt.memoizable() {
+                if verified.memoizable {
                     self.bearers
-                        .put(key, accepted.valid_until, Arc::clone(&prepared), env.now);
+                        .put(key, verified.valid_until, Arc::clone(&prepared), env.now);
                 }
                 prepared
             }
@@ -1007,12 +894,6 @@ impl Filter {
             return imp.start(&here, ctx, rd, env);
         }
         match method.kind.as_ref() {
-            MethodKind::Local(_) | MethodKind::Ldap(_) => {
-                Ok(self.to_login_page(method, &rd, &tenant))
-            }
-            MethodKind::Jwt(_) => Err(Deny::MethodNeedsToken {
-                method: method.name.clone(),
-            }),
             // Served through the trait above.
             MethodKind::Login(_) => Err(Deny::NotFound),
             MethodKind::OAuth2(_) => {
@@ -1166,273 +1047,11 @@ impl Filter {
             Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
         };
         let method = scope.methods.get(&flow.method).ok_or(Deny::FlowInvalid)?;
-        if let Some((here, imp)) = self.login_in(scope, method) {
-            return imp.form_login(&here, ctx, flow, delete_flow, username, password, env);
-        }
-        let local = match method.kind.as_ref() {
-            MethodKind::Local(local) => local,
-            MethodKind::Ldap(ldap) => {
-                return self.start_directory(
-                    ctx,
-                    method,
-                    ldap,
-                    flow,
-                    delete_flow,
-                    username,
-                    password,
-                    env,
-                )
-            }
-            _ => return Err(Deny::FlowInvalid),
-        };
-        let stores = self.stores(env)?;
-        let gate = Gate {
-            stores: &stores,
-            client: self.client_of(ctx.head),
-        };
-        let (budget, limits, now_ms) = (&self.budget, &self.config.limits, env.now_ms);
-        let mut spend = || budget.take(limits, gate.client, now_ms);
-        let result = local.authenticate(
-            &method.name,
-            &username,
-            &password,
-            env.now,
-            &gate,
-            &mut spend,
-        );
-        match result {
-            Ok(id) => self.form_success(ctx, scope, method, &flow, delete_flow, id, env),
-            Err(failure) => self.form_failure(ctx, method, &flow, delete_flow, failure, env),
-        }
-    }
-
-    /// A form login that succeeded: the session, and back to where the user was going.
-    #[allow(clippy::too_many_arguments)]
-    fn form_success(
-        &self,
-        ctx: &Ctx<'_>,
-        scope: &Scope,
-        method: &Method,
-        flow: &Flow,
-        delete_flow: String,
-        mut id: Identity,
-        env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        if id.roles.is_empty() {
-            id.roles = method.mapping.default_roles().to_vec();
-        }
-        let mut cookies = vec![delete_flow];
-        cookies.extend(self.establish(ctx, scope, id, None, SessionExtra::default(), env)?);
-        let rd = safe_return(&flow.rd, &self.config.origin);
-        log::info!("sso-filter: login method={}", method.name);
-        let response = Response::redirect(303, &rd).cookies(cookies);
-        Ok(Outcome::new(Step::Respond(response))
-            .count(Counter::LoginSuccess(MethodLabel::configured(&method.name))))
-    }
-
-    /// A form login that failed: the form again, with one message per kind of failure.
-    fn form_failure(
-        &self,
-        ctx: &Ctx<'_>,
-        method: &Method,
-        flow: &Flow,
-        delete_flow: String,
-        failure: LoginFailure,
-        env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        let (status, message, reason) = match failure {
-            LoginFailure::Invalid => (401, "Invalid user name or password.", "bad_credentials"),
-            LoginFailure::Throttled => (
-                429,
-                "Too many failed attempts. Try again later.",
-                "throttled",
-            ),
-            LoginFailure::Busy => (
-                429,
-                "Too many sign-in attempts right now. Wait a moment and try again.",
-                "password_budget",
-            ),
-            LoginFailure::Unavailable => return Err(Deny::Unavailable("throttle_store")),
-        };
-        let outcome =
-            self.form_again(ctx, method, flow, delete_flow, status, message, reason, env)?;
-        Ok(match failure {
-            LoginFailure::Busy => outcome.count(Counter::PasswordBudget),
-            _ => outcome,
-        })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn form_again(
-        &self,
-        ctx: &Ctx<'_>,
-        method: &Method,
-        flow: &Flow,
-        delete_flow: String,
-        status: u16,
-        message: &str,
-        reason: &'static str,
-        env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        log::warn!(
-            "sso-filter: deny reason={reason} status={status} method={}",
-            method.name
-        );
-        let outcome = self.render_form(
-            ctx,
-            &method.name,
-            flow.tenant.clone(),
-            flow.rd.clone(),
-            status,
-            Some(message),
-            vec![delete_flow],
-            env,
-        )?;
-        Ok(outcome
-            .count(Counter::LoginFailure(
-                MethodLabel::configured(&method.name),
-                reason,
-            ))
-            .count(Counter::Deny(reason)))
-    }
-
-    /// An LDAP login: the throttle first, an empty password refused before any bind (it would
-    /// be an anonymous bind, which succeeds), then the first round with the directory.
-    #[allow(clippy::too_many_arguments)]
-    fn start_directory(
-        &self,
-        ctx: &Ctx<'_>,
-        method: &Method,
-        ldap: &crate::methods::ldap::Ldap,
-        flow: Flow,
-        delete_flow: String,
-        username: String,
-        password: String,
-        env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        use crate::methods::local::MAX_CREDENTIAL_BYTES;
-        let client = self.client_of(ctx.head);
-        let key = throttle::key(&method.name, &username, client);
-        let checked = self
-            .stores(env)
-            .map_err(|_| LoginFailure::Unavailable)
-            .and_then(|st| ldap.throttle.check(&st, &key, env.now));
-        let failures = match checked {
-            Ok(n) => n,
-            Err(failure) => {
-                return self.form_failure(ctx, method, &flow, delete_flow, failure, env)
-            }
-        };
-        if username.is_empty()
-            || password.is_empty()
-            || username.len() > MAX_CREDENTIAL_BYTES
-            || password.len() > MAX_CREDENTIAL_BYTES
-            || username.chars().any(char::is_control)
-        {
-            return self.form_again(
-                ctx,
-                method,
-                &flow,
-                delete_flow,
-                401,
-                DIRECTORY_MESSAGE,
-                "bad_credentials",
-                env,
-            );
-        }
-        // A bind costs the directory what a hash costs us: the same budget.
-        if !self.budget.take(&self.config.limits, client, env.now_ms) {
-            return self.form_failure(ctx, method, &flow, delete_flow, LoginFailure::Busy, env);
-        }
-        let (exchange, conversation) = ldap.start(&username, &password);
-        let wait = ExpectDirectory {
-            head: ctx.head.clone(),
-            flow,
-            delete_flow,
-            method: method.name.clone(),
-            failures,
-            conversation,
-        };
-        Ok(Outcome::new(legacy_stream(
-            exchange,
-            Pending::Directory(Box::new(wait)),
-        )))
-    }
-
-    fn resume_directory(
-        &self,
-        wait: ExpectDirectory,
-        reply: StreamReply,
-        env: &mut Env<'_>,
-    ) -> Outcome {
-        let head = wait.head.clone();
-        let ctx = self.ctx_for(&head);
-        match self.continue_directory(&ctx, wait, reply, env) {
-            Ok(outcome) => outcome,
-            Err(deny) => self.deny(&ctx, deny, Vec::new()),
-        }
-    }
-
-    fn continue_directory(
-        &self,
-        ctx: &Ctx<'_>,
-        mut wait: ExpectDirectory,
-        reply: StreamReply,
-        env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        let scope = match &wait.flow.tenant {
-            None => &self.config.global,
-            Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
-        };
-        let method = scope.methods.get(&wait.method).ok_or(Deny::FlowInvalid)?;
-        let MethodKind::Ldap(ldap) = method.kind.as_ref() else {
-            return Err(Deny::FlowInvalid);
-        };
-        let user = wait.conversation.username().to_owned();
-        let result = match ldap.resume(wait.conversation, reply) {
-            Progress::Next(exchange, conversation) => {
-                wait.conversation = *conversation;
-                return Ok(Outcome::new(legacy_stream(
-                    exchange,
-                    Pending::Directory(Box::new(wait)),
-                )));
-            }
-            Progress::Done(result) => result,
-        };
-        let key = throttle::key(&method.name, &user, self.client_of(ctx.head));
-        let stores = self.stores(env)?;
-        let claims = match result {
-            Ok(claims) => claims,
-            Err(failure) => {
-                if failure.counts() {
-                    ldap.throttle
-                        .fail(&stores, &key, env.now)
-                        .map_err(|_| Deny::Unavailable("throttle_store"))?;
-                }
-                log::warn!(
-                    "sso-filter: ldap login failed method={} why={failure:?}",
-                    method.name
-                );
-                return self.form_again(
-                    ctx,
-                    method,
-                    &wait.flow,
-                    wait.delete_flow,
-                    401,
-                    DIRECTORY_MESSAGE,
-                    directory_reason(failure),
-                    env,
-                );
-            }
-        };
-        ldap.throttle.clear(&stores, &key, wait.failures, env.now);
-        let id = Arc::clone(&method.mapping)
-            .apply(&claims, &method.name)
-            .ok_or_else(|| Deny::IdentityInvalid {
-                method: method.name.clone(),
-                why: "no login attribute",
-            })?;
-        self.form_success(ctx, scope, method, &wait.flow, wait.delete_flow, id, env)
+        let (here, imp) = self
+            .login_in(scope, method)
+            .filter(|(_, imp)| imp.uses_form())
+            .ok_or(Deny::FlowInvalid)?;
+        imp.form_login(&here, ctx, flow, delete_flow, username, password, env)
     }
 
     fn logout(&self, ctx: &Ctx<'_>, env: &mut Env<'_>) -> Outcome {

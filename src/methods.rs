@@ -5,6 +5,7 @@
 pub mod cas;
 pub mod cn;
 pub mod dingtalk;
+pub mod form;
 pub mod jwt;
 pub mod lark;
 pub mod ldap;
@@ -22,10 +23,6 @@ pub mod yunzhijia;
 pub enum MethodKind {
     /// SAML 2.0 Web Browser SSO (`type: saml2`).
     Saml2(Box<saml2::Saml2>),
-    /// Built-in users (`type: local`).
-    Local(local::Local),
-    /// JWT request parameter or bearer token (`type: jwt`).
-    Jwt(Box<jwt::Jwt>),
     /// OAuth2 / OpenID Connect authorization code (`type: oauth2`, `type: oidc`).
     OAuth2(Box<oauth2::OAuth2>),
     /// WeCom / Enterprise WeChat (`type: wecom`).
@@ -40,8 +37,6 @@ pub enum MethodKind {
     Yunzhijia(Box<yunzhijia::Yunzhijia>),
     /// Microsoft Teams tab SSO (`type: teams`).
     Teams(Box<teams::Teams>),
-    /// The login form checked against an LDAP directory (`type: ldap`).
-    Ldap(Box<ldap::Ldap>),
     /// A method behind the [`crate::login::LoginMethod`] trait.
     Login(std::sync::Arc<dyn crate::login::LoginMethod>),
 }
@@ -57,8 +52,6 @@ impl MethodKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             MethodKind::Saml2(_) => "saml2",
-            MethodKind::Local(_) => "local",
-            MethodKind::Jwt(_) => "jwt",
             MethodKind::OAuth2(o) if o.oidc => "oidc",
             MethodKind::OAuth2(_) => "oauth2",
             MethodKind::Wecom(_) => "wecom",
@@ -67,7 +60,6 @@ impl MethodKind {
             MethodKind::Wechat(_) => "wechat",
             MethodKind::Yunzhijia(_) => "yunzhijia",
             MethodKind::Teams(_) => "teams",
-            MethodKind::Ldap(_) => "ldap",
             MethodKind::Login(l) => l.type_name(),
         }
     }
@@ -98,10 +90,7 @@ impl MethodKind {
             // The ticket arrives on the application's own URL: no callback.
             MethodKind::Yunzhijia(_) | MethodKind::Teams(_) => None,
             MethodKind::Login(l) => l.callback_path(),
-            MethodKind::Local(_)
-            | MethodKind::Jwt(_)
-            | MethodKind::Saml2(_)
-            | MethodKind::Ldap(_) => None,
+            MethodKind::Saml2(_) => None,
         }
     }
 
@@ -116,8 +105,6 @@ impl MethodKind {
             MethodKind::Yunzhijia(_) => yunzhijia::Yunzhijia::default_mapping(),
             MethodKind::Teams(_) => teams::Teams::default_mapping(),
             MethodKind::Saml2(s) => s.default_mapping(),
-            MethodKind::Ldap(l) => l.default_mapping.clone(),
-            MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
             MethodKind::Login(l) => l.default_mapping(),
         }
     }
@@ -125,7 +112,6 @@ impl MethodKind {
     /// Whether logging in needs the form at `login_page` (built-in users, LDAP).
     pub fn uses_form(&self) -> bool {
         match self {
-            MethodKind::Local(_) | MethodKind::Ldap(_) => true,
             MethodKind::Login(l) => l.uses_form(),
             _ => false,
         }
@@ -134,7 +120,6 @@ impl MethodKind {
     /// URLs this method calls out to (for `sso-filter clusters`).
     pub fn outbound_urls(&self) -> Vec<url::Url> {
         match self {
-            MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Ldap(_) => Vec::new(),
             MethodKind::OAuth2(o) => o.outbound_urls(),
             MethodKind::Wecom(w) => w.outbound_urls(),
             MethodKind::DingTalk(d) => d.outbound_urls(),

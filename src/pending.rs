@@ -19,25 +19,6 @@ pub enum Pending {
     Saml(Box<crate::engine::saml_flow::SamlWait>),
     /// The IdP's Response was posted to the SAML ACS; waiting for the body.
     ExpectSamlResponse(ExpectSamlResponse),
-    /// An LDAP login waits for the directory's next reply.
-    Directory(Box<ExpectDirectory>),
-}
-
-/// What an LDAP login carries between rounds with the directory.
-#[derive(Debug)]
-pub struct ExpectDirectory {
-    /// The request head of the form post.
-    pub head: RequestHead,
-    /// The login flow the form was rendered for.
-    pub flow: crate::session::Flow,
-    /// The `Set-Cookie` that deletes the flow cookie.
-    pub delete_flow: String,
-    /// The method's name.
-    pub method: String,
-    /// The user's failures counted before this attempt (to clear after a success).
-    pub failures: u32,
-    /// The conversation so far.
-    pub conversation: crate::methods::ldap::Conversation,
 }
 
 /// What the login-form post needs once its body arrives.

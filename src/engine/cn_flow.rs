@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::{legacy_body, legacy_callout, legacy_stream, Ctx, Env, Filter};
+use super::{legacy_body, legacy_callout, Ctx, Env, Filter};
 use crate::config::{Method, Scope};
 use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;

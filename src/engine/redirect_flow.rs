@@ -12,7 +12,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::{legacy_body, legacy_callout, legacy_stream, Ctx, Env, Filter};
+use super::{legacy_callout, Ctx, Env, Filter};
 use crate::cache::SharedCache;
 use crate::config::Method;
 use crate::counter::{Counter, MethodLabel};

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 
-use super::{legacy_body, legacy_callout, legacy_stream, Ctx, Env, Filter};
+use super::{legacy_body, legacy_callout, Ctx, Env, Filter};
 use crate::cache::SharedCache;
 use crate::config::{Method, Scope};
 use crate::counter::{Counter, MethodLabel};

@@ -118,6 +118,11 @@ pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u6
     }
 }
 
+/// The expiry a claim imposes on a session (`session.expiry_claim`), if present and valid.
+pub fn expiry_from(claims: &Map<String, Value>, claim: &str) -> Option<u64> {
+    numeric_date(claims, claim).ok().flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use crate::methods::local::LoginFailure;
+use crate::methods::form::LoginFailure;
 use crate::store::{Limits, Stores};
 
 /// The lockout policy: after `max_failures` failures within `lockout` seconds, every attempt

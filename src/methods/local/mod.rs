@@ -1,12 +1,15 @@
 //! `type: local`: built-in users with salted PBKDF2 hashes, the form at `login_page`, and
 //! failed-attempt throttling per user shared by every worker through the shared cache.
 
+mod login;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use crate::error::ConfigError;
 use crate::identity::Identity;
+use crate::methods::form::{LoginFailure, MAX_CREDENTIAL_BYTES};
 use crate::methods::throttle::{self, Throttle};
 use crate::password::PasswordHash;
 use crate::store::Stores;
@@ -68,22 +71,6 @@ pub struct Local {
     lockout: u64,
     dummy: PasswordHash,
 }
-
-/// Why a form login failed. The page says the same for the first two.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoginFailure {
-    /// Unknown user or wrong password (never said which).
-    Invalid,
-    /// Too many recent failures for this user.
-    Throttled,
-    /// The password budget is spent: refused without checking (429).
-    Busy,
-    /// The throttle store failed; we fail closed.
-    Unavailable,
-}
-
-/// The longest user name or password accepted from the form.
-pub const MAX_CREDENTIAL_BYTES: usize = 256;
 
 impl Local {
     /// Parses the method's configuration; `at` is its JSON path.

@@ -17,6 +17,8 @@
 
 pub mod ber;
 
+mod login;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -756,5 +758,4 @@ fn first_rdn_value(dn: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "ldap/tests.rs"]
 mod tests;

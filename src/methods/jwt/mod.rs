@@ -2,6 +2,8 @@
 //! (`?activeAuth=jwt-param&jwtParam=TOKEN`, the seeds' "JWT request parameters"); the same
 //! method can verify `Authorization: Bearer` tokens per request for host applications.
 
+mod login;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -304,9 +306,4 @@ impl Jwt {
             valid_until,
         })
     }
-}
-
-/// The expiry a claim imposes on a session (`session.expiry_claim`), if present and valid.
-pub fn expiry_from(claims: &Map<String, Value>, claim: &str) -> Option<u64> {
-    numeric_date(claims, claim).ok().flatten()
 }
