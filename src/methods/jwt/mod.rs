@@ -138,72 +138,8 @@ impl Jwt {
                 "give exactly one of secret, secret_base64, public_key, jwks".into(),
             ));
         }
-        let keys = if let Some(secret) = v.secret {
-            vec![(
-                None,
-                VerifyKey::hmac(alg, secret.into_bytes()).map_err(|e| err("verify.secret", e))?,
-            )]
-        } else if let Some(b64) = v.secret_base64 {
-            let bytes = keys::decode_b64_any(b64.trim())
-                .ok_or_else(|| err("verify.secret_base64", "not base64".into()))?;
-            vec![(
-                None,
-                VerifyKey::hmac(alg, bytes).map_err(|e| err("verify.secret_base64", e))?,
-            )]
-        } else if let Some(pem) = v.public_key {
-            vec![(
-                None,
-                VerifyKey::public(alg, &pem).map_err(|e| err("verify.public_key", e))?,
-            )]
-        } else {
-            let jwks = v.jwks.unwrap_or(Value::Null);
-            let list = jwks.get("keys").and_then(Value::as_array).ok_or_else(|| {
-                err(
-                    "verify.jwks",
-                    "must be a JWKS object {\"keys\": [...]}".into(),
-                )
-            })?;
-            let mut out = Vec::new();
-            for (i, jwk) in list.iter().enumerate() {
-                let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
-                let key = VerifyKey::from_jwk(alg, jwk)
-                    .map_err(|e| err(&format!("verify.jwks.keys[{i}]"), e))?;
-                out.push((kid, key));
-            }
-            if out.is_empty() {
-                return Err(err("verify.jwks", "no keys".into()));
-            }
-            if out.len() > 1 && out.iter().any(|(kid, _)| kid.is_none()) {
-                return Err(err(
-                    "verify.jwks",
-                    "with several keys, every key needs a kid".into(),
-                ));
-            }
-            out
-        };
-        let decrypter = match raw.decrypt {
-            None => None,
-            Some(d) => {
-                let key_alg = KeyAlg::from_name(&d.alg).ok_or_else(|| {
-                    err(
-                        "decrypt.alg",
-                        format!("{:?} is not one of RSA-OAEP-256, RSA-OAEP", d.alg),
-                    )
-                })?;
-                let enc = ContentAlg::from_name(&d.enc).ok_or_else(|| {
-                    err(
-                        "decrypt.enc",
-                        format!(
-                            "{:?} is not one of A128CBC-HS256, A256CBC-HS512, A128GCM, A256GCM",
-                            d.enc
-                        ),
-                    )
-                })?;
-                let key = keys::rsa_private_key(&d.private_key)
-                    .map_err(|e| err("decrypt.private_key", e))?;
-                Some(Decrypter::new(key_alg, enc, key))
-            }
-        };
+        let keys = verify_keys(alg, v, &err)?;
+        let decrypter = raw.decrypt.map(|d| decrypter(d, &err)).transpose()?;
         if raw.leeway_seconds > 600 {
             return Err(err("leeway_seconds", "at most 600".into()));
         }
@@ -306,4 +242,81 @@ impl Jwt {
             valid_until,
         })
     }
+}
+
+/// The verification keys of `verify`: a secret, a PEM public key, or a JWKS (several keys
+/// need a `kid` each).
+fn verify_keys(
+    alg: JwsAlg,
+    v: RawVerify,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Vec<(Option<String>, VerifyKey)>, ConfigError> {
+    let keys = if let Some(secret) = v.secret {
+        vec![(
+            None,
+            VerifyKey::hmac(alg, secret.into_bytes()).map_err(|e| err("verify.secret", e))?,
+        )]
+    } else if let Some(b64) = v.secret_base64 {
+        let bytes = keys::decode_b64_any(b64.trim())
+            .ok_or_else(|| err("verify.secret_base64", "not base64".into()))?;
+        vec![(
+            None,
+            VerifyKey::hmac(alg, bytes).map_err(|e| err("verify.secret_base64", e))?,
+        )]
+    } else if let Some(pem) = v.public_key {
+        vec![(
+            None,
+            VerifyKey::public(alg, &pem).map_err(|e| err("verify.public_key", e))?,
+        )]
+    } else {
+        let jwks = v.jwks.unwrap_or(Value::Null);
+        let list = jwks.get("keys").and_then(Value::as_array).ok_or_else(|| {
+            err(
+                "verify.jwks",
+                "must be a JWKS object {\"keys\": [...]}".into(),
+            )
+        })?;
+        let mut out = Vec::new();
+        for (i, jwk) in list.iter().enumerate() {
+            let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
+            let key = VerifyKey::from_jwk(alg, jwk)
+                .map_err(|e| err(&format!("verify.jwks.keys[{i}]"), e))?;
+            out.push((kid, key));
+        }
+        if out.is_empty() {
+            return Err(err("verify.jwks", "no keys".into()));
+        }
+        if out.len() > 1 && out.iter().any(|(kid, _)| kid.is_none()) {
+            return Err(err(
+                "verify.jwks",
+                "with several keys, every key needs a kid".into(),
+            ));
+        }
+        out
+    };
+    Ok(keys)
+}
+
+/// The token decrypter of `decrypt` (JWE with RSA-OAEP).
+fn decrypter(
+    d: RawDecrypt,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Decrypter, ConfigError> {
+    let key_alg = KeyAlg::from_name(&d.alg).ok_or_else(|| {
+        err(
+            "decrypt.alg",
+            format!("{:?} is not one of RSA-OAEP-256, RSA-OAEP", d.alg),
+        )
+    })?;
+    let enc = ContentAlg::from_name(&d.enc).ok_or_else(|| {
+        err(
+            "decrypt.enc",
+            format!(
+                "{:?} is not one of A128CBC-HS256, A256CBC-HS512, A128GCM, A256GCM",
+                d.enc
+            ),
+        )
+    })?;
+    let key = keys::rsa_private_key(&d.private_key).map_err(|e| err("decrypt.private_key", e))?;
+    Ok(Decrypter::new(key_alg, enc, key))
 }
