@@ -241,23 +241,7 @@ impl Config {
     }
 
     fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
-        let base = url::Url::parse(&raw.base_url)
-            .map_err(|e| ConfigError::at("base_url", format!("not an absolute URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(ConfigError::at(
-                "base_url",
-                "must be an http(s) URL with a host",
-            ));
-        }
-        if base.path() != "/" || base.query().is_some() || base.fragment().is_some() {
-            return Err(ConfigError::at(
-                "base_url",
-                "must be an origin only (no path, query or fragment)",
-            ));
-        }
-        let origin = base.origin().ascii_serialization();
-        let https = base.scheme() == "https";
-
+        let (origin, https) = parse_origin(&raw.base_url)?;
         let prefix = check_path("prefix", &raw.prefix)?;
         if prefix == "/" || prefix.ends_with('/') {
             return Err(ConfigError::at("prefix", "must not be / or end with /"));
@@ -267,189 +251,16 @@ impl Config {
         for (i, p) in raw.tenant_params.iter().enumerate() {
             check_token(&format!("tenant_params[{i}]"), p)?;
         }
-        let mut public_paths = Vec::new();
-        for (i, p) in raw.public_paths.iter().enumerate() {
-            let at = format!("public_paths[{i}]");
-            if p.contains(';') {
-                // A request path is public only as written and with its `;` parameters cut,
-                // so an entry holding `;` could never match: say so at load.
-                return Err(ConfigError::at(at, "must not contain ';'"));
-            }
-            let normal = check_path(&at, p)?;
-            if normal == "/" {
-                return Err(ConfigError::at(at, "/ would make everything public"));
-            }
-            if normal.starts_with(&prefix) || normal == login_page {
-                return Err(ConfigError::at(at, "overlaps the filter's own endpoints"));
-            }
-            public_paths.push(normal);
-        }
-
-        let s = raw.session;
-        check_token("session.cookie", &s.cookie)?;
-        let ring = KeyRing::new(&s.keys)
-            .map_err(|(i, reason)| ConfigError::at(format!("session.keys[{i}]"), reason))?;
-        if s.ttl_seconds == 0 || s.ttl_seconds > 30 * 24 * 3600 {
-            return Err(ConfigError::at(
-                "session.ttl_seconds",
-                "must be between 1 and 2592000 (30 days)",
-            ));
-        }
-        let secure = s.secure.unwrap_or(true);
-        if !secure && https {
-            return Err(ConfigError::at(
-                "session.secure",
-                "false is only allowed when base_url is http://",
-            ));
-        }
-        if s.same_site == SameSite::None && !secure {
-            return Err(ConfigError::at(
-                "session.same_site",
-                "none requires secure cookies",
-            ));
-        }
-        if s.partitioned && (s.same_site != SameSite::None || !secure) {
-            return Err(ConfigError::at(
-                "session.partitioned",
-                "needs same_site \"none\" and secure cookies (an iframe-safe CHIPS cookie)",
-            ));
-        }
-        let cookies = Cookies {
-            name: s.cookie,
-            ring,
-            ttl: s.ttl_seconds,
-            secure,
-            same_site: s.same_site,
-            partitioned: s.partitioned,
-            expiry_claim: s.expiry_claim,
-        };
-
-        let mut seen = Vec::new();
-        for (field, name) in [
-            "login",
-            "name",
-            "email",
-            "phone",
-            "roles",
-            "groups",
-            "org",
-            "tenant",
-            "method",
-            "attributes",
-        ]
-        .iter()
-        .zip(raw.identity_headers.all())
-        {
-            let at = format!("identity_headers.{field}");
-            check_header_name(&at, name)?;
-            if seen.contains(&name.to_ascii_lowercase()) {
-                return Err(ConfigError::at(at, "the same header is used twice"));
-            }
-            seen.push(name.to_ascii_lowercase());
-        }
-        let assertion = raw
-            .assertion
-            .map(|a| AssertionSigner::from_raw(a, &origin))
-            .transpose()?;
-        if let Some(a) = &assertion {
-            check_header_name("assertion.header", a.header())?;
-            if seen.contains(&a.header().to_ascii_lowercase()) {
-                return Err(ConfigError::at(
-                    "assertion.header",
-                    "already used by identity_headers",
-                ));
-            }
-        }
-
-        let global_methods = parse_methods(&raw.methods, "methods")?;
-        if global_methods.is_empty() && raw.tenants.values().all(|t| t.methods.is_empty()) {
-            return Err(ConfigError::at(
-                "methods",
-                "at least one login method is required",
-            ));
-        }
-        let global = build_scope(
-            None,
-            raw.default_method,
-            &global_methods,
-            &[],
-            &raw.mapping,
-            "",
-        )?;
-
-        let mut tenants = BTreeMap::new();
-        for (code, t) in raw.tenants {
-            let at = format!("tenants.{code}");
-            let own = parse_methods(&t.methods, &format!("{at}.methods"))?;
-            let mapping = raw.mapping.overlay(&t.mapping);
-            let info = TenantInfo {
-                code: code.clone(),
-                id: t.id,
-                name: t.name,
-            };
-            let default = t.default_method.or_else(|| global.default_method.clone());
-            let scope = build_scope(Some(info), default, &global_methods, &own, &mapping, &at)?;
-            tenants.insert(code, scope);
-        }
-
-        let mut callbacks: BTreeMap<String, String> = BTreeMap::new();
-        let mut callback_kinds: BTreeMap<String, &'static str> = BTreeMap::new();
-        for scope in std::iter::once(&global).chain(tenants.values()) {
-            for m in scope.methods.values() {
-                if let Some(custom) = m.kind.callback_path() {
-                    let path = custom
-                        .map_or_else(|| format!("{prefix}/callback/{}", m.name), str::to_owned);
-                    // Matched on the path; a registered query stays part of the redirect URI.
-                    let path = path.split('?').next().unwrap_or_default().to_owned();
-                    if path == login_page
-                        || public_paths
-                            .iter()
-                            .any(|p| path.starts_with(p.as_str()) || *p == path)
-                    {
-                        return Err(ConfigError::at(
-                            format!("methods.{}.callback_path", m.name),
-                            "overlaps the login page or a public path",
-                        ));
-                    }
-                    let kind = m.kind.type_name();
-                    if callback_kinds
-                        .insert(path.clone(), kind)
-                        .is_some_and(|k| k != kind)
-                    {
-                        return Err(ConfigError::at(
-                            format!("methods.{}.type", m.name),
-                            "a method of this name has another type in another scope",
-                        ));
-                    }
-                    match callbacks.get(&path) {
-                        Some(other) if *other != m.name => {
-                            return Err(ConfigError::at(
-                                format!("methods.{}.callback_path", m.name),
-                                format!("{path} is already the callback of {other}"),
-                            ))
-                        }
-                        _ => {
-                            callbacks.insert(path, m.name.clone());
-                        }
-                    }
-                }
-            }
-        }
-
+        let public_paths = parse_public_paths(&raw.public_paths, &prefix, &login_page)?;
+        let cookies = parse_session(raw.session, https)?;
+        let assertion = check_headers(&raw.identity_headers, raw.assertion, &origin)?;
+        let (global, tenants) =
+            build_scopes(raw.methods, raw.default_method, raw.mapping, raw.tenants)?;
+        let callbacks = collect_callbacks(&global, &tenants, &prefix, &login_page, &public_paths)?;
         raw.limits
             .check()
             .map_err(|(path, reason)| ConfigError::at(path, reason))?;
-        let client_ip_header = match raw.client_ip_header {
-            Some(h)
-                if h.is_empty()
-                    || !h
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-            {
-                return Err(ConfigError::at("client_ip_header", "not a header name"));
-            }
-            other => other.map(|h| h.to_ascii_lowercase()),
-        };
+        let client_ip_header = parse_client_ip_header(raw.client_ip_header)?;
         Ok(Config {
             limits: raw.limits,
             client_ip_header,
@@ -703,6 +514,250 @@ fn build_scope(
         default_method,
         methods,
     })
+}
+
+/// `base_url`: an http(s) origin only; its serialisation and whether it is https.
+fn parse_origin(base_url: &str) -> Result<(String, bool), ConfigError> {
+    let base = url::Url::parse(base_url)
+        .map_err(|e| ConfigError::at("base_url", format!("not an absolute URL: {e}")))?;
+    if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+        return Err(ConfigError::at(
+            "base_url",
+            "must be an http(s) URL with a host",
+        ));
+    }
+    if base.path() != "/" || base.query().is_some() || base.fragment().is_some() {
+        return Err(ConfigError::at(
+            "base_url",
+            "must be an origin only (no path, query or fragment)",
+        ));
+    }
+    let origin = base.origin().ascii_serialization();
+    let https = base.scheme() == "https";
+    Ok((origin, https))
+}
+
+/// `public_paths`: normalised, none of them `/`, none overlapping the filter's endpoints.
+fn parse_public_paths(
+    raw: &[String],
+    prefix: &str,
+    login_page: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let mut public_paths = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        let at = format!("public_paths[{i}]");
+        if p.contains(';') {
+            // A request path is public only as written and with its `;` parameters cut,
+            // so an entry holding `;` could never match: say so at load.
+            return Err(ConfigError::at(at, "must not contain ';'"));
+        }
+        let normal = check_path(&at, p)?;
+        if normal == "/" {
+            return Err(ConfigError::at(at, "/ would make everything public"));
+        }
+        if normal.starts_with(prefix) || normal == login_page {
+            return Err(ConfigError::at(at, "overlaps the filter's own endpoints"));
+        }
+        public_paths.push(normal);
+    }
+    Ok(public_paths)
+}
+
+/// `session`: the key ring and the cookie policy (secure unless the origin is plain http).
+fn parse_session(s: RawSession, https: bool) -> Result<Cookies, ConfigError> {
+    check_token("session.cookie", &s.cookie)?;
+    let ring = KeyRing::new(&s.keys)
+        .map_err(|(i, reason)| ConfigError::at(format!("session.keys[{i}]"), reason))?;
+    if s.ttl_seconds == 0 || s.ttl_seconds > 30 * 24 * 3600 {
+        return Err(ConfigError::at(
+            "session.ttl_seconds",
+            "must be between 1 and 2592000 (30 days)",
+        ));
+    }
+    let secure = s.secure.unwrap_or(true);
+    if !secure && https {
+        return Err(ConfigError::at(
+            "session.secure",
+            "false is only allowed when base_url is http://",
+        ));
+    }
+    if s.same_site == SameSite::None && !secure {
+        return Err(ConfigError::at(
+            "session.same_site",
+            "none requires secure cookies",
+        ));
+    }
+    if s.partitioned && (s.same_site != SameSite::None || !secure) {
+        return Err(ConfigError::at(
+            "session.partitioned",
+            "needs same_site \"none\" and secure cookies (an iframe-safe CHIPS cookie)",
+        ));
+    }
+    let cookies = Cookies {
+        name: s.cookie,
+        ring,
+        ttl: s.ttl_seconds,
+        secure,
+        same_site: s.same_site,
+        partitioned: s.partitioned,
+        expiry_claim: s.expiry_claim,
+    };
+    Ok(cookies)
+}
+
+/// `identity_headers` and the assertion header: valid names, no header used twice.
+fn check_headers(
+    headers: &IdentityHeaders,
+    assertion: Option<RawAssertion>,
+    origin: &str,
+) -> Result<Option<AssertionSigner>, ConfigError> {
+    let mut seen = Vec::new();
+    for (field, name) in [
+        "login",
+        "name",
+        "email",
+        "phone",
+        "roles",
+        "groups",
+        "org",
+        "tenant",
+        "method",
+        "attributes",
+    ]
+    .iter()
+    .zip(headers.all())
+    {
+        let at = format!("identity_headers.{field}");
+        check_header_name(&at, name)?;
+        if seen.contains(&name.to_ascii_lowercase()) {
+            return Err(ConfigError::at(at, "the same header is used twice"));
+        }
+        seen.push(name.to_ascii_lowercase());
+    }
+    let assertion = assertion
+        .map(|a| AssertionSigner::from_raw(a, origin))
+        .transpose()?;
+    if let Some(a) = &assertion {
+        check_header_name("assertion.header", a.header())?;
+        if seen.contains(&a.header().to_ascii_lowercase()) {
+            return Err(ConfigError::at(
+                "assertion.header",
+                "already used by identity_headers",
+            ));
+        }
+    }
+    Ok(assertion)
+}
+
+/// The global scope and the tenant scopes, each with its methods and effective mappings.
+fn build_scopes(
+    methods: Map<String, Value>,
+    default_method: Option<String>,
+    mapping: RawMapping,
+    raw_tenants: BTreeMap<String, RawTenant>,
+) -> Result<(Scope, BTreeMap<String, Scope>), ConfigError> {
+    let global_methods = parse_methods(&methods, "methods")?;
+    if global_methods.is_empty() && raw_tenants.values().all(|t| t.methods.is_empty()) {
+        return Err(ConfigError::at(
+            "methods",
+            "at least one login method is required",
+        ));
+    }
+    let global = build_scope(None, default_method, &global_methods, &[], &mapping, "")?;
+
+    let mut tenants = BTreeMap::new();
+    for (code, t) in raw_tenants {
+        let at = format!("tenants.{code}");
+        let own = parse_methods(&t.methods, &format!("{at}.methods"))?;
+        let tenant_mapping = mapping.overlay(&t.mapping);
+        let info = TenantInfo {
+            code: code.clone(),
+            id: t.id,
+            name: t.name,
+        };
+        let default = t.default_method.or_else(|| global.default_method.clone());
+        let scope = build_scope(
+            Some(info),
+            default,
+            &global_methods,
+            &own,
+            &tenant_mapping,
+            &at,
+        )?;
+        tenants.insert(code, scope);
+    }
+    Ok((global, tenants))
+}
+
+/// The callback path of every redirect method: unique, one type per path, clear of the login
+/// page and the public paths.
+fn collect_callbacks(
+    global: &Scope,
+    tenants: &BTreeMap<String, Scope>,
+    prefix: &str,
+    login_page: &str,
+    public_paths: &[String],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut callbacks: BTreeMap<String, String> = BTreeMap::new();
+    let mut callback_kinds: BTreeMap<String, &'static str> = BTreeMap::new();
+    for scope in std::iter::once(global).chain(tenants.values()) {
+        for m in scope.methods.values() {
+            if let Some(custom) = m.kind.callback_path() {
+                let path =
+                    custom.map_or_else(|| format!("{prefix}/callback/{}", m.name), str::to_owned);
+                // Matched on the path; a registered query stays part of the redirect URI.
+                let path = path.split('?').next().unwrap_or_default().to_owned();
+                if path == login_page
+                    || public_paths
+                        .iter()
+                        .any(|p| path.starts_with(p.as_str()) || *p == path)
+                {
+                    return Err(ConfigError::at(
+                        format!("methods.{}.callback_path", m.name),
+                        "overlaps the login page or a public path",
+                    ));
+                }
+                let kind = m.kind.type_name();
+                if callback_kinds
+                    .insert(path.clone(), kind)
+                    .is_some_and(|k| k != kind)
+                {
+                    return Err(ConfigError::at(
+                        format!("methods.{}.type", m.name),
+                        "a method of this name has another type in another scope",
+                    ));
+                }
+                match callbacks.get(&path) {
+                    Some(other) if *other != m.name => {
+                        return Err(ConfigError::at(
+                            format!("methods.{}.callback_path", m.name),
+                            format!("{path} is already the callback of {other}"),
+                        ))
+                    }
+                    _ => {
+                        callbacks.insert(path, m.name.clone());
+                    }
+                }
+            }
+        }
+    }
+    Ok(callbacks)
+}
+
+/// `client_ip_header`: a header name, kept lowercase.
+fn parse_client_ip_header(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    let client_ip_header = match raw {
+        Some(h)
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            return Err(ConfigError::at("client_ip_header", "not a header name"));
+        }
+        other => other.map(|h| h.to_ascii_lowercase()),
+    };
+    Ok(client_ip_header)
 }
 
 /// A path must be absolute and already in normal form (so matching is exact).
