@@ -93,7 +93,28 @@ ALL_CONFIGS = [
     ("E", "jwt_authn-hs256", "envoy.filters.http.jwt_authn local_jwks, HS256"),
     ("E", "jwt_authn-rs256", "envoy.filters.http.jwt_authn local_jwks, RS256"),
     ("F", "wasm-noop", "a proxy-wasm filter that does nothing (bench/noop-filter): the Wasm floor"),
+    # The probes: the no-op filter making one kind of host call, so each call's price in
+    # Envoy's V8 is the probe's CPU per request minus F's (bench/noop-filter/src/lib.rs).
+    ("G", "probe-read-map", "no-op filter + read the whole request header map"),
+    ("G", "probe-read-one", "no-op filter + read one header (cookie)"),
+    ("G", "probe-set-1", "no-op filter + set 1 header (1 call)"),
+    ("G", "probe-set-4", "no-op filter + set 4 headers (4 calls)"),
+    ("G", "probe-remove-2", "no-op filter + remove 2 headers (2 calls)"),
+    ("G", "probe-replace-map-4", "no-op filter + read the map, add 4 headers, write it back (2 calls)"),
+    ("G", "probe-clock", "no-op filter + read the clock"),
 ]
+PROBES = {
+    "probe-read-map": {"probe": "read_map"},
+    "probe-read-one": {"probe": "read_one"},
+    "probe-set-1": {"probe": "set", "n": 1},
+    "probe-set-4": {"probe": "set", "n": 4},
+    "probe-remove-2": {"probe": "remove", "n": 2},
+    "probe-replace-map-4": {"probe": "replace_map", "n": 4},
+    "probe-clock": {"probe": "clock"},
+}
+# What wrk sends to the probes: the shape of B's requests (Accept and a session-sized cookie),
+# so reading the map costs what it costs on the session path.
+PROBE_COOKIE = "sso_session=" + "x" * 560 + "; theme=dark"
 NOOP_WASM = ROOT / "bench/noop-filter/target/wasm32-wasip1/release/noop_filter.wasm"
 NEEDS_WASM = {"sso-session", "sso-bearer-hs256", "sso-bearer-rs256"}
 
@@ -476,6 +497,8 @@ def front_config(name: str, port: int, admin_port: int, upstream_port: int, keys
         filters = [jwt_authn_filter(keys.jwks_rs)]
     elif name == "wasm-noop":
         filters = [wasm_filter({}, NOOP_WASM)]
+    elif name in PROBES:
+        filters = [wasm_filter(PROBES[name], NOOP_WASM)]
     else:
         raise BenchError(f"unknown configuration {name}")
     return bootstrap(port, admin_port, hcm("ingress", filters, route), clusters, extra)
@@ -785,7 +808,7 @@ def preflight(inst: Instance) -> dict:
         raise BenchError(f"{inst.name}: request with credentials got {r.status} "
                          f"{r.header('location') or ''} {r.body[:200]!r}, not the upstream's 200")
     seen = {"with_credentials": r.status}
-    if inst.name not in ("no-filter", "wasm-noop"):
+    if inst.name not in ("no-filter", "wasm-noop") and inst.name not in PROBES:
         bare = {k: v for k, v in inst.headers.items() if k.lower() not in ("cookie", "authorization")}
         r2 = request(inst.port, "GET", "/", bare)
         seen["without_credentials"] = r2.status
@@ -901,6 +924,8 @@ def main() -> int:
     for name, inst in fronts.items():
         if name in ("no-filter", "wasm-noop"):
             inst.headers = {"Accept": "application/json"}
+        elif name in PROBES:
+            inst.headers = {"Accept": "application/json", "Cookie": PROBE_COOKIE}
         elif name == "sso-session":
             session = local_login(inst.port, keys)
             inst.headers = {"Accept": "application/json", "Cookie": cookie_header(session)}
@@ -1128,6 +1153,21 @@ def markdown(result: dict) -> str:
                   "| comparison | sso-filter CPU us/req over A | native CPU us/req over A "
                   "| req/s sso-filter / native |",
                   "|---|---:|---:|---:|"] + rows
+    floor = cfgs.get("wasm-noop")
+    probes = [(n, c) for n, c in cfgs.items() if n in PROBES]
+    if floor and probes:
+        f = floor["cpu_us_per_request"]
+        lines += ["", "### The price of each host call in Envoy's V8 (probe minus F, same run)", "",
+                  "| probe | what it does | CPU us/req over F |", "|---|---|---:|"]
+        lines += [f"| {n} | {c['description']} | {c['cpu_us_per_request'] - f:.1f} |"
+                  for n, c in probes]
+    ours = cfgs.get("sso-session")
+    native = cfgs.get("oauth2-native")
+    if ours and floor:
+        lines += ["", f"**Session path above the Wasm floor (B - F): "
+                  f"{ours['cpu_us_per_request'] - floor['cpu_us_per_request']:.1f} us per request**"
+                  + (f"; B's req/s / C's: {ours['rps_median'] / native['rps_median']:.2f}"
+                     if native else "")]
     lg = result.get("logins")
     if lg:
         m, a = lg["median_ms"], lg["added_ms"]
