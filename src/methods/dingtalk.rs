@@ -288,23 +288,6 @@ impl DingTalk {
         })
     }
 
-    /// Mapping defaults: JumpServer's (`userid`, `name`, `email` falling back to `org_email`),
-    /// plus `mobile` and the organisation.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "userid"),
-            ("name", "$['name','nick']"),
-            ("email", "$['email','org_email']"),
-            ("phone", "mobile"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.api.origin(), self.oapi.origin()]
-    }
-
     fn oapi_post(&self, path: &str, token: &str, body: &Value) -> Callout {
         cn::post_json(
             self.oapi.url(path, &[("access_token", token)]),
@@ -415,14 +398,33 @@ fn code_value(value: Option<&str>) -> Option<Secret> {
 impl Provider for DingTalk {
     type Step = Step;
 
+    const TYPE: &'static str = "dingtalk";
+
     const LABEL: &'static str = "DingTalk";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
-        self.callback_path.as_deref()
+    fn callback_path(&self) -> Option<Option<&str>> {
+        Some(self.callback_path.as_deref())
+    }
+
+    /// Mapping defaults: JumpServer's (`userid`, `name`, `email` falling back to `org_email`),
+    /// plus `mobile` and the organisation.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "userid"),
+            ("name", "$['name','nick']"),
+            ("email", "$['email','org_email']"),
+            ("phone", "mobile"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.api.origin(), self.oapi.origin()]
     }
 
     fn choose(&self, entry: &Entry<'_>) -> Result<&'static str, Deny> {

@@ -205,24 +205,6 @@ impl Teams {
         })
     }
 
-    /// Mapping defaults: the user principal name (v2 `preferred_username`, v1 `upn`), the
-    /// display name, app roles as roles, groups.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "$['preferred_username','upn','unique_name','oid']"),
-            ("name", "name"),
-            ("email", "$['email','upn','preferred_username']"),
-            ("roles", "roles"),
-            ("groups", "groups"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.jwks.clone()]
-    }
-
     fn jwks_key(&self) -> String {
         format!("sso:teams:jwks:{}", self.jwks)
     }
@@ -348,14 +330,35 @@ impl Teams {
 impl Provider for Teams {
     type Step = Step;
 
+    const TYPE: &'static str = "teams";
+
     const LABEL: &'static str = "Microsoft Teams";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
+    fn callback_path(&self) -> Option<Option<&str>> {
+        // The login arrives on the application's own URL or is posted: no callback.
         None
+    }
+
+    /// Mapping defaults: the user principal name (v2 `preferred_username`, v1 `upn`), the
+    /// display name, app roles as roles, groups.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "$['preferred_username','upn','unique_name','oid']"),
+            ("name", "name"),
+            ("email", "$['email','upn','preferred_username']"),
+            ("roles", "roles"),
+            ("groups", "groups"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.jwks.clone()]
     }
 
     fn cross_site(&self) -> bool {

@@ -219,22 +219,6 @@ impl Wechat {
         })
     }
 
-    /// Mapping defaults: the `unionid` (one per open-platform account) when WeChat gives it,
-    /// else the app's `openid`; the nickname.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "$['unionid','openid']"),
-            ("name", "nickname"),
-            ("phone", "$['phoneNumber','purePhoneNumber']"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.api.origin()]
-    }
-
     fn web_app(&self, app: WebApp) -> Option<&App> {
         match app {
             WebApp::Open => self.open.as_ref(),
@@ -326,14 +310,32 @@ fn code_value(value: Option<&str>) -> Option<Secret> {
 impl Provider for Wechat {
     type Step = Step;
 
+    const TYPE: &'static str = "wechat";
+
     const LABEL: &'static str = "WeChat";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
-        self.callback_path.as_deref()
+    fn callback_path(&self) -> Option<Option<&str>> {
+        Some(self.callback_path.as_deref())
+    }
+
+    /// Mapping defaults: the `unionid` (one per open-platform account) when WeChat gives it,
+    /// else the app's `openid`; the nickname.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "$['unionid','openid']"),
+            ("name", "nickname"),
+            ("phone", "$['phoneNumber','purePhoneNumber']"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.api.origin()]
     }
 
     fn choose(&self, entry: &Entry<'_>) -> Result<&'static str, Deny> {

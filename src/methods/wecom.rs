@@ -194,23 +194,6 @@ impl Wecom {
         })
     }
 
-    /// Mapping defaults: JumpServer's (`userid`, `name`, `email` falling back to `biz_mail`),
-    /// plus `mobile` and the configured organisation.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "userid"),
-            ("name", "name"),
-            ("email", "$['email','biz_mail']"),
-            ("phone", "mobile"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.api.origin()]
-    }
-
     fn api_url(&self, path: &str, token: &str, extra: &[(&str, &str)]) -> url::Url {
         let mut query = vec![("access_token", token)];
         query.extend_from_slice(extra);
@@ -233,14 +216,33 @@ fn classify(code: i64) -> CodeKind {
 impl Provider for Wecom {
     type Step = Step;
 
+    const TYPE: &'static str = "wecom";
+
     const LABEL: &'static str = "WeCom";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
-        self.callback_path.as_deref()
+    fn callback_path(&self) -> Option<Option<&str>> {
+        Some(self.callback_path.as_deref())
+    }
+
+    /// Mapping defaults: JumpServer's (`userid`, `name`, `email` falling back to `biz_mail`),
+    /// plus `mobile` and the configured organisation.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "userid"),
+            ("name", "name"),
+            ("email", "$['email','biz_mail']"),
+            ("phone", "mobile"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.api.origin()]
     }
 
     fn choose(&self, entry: &Entry<'_>) -> Result<&'static str, Deny> {
