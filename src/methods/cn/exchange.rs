@@ -93,15 +93,16 @@ pub(super) fn drive<P: Provider>(
     login.sent_ms = env.now_ms;
     let token = match token_kind {
         None => None,
-        Some(kind) => match cached_token(env.cache, &p.token_key(kind), env.now, p.refresh_margin())
-        {
-            Some(token) => Some(token),
-            None => {
-                let phase = Phase::ExpectAppToken(kind);
-                let callout = p.token_request(kind, env.now_ms);
-                return call(here, callout, Exchange { login, step, phase });
+        Some(kind) => {
+            match cached_token(env.cache, &p.token_key(kind), env.now, p.refresh_margin()) {
+                Some(token) => Some(token),
+                None => {
+                    let phase = Phase::ExpectAppToken(kind);
+                    let callout = p.token_request(kind, env.now_ms);
+                    return call(here, callout, Exchange { login, step, phase });
+                }
             }
-        },
+        }
     };
     let callout = p.request(&step, token.as_deref(), env.now_ms);
     let phase = Phase::ExpectAnswer;
@@ -207,7 +208,9 @@ fn complete(
     match here.kit.finish_login(here, &req, done, env) {
         Ok(outcome) if json => as_json(outcome),
         Ok(outcome) => outcome,
-        Err(deny) => here.kit.refuse(&req, deny, login.delete_flow.into_iter().collect()),
+        Err(deny) => here
+            .kit
+            .refuse(&req, deny, login.delete_flow.into_iter().collect()),
     }
 }
 

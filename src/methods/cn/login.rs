@@ -203,7 +203,11 @@ impl<P: Provider> LoginMethod for P {
         }
         let fields = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => map,
-            _ => return here.kit.refuse(&req, Deny::BadRequest("code_body"), Vec::new()),
+            _ => {
+                return here
+                    .kit
+                    .refuse(&req, Deny::BadRequest("code_body"), Vec::new())
+            }
         };
         let state = fields.get("state").and_then(Value::as_str).unwrap_or("");
         let (flow, delete_flow) = match here.kit.take_flow(&req, state, env) {
@@ -229,10 +233,7 @@ impl<P: Provider> LoginMethod for P {
 }
 
 /// The flow's method is this one (the path named it): it and its provider, in the flow's scope.
-fn flow_method<'k, P: Provider>(
-    here: &Here<'k>,
-    flow: &Flow,
-) -> Result<(Here<'k>, &'k P), Deny> {
+fn flow_method<'k, P: Provider>(here: &Here<'k>, flow: &Flow) -> Result<(Here<'k>, &'k P), Deny> {
     let there = here
         .kit
         .method(flow.tenant.as_deref(), &flow.method)
