@@ -4,7 +4,6 @@
 
 use serde_json::{json, Map, Value};
 
-use super::login::named;
 use super::{cached_token, forget_token, store_token, Answer, Provider, Settled, TokenKind};
 use crate::deny::Deny;
 use crate::http::{Callout, CalloutResponse, Outcome, RequestHead, Response, Step};
@@ -266,5 +265,19 @@ fn answered(
         Err(IdpFailure::Timeout)
     } else {
         Err(IdpFailure::Unreachable)
+    }
+}
+
+/// Names the method in a provider refusal made before it was known.
+pub(super) fn named(deny: Deny, method: &str) -> Deny {
+    match deny {
+        Deny::Idp { method: m, failure } if m.is_empty() => Deny::Idp {
+            method: method.to_owned(),
+            failure,
+        },
+        Deny::MethodNeedsToken { method: m } if m.is_empty() => Deny::MethodNeedsToken {
+            method: method.to_owned(),
+        },
+        other => other,
     }
 }

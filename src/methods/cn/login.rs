@@ -18,7 +18,7 @@ use std::any::Any;
 
 use serde_json::{Map, Value};
 
-use super::exchange::{self, Exchange, Landing};
+use super::exchange::{self, named, Exchange, Landing};
 use super::{Begin, Entry, JsPage, Provider, UrlLogin};
 use crate::counter::Counter;
 use crate::deny::Deny;
@@ -312,20 +312,6 @@ fn redirect_uri<P: Provider>(p: &P, here: &Here<'_>) -> String {
         str::to_owned,
     );
     format!("{}{path}", kit.origin())
-}
-
-/// Names the method in a provider refusal made before it was known.
-pub(super) fn named(deny: Deny, method: &str) -> Deny {
-    match deny {
-        Deny::Idp { method: m, failure } if m.is_empty() => Deny::Idp {
-            method: method.to_owned(),
-            failure,
-        },
-        Deny::MethodNeedsToken { method: m } if m.is_empty() => Deny::MethodNeedsToken {
-            method: method.to_owned(),
-        },
-        other => other,
-    }
 }
 
 /// A random `[A-Za-z0-9]` string of `n` bytes' entropy (hex): WeCom and WeChat allow only
