@@ -281,3 +281,46 @@ pub(super) fn named(deny: Deny, method: &str) -> Deny {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counter::{Counter, MethodLabel};
+
+    #[test]
+    fn a_posted_code_lands_as_json_with_the_same_cookies_and_counters() {
+        let redirect = Response::redirect(302, "/app?x=1")
+            .header("referrer-policy", "no-referrer")
+            .cookies(vec!["flow=; Max-Age=0".into(), "sso_session=S".into()]);
+        let label = MethodLabel::configured("dingtalk");
+        let outcome = Outcome::new(Step::Respond(redirect)).count(Counter::LoginSuccess(label));
+        let outcome = as_json(outcome);
+        assert_eq!(outcome.counters.len(), 1);
+        let Step::Respond(r) = outcome.step else {
+            panic!("not a response")
+        };
+        assert_eq!(r.status, 200);
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body, json!({"ok": true, "location": "/app?x=1"}));
+        let cookies: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(cookies, ["flow=; Max-Age=0", "sso_session=S"]);
+        assert!(!r.headers.iter().any(|(n, _)| n == "location"));
+    }
+
+    #[test]
+    fn a_refusal_is_not_turned_into_a_landing() {
+        let refusal = Outcome::new(Step::Respond(
+            Response::new(401).json(&json!({"error": "x"})),
+        ));
+        let Step::Respond(r) = as_json(refusal).step else {
+            panic!("not a response")
+        };
+        assert_eq!(r.status, 401);
+        assert_eq!(r.body, br#"{"error":"x"}"#);
+    }
+}
