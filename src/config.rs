@@ -408,11 +408,11 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "wecom" => MethodKind::Wecom(Box::new(wecom::Wecom::from_raw(
+            "wecom" => MethodKind::Login(Arc::new(wecom::Wecom::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "dingtalk" => MethodKind::DingTalk(Box::new(dingtalk::DingTalk::from_raw(
+            "dingtalk" => MethodKind::Login(Arc::new(dingtalk::DingTalk::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),
@@ -420,19 +420,19 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "lark" => MethodKind::Lark(Box::new(lark::Lark::from_raw(
+            "lark" => MethodKind::Login(Arc::new(lark::Lark::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "wechat" => MethodKind::Wechat(Box::new(wechat::Wechat::from_raw(
+            "wechat" => MethodKind::Login(Arc::new(wechat::Wechat::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "yunzhijia" => MethodKind::Yunzhijia(Box::new(yunzhijia::Yunzhijia::from_raw(
+            "yunzhijia" => MethodKind::Login(Arc::new(yunzhijia::Yunzhijia::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "teams" => MethodKind::Teams(Box::new(teams::Teams::from_raw(
+            "teams" => MethodKind::Login(Arc::new(teams::Teams::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),

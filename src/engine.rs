@@ -39,7 +39,6 @@ use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW
 use crate::store::Stores;
 use crate::wait::{BodyWait, CalloutWait, MethodRef, StreamWait};
 
-pub mod cn_flow;
 mod kit;
 pub mod redirect_flow;
 pub mod saml_flow;
@@ -277,7 +276,6 @@ impl Filter {
     fn legacy_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
         match pending {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
-            Pending::ExpectCode(p) => self.cn_code_body(p, body, env),
             Pending::ExpectSamlResponse(p) => self.saml_acs(p, body, env),
             _ => unavailable(),
         }
@@ -291,7 +289,6 @@ impl Filter {
     ) -> Outcome {
         match pending {
             Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
-            Pending::Cn(wait) => self.resume_cn(*wait, response, env),
             Pending::Saml(wait) => self.resume_saml(*wait, response, env),
             _ => unavailable(),
         }
@@ -369,9 +366,6 @@ impl Filter {
             if let Some((here, imp)) = self.login_anywhere(method) {
                 return imp.callback(&here, ctx, env);
             }
-            if self.is_cn_method(method) {
-                return self.cn_callback(ctx, method, env);
-            }
             return self.finish_redirect(ctx, method, env);
         }
         if let Some(rest) = ctx.path.strip_prefix(&c.prefix) {
@@ -383,10 +377,9 @@ impl Filter {
                     let (here, imp, sub) = self.own_endpoint(rest).ok_or(Deny::NotFound)?;
                     imp.endpoint(&here, ctx, sub, env)
                 }
-                _ => match (rest.strip_prefix("/code/"), rest.strip_prefix("/saml/")) {
-                    (Some(name), _) => self.cn_code_post(ctx, name),
-                    (None, Some(saml)) => self.saml_endpoint(ctx, saml, env),
-                    (None, None) => Err(Deny::NotFound),
+                _ => match rest.strip_prefix("/saml/") {
+                    Some(saml) => self.saml_endpoint(ctx, saml, env),
+                    None => Err(Deny::NotFound),
                 },
             };
         }
@@ -406,12 +399,6 @@ impl Filter {
         // light-app ticket, an admin-console code.
         if let Some((here, imp)) = chosen.and_then(|m| self.login_in(scope, m)) {
             if let Some(outcome) = imp.on_protected(&here, ctx, env)? {
-                return Ok(outcome);
-            }
-        }
-        // A provider login carried by the URL (a light-app ticket, an admin-console code).
-        if let Some(method) = chosen.filter(|m| m.kind.is_cn()) {
-            if let Some(outcome) = self.cn_url_login(ctx, scope, method, env)? {
                 return Ok(outcome);
             }
         }
@@ -900,12 +887,6 @@ impl Filter {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_redirect(ctx.head, method, tenant, rd, false, env)
             }
-            MethodKind::Wecom(_)
-            | MethodKind::DingTalk(_)
-            | MethodKind::Lark(_)
-            | MethodKind::Wechat(_)
-            | MethodKind::Yunzhijia(_)
-            | MethodKind::Teams(_) => self.cn_start(ctx, scope, method, rd, env),
             MethodKind::Saml2(_) => {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_saml(ctx.head, method, tenant, rd, env)

@@ -25,18 +25,6 @@ pub enum MethodKind {
     Saml2(Box<saml2::Saml2>),
     /// OAuth2 / OpenID Connect authorization code (`type: oauth2`, `type: oidc`).
     OAuth2(Box<oauth2::OAuth2>),
-    /// WeCom / Enterprise WeChat (`type: wecom`).
-    Wecom(Box<wecom::Wecom>),
-    /// DingTalk (`type: dingtalk`).
-    DingTalk(Box<dingtalk::DingTalk>),
-    /// Feishu / Lark (`type: lark`).
-    Lark(Box<lark::Lark>),
-    /// WeChat (`type: wechat`).
-    Wechat(Box<wechat::Wechat>),
-    /// Yunzhijia (`type: yunzhijia`).
-    Yunzhijia(Box<yunzhijia::Yunzhijia>),
-    /// Microsoft Teams tab SSO (`type: teams`).
-    Teams(Box<teams::Teams>),
     /// A method behind the [`crate::login::LoginMethod`] trait.
     Login(std::sync::Arc<dyn crate::login::LoginMethod>),
 }
@@ -54,41 +42,15 @@ impl MethodKind {
             MethodKind::Saml2(_) => "saml2",
             MethodKind::OAuth2(o) if o.oidc => "oidc",
             MethodKind::OAuth2(_) => "oauth2",
-            MethodKind::Wecom(_) => "wecom",
-            MethodKind::DingTalk(_) => "dingtalk",
-            MethodKind::Lark(_) => "lark",
-            MethodKind::Wechat(_) => "wechat",
-            MethodKind::Yunzhijia(_) => "yunzhijia",
-            MethodKind::Teams(_) => "teams",
             MethodKind::Login(l) => l.type_name(),
         }
-    }
-
-    /// Whether this is one of the app-token providers driven by `engine::cn_flow`.
-    pub fn is_cn(&self) -> bool {
-        matches!(
-            self,
-            MethodKind::Wecom(_)
-                | MethodKind::DingTalk(_)
-                | MethodKind::Lark(_)
-                | MethodKind::Wechat(_)
-                | MethodKind::Yunzhijia(_)
-                | MethodKind::Teams(_)
-        )
     }
 
     /// The callback path of a redirect method: `Some(None)` for the default
     /// `{prefix}/callback/{method}`, `None` for methods without a callback.
     pub fn callback_path(&self) -> Option<Option<&str>> {
-        use crate::methods::cn::Provider;
         match self {
             MethodKind::OAuth2(o) => Some(o.callback_path.as_deref()),
-            MethodKind::Wecom(w) => Some(w.callback_path()),
-            MethodKind::DingTalk(d) => Some(d.callback_path()),
-            MethodKind::Lark(l) => Some(l.callback_path()),
-            MethodKind::Wechat(w) => Some(w.callback_path()),
-            // The ticket arrives on the application's own URL: no callback.
-            MethodKind::Yunzhijia(_) | MethodKind::Teams(_) => None,
             MethodKind::Login(l) => l.callback_path(),
             MethodKind::Saml2(_) => None,
         }
@@ -98,12 +60,6 @@ impl MethodKind {
     pub fn default_mapping(&self) -> crate::mapping::RawMapping {
         match self {
             MethodKind::OAuth2(o) => o.default_mapping.clone(),
-            MethodKind::Wecom(_) => wecom::Wecom::default_mapping(),
-            MethodKind::DingTalk(_) => dingtalk::DingTalk::default_mapping(),
-            MethodKind::Lark(l) => l.default_mapping(),
-            MethodKind::Wechat(_) => wechat::Wechat::default_mapping(),
-            MethodKind::Yunzhijia(_) => yunzhijia::Yunzhijia::default_mapping(),
-            MethodKind::Teams(_) => teams::Teams::default_mapping(),
             MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Login(l) => l.default_mapping(),
         }
@@ -121,12 +77,6 @@ impl MethodKind {
     pub fn outbound_urls(&self) -> Vec<url::Url> {
         match self {
             MethodKind::OAuth2(o) => o.outbound_urls(),
-            MethodKind::Wecom(w) => w.outbound_urls(),
-            MethodKind::DingTalk(d) => d.outbound_urls(),
-            MethodKind::Lark(l) => l.outbound_urls(),
-            MethodKind::Wechat(w) => w.outbound_urls(),
-            MethodKind::Yunzhijia(y) => y.outbound_urls(),
-            MethodKind::Teams(t) => t.outbound_urls(),
             MethodKind::Saml2(s) => s.outbound_urls(),
             MethodKind::Login(l) => l.outbound_urls(),
         }

@@ -11,10 +11,6 @@ pub enum Pending {
     ExpectLoginForm(ExpectLoginForm),
     /// An OAuth2 / OIDC login waits for an IdP answer.
     Redirect(Box<crate::engine::redirect_flow::RedirectWait>),
-    /// An app-token provider login (WeCom, DingTalk, ...) waits for an answer.
-    Cn(Box<crate::engine::cn_flow::CnWait>),
-    /// An in-app page posted a code; waiting for the body.
-    ExpectCode(crate::engine::cn_flow::ExpectCode),
     /// A SAML login waits for the IdP metadata.
     Saml(Box<crate::engine::saml_flow::SamlWait>),
     /// The IdP's Response was posted to the SAML ACS; waiting for the body.

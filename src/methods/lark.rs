@@ -202,27 +202,6 @@ impl Lark {
         })
     }
 
-    /// Mapping defaults: login `union_id` (the seeds' default), the name in the region's
-    /// language first, the enterprise e-mail before the (unverified) contact e-mail.
-    pub fn default_mapping(&self) -> RawMapping {
-        let name = match self.region {
-            Region::Feishu => "$['name','en_name']",
-            Region::Lark => "$['en_name','name']",
-        };
-        RawMapping::defaults(&[
-            ("login", "union_id"),
-            ("name", name),
-            ("email", "$['enterprise_email','email']"),
-            ("phone", "mobile"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.open.origin()]
-    }
-
     fn label(&self) -> &'static str {
         match self.region {
             Region::Feishu => "Feishu",
@@ -303,14 +282,37 @@ fn code_value(value: Option<&str>) -> Option<Secret> {
 impl Provider for Lark {
     type Step = Step;
 
+    const TYPE: &'static str = "lark";
+
     const LABEL: &'static str = "Feishu";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
-        Some(&self.callback_path)
+    fn callback_path(&self) -> Option<Option<&str>> {
+        Some(Some(&self.callback_path))
+    }
+
+    /// Mapping defaults: login `union_id` (the seeds' default), the name in the region's
+    /// language first, the enterprise e-mail before the (unverified) contact e-mail.
+    fn default_mapping(&self) -> RawMapping {
+        let name = match self.region {
+            Region::Feishu => "$['name','en_name']",
+            Region::Lark => "$['en_name','name']",
+        };
+        RawMapping::defaults(&[
+            ("login", "union_id"),
+            ("name", name),
+            ("email", "$['enterprise_email','email']"),
+            ("phone", "mobile"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.open.origin()]
     }
 
     fn refresh_margin(&self) -> u64 {
@@ -636,7 +638,10 @@ mod tests {
             };
             assert!(url.starts_with(&format!("https://{host}/open-apis/authen/v1/authorize?")));
         }
-        assert_eq!(lark(json!({})).callback_path(), Some("/lark/callback"));
+        assert_eq!(
+            Provider::callback_path(&lark(json!({}))),
+            Some(Some("/lark/callback"))
+        );
         assert_eq!(lark(json!({"region": "lark"})).label(), "Lark");
     }
 }

@@ -205,24 +205,6 @@ impl Teams {
         })
     }
 
-    /// Mapping defaults: the user principal name (v2 `preferred_username`, v1 `upn`), the
-    /// display name, app roles as roles, groups.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "$['preferred_username','upn','unique_name','oid']"),
-            ("name", "name"),
-            ("email", "$['email','upn','preferred_username']"),
-            ("roles", "roles"),
-            ("groups", "groups"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.jwks.clone()]
-    }
-
     fn jwks_key(&self) -> String {
         format!("sso:teams:jwks:{}", self.jwks)
     }
@@ -238,49 +220,18 @@ impl Teams {
         jwks: &Value,
         now: u64,
     ) -> Result<Option<Map<String, Value>>, IdpFailure> {
-        let bad = IdpFailure::IdToken;
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(bad(JoseError::TooLarge));
-        }
-        let header = token
-            .split('.')
-            .next()
-            .ok_or(bad(JoseError::Malformed))
-            .and_then(|h| b64_segment(h).map_err(bad))
-            .and_then(|b| strict_object(&b).map_err(bad))?;
-        // Entra signs access tokens with RS256 only; anything else (none, HS256) is refused
-        // before a key is chosen.
-        if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-            return Err(bad(JoseError::Algorithm));
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or(bad(JoseError::UnknownKey))?;
-        let keys: Vec<(Option<String>, VerifyKey)> = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
-                    .filter(|k| {
-                        k.get("use")
-                            .and_then(Value::as_str)
-                            .is_none_or(|u| u == "sig")
-                    })
-                    .filter_map(|k| VerifyKey::from_jwk(JwsAlg::Rs256, k).ok())
-                    .map(|key| (Some(kid.to_owned()), key))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if keys.is_empty() {
+        let Some(claims) = signed_claims(token, jwks)? else {
             return Ok(None);
-        }
-        let claims = Verifier::new(JwsAlg::Rs256, keys)
-            .verify(token)
-            .map_err(bad)?
-            .claims;
-        let date = |name| numeric_date(&claims, name).map_err(bad);
+        };
+        self.check_claims(&claims, now)?;
+        Ok(Some(claims))
+    }
+
+    /// The claims of a signed token: its time, tenant, issuer, audience, scope and calling
+    /// app are this method's.
+    fn check_claims(&self, claims: &Map<String, Value>, now: u64) -> Result<(), IdpFailure> {
+        let bad = IdpFailure::IdToken;
+        let date = |name| numeric_date(claims, name).map_err(bad);
         match date("exp")? {
             Some(exp) if now < exp.saturating_add(LEEWAY) => {}
             Some(_) => return Err(bad(JoseError::Expired)),
@@ -327,7 +278,7 @@ impl Teams {
             return Err(bad(JoseError::Audience));
         }
         cn::user_id(text("oid")).ok_or(bad(JoseError::MissingClaim))?;
-        Ok(Some(claims))
+        Ok(())
     }
 
     /// The claims for the mapping: the token's, without the protocol ones.
@@ -345,8 +296,62 @@ impl Teams {
     }
 }
 
+/// A token's claims when its RS256 signature verifies with the JWKS key its `kid` names;
+/// `None` when the JWKS has no such key (fetched again once).
+fn signed_claims(token: &str, jwks: &Value) -> Result<Option<Map<String, Value>>, IdpFailure> {
+    let bad = IdpFailure::IdToken;
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(bad(JoseError::TooLarge));
+    }
+    let header = token
+        .split('.')
+        .next()
+        .ok_or(bad(JoseError::Malformed))
+        .and_then(|h| b64_segment(h).map_err(bad))
+        .and_then(|b| strict_object(&b).map_err(bad))?;
+    // Entra signs access tokens with RS256 only; anything else (none, HS256) is refused
+    // before a key is chosen.
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return Err(bad(JoseError::Algorithm));
+    }
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .ok_or(bad(JoseError::UnknownKey))?;
+    let keys = keys_for(jwks, kid);
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let claims = Verifier::new(JwsAlg::Rs256, keys)
+        .verify(token)
+        .map_err(bad)?
+        .claims;
+    Ok(Some(claims))
+}
+
+/// The JWKS's signing keys with this `kid`.
+fn keys_for(jwks: &Value, kid: &str) -> Vec<(Option<String>, VerifyKey)> {
+    jwks.get("keys")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
+                .filter(|k| {
+                    k.get("use")
+                        .and_then(Value::as_str)
+                        .is_none_or(|u| u == "sig")
+                })
+                .filter_map(|k| VerifyKey::from_jwk(JwsAlg::Rs256, k).ok())
+                .map(|key| (Some(kid.to_owned()), key))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Provider for Teams {
     type Step = Step;
+
+    const TYPE: &'static str = "teams";
 
     const LABEL: &'static str = "Microsoft Teams";
 
@@ -354,8 +359,27 @@ impl Provider for Teams {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
+    fn callback_path(&self) -> Option<Option<&str>> {
+        // The login arrives on the application's own URL or is posted: no callback.
         None
+    }
+
+    /// Mapping defaults: the user principal name (v2 `preferred_username`, v1 `upn`), the
+    /// display name, app roles as roles, groups.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "$['preferred_username','upn','unique_name','oid']"),
+            ("name", "name"),
+            ("email", "$['email','upn','preferred_username']"),
+            ("roles", "roles"),
+            ("groups", "groups"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.jwks.clone()]
     }
 
     fn cross_site(&self) -> bool {

@@ -219,22 +219,6 @@ impl Wechat {
         })
     }
 
-    /// Mapping defaults: the `unionid` (one per open-platform account) when WeChat gives it,
-    /// else the app's `openid`; the nickname.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "$['unionid','openid']"),
-            ("name", "nickname"),
-            ("phone", "$['phoneNumber','purePhoneNumber']"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.api.origin()]
-    }
-
     fn web_app(&self, app: WebApp) -> Option<&App> {
         match app {
             WebApp::Open => self.open.as_ref(),
@@ -326,14 +310,32 @@ fn code_value(value: Option<&str>) -> Option<Secret> {
 impl Provider for Wechat {
     type Step = Step;
 
+    const TYPE: &'static str = "wechat";
+
     const LABEL: &'static str = "WeChat";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
-        self.callback_path.as_deref()
+    fn callback_path(&self) -> Option<Option<&str>> {
+        Some(self.callback_path.as_deref())
+    }
+
+    /// Mapping defaults: the `unionid` (one per open-platform account) when WeChat gives it,
+    /// else the app's `openid`; the nickname.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "$['unionid','openid']"),
+            ("name", "nickname"),
+            ("phone", "$['phoneNumber','purePhoneNumber']"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.api.origin()]
     }
 
     fn choose(&self, entry: &Entry<'_>) -> Result<&'static str, Deny> {
@@ -524,90 +526,111 @@ impl Provider for Wechat {
     fn answer(&self, step: Step, response: &CalloutResponse) -> Result<Answer<Step>, IdpFailure> {
         let body = errcode_body(response, Self::LABEL, classify)?;
         match step {
-            Step::ExpectToken { app, .. } => {
-                let openid = cn::user_id(text_field(&body, "openid"))
-                    .ok_or(IdpFailure::BadAnswer("no_openid"))?;
-                // A "snapshot page" visitor is a virtual user whose openid means nothing.
-                if body.get("is_snapshotuser").and_then(Value::as_i64) == Some(1) {
-                    return Err(IdpFailure::NotMember {
-                        provider: Self::LABEL,
-                        why: "snapshot_user",
-                    });
+            Step::ExpectToken { app, .. } => self.web_token(app, &body),
+            Step::ExpectUserInfo { openid, claims, .. } => self.user_info(&openid, claims, &body),
+            Step::ExpectSession { encrypted, .. } => self.mini_session(encrypted, &body),
+        }
+    }
+}
+
+type Judged = Result<Answer<Step>, IdpFailure>;
+
+impl Wechat {
+    /// `sns/oauth2/access_token`: the visitor's `openid`, then the profile unless the login is
+    /// silent.
+    fn web_token(&self, app: WebApp, body: &Map<String, Value>) -> Judged {
+        let openid =
+            cn::user_id(text_field(body, "openid")).ok_or(IdpFailure::BadAnswer("no_openid"))?;
+        // A "snapshot page" visitor is a virtual user whose openid means nothing.
+        if body.get("is_snapshotuser").and_then(Value::as_i64) == Some(1) {
+            return Err(IdpFailure::NotMember {
+                provider: Self::LABEL,
+                why: "snapshot_user",
+            });
+        }
+        let token = text_field(body, "access_token")
+            .filter(|t| t.len() <= 1024)
+            .ok_or(IdpFailure::BadAnswer("no_access_token"))?;
+        let mut claims = Map::new();
+        claims.insert("openid".into(), json!(openid));
+        if let Some(u) = cn::user_id(text_field(body, "unionid")) {
+            claims.insert("unionid".into(), json!(u));
+        }
+        let app_id = self.web_app(app).map(|a| a.id.clone()).unwrap_or_default();
+        claims.insert("appid".into(), json!(app_id));
+        let silent = app == WebApp::Mp && self.mp_scope == MpScope::SnsapiBase;
+        if silent {
+            return self.admit(claims);
+        }
+        Ok(Answer::Next(Step::ExpectUserInfo {
+            user_token: Secret::new(token),
+            openid,
+            claims,
+        }))
+    }
+
+    /// `sns/userinfo`: the profile of the same `openid`.
+    fn user_info(
+        &self,
+        openid: &str,
+        mut claims: Map<String, Value>,
+        body: &Map<String, Value>,
+    ) -> Judged {
+        if text_field(body, "openid") != Some(openid) {
+            return Err(IdpFailure::Subject);
+        }
+        for k in [
+            "nickname",
+            "sex",
+            "province",
+            "city",
+            "country",
+            "headimgurl",
+            "unionid",
+        ] {
+            if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
+                if !(v.as_str().is_some_and(str::is_empty)) {
+                    claims.insert(k.into(), v.clone());
                 }
-                let token = text_field(&body, "access_token")
-                    .filter(|t| t.len() <= 1024)
-                    .ok_or(IdpFailure::BadAnswer("no_access_token"))?;
-                let mut claims = Map::new();
-                claims.insert("openid".into(), json!(openid));
-                if let Some(u) = cn::user_id(text_field(&body, "unionid")) {
-                    claims.insert("unionid".into(), json!(u));
-                }
-                let app_id = self.web_app(app).map(|a| a.id.clone()).unwrap_or_default();
-                claims.insert("appid".into(), json!(app_id));
-                let silent = app == WebApp::Mp && self.mp_scope == MpScope::SnsapiBase;
-                if silent {
-                    return self.admit(claims);
-                }
-                Ok(Answer::Next(Step::ExpectUserInfo {
-                    user_token: Secret::new(token),
-                    openid,
-                    claims,
-                }))
-            }
-            Step::ExpectUserInfo {
-                openid, mut claims, ..
-            } => {
-                if text_field(&body, "openid") != Some(openid.as_str()) {
-                    return Err(IdpFailure::Subject);
-                }
-                for k in [
-                    "nickname",
-                    "sex",
-                    "province",
-                    "city",
-                    "country",
-                    "headimgurl",
-                    "unionid",
-                ] {
-                    if let Some(v) = body.get(k).filter(|v| !v.is_null()) {
-                        if !(v.as_str().is_some_and(str::is_empty)) {
-                            claims.insert(k.into(), v.clone());
-                        }
-                    }
-                }
-                self.admit(claims)
-            }
-            Step::ExpectSession { encrypted, .. } => {
-                let openid = cn::user_id(text_field(&body, "openid"))
-                    .ok_or(IdpFailure::BadAnswer("no_openid"))?;
-                let mini_id = self.mini.as_ref().map(|a| a.id.clone()).unwrap_or_default();
-                let mut claims = Map::new();
-                if let Some((data, iv)) = encrypted {
-                    // The session key decrypts; it never leaves this function.
-                    let key = text_field(&body, "session_key")
-                        .ok_or(IdpFailure::BadAnswer("no_session_key"))?;
-                    let plain = decrypt_user_data(key, &data, &iv, &mini_id)?;
-                    if text_field(&plain, "openId").is_some_and(|o| o != openid) {
-                        return Err(IdpFailure::Subject);
-                    }
-                    for (k, v) in plain {
-                        let k = match k.as_str() {
-                            "nickName" => "nickname".to_owned(),
-                            "unionId" => "unionid".to_owned(),
-                            "openId" | "watermark" => continue,
-                            _ => k,
-                        };
-                        claims.insert(k, v);
-                    }
-                }
-                claims.insert("openid".into(), json!(openid));
-                if let Some(u) = cn::user_id(text_field(&body, "unionid")) {
-                    claims.insert("unionid".into(), json!(u));
-                }
-                claims.insert("appid".into(), json!(mini_id));
-                self.admit(claims)
             }
         }
+        self.admit(claims)
+    }
+
+    /// `sns/jscode2session`: the mini program's user, with the data it encrypted for us.
+    fn mini_session(
+        &self,
+        encrypted: Option<(String, String)>,
+        body: &Map<String, Value>,
+    ) -> Judged {
+        let openid =
+            cn::user_id(text_field(body, "openid")).ok_or(IdpFailure::BadAnswer("no_openid"))?;
+        let mini_id = self.mini.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+        let mut claims = Map::new();
+        if let Some((data, iv)) = encrypted {
+            // The session key decrypts; it never leaves this function.
+            let key =
+                text_field(body, "session_key").ok_or(IdpFailure::BadAnswer("no_session_key"))?;
+            let plain = decrypt_user_data(key, &data, &iv, &mini_id)?;
+            if text_field(&plain, "openId").is_some_and(|o| o != openid) {
+                return Err(IdpFailure::Subject);
+            }
+            for (k, v) in plain {
+                let k = match k.as_str() {
+                    "nickName" => "nickname".to_owned(),
+                    "unionId" => "unionid".to_owned(),
+                    "openId" | "watermark" => continue,
+                    _ => k,
+                };
+                claims.insert(k, v);
+            }
+        }
+        claims.insert("openid".into(), json!(openid));
+        if let Some(u) = cn::user_id(text_field(body, "unionid")) {
+            claims.insert("unionid".into(), json!(u));
+        }
+        claims.insert("appid".into(), json!(mini_id));
+        self.admit(claims)
     }
 }
 

@@ -194,23 +194,6 @@ impl Wecom {
         })
     }
 
-    /// Mapping defaults: JumpServer's (`userid`, `name`, `email` falling back to `biz_mail`),
-    /// plus `mobile` and the configured organisation.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "userid"),
-            ("name", "name"),
-            ("email", "$['email','biz_mail']"),
-            ("phone", "mobile"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.api.origin()]
-    }
-
     fn api_url(&self, path: &str, token: &str, extra: &[(&str, &str)]) -> url::Url {
         let mut query = vec![("access_token", token)];
         query.extend_from_slice(extra);
@@ -233,14 +216,33 @@ fn classify(code: i64) -> CodeKind {
 impl Provider for Wecom {
     type Step = Step;
 
+    const TYPE: &'static str = "wecom";
+
     const LABEL: &'static str = "WeCom";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
-        self.callback_path.as_deref()
+    fn callback_path(&self) -> Option<Option<&str>> {
+        Some(self.callback_path.as_deref())
+    }
+
+    /// Mapping defaults: JumpServer's (`userid`, `name`, `email` falling back to `biz_mail`),
+    /// plus `mobile` and the configured organisation.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "userid"),
+            ("name", "name"),
+            ("email", "$['email','biz_mail']"),
+            ("phone", "mobile"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.api.origin()]
     }
 
     fn choose(&self, entry: &Entry<'_>) -> Result<&'static str, Deny> {
@@ -390,40 +392,7 @@ impl Provider for Wecom {
             Err(failure) => return Err(failure),
         };
         match step {
-            Step::ExpectUserId { .. } => {
-                // Current docs spell it `userid`; the old path (and JustAuth, JumpServer) `UserId`.
-                let userid = text_field(&body, "userid").or_else(|| text_field(&body, "UserId"));
-                let Some(userid) = cn::user_id(userid) else {
-                    let outsider = ["openid", "OpenId", "external_userid"]
-                        .iter()
-                        .any(|k| text_field(&body, k).is_some());
-                    return Err(if outsider {
-                        IdpFailure::NotMember {
-                            provider: Self::LABEL,
-                            why: "not_a_member",
-                        }
-                    } else {
-                        IdpFailure::BadAnswer("no_userid")
-                    });
-                };
-                // A member of a linked corp comes as `CorpId/userid`: not one of ours.
-                if userid.contains('/') {
-                    return Err(IdpFailure::NotMember {
-                        provider: Self::LABEL,
-                        why: "linked_corp",
-                    });
-                }
-                let ticket = text_field(&body, "user_ticket")
-                    .filter(|_| self.scope == Scope::SnsapiPrivateinfo)
-                    .map(Secret::new);
-                let mut claims = Map::new();
-                claims.insert("userid".into(), json!(userid));
-                claims.insert("corpid".into(), json!(self.corp_id));
-                if let Some(org) = &self.organization {
-                    claims.insert("organization".into(), json!(org));
-                }
-                Ok(self.after_userid(userid, ticket, claims))
-            }
+            Step::ExpectUserId { .. } => self.member(&body),
             Step::ExpectMember {
                 userid,
                 ticket,
@@ -465,6 +434,43 @@ impl Provider for Wecom {
 }
 
 impl Wecom {
+    /// `auth/getuserinfo`: the code's member (outsiders and linked corps refused), then the
+    /// profile or the user detail.
+    fn member(&self, body: &Map<String, Value>) -> Result<Answer<Step>, IdpFailure> {
+        // Current docs spell it `userid`; the old path (and JustAuth, JumpServer) `UserId`.
+        let userid = text_field(body, "userid").or_else(|| text_field(body, "UserId"));
+        let Some(userid) = cn::user_id(userid) else {
+            let outsider = ["openid", "OpenId", "external_userid"]
+                .iter()
+                .any(|k| text_field(body, k).is_some());
+            return Err(if outsider {
+                IdpFailure::NotMember {
+                    provider: Self::LABEL,
+                    why: "not_a_member",
+                }
+            } else {
+                IdpFailure::BadAnswer("no_userid")
+            });
+        };
+        // A member of a linked corp comes as `CorpId/userid`: not one of ours.
+        if userid.contains('/') {
+            return Err(IdpFailure::NotMember {
+                provider: Self::LABEL,
+                why: "linked_corp",
+            });
+        }
+        let ticket = text_field(body, "user_ticket")
+            .filter(|_| self.scope == Scope::SnsapiPrivateinfo)
+            .map(Secret::new);
+        let mut claims = Map::new();
+        claims.insert("userid".into(), json!(userid));
+        claims.insert("corpid".into(), json!(self.corp_id));
+        if let Some(org) = &self.organization {
+            claims.insert("organization".into(), json!(org));
+        }
+        Ok(self.after_userid(userid, ticket, claims))
+    }
+
     fn after_userid(
         &self,
         userid: String,

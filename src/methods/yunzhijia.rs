@@ -96,22 +96,6 @@ impl Yunzhijia {
         })
     }
 
-    /// Mapping defaults: the per-app `openid` (with the team, the stable key), the user name.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "openid"),
-            ("name", "username"),
-            ("email", "email"),
-            ("phone", "$['phone','mobile']"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.base.origin()]
-    }
-
     /// Judges a gateway answer: `{"success": true, "errorCode": 0, "data": {...}}`.
     fn body(
         response: &CalloutResponse,
@@ -158,14 +142,33 @@ fn about_token(code: i64, text: &str) -> bool {
 impl Provider for Yunzhijia {
     type Step = Step;
 
+    const TYPE: &'static str = "yunzhijia";
+
     const LABEL: &'static str = "Yunzhijia";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
+    fn callback_path(&self) -> Option<Option<&str>> {
+        // The login arrives on the application's own URL or is posted: no callback.
         None
+    }
+
+    /// Mapping defaults: the per-app `openid` (with the team, the stable key), the user name.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "openid"),
+            ("name", "username"),
+            ("email", "email"),
+            ("phone", "$['phone','mobile']"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.base.origin()]
     }
 
     fn choose(&self, _entry: &Entry<'_>) -> Result<&'static str, Deny> {

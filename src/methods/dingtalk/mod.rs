@@ -18,6 +18,8 @@
 //! Then `topapi/v2/user/get` for the profile, and optionally the department path for `org`
 //! (JumpServer/HENGSHI "auto-join organisation").
 
+mod answers;
+
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -27,7 +29,7 @@ use sha2::Sha256;
 use crate::deny::Deny;
 use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse, Query};
-use crate::idp::{json_body, CodeKind, IdpFailure, ProviderCode, MAX_SMALL_BODY};
+use crate::idp::{CodeKind, IdpFailure};
 use crate::jose::B64STD;
 use crate::mapping::RawMapping;
 use crate::methods::cn::{
@@ -288,23 +290,6 @@ impl DingTalk {
         })
     }
 
-    /// Mapping defaults: JumpServer's (`userid`, `name`, `email` falling back to `org_email`),
-    /// plus `mobile` and the organisation.
-    pub fn default_mapping() -> RawMapping {
-        RawMapping::defaults(&[
-            ("login", "userid"),
-            ("name", "$['name','nick']"),
-            ("email", "$['email','org_email']"),
-            ("phone", "mobile"),
-            ("org", "organization"),
-        ])
-    }
-
-    /// Every URL the method calls out to (for `sso-filter clusters`).
-    pub fn outbound_urls(&self) -> Vec<url::Url> {
-        vec![self.api.origin(), self.oapi.origin()]
-    }
-
     fn oapi_post(&self, path: &str, token: &str, body: &Value) -> Callout {
         cn::post_json(
             self.oapi.url(path, &[("access_token", token)]),
@@ -333,6 +318,44 @@ impl DingTalk {
         } else {
             Answer::Claims(claims)
         }
+    }
+
+    /// `v1.0/contact/users/me` with the user token.
+    fn me_request(&self, user_token: &Secret) -> Callout {
+        let url = self.api.url("/v1.0/contact/users/me", &[]);
+        Callout {
+            upstream: cluster_name(&url),
+            url: url.to_string(),
+            method: "GET".into(),
+            headers: vec![
+                // Not `Authorization: Bearer` (providers.md §1.3 step 4).
+                (
+                    "x-acs-dingtalk-access-token".into(),
+                    user_token.expose().to_owned(),
+                ),
+                ("accept".into(), "application/json".into()),
+            ],
+            body: Vec::new(),
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
+    /// The signed `sns/getuserinfo_bycode` (the older QR login).
+    fn sns_request(&self, code: &Secret, now_ms: u64) -> Callout {
+        let signature = sns_signature(self.qr_app_secret.expose(), now_ms);
+        let url = self.oapi.url(
+            "/sns/getuserinfo_bycode",
+            &[
+                ("accessKey", self.qr_app_id.as_str()),
+                ("timestamp", &now_ms.to_string()),
+                ("signature", &signature),
+            ],
+        );
+        cn::post_json(
+            url,
+            &json!({"tmp_auth_code": code.expose()}),
+            self.timeout_ms,
+        )
     }
 
     fn not_member(why: &'static str) -> IdpFailure {
@@ -365,46 +388,6 @@ fn classify(code: i64) -> CodeKind {
     }
 }
 
-/// Judges an `api.dingtalk.com` answer: 200 with a JSON object, or 4xx with
-/// `{"code": "...", "message": "..."}`.
-fn v1_body(
-    response: &CalloutResponse,
-    kind_of: CodeKind,
-) -> Result<Map<String, Value>, IdpFailure> {
-    let body = json_body(response, MAX_SMALL_BODY)?;
-    if response.status == Some(200) {
-        return Ok(body);
-    }
-    match text_field(&body, "code") {
-        Some(code) => {
-            log::warn!(
-                "sso-filter: DingTalk error code={} message={}",
-                crate::deny::sanitize(code),
-                crate::deny::sanitize(text_field(&body, "message").unwrap_or(""))
-            );
-            let kind = match response.status {
-                Some(400 | 401 | 404) => kind_of,
-                Some(403) => CodeKind::Misconfigured,
-                Some(429) => CodeKind::Throttled,
-                _ => CodeKind::Other,
-            };
-            Err(IdpFailure::Code(ProviderCode {
-                provider: DingTalk::LABEL,
-                code: code.chars().take(80).collect(),
-                kind,
-            }))
-        }
-        None => Err(IdpFailure::BadAnswer("status")),
-    }
-}
-
-/// The `result` object of a `topapi` answer.
-fn result_of(body: &Map<String, Value>) -> Result<&Map<String, Value>, IdpFailure> {
-    body.get("result")
-        .and_then(Value::as_object)
-        .ok_or(IdpFailure::BadAnswer("no_result"))
-}
-
 /// A short-lived code from a callback or a post.
 fn code_value(value: Option<&str>) -> Option<Secret> {
     value
@@ -415,14 +398,33 @@ fn code_value(value: Option<&str>) -> Option<Secret> {
 impl Provider for DingTalk {
     type Step = Step;
 
+    const TYPE: &'static str = "dingtalk";
+
     const LABEL: &'static str = "DingTalk";
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<&str> {
-        self.callback_path.as_deref()
+    fn callback_path(&self) -> Option<Option<&str>> {
+        Some(self.callback_path.as_deref())
+    }
+
+    /// Mapping defaults: JumpServer's (`userid`, `name`, `email` falling back to `org_email`),
+    /// plus `mobile` and the organisation.
+    fn default_mapping(&self) -> RawMapping {
+        RawMapping::defaults(&[
+            ("login", "userid"),
+            ("name", "$['name','nick']"),
+            ("email", "$['email','org_email']"),
+            ("phone", "mobile"),
+            ("org", "organization"),
+        ])
+    }
+
+    /// Every URL the method calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        vec![self.api.origin(), self.oapi.origin()]
     }
 
     fn choose(&self, entry: &Entry<'_>) -> Result<&'static str, Deny> {
@@ -642,40 +644,8 @@ impl Provider for DingTalk {
                 }),
                 self.timeout_ms,
             ),
-            Step::ExpectMe { user_token } => {
-                let url = self.api.url("/v1.0/contact/users/me", &[]);
-                Callout {
-                    upstream: cluster_name(&url),
-                    url: url.to_string(),
-                    method: "GET".into(),
-                    headers: vec![
-                        // Not `Authorization: Bearer` (providers.md §1.3 step 4).
-                        (
-                            "x-acs-dingtalk-access-token".into(),
-                            user_token.expose().to_owned(),
-                        ),
-                        ("accept".into(), "application/json".into()),
-                    ],
-                    body: Vec::new(),
-                    timeout_ms: self.timeout_ms,
-                }
-            }
-            Step::ExpectSnsUser { code } => {
-                let signature = sns_signature(self.qr_app_secret.expose(), now_ms);
-                let url = self.oapi.url(
-                    "/sns/getuserinfo_bycode",
-                    &[
-                        ("accessKey", self.qr_app_id.as_str()),
-                        ("timestamp", &now_ms.to_string()),
-                        ("signature", &signature),
-                    ],
-                );
-                cn::post_json(
-                    url,
-                    &json!({"tmp_auth_code": code.expose()}),
-                    self.timeout_ms,
-                )
-            }
+            Step::ExpectMe { user_token } => self.me_request(user_token),
+            Step::ExpectSnsUser { code } => self.sns_request(code, now_ms),
             Step::ExpectUserId { unionid, .. } => self.oapi_post(
                 "/topapi/user/getbyunionid",
                 token,
@@ -707,189 +677,7 @@ impl Provider for DingTalk {
     }
 
     fn answer(&self, step: Step, response: &CalloutResponse) -> Result<Answer<Step>, IdpFailure> {
-        // The `api.dingtalk.com` steps speak HTTP status + `code`; the rest `errcode`.
-        match step {
-            Step::ExpectUserToken { .. } => {
-                let body = v1_body(response, CodeKind::CodeInvalid)?;
-                let token = text_field(&body, "accessToken")
-                    .filter(|t| t.len() <= 2048)
-                    .ok_or(IdpFailure::BadAnswer("no_access_token"))?;
-                return Ok(Answer::Next(Step::ExpectMe {
-                    user_token: Secret::new(token),
-                }));
-            }
-            Step::ExpectMe { .. } => {
-                let body = v1_body(response, CodeKind::Other)?;
-                let unionid = cn::user_id(text_field(&body, "unionId"))
-                    .ok_or(IdpFailure::BadAnswer("no_unionid"))?;
-                let mut claims = Map::new();
-                for (from, to) in [
-                    ("nick", "nick"),
-                    ("email", "email"),
-                    ("mobile", "mobile"),
-                    ("openId", "openid"),
-                    ("unionId", "unionid"),
-                    ("stateCode", "state_code"),
-                ] {
-                    if let Some(v) = text_field(&body, from) {
-                        claims.insert(to.into(), json!(v));
-                    }
-                }
-                return Ok(Answer::Next(Step::ExpectUserId { unionid, claims }));
-            }
-            _ => {}
-        }
-        let body = match errcode_body(response, Self::LABEL, classify) {
-            Ok(body) => body,
-            Err(failure) if cn::is_token_rejection(&failure) && self.token_for(&step).is_some() => {
-                return Ok(Answer::TokenRejected(step))
-            }
-            Err(failure) => return Err(failure),
-        };
-        match step {
-            Step::ExpectInAppUser { .. } => {
-                let result = result_of(&body)?;
-                let userid = cn::user_id(text_field(result, "userid"))
-                    .ok_or(IdpFailure::BadAnswer("no_userid"))?;
-                let mut claims = self.base_claims(&userid);
-                for k in ["unionid", "name", "sys_level", "sys"] {
-                    if let Some(v) = result.get(k).filter(|v| !v.is_null()) {
-                        claims.insert(k.into(), v.clone());
-                    }
-                }
-                Ok(self.after_member(userid, claims))
-            }
-            Step::ExpectSnsUser { .. } => {
-                let info = body
-                    .get("user_info")
-                    .and_then(Value::as_object)
-                    .ok_or(IdpFailure::BadAnswer("no_user_info"))?;
-                let unionid = cn::user_id(text_field(info, "unionid"))
-                    .ok_or(IdpFailure::BadAnswer("no_unionid"))?;
-                let mut claims = Map::new();
-                for k in ["nick", "unionid", "openid"] {
-                    if let Some(v) = text_field(info, k) {
-                        claims.insert(k.into(), json!(v));
-                    }
-                }
-                Ok(Answer::Next(Step::ExpectUserId { unionid, claims }))
-            }
-            Step::ExpectUserId {
-                unionid,
-                claims: mut so_far,
-            } => {
-                let result = result_of(&body)?;
-                let userid = cn::user_id(text_field(result, "userid"))
-                    .ok_or(IdpFailure::BadAnswer("no_userid"))?;
-                // contact_type 1 = an external contact, not a member.
-                if result.get("contact_type").and_then(Value::as_i64) == Some(1) {
-                    return Err(Self::not_member("external_contact"));
-                }
-                let mut claims = self.base_claims(&userid);
-                claims.insert("unionid".into(), json!(unionid));
-                claims.append(&mut so_far);
-                Ok(self.after_member(userid, claims))
-            }
-            Step::ExpectAdmin { .. } => {
-                let corp = body
-                    .get("corp_info")
-                    .and_then(Value::as_object)
-                    .and_then(|c| text_field(c, "corpid"));
-                if corp != Some(self.corp_id.as_str()) {
-                    return Err(Self::not_member("another_corp"));
-                }
-                if body.get("is_sys").and_then(Value::as_bool) != Some(true) {
-                    return Err(Self::not_member("not_admin"));
-                }
-                let info = body
-                    .get("user_info")
-                    .and_then(Value::as_object)
-                    .ok_or(IdpFailure::BadAnswer("no_user_info"))?;
-                let userid = cn::user_id(text_field(info, "userid"))
-                    .ok_or(IdpFailure::BadAnswer("no_userid"))?;
-                let mut claims = self.base_claims(&userid);
-                claims.insert("is_sys".into(), json!(true));
-                for k in ["name", "email"] {
-                    if let Some(v) = text_field(info, k) {
-                        claims.insert(k.into(), json!(v));
-                    }
-                }
-                Ok(self.after_member(userid, claims))
-            }
-            Step::ExpectDetails { userid, mut claims } => {
-                let result = result_of(&body)?;
-                if text_field(result, "userid").is_some_and(|u| u != userid) {
-                    return Err(IdpFailure::Subject);
-                }
-                if result.get("active").and_then(Value::as_bool) == Some(false) {
-                    return Err(Self::not_member("inactive"));
-                }
-                for (k, v) in result {
-                    if matches!(k.as_str(), "userid" | "corpid") {
-                        continue;
-                    }
-                    let empty = v.is_null() || v.as_str().is_some_and(str::is_empty);
-                    if !(empty && claims.contains_key(k)) {
-                        claims.insert(k.clone(), v.clone());
-                    }
-                }
-                if self.org_from_departments {
-                    return Ok(Answer::Next(Step::ExpectDeptPath { userid, claims }));
-                }
-                Ok(Answer::Claims(claims))
-            }
-            Step::ExpectDeptPath { claims, .. } => {
-                let result = result_of(&body)?;
-                // parent_list: one chain per department of the member, each from the member's
-                // department up to the root (1). The first chain is the member's main one.
-                let chain: Vec<u64> = result
-                    .get("parent_list")
-                    .and_then(Value::as_array)
-                    .and_then(|l| l.first())
-                    .and_then(|c| c.get("parent_dept_id_list"))
-                    .and_then(Value::as_array)
-                    .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
-                    .unwrap_or_default();
-                let pending: Vec<u64> = chain
-                    .into_iter()
-                    .filter(|id| *id != 1)
-                    .take(MAX_DEPTH)
-                    .collect();
-                if pending.is_empty() {
-                    return Ok(Answer::Claims(claims));
-                }
-                Ok(Answer::Next(Step::ExpectDeptName {
-                    pending,
-                    names: Vec::new(),
-                    claims,
-                }))
-            }
-            Step::ExpectDeptName {
-                mut pending,
-                mut names,
-                mut claims,
-            } => {
-                let result = result_of(&body)?;
-                let name = text_field(result, "name").ok_or(IdpFailure::BadAnswer("no_name"))?;
-                names.push(name.replace('/', "／"));
-                if !pending.is_empty() {
-                    pending.remove(0);
-                }
-                if pending.is_empty() {
-                    names.reverse();
-                    claims.insert("organization".into(), json!(names.join("/")));
-                    return Ok(Answer::Claims(claims));
-                }
-                Ok(Answer::Next(Step::ExpectDeptName {
-                    pending,
-                    names,
-                    claims,
-                }))
-            }
-            Step::ExpectUserToken { .. } | Step::ExpectMe { .. } => {
-                Err(IdpFailure::BadAnswer("step"))
-            }
-        }
+        self.judge(step, response)
     }
 }
 

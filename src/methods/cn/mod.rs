@@ -4,8 +4,11 @@
 //! bodies (`reference/providers.md` §0).
 //!
 //! Each provider module implements [`Provider`]: how a login starts, which step the code (or
-//! ticket) starts at, which callout each step makes and how its answer is judged. The engine's
-//! `cn_flow` drives the steps as named wait states, fetching and caching app tokens on the way.
+//! ticket) starts at, which callout each step makes and how its answer is judged. Every
+//! provider is a [`crate::login::LoginMethod`] through the one generic implementation in
+//! [`login`], which drives the steps as typed waits, fetching and caching app tokens on the way:
+//! a new provider is one module implementing [`Provider`] and one line in the registry
+//! (`config::parse_methods`).
 
 use std::fmt;
 
@@ -19,6 +22,10 @@ use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse, Query};
 use crate::idp::{json_body, IdpFailure, MAX_SMALL_BODY};
 use crate::idp::{CodeKind, ProviderCode};
+use crate::mapping::RawMapping;
+
+mod exchange;
+pub mod login;
 
 /// A credential from configuration (app secret, corp secret, SSO secret): never printed.
 #[derive(Clone, Deserialize)]
@@ -271,10 +278,13 @@ impl Entry<'_> {
     }
 }
 
-/// A provider of this family, as the engine drives it.
-pub trait Provider {
-    /// What a callout's answer is awaited as.
-    type Step: fmt::Debug;
+/// A provider of this family, as [`login`] drives it.
+pub trait Provider: Send + Sync + 'static {
+    /// What a callout's answer is awaited as (kept in the callout wait).
+    type Step: fmt::Debug + Send + 'static;
+
+    /// The configuration `type` (`wecom`).
+    const TYPE: &'static str;
 
     /// The provider's name for pages and logs (`WeCom`).
     const LABEL: &'static str;
@@ -282,9 +292,16 @@ pub trait Provider {
     /// Callout deadline, milliseconds.
     fn timeout_ms(&self) -> u64;
 
-    /// The redirect path the provider returns to, when configured (else
-    /// `{prefix}/callback/{method}`).
-    fn callback_path(&self) -> Option<&str>;
+    /// The redirect path the provider returns to: `Some(Some(path))` when configured,
+    /// `Some(None)` for `{prefix}/callback/{method}`, `None` when the login never comes back to
+    /// a callback (it arrives on the application's own URL, or is posted by a page).
+    fn callback_path(&self) -> Option<Option<&str>>;
+
+    /// Mapping defaults the provider's answers imply.
+    fn default_mapping(&self) -> RawMapping;
+
+    /// Every URL the provider calls out to (for `sso-filter clusters`).
+    fn outbound_urls(&self) -> Vec<url::Url>;
 
     /// Picks the login variant (QR, in-app, ...) for a start.
     ///
