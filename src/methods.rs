@@ -26,8 +26,6 @@ pub enum MethodKind {
     Local(local::Local),
     /// JWT request parameter or bearer token (`type: jwt`).
     Jwt(Box<jwt::Jwt>),
-    /// OAuth2 / OpenID Connect authorization code (`type: oauth2`, `type: oidc`).
-    OAuth2(Box<oauth2::OAuth2>),
     /// WeCom / Enterprise WeChat (`type: wecom`).
     Wecom(Box<wecom::Wecom>),
     /// DingTalk (`type: dingtalk`).
@@ -59,8 +57,6 @@ impl MethodKind {
             MethodKind::Saml2(_) => "saml2",
             MethodKind::Local(_) => "local",
             MethodKind::Jwt(_) => "jwt",
-            MethodKind::OAuth2(o) if o.oidc => "oidc",
-            MethodKind::OAuth2(_) => "oauth2",
             MethodKind::Wecom(_) => "wecom",
             MethodKind::DingTalk(_) => "dingtalk",
             MethodKind::Lark(_) => "lark",
@@ -90,7 +86,6 @@ impl MethodKind {
     pub fn callback_path(&self) -> Option<Option<&str>> {
         use crate::methods::cn::Provider;
         match self {
-            MethodKind::OAuth2(o) => Some(o.callback_path.as_deref()),
             MethodKind::Wecom(w) => Some(w.callback_path()),
             MethodKind::DingTalk(d) => Some(d.callback_path()),
             MethodKind::Lark(l) => Some(l.callback_path()),
@@ -108,7 +103,6 @@ impl MethodKind {
     /// Mapping defaults the method's own fields imply (Mobi's user-info JSON paths).
     pub fn default_mapping(&self) -> crate::mapping::RawMapping {
         match self {
-            MethodKind::OAuth2(o) => o.default_mapping.clone(),
             MethodKind::Wecom(_) => wecom::Wecom::default_mapping(),
             MethodKind::DingTalk(_) => dingtalk::DingTalk::default_mapping(),
             MethodKind::Lark(l) => l.default_mapping(),
@@ -135,7 +129,6 @@ impl MethodKind {
     pub fn outbound_urls(&self) -> Vec<url::Url> {
         match self {
             MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Ldap(_) => Vec::new(),
-            MethodKind::OAuth2(o) => o.outbound_urls(),
             MethodKind::Wecom(w) => w.outbound_urls(),
             MethodKind::DingTalk(d) => d.outbound_urls(),
             MethodKind::Lark(l) => l.outbound_urls(),

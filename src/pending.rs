@@ -9,8 +9,6 @@ use crate::http::RequestHead;
 pub enum Pending {
     /// The built-in login form was posted; waiting for its body.
     ExpectLoginForm(ExpectLoginForm),
-    /// An OAuth2 / OIDC login waits for an IdP answer.
-    Redirect(Box<crate::engine::redirect_flow::RedirectWait>),
     /// An app-token provider login (WeCom, DingTalk, ...) waits for an answer.
     Cn(Box<crate::engine::cn_flow::CnWait>),
     /// An in-app page posted a code; waiting for the body.
