@@ -4,10 +4,10 @@
 use serde_json::{Map, Value};
 
 use super::documents::{cached_doc, check_answered, judge_doc, store_doc};
-use super::login::Wait;
-use super::{Endpoints, OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL};
+use super::login::{Finish, Stage, Wait};
+use super::{OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL};
 use crate::deny::Deny;
-use crate::http::{CalloutResponse, Outcome, RequestHead};
+use crate::http::{CalloutResponse, Outcome};
 use crate::idp::IdpFailure;
 use crate::login::{Done, Env, Here, Request};
 use crate::session::{Flow, SessionExtra, UpstreamToken};
@@ -20,33 +20,6 @@ const NO_LOGIN_AT_IDP: [&str; 4] = [
     "consent_required",
     "account_selection_required",
 ];
-
-/// A login being finished at the callback.
-#[derive(Debug)]
-pub(super) struct Finish {
-    head: RequestHead,
-    flow: Flow,
-    delete_flow: String,
-    code: String,
-    iss: Option<String>,
-    endpoints: Option<Endpoints>,
-    sent_ms: u64,
-}
-
-/// The callback's stages after the first callout (what `resume_finish` judges).
-#[derive(Debug)]
-pub(super) enum Stage {
-    /// The discovery document.
-    Discovery,
-    /// The JWKS, fetched before the code is redeemed so the ID token can be checked at once.
-    Jwks,
-    /// The token response.
-    Token,
-    /// A fresh JWKS after the ID token named an unknown key.
-    JwksRefresh(Tokens),
-    /// The user-info response (with the ID token's claims, if any).
-    UserInfo(Tokens, Option<Map<String, Value>>),
-}
 
 /// The flow's own method (its scope may not be the first with this name), the code and `iss`.
 fn checked<'k>(

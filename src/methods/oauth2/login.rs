@@ -12,12 +12,10 @@
 use std::any::Any;
 
 use base64::Engine;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::callback::{Finish, Stage};
 use super::documents::{judge_doc, store_doc};
-use super::session::Refresh;
-use super::OAuth2;
+use super::{Endpoints, OAuth2, Tokens};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
@@ -25,7 +23,7 @@ use crate::jose::B64URL;
 use crate::login::{wrong_wait, Env, FlowStart, Here, LoginMethod, Request, SessionView};
 use crate::mapping::RawMapping;
 use crate::random;
-use crate::session::Session;
+use crate::session::{Flow, Session};
 use crate::wait::{state_as, CalloutWait};
 
 /// What a login of this method waits for.
@@ -56,6 +54,41 @@ pub(super) struct Start {
     rd: String,
     silent: bool,
     sent_ms: u64,
+}
+
+/// A login being finished at the callback.
+#[derive(Debug)]
+pub(super) struct Finish {
+    pub(super) head: RequestHead,
+    pub(super) flow: Flow,
+    pub(super) delete_flow: String,
+    pub(super) code: String,
+    pub(super) iss: Option<String>,
+    pub(super) endpoints: Option<Endpoints>,
+    pub(super) sent_ms: u64,
+}
+
+/// The callback's stages after the first callout (what `resume_finish` judges).
+#[derive(Debug)]
+pub(super) enum Stage {
+    /// The discovery document.
+    Discovery,
+    /// The JWKS, fetched before the code is redeemed so the ID token can be checked at once.
+    Jwks,
+    /// The token response.
+    Token,
+    /// A fresh JWKS after the ID token named an unknown key.
+    JwksRefresh(Tokens),
+    /// The user-info response (with the ID token's claims, if any).
+    UserInfo(Tokens, Option<Map<String, Value>>),
+}
+
+/// A forwarded request waiting for its session's access token to be refreshed.
+#[derive(Debug)]
+pub(super) struct Refresh {
+    pub(super) head: RequestHead,
+    pub(super) session: Session,
+    pub(super) sent_ms: u64,
 }
 
 /// 32 random bytes, base64url: a state, a nonce or a PKCE verifier.

@@ -2,13 +2,11 @@
 //! and the refresh of the forwarded access token (RFC 6749 §6).
 
 use super::documents::check_answered;
-use super::login::Wait;
+use super::login::{Refresh, Wait};
 use super::OAuth2;
 use crate::counter::Counter;
 use crate::deny::Deny;
-use crate::http::{
-    strip_query_params, CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step,
-};
+use crate::http::{strip_query_params, CalloutResponse, HeaderEdit, Outcome, Response, Step};
 use crate::login::{Env, Here, Request, SessionView};
 use crate::session::{Session, UpstreamToken};
 
@@ -20,14 +18,6 @@ const REFRESH_LOCK: u64 = 30;
 /// A session younger than this (seconds) is not reloaded, so the return from the IdP does not
 /// loop.
 const RELOAD_GRACE: u64 = 10;
-
-/// A forwarded request waiting for its session's access token to be refreshed.
-#[derive(Debug)]
-pub(super) struct Refresh {
-    head: RequestHead,
-    session: Session,
-    sent_ms: u64,
-}
 
 impl OAuth2 {
     /// The seeds' "reload user": a navigation with `reloadUser=true`, or any navigation when
