@@ -266,9 +266,9 @@ pub trait Kit {
     /// The configured method `name` in the scope of `tenant`.
     fn method(&self, tenant: Option<&str>, name: &str) -> Option<Here<'_>>;
     /// Forwards a request with `session`'s identity, as for any request with a session
-    /// (identity headers, the IdP's token, the signed assertion). For a method that renewed
-    /// the session on the way (a refreshed access token) and adds its new cookie to the
-    /// upstream's response.
+    /// (identity headers, the IdP's token, the signed assertion): for a method that renewed
+    /// the session on the way (a refreshed access token); it adds the new session cookie to
+    /// the upstream's response itself.
     fn forward_session(&self, req: &Request<'_>, session: Session, now: u64) -> Outcome;
     /// `{prefix}/login?rd=...` with the request's method and tenant parameters carried along
     /// (where a session that ended sends the browser).

@@ -1,5 +1,6 @@
 //! The OAuth2 / OIDC login flow (authorization code with PKCE) behind [`LoginMethod`]: start,
-//! callback, the callouts between, token refresh and the IdP's logout.
+//! callback, the callouts between, token refresh and the IdP's logout. The wait states live
+//! here; `callback` and `session` drive them.
 //!
 //! ```text
 //! start ──(discovery?)──> 302 to the IdP with state, nonce, PKCE; flow cookie set
