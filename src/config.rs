@@ -399,7 +399,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "oauth2" | "oidc" => MethodKind::OAuth2(Box::new(oauth2::OAuth2::from_raw(
+            "oauth2" | "oidc" => MethodKind::Login(Arc::new(oauth2::OAuth2::from_raw(
                 parse_at(fields, &here)?,
                 kind == "oidc",
                 &here,

@@ -22,8 +22,8 @@ use crate::config::{Config, ConfigError, Method, Scope};
 use crate::counter::{Counter, MethodLabel};
 use crate::deny::{sanitize, Deny};
 use crate::http::{
-    normalize_path, parse_cookies, split_target, strip_query_params, CalloutResponse, HeaderEdit,
-    Outcome, Query, RequestHead, Response, Step, StreamReply,
+    normalize_path, parse_cookies, split_target, CalloutResponse, HeaderEdit, Outcome, Query,
+    RequestHead, Response, Step, StreamReply,
 };
 use crate::identity::{strip_spoofed, Identity};
 use crate::jose::claims::expiry_from;
@@ -40,7 +40,6 @@ use crate::store::Stores;
 use crate::wait::{BodyWait, CalloutWait, MethodRef, StreamWait};
 
 mod kit;
-pub mod redirect_flow;
 pub mod saml_flow;
 
 pub use crate::login::Env;
@@ -288,7 +287,6 @@ impl Filter {
         env: &mut Env<'_>,
     ) -> Outcome {
         match pending {
-            Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
             Pending::Saml(wait) => self.resume_saml(*wait, response, env),
             _ => unavailable(),
         }
@@ -366,7 +364,7 @@ impl Filter {
             if let Some((here, imp)) = self.login_anywhere(method) {
                 return imp.callback(&here, ctx, env);
             }
-            return self.finish_redirect(ctx, method, env);
+            return Err(Deny::NotFound);
         }
         if let Some(rest) = ctx.path.strip_prefix(&c.prefix) {
             return match rest {
@@ -419,16 +417,11 @@ impl Filter {
                         iat: session.iat,
                         exp: session.exp,
                         token: session.token.as_ref(),
+                        hint: session.hint.as_deref(),
                     };
                     if let Some(outcome) = imp.on_session(&here, ctx, &view, env)? {
                         return Ok(outcome);
                     }
-                }
-                if let Some(outcome) = self.reload_user(ctx, scope, &session, env)? {
-                    return Ok(outcome);
-                }
-                if let Some(outcome) = self.refresh_if_due(ctx, scope, &session, env) {
-                    return Ok(outcome);
                 }
                 return Ok(self.forward(ctx, &session, env.now));
             }
@@ -676,48 +669,6 @@ impl Filter {
         }
     }
 
-    /// The seeds' "reload user": a navigation with `reloadUser=true`, or any navigation when the
-    /// session's redirect method has `reload_user`, asks the IdP again without showing its pages
-    /// (`prompt=none`), and the callback replaces the session (switching user if the IdP's user
-    /// changed, the iframe-embedding case). A session younger than `RELOAD_GRACE` seconds is not
-    /// reloaded, so the return from the IdP does not loop.
-    fn reload_user(
-        &self,
-        ctx: &Ctx<'_>,
-        scope: &Scope,
-        session: &Prepared,
-        env: &mut Env<'_>,
-    ) -> Result<Option<Outcome>, Deny> {
-        const RELOAD_GRACE: u64 = 10;
-        if !ctx.head.is_navigation() {
-            return Ok(None);
-        }
-        let Some(method) = scope.methods.get(&session.id.method) else {
-            return Ok(None);
-        };
-        let MethodKind::OAuth2(o) = method.kind.as_ref() else {
-            return Ok(None);
-        };
-        let asked = ctx
-            .query
-            .single("reloadUser")
-            .map_err(|_| Deny::BadRequest("duplicate_reload"))?
-            == Some("true");
-        let due = o.reload_user && env.now >= session.iat.saturating_add(RELOAD_GRACE);
-        if !asked && !due {
-            return Ok(None);
-        }
-        let query = strip_query_params(ctx.raw_query, &["reloadUser"]);
-        let rd = if query.is_empty() {
-            ctx.path.clone()
-        } else {
-            format!("{}?{query}", ctx.path)
-        };
-        let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
-        self.start_redirect(ctx.head, method, tenant, rd, true, env)
-            .map(Some)
-    }
-
     /// Forwards a request with an identity.
     fn forward(&self, ctx: &Ctx<'_>, who: &Prepared, now: u64) -> Outcome {
         let mut edits = ctx.base_edits.clone();
@@ -883,10 +834,6 @@ impl Filter {
         match method.kind.as_ref() {
             // Served through the trait above.
             MethodKind::Login(_) => Err(Deny::NotFound),
-            MethodKind::OAuth2(_) => {
-                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
-                self.start_redirect(ctx.head, method, tenant, rd, false, env)
-            }
             MethodKind::Saml2(_) => {
                 let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
                 self.start_saml(ctx.head, method, tenant, rd, env)
@@ -1056,7 +1003,7 @@ impl Filter {
                 if let Some((here, imp)) = issuer {
                     return imp.logout(&here, s, env);
                 }
-                self.idp_logout(s, env).or_else(|| self.saml_logout(s, env))
+                self.saml_logout(s, env)
             })
             .unwrap_or(rd);
         let response =

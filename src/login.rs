@@ -265,6 +265,14 @@ pub trait Kit {
     ) -> Result<Outcome, Deny>;
     /// The configured method `name` in the scope of `tenant`.
     fn method(&self, tenant: Option<&str>, name: &str) -> Option<Here<'_>>;
+    /// Forwards a request with `session`'s identity, as for any request with a session
+    /// (identity headers, the IdP's token, the signed assertion): for a method that renewed
+    /// the session on the way (a refreshed access token); it adds the new session cookie to
+    /// the upstream's response itself.
+    fn forward_session(&self, req: &Request<'_>, session: Session, now: u64) -> Outcome;
+    /// `{prefix}/login?rd=...` with the request's method and tenant parameters carried along
+    /// (where a session that ended sends the browser).
+    fn login_url(&self, rd: &str, req: &Request<'_>) -> String;
 }
 
 /// The login form shown again after a failed attempt.
@@ -291,6 +299,8 @@ pub struct SessionView<'a> {
     pub exp: u64,
     /// The IdP's tokens kept for the upstream, if any.
     pub token: Option<&'a crate::session::UpstreamToken>,
+    /// The ID token kept for `id_token_hint` at logout, if any.
+    pub hint: Option<&'a str>,
 }
 
 /// A token a method verified on a protected request (a bearer token).

@@ -23,8 +23,6 @@ pub mod yunzhijia;
 pub enum MethodKind {
     /// SAML 2.0 Web Browser SSO (`type: saml2`).
     Saml2(Box<saml2::Saml2>),
-    /// OAuth2 / OpenID Connect authorization code (`type: oauth2`, `type: oidc`).
-    OAuth2(Box<oauth2::OAuth2>),
     /// A method behind the [`crate::login::LoginMethod`] trait.
     Login(std::sync::Arc<dyn crate::login::LoginMethod>),
 }
@@ -40,8 +38,6 @@ impl MethodKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             MethodKind::Saml2(_) => "saml2",
-            MethodKind::OAuth2(o) if o.oidc => "oidc",
-            MethodKind::OAuth2(_) => "oauth2",
             MethodKind::Login(l) => l.type_name(),
         }
     }
@@ -50,7 +46,6 @@ impl MethodKind {
     /// `{prefix}/callback/{method}`, `None` for methods without a callback.
     pub fn callback_path(&self) -> Option<Option<&str>> {
         match self {
-            MethodKind::OAuth2(o) => Some(o.callback_path.as_deref()),
             MethodKind::Login(l) => l.callback_path(),
             MethodKind::Saml2(_) => None,
         }
@@ -59,7 +54,6 @@ impl MethodKind {
     /// Mapping defaults the method's own fields imply (Mobi's user-info JSON paths).
     pub fn default_mapping(&self) -> crate::mapping::RawMapping {
         match self {
-            MethodKind::OAuth2(o) => o.default_mapping.clone(),
             MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Login(l) => l.default_mapping(),
         }
@@ -76,7 +70,6 @@ impl MethodKind {
     /// URLs this method calls out to (for `sso-filter clusters`).
     pub fn outbound_urls(&self) -> Vec<url::Url> {
         match self {
-            MethodKind::OAuth2(o) => o.outbound_urls(),
             MethodKind::Saml2(s) => s.outbound_urls(),
             MethodKind::Login(l) => l.outbound_urls(),
         }

@@ -9,8 +9,6 @@ use crate::http::RequestHead;
 pub enum Pending {
     /// The built-in login form was posted; waiting for its body.
     ExpectLoginForm(ExpectLoginForm),
-    /// An OAuth2 / OIDC login waits for an IdP answer.
-    Redirect(Box<crate::engine::redirect_flow::RedirectWait>),
     /// A SAML login waits for the IdP metadata.
     Saml(Box<crate::engine::saml_flow::SamlWait>),
     /// The IdP's Response was posted to the SAML ACS; waiting for the body.

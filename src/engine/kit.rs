@@ -11,7 +11,7 @@ use crate::jose::B64URL;
 use crate::login::{Done, FlowStart, FormAgain, Here, Kit, Request};
 use crate::random;
 use crate::redirect::safe_return;
-use crate::session::{Cookies, Flow, FLOW_TTL};
+use crate::session::{Cookies, Flow, Session, FLOW_TTL};
 use crate::store::{Limits, Stores};
 
 impl Kit for Filter {
@@ -188,6 +188,14 @@ impl Kit for Filter {
             method,
             tenant: scope.tenant.as_ref().map(|t| t.code.as_str()),
         })
+    }
+
+    fn forward_session(&self, req: &Request<'_>, session: Session, now: u64) -> Outcome {
+        self.forward(req, &self.prepare(session), now)
+    }
+
+    fn login_url(&self, rd: &str, req: &Request<'_>) -> String {
+        Filter::login_url(self, rd, Some(req))
     }
 }
 
