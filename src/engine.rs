@@ -35,7 +35,7 @@ use crate::methods::local::LoginFailure;
 use crate::methods::throttle::{self, PasswordBudget};
 use crate::methods::MethodKind;
 use crate::pages;
-use crate::pending::{ExpectDirectory, ExpectLoginForm, ExpectSamlResponse, Pending};
+use crate::pending::{ExpectDirectory, ExpectLoginForm, Pending};
 use crate::random;
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
@@ -46,7 +46,6 @@ use cn_flow::ExpectCode;
 pub mod cn_flow;
 mod kit;
 pub mod redirect_flow;
-pub mod saml_flow;
 
 pub use crate::login::Env;
 
@@ -300,7 +299,6 @@ impl Filter {
         match pending {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
             Pending::ExpectCode(p) => self.cn_code_body(p, body, env),
-            Pending::ExpectSamlResponse(p) => self.saml_acs(p, body, env),
             _ => unavailable(),
         }
     }
@@ -314,7 +312,6 @@ impl Filter {
         match pending {
             Pending::Redirect(wait) => self.resume_redirect(*wait, response, env),
             Pending::Cn(wait) => self.resume_cn(*wait, response, env),
-            Pending::Saml(wait) => self.resume_saml(*wait, response, env),
             _ => unavailable(),
         }
     }
@@ -415,10 +412,9 @@ impl Filter {
                     let (here, imp, sub) = self.own_endpoint(rest).ok_or(Deny::NotFound)?;
                     imp.endpoint(&here, ctx, sub, env)
                 }
-                _ => match (rest.strip_prefix("/code/"), rest.strip_prefix("/saml/")) {
-                    (Some(name), _) => self.cn_code_post(ctx, name),
-                    (None, Some(saml)) => self.saml_endpoint(ctx, saml, env),
-                    (None, None) => Err(Deny::NotFound),
+                _ => match rest.strip_prefix("/code/") {
+                    Some(name) => self.cn_code_post(ctx, name),
+                    None => Err(Deny::NotFound),
                 },
             };
         }
@@ -1025,10 +1021,6 @@ impl Filter {
             | MethodKind::Wechat(_)
             | MethodKind::Yunzhijia(_)
             | MethodKind::Teams(_) => self.cn_start(ctx, scope, method, rd, env),
-            MethodKind::Saml2(_) => {
-                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
-                self.start_saml(ctx.head, method, tenant, rd, env)
-            }
         }
     }
 
@@ -1456,7 +1448,7 @@ impl Filter {
                 if let Some((here, imp)) = issuer {
                     return imp.logout(&here, s, env);
                 }
-                self.idp_logout(s, env).or_else(|| self.saml_logout(s, env))
+                self.idp_logout(s, env)
             })
             .unwrap_or(rd);
         let response =

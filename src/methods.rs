@@ -20,8 +20,6 @@ pub mod yunzhijia;
 /// A configured method's own settings.
 #[derive(Debug)]
 pub enum MethodKind {
-    /// SAML 2.0 Web Browser SSO (`type: saml2`).
-    Saml2(Box<saml2::Saml2>),
     /// Built-in users (`type: local`).
     Local(local::Local),
     /// JWT request parameter or bearer token (`type: jwt`).
@@ -56,7 +54,6 @@ impl MethodKind {
     /// The configuration `type`.
     pub fn type_name(&self) -> &'static str {
         match self {
-            MethodKind::Saml2(_) => "saml2",
             MethodKind::Local(_) => "local",
             MethodKind::Jwt(_) => "jwt",
             MethodKind::OAuth2(o) if o.oidc => "oidc",
@@ -100,7 +97,6 @@ impl MethodKind {
             MethodKind::Login(l) => l.callback_path(),
             MethodKind::Local(_)
             | MethodKind::Jwt(_)
-            | MethodKind::Saml2(_)
             | MethodKind::Ldap(_) => None,
         }
     }
@@ -115,7 +111,6 @@ impl MethodKind {
             MethodKind::Wechat(_) => wechat::Wechat::default_mapping(),
             MethodKind::Yunzhijia(_) => yunzhijia::Yunzhijia::default_mapping(),
             MethodKind::Teams(_) => teams::Teams::default_mapping(),
-            MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Ldap(l) => l.default_mapping.clone(),
             MethodKind::Local(_) | MethodKind::Jwt(_) => crate::mapping::RawMapping::default(),
             MethodKind::Login(l) => l.default_mapping(),
@@ -142,7 +137,6 @@ impl MethodKind {
             MethodKind::Wechat(w) => w.outbound_urls(),
             MethodKind::Yunzhijia(y) => y.outbound_urls(),
             MethodKind::Teams(t) => t.outbound_urls(),
-            MethodKind::Saml2(s) => s.outbound_urls(),
             MethodKind::Login(l) => l.outbound_urls(),
         }
     }

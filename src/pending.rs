@@ -15,10 +15,6 @@ pub enum Pending {
     Cn(Box<crate::engine::cn_flow::CnWait>),
     /// An in-app page posted a code; waiting for the body.
     ExpectCode(crate::engine::cn_flow::ExpectCode),
-    /// A SAML login waits for the IdP metadata.
-    Saml(Box<crate::engine::saml_flow::SamlWait>),
-    /// The IdP's Response was posted to the SAML ACS; waiting for the body.
-    ExpectSamlResponse(ExpectSamlResponse),
     /// An LDAP login waits for the directory's next reply.
     Directory(Box<ExpectDirectory>),
 }
@@ -45,13 +41,4 @@ pub struct ExpectDirectory {
 pub struct ExpectLoginForm {
     /// The request head (cookies, accept headers) of the post.
     pub head: RequestHead,
-}
-
-/// What the SAML ACS needs once the posted body arrives.
-#[derive(Debug)]
-pub struct ExpectSamlResponse {
-    /// The request head of the post.
-    pub head: RequestHead,
-    /// The method named in the ACS path.
-    pub method: String,
 }
