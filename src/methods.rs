@@ -95,9 +95,7 @@ impl MethodKind {
             // The ticket arrives on the application's own URL: no callback.
             MethodKind::Yunzhijia(_) | MethodKind::Teams(_) => None,
             MethodKind::Login(l) => l.callback_path(),
-            MethodKind::Local(_)
-            | MethodKind::Jwt(_)
-            | MethodKind::Ldap(_) => None,
+            MethodKind::Local(_) | MethodKind::Jwt(_) | MethodKind::Ldap(_) => None,
         }
     }
 

@@ -294,5 +294,4 @@ impl Saml2 {
             .clone()
             .unwrap_or_else(|| metadata_url.to_owned())
     }
-
 }

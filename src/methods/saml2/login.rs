@@ -21,7 +21,7 @@ use std::any::Any;
 
 use base64::Engine;
 
-use super::{request_id, replay_key, Binding, Expect, Idp, Saml2, SamlFailure, MAX_ACS_BODY};
+use super::{replay_key, request_id, Binding, Expect, Idp, Saml2, SamlFailure, MAX_ACS_BODY};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
@@ -63,7 +63,7 @@ enum MetadataWait {
     /// Start a login.
     ToStart(Starting),
     /// Verify a posted Response.
-    ToFinish(Posted),
+    ToFinish(Box<Posted>),
 }
 
 /// The ACS form: `(SAMLResponse, RelayState)`, each at most once.
@@ -206,7 +206,7 @@ impl Saml2 {
             Ok((here, saml, None)) => match &saml.metadata_url {
                 Some(url) => Outcome::new(Step::Callout(
                     saml.metadata_callout(url),
-                    CalloutWait::new(here.reference(), MetadataWait::ToFinish(posted)),
+                    CalloutWait::new(here.reference(), MetadataWait::ToFinish(Box::new(posted))),
                 )),
                 None => refuse_posted(&here, req, &posted, Deny::Unavailable("metadata")),
             },

@@ -7,8 +7,8 @@ use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
 
 use super::{
-    child, escape, request_id, session_id, parse_options, parse_xml_time, text_only, xml_time, Idp, Saml2, SamlFailure,
-    RSA_SHA256, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
+    child, escape, parse_options, parse_xml_time, request_id, session_id, text_only, xml_time, Idp,
+    Saml2, SamlFailure, RSA_SHA256, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
 };
 use crate::counter::Counter;
 use crate::deny::Deny;

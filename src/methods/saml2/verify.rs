@@ -9,8 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{
     child, escape, only_child, parse_options, parse_xml_time, text_only, Expect, Idp, Principal,
-    Saml2, SamlFailure, Verified, CM_BEARER, MAX_RESPONSE_BYTES, SAMLP_NS, SAML_NS,
-    STATUS_SUCCESS,
+    Saml2, SamlFailure, Verified, CM_BEARER, MAX_RESPONSE_BYTES, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
 };
 use crate::jose::B64STD;
 use crate::xmldsig::{self, is, DS_NS};
