@@ -21,7 +21,10 @@ use std::any::Any;
 
 use base64::Engine;
 
-use super::{replay_key, request_id, Binding, Expect, Idp, Saml2, SamlFailure, MAX_ACS_BODY};
+use super::{
+    replay_key, request_id, session_id, Binding, Expect, Idp, Saml2, SamlFailure, Verified,
+    MAX_ACS_BODY,
+};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
@@ -271,7 +274,7 @@ impl Saml2 {
 
     /// What the session keeps for single logout (the subject and a digest of its session
     /// index) and the IdP's end for it.
-    fn session_extra(&self, verified: &super::Verified) -> SessionExtra {
+    fn session_extra(&self, verified: &Verified) -> SessionExtra {
         let text = |k: &str| {
             verified
                 .claims
@@ -287,7 +290,7 @@ impl Saml2 {
         SessionExtra {
             sid: text("session_index")
                 .filter(|_| self.single_logout)
-                .map(|i| super::session_id(&i)),
+                .map(|i| session_id(&i)),
             saml: subject.filter(|_| self.single_logout),
             exp_cap: verified.session_not_on_or_after,
             ..SessionExtra::default()
