@@ -416,7 +416,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 parse_at(fields, &here)?,
                 &here,
             )?)),
-            "saml2" => MethodKind::Saml2(Box::new(saml2::Saml2::from_raw(
+            "saml2" => MethodKind::Login(Arc::new(saml2::Saml2::from_raw(
                 parse_at(fields, &here)?,
                 &here,
             )?)),

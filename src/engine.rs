@@ -40,7 +40,6 @@ use crate::store::Stores;
 use crate::wait::{BodyWait, CalloutWait, MethodRef, StreamWait};
 
 mod kit;
-pub mod saml_flow;
 
 pub use crate::login::Env;
 
@@ -275,7 +274,6 @@ impl Filter {
     fn legacy_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
         match pending {
             Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
-            Pending::ExpectSamlResponse(p) => self.saml_acs(p, body, env),
             _ => unavailable(),
         }
     }
@@ -287,7 +285,6 @@ impl Filter {
         env: &mut Env<'_>,
     ) -> Outcome {
         match pending {
-            Pending::Saml(wait) => self.resume_saml(*wait, response, env),
             _ => unavailable(),
         }
     }
@@ -375,10 +372,7 @@ impl Filter {
                     let (here, imp, sub) = self.own_endpoint(rest).ok_or(Deny::NotFound)?;
                     imp.endpoint(&here, ctx, sub, env)
                 }
-                _ => match rest.strip_prefix("/saml/") {
-                    Some(saml) => self.saml_endpoint(ctx, saml, env),
-                    None => Err(Deny::NotFound),
-                },
+                _ => Err(Deny::NotFound),
             };
         }
         if self.is_public(&ctx.path) {
@@ -834,10 +828,6 @@ impl Filter {
         match method.kind.as_ref() {
             // Served through the trait above.
             MethodKind::Login(_) => Err(Deny::NotFound),
-            MethodKind::Saml2(_) => {
-                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
-                self.start_saml(ctx.head, method, tenant, rd, env)
-            }
         }
     }
 
@@ -996,14 +986,9 @@ impl Filter {
         let location = session
             .as_ref()
             .and_then(|s| {
-                let issuer = self.scope_of(s.id.tenant.as_deref()).and_then(|scope| {
-                    let m = scope.methods.get(&s.id.method)?;
-                    self.login_in(scope, m)
-                });
-                if let Some((here, imp)) = issuer {
-                    return imp.logout(&here, s, env);
-                }
-                self.saml_logout(s, env)
+                let scope = self.scope_of(s.id.tenant.as_deref())?;
+                let (here, imp) = self.login_in(scope, scope.methods.get(&s.id.method)?)?;
+                imp.logout(&here, s, env)
             })
             .unwrap_or(rd);
         let response =

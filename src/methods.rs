@@ -21,8 +21,6 @@ pub mod yunzhijia;
 /// A configured method's own settings.
 #[derive(Debug)]
 pub enum MethodKind {
-    /// SAML 2.0 Web Browser SSO (`type: saml2`).
-    Saml2(Box<saml2::Saml2>),
     /// A method behind the [`crate::login::LoginMethod`] trait.
     Login(std::sync::Arc<dyn crate::login::LoginMethod>),
 }
@@ -37,7 +35,6 @@ impl MethodKind {
     /// The configuration `type`.
     pub fn type_name(&self) -> &'static str {
         match self {
-            MethodKind::Saml2(_) => "saml2",
             MethodKind::Login(l) => l.type_name(),
         }
     }
@@ -47,14 +44,12 @@ impl MethodKind {
     pub fn callback_path(&self) -> Option<Option<&str>> {
         match self {
             MethodKind::Login(l) => l.callback_path(),
-            MethodKind::Saml2(_) => None,
         }
     }
 
     /// Mapping defaults the method's own fields imply (Mobi's user-info JSON paths).
     pub fn default_mapping(&self) -> crate::mapping::RawMapping {
         match self {
-            MethodKind::Saml2(s) => s.default_mapping(),
             MethodKind::Login(l) => l.default_mapping(),
         }
     }
@@ -70,7 +65,6 @@ impl MethodKind {
     /// URLs this method calls out to (for `sso-filter clusters`).
     pub fn outbound_urls(&self) -> Vec<url::Url> {
         match self {
-            MethodKind::Saml2(s) => s.outbound_urls(),
             MethodKind::Login(l) => l.outbound_urls(),
         }
     }

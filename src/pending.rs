@@ -9,10 +9,6 @@ use crate::http::RequestHead;
 pub enum Pending {
     /// The built-in login form was posted; waiting for its body.
     ExpectLoginForm(ExpectLoginForm),
-    /// A SAML login waits for the IdP metadata.
-    Saml(Box<crate::engine::saml_flow::SamlWait>),
-    /// The IdP's Response was posted to the SAML ACS; waiting for the body.
-    ExpectSamlResponse(ExpectSamlResponse),
 }
 
 /// What the login-form post needs once its body arrives.
@@ -20,13 +16,4 @@ pub enum Pending {
 pub struct ExpectLoginForm {
     /// The request head (cookies, accept headers) of the post.
     pub head: RequestHead,
-}
-
-/// What the SAML ACS needs once the posted body arrives.
-#[derive(Debug)]
-pub struct ExpectSamlResponse {
-    /// The request head of the post.
-    pub head: RequestHead,
-    /// The method named in the ACS path.
-    pub method: String,
 }

@@ -4,6 +4,8 @@
 use serde_json::json;
 
 use super::*;
+use crate::jose::B64STD;
+use crate::xmldsig::{self, DS_NS};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/saml2/");
 

@@ -1,0 +1,418 @@
+//! The SAML 2.0 Web Browser SSO flow behind [`LoginMethod`]: start, the SP metadata, the ACS
+//! and single logout.
+//!
+//! ```text
+//! (idp_metadata_url: a MetadataWait fetches the IdP metadata first when the shared-data copy
+//!  is missing or older than metadata_ttl_seconds)
+//! start ──> AuthnRequest (ID = flow nonce), RelayState = flow state; flow cookie set
+//!           (SameSite=None: it must come back with the IdP's cross-site POST);
+//!           302 to the IdP (HTTP-Redirect, optionally signed) or an auto-posting form
+//! GET  {prefix}/saml/{method}/metadata ──> SP metadata XML
+//! POST {prefix}/saml/{method}/acs ──> BodyWait(AcsPost) ──> Response verified
+//!           (InResponseTo = the flow's request ID), assertion ID remembered until it expires,
+//!           session cookie, flow cookie deleted, 303 to the return URL
+//! GET  {prefix}/saml/{method}/slo ──> single logout (logout.rs)
+//! ```
+//!
+//! ACS refusals go through the one refusal map, which answers a browser's form post with a
+//! page and a script with JSON.
+
+use std::any::Any;
+
+use base64::Engine;
+
+use super::{
+    replay_key, request_id, session_id, Binding, Expect, Idp, Saml2, SamlFailure, Verified,
+    MAX_ACS_BODY,
+};
+use crate::counter::Counter;
+use crate::deny::Deny;
+use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
+use crate::idp::IdpFailure;
+use crate::jose::B64URL;
+use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, Request};
+use crate::mapping::RawMapping;
+use crate::random;
+use crate::session::{Flow, SamlSubject, Session, SessionExtra};
+use crate::wait::{state_as, BodyWait, CalloutWait};
+
+/// The ACS post's body is awaited.
+#[derive(Debug)]
+struct AcsPost {
+    head: RequestHead,
+}
+
+/// A login being started, waiting for the IdP metadata.
+#[derive(Debug)]
+struct Starting {
+    head: RequestHead,
+    rd: String,
+    sent_ms: u64,
+}
+
+/// A posted Response for its (consumed) flow.
+#[derive(Debug)]
+struct Posted {
+    head: RequestHead,
+    flow: Flow,
+    delete_flow: String,
+    response: String,
+    sent_ms: u64,
+}
+
+/// What a SAML login waits for the IdP metadata to do.
+#[derive(Debug)]
+enum MetadataWait {
+    /// Start a login.
+    ToStart(Starting),
+    /// Verify a posted Response.
+    ToFinish(Box<Posted>),
+}
+
+/// The ACS form: `(SAMLResponse, RelayState)`, each at most once.
+fn posted_form(body: &[u8]) -> Result<(String, String), Deny> {
+    if body.len() > MAX_ACS_BODY {
+        return Err(Deny::BodyTooLarge);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
+    let form = Query::parse(text);
+    let field = |name: &str| {
+        form.single(name)
+            .map_err(|_| Deny::BadRequest("duplicate_field"))
+    };
+    let response = field("SAMLResponse")?
+        .ok_or(Deny::BadRequest("no_saml_response"))?
+        .to_owned();
+    // No RelayState, no flow: unsolicited (IdP-initiated) responses are refused.
+    let state = field("RelayState")?.unwrap_or("").to_owned();
+    Ok((response, state))
+}
+
+impl Saml2 {
+    /// `(sp entity id, acs url)` of the method.
+    pub(super) fn sp_urls(&self, here: &Here<'_>) -> (String, String) {
+        let kit = here.kit;
+        let base = format!("{}{}/saml/{}", kit.origin(), kit.prefix(), here.name());
+        (
+            self.sp_entity_id(&format!("{base}/metadata")),
+            format!("{base}/acs"),
+        )
+    }
+
+    /// The `AuthnRequest` for a new flow, by redirect or by an auto-posting page.
+    fn start_with(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        idp: &Idp,
+        rd: String,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        // The state (RelayState) is drawn before the request ID, as it always was: the same
+        // randomness gives the same messages (tests/golden).
+        let state = random::bytes(env.rng, 32)
+            .map(|b| B64URL.encode(b))
+            .map_err(|_| Deny::Unavailable("random"))?;
+        let request_id = random::bytes(env.rng, 20)
+            .map(|b| request_id(&b))
+            .map_err(|_| Deny::Unavailable("random"))?;
+        let (entity, acs) = self.sp_urls(here);
+        let xml = self.authn_request(idp, &request_id, env.now, &entity, &acs);
+        let start = FlowStart {
+            rd,
+            state: Some(state.clone()),
+            nonce: Some(request_id.clone()),
+            cross_site: true,
+            ..FlowStart::default()
+        };
+        let (_, cookies) = here.kit.begin_flow(here, req, start, env)?;
+        let response = match self.binding {
+            Binding::Redirect => {
+                let location = self
+                    .redirect_url(idp, &xml, &state)
+                    .map_err(|_| Deny::Unavailable("saml_request"))?;
+                Response::redirect(302, &location)
+            }
+            Binding::Post => {
+                let signed = self
+                    .sign_post_request(&xml, &request_id)
+                    .map_err(|_| Deny::Unavailable("saml_request"))?;
+                Response::new(200)
+                    .html(self.post_page(idp, &signed, &state))
+                    .header(
+                        "content-security-policy",
+                        "default-src 'none'; script-src 'unsafe-inline'; form-action *",
+                    )
+                    .header("referrer-policy", "no-referrer")
+            }
+        };
+        Ok(Outcome::new(Step::Respond(response.cookies(cookies)))
+            .count(Counter::RedirectIdp(here.label())))
+    }
+
+    /// `GET {prefix}/saml/{method}/metadata`.
+    fn metadata_page(&self, here: &Here<'_>) -> Outcome {
+        let (entity, acs) = self.sp_urls(here);
+        let mut response = Response::new(200);
+        response.body = self.sp_metadata(&entity, &acs).into_bytes();
+        Outcome::new(Step::Respond(
+            response.header("content-type", "application/samlmetadata+xml"),
+        ))
+    }
+
+    /// `POST {prefix}/saml/{method}/acs`: an HTML form post, whose body is read next.
+    fn acs_post(&self, here: &Here<'_>, req: &Request<'_>) -> Result<Outcome, Deny> {
+        if !req.is_form_post() {
+            return Err(Deny::BadRequest("form_content_type"));
+        }
+        let wait = AcsPost {
+            head: req.head.clone(),
+        };
+        Ok(Outcome::new(Step::ReadBody {
+            wait: BodyWait::new(here.reference(), wait),
+            limit: MAX_ACS_BODY,
+        }))
+    }
+
+    /// The ACS body: the flow by `RelayState`, then the Response verified in full (after
+    /// fetching the IdP metadata when it is not at hand).
+    fn acs(&self, here: &Here<'_>, req: &Request<'_>, body: &[u8], env: &mut Env<'_>) -> Outcome {
+        let (response, state) = match posted_form(body) {
+            Ok(v) => v,
+            Err(deny) => return here.kit.refuse(req, deny, Vec::new()),
+        };
+        let (flow, delete_flow) = match here.kit.take_flow(req, &state, env) {
+            Ok(taken) => taken,
+            Err(deny) => return here.kit.refuse(req, deny, Vec::new()),
+        };
+        let posted = Posted {
+            head: req.head.clone(),
+            flow,
+            delete_flow,
+            response,
+            sent_ms: env.now_ms,
+        };
+        // From here on the flow is used up: every refusal also deletes its cookie. The flow's
+        // own scope decides (a method of the same name may exist in several).
+        let found = (|| -> Result<_, Deny> {
+            let here = here
+                .kit
+                .method(posted.flow.tenant.as_deref(), &posted.flow.method)
+                .filter(|h| h.name() == here.name())
+                .ok_or(Deny::FlowInvalid)?;
+            let saml = here.imp::<Saml2>().ok_or(Deny::FlowInvalid)?;
+            let idp = saml.idp_at_hand(&here, env, false)?;
+            Ok((here, saml, idp))
+        })();
+        match found {
+            Ok((here, saml, Some(idp))) => saml.conclude(&here, req, &posted, &idp, env),
+            Ok((here, saml, None)) => match &saml.metadata_url {
+                Some(url) => Outcome::new(Step::Callout(
+                    saml.metadata_callout(url),
+                    CalloutWait::new(here.reference(), MetadataWait::ToFinish(Box::new(posted))),
+                )),
+                None => refuse_posted(&here, req, &posted, Deny::Unavailable("metadata")),
+            },
+            Err(deny) => refuse_posted(here, req, &posted, deny),
+        }
+    }
+
+    /// Verifies a posted Response for its flow and, when it passes, completes the login.
+    fn conclude(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        posted: &Posted,
+        idp: &Idp,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        match self.verified(here, req, posted, idp, env) {
+            Ok(outcome) => outcome,
+            Err(deny) => refuse_posted(here, req, posted, deny),
+        }
+    }
+
+    /// The Response verified, the assertion used once, the identity mapped: the one
+    /// completion path.
+    fn verified(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        posted: &Posted,
+        idp: &Idp,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let refused = |f: SamlFailure| here.idp(IdpFailure::Rejected(f.reason()));
+        let (entity, acs) = self.sp_urls(here);
+        let request_id = posted.flow.nonce.clone().unwrap_or_default();
+        let expect = Expect {
+            sp_entity_id: &entity,
+            acs_url: &acs,
+            request_id: &request_id,
+            now: env.now,
+            idp: Some(idp),
+        };
+        let verified = self.verify(&posted.response, &expect).map_err(refused)?;
+        // One-time use (security.md I10): the assertion ID is remembered until it expires;
+        // a store that cannot be read or written refuses (fail closed, L10).
+        let item = format!("saml:{}", replay_key(&verified.assertion_id));
+        let keep_until = verified.not_on_or_after.saturating_add(60);
+        let stores = here.kit.stores(env.cache, env.rng)?;
+        if !stores.use_once(&item, keep_until, env.now)? {
+            return Err(refused(SamlFailure::Replayed));
+        }
+        let identity = here.identity(&verified.claims)?;
+        let done = Done {
+            identity,
+            claims: Some(&verified.claims),
+            extra: self.session_extra(&verified),
+            landing: posted.flow.rd.clone(),
+            cookies: vec![posted.delete_flow.clone()],
+        };
+        here.kit.finish_login(here, req, done, env)
+    }
+
+    /// What the session keeps for single logout (the subject and a digest of its session
+    /// index) and the IdP's end for it.
+    fn session_extra(&self, verified: &Verified) -> SessionExtra {
+        let text = |k: &str| {
+            verified
+                .claims
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let subject = text("name_id").map(|name_id| SamlSubject {
+            name_id,
+            format: text("name_id_format"),
+            session_index: text("session_index"),
+        });
+        SessionExtra {
+            sid: text("session_index")
+                .filter(|_| self.single_logout)
+                .map(|i| session_id(&i)),
+            saml: subject.filter(|_| self.single_logout),
+            exp_cap: verified.session_not_on_or_after,
+            ..SessionExtra::default()
+        }
+    }
+}
+
+/// A refusal once the flow is used up (its cookie deleted, "Sign in again" offered).
+fn refuse_posted(here: &Here<'_>, req: &Request<'_>, posted: &Posted, deny: Deny) -> Outcome {
+    here.kit
+        .refuse_flow(req, &posted.flow, deny, vec![posted.delete_flow.clone()])
+}
+
+impl LoginMethod for Saml2 {
+    fn type_name(&self) -> &'static str {
+        "saml2"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn endpoint_segment(&self) -> Option<&'static str> {
+        Some("saml")
+    }
+
+    fn default_mapping(&self) -> RawMapping {
+        Saml2::default_mapping(self)
+    }
+
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        Saml2::outbound_urls(self)
+    }
+
+    /// The `AuthnRequest` (after fetching the IdP metadata when it is not at hand).
+    fn start(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        rd: String,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        if let Some(idp) = self.idp_at_hand(here, env, false)? {
+            return self.start_with(here, req, &idp, rd, env);
+        }
+        let url = self
+            .metadata_url
+            .as_ref()
+            .ok_or(Deny::Unavailable("metadata"))?;
+        let wait = MetadataWait::ToStart(Starting {
+            head: req.head.clone(),
+            rd,
+            sent_ms: env.now_ms,
+        });
+        Ok(Outcome::new(Step::Callout(
+            self.metadata_callout(url),
+            CalloutWait::new(here.reference(), wait),
+        )))
+    }
+
+    /// `{prefix}/saml/{method}/metadata`, `.../acs` and `.../slo`.
+    fn endpoint(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        rest: &str,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        match (rest, req.head.method.as_str()) {
+            ("metadata", "GET" | "HEAD") => Ok(self.metadata_page(here)),
+            ("acs", "POST") => self.acs_post(here, req),
+            ("slo", "GET") => self.slo(here, req, env),
+            ("metadata" | "acs" | "slo", _) => Err(Deny::BadRequest("method")),
+            _ => Err(Deny::NotFound),
+        }
+    }
+
+    fn resume_body(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn Any + Send>,
+        body: &[u8],
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let Some(wait) = state_as::<AcsPost>(state) else {
+            return wrong_wait(here);
+        };
+        let req = here.kit.request(&wait.head);
+        self.acs(here, &req, body, env)
+    }
+
+    /// The IdP metadata arrived (or a copy younger than a day serves): start or finish.
+    fn resume_callout(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn Any + Send>,
+        answer: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let Some(wait) = state_as::<MetadataWait>(state) else {
+            return wrong_wait(here);
+        };
+        let (head, sent_ms, cookies) = match &wait {
+            MetadataWait::ToStart(s) => (s.head.clone(), s.sent_ms, Vec::new()),
+            MetadataWait::ToFinish(p) => (p.head.clone(), p.sent_ms, vec![p.delete_flow.clone()]),
+        };
+        let req = here.kit.request(&head);
+        let idp = match self.fetched_idp(here, &answer, sent_ms, env) {
+            Ok(idp) => idp,
+            Err(deny) => return here.kit.refuse(&req, deny, cookies),
+        };
+        match wait {
+            MetadataWait::ToStart(s) => match self.start_with(here, &req, &idp, s.rd, env) {
+                Ok(outcome) => outcome,
+                Err(deny) => here.kit.refuse(&req, deny, Vec::new()),
+            },
+            MetadataWait::ToFinish(posted) => self.conclude(here, &req, &posted, &idp, env),
+        }
+    }
+
+    /// The IdP's single logout with a `LogoutRequest` for the session's subject.
+    fn logout(&self, here: &Here<'_>, session: &Session, env: &mut Env<'_>) -> Option<String> {
+        self.logout_url(here, session, env)
+    }
+}
