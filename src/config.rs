@@ -14,11 +14,9 @@ use crate::error::parse_at;
 pub use crate::error::ConfigError;
 use crate::http::normalize_path;
 use crate::identity::IdentityHeaders;
-use crate::mapping::{Mapping, RawMapping};
-use crate::methods::{
-    cas, dingtalk, jwt, lark, ldap, local, oauth2, saml2, teams, wechat, wecom, yunzhijia,
-    MethodKind,
-};
+use crate::login::LoginMethod;
+pub use crate::login::Method;
+use crate::mapping::RawMapping;
 use crate::session::{Cookies, KeyRing, SameSite};
 
 /// The configuration as written.
@@ -200,30 +198,6 @@ pub struct TenantInfo {
     pub name: Option<String>,
 }
 
-/// A configured login method in a scope.
-#[derive(Clone, Debug)]
-pub struct Method {
-    /// Name used in `?activeAuth=NAME`.
-    pub name: String,
-    /// Label shown on the chooser page.
-    pub label: String,
-    /// The method's own configuration.
-    pub kind: Arc<MethodKind>,
-    /// Effective mapping: method over tenant over global.
-    pub mapping: Arc<Mapping>,
-}
-
-impl Method {
-    /// The implementation behind the [`crate::login::LoginMethod`] trait, for the methods
-    /// that have one.
-    pub fn login(&self) -> Option<&dyn crate::login::LoginMethod> {
-        match self.kind.as_ref() {
-            MethodKind::Login(l) => Some(l.as_ref()),
-            _ => None,
-        }
-    }
-}
-
 impl Config {
     /// Parses and checks a configuration document.
     ///
@@ -299,9 +273,7 @@ impl Config {
         );
         for (at, scope) in scopes {
             for m in scope.methods.values() {
-                if let Some(imp) = m.login() {
-                    out.extend(imp.warnings(&format!("{at}methods.{}", m.name)));
-                }
+                out.extend(m.imp.warnings(&format!("{at}methods.{}", m.name)));
             }
         }
         out
@@ -313,7 +285,7 @@ impl Config {
             .global
             .methods
             .values()
-            .map(|m| format!("{} ({})", m.name, m.kind.type_name()))
+            .map(|m| format!("{} ({})", m.name, m.imp.type_name()))
             .collect();
         format!(
             "ok: {} method(s): {}; default: {}; {} tenant(s)",
@@ -333,7 +305,7 @@ impl Config {
         let mut out: Vec<String> = Vec::new();
         for scope in std::iter::once(&self.global).chain(self.tenants.values()) {
             for m in scope.methods.values() {
-                if m.login().is_some_and(|l| l.needs_stream()) && !out.contains(&m.name) {
+                if m.imp.needs_stream() && !out.contains(&m.name) {
                     out.push(m.name.clone());
                 }
             }
@@ -346,7 +318,7 @@ impl Config {
         let mut out = Vec::new();
         for scope in std::iter::once(&self.global).chain(self.tenants.values()) {
             for m in scope.methods.values() {
-                for u in m.kind.outbound_urls() {
+                for u in m.imp.outbound_urls() {
                     if !out.iter().any(|(_, seen): &(String, url::Url)| *seen == u) {
                         out.push((m.name.clone(), u));
                     }
@@ -361,7 +333,7 @@ impl Config {
 struct ParsedMethod {
     name: String,
     label: String,
-    kind: Arc<MethodKind>,
+    imp: Arc<dyn LoginMethod>,
     mapping: RawMapping,
     at: String,
 }
@@ -374,15 +346,19 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
         let Value::Object(mut fields) = value.clone() else {
             return Err(ConfigError::at(here, "must be an object"));
         };
-        let kind =
-            match fields.remove("type") {
-                Some(Value::String(t)) => t,
-                Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
-                None => return Err(ConfigError::at(
+        let kind = match fields.remove("type") {
+            Some(Value::String(t)) => t,
+            Some(_) => return Err(ConfigError::at(format!("{here}.type"), "must be a string")),
+            None => {
+                return Err(ConfigError::at(
                     format!("{here}.type"),
-                    "missing (one of: local, ldap, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, teams, cas, saml2)",
-                )),
-            };
+                    format!(
+                        "missing (one of: {})",
+                        crate::methods::type_names().join(", ")
+                    ),
+                ))
+            }
+        };
         let label = match fields.remove("label") {
             Some(Value::String(l)) => l,
             None => name.clone(),
@@ -393,66 +369,11 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             None => RawMapping::default(),
         };
         let fields = Value::Object(fields);
-        let kind = match kind.as_str() {
-            "local" => MethodKind::Login(Arc::new(local::Local::from_raw(parse_at(fields, &here)?, &here)?)),
-            "jwt" => MethodKind::Login(Arc::new(jwt::Jwt::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "oauth2" | "oidc" => MethodKind::Login(Arc::new(oauth2::OAuth2::from_raw(
-                parse_at(fields, &here)?,
-                kind == "oidc",
-                &here,
-            )?)),
-            "cas" => MethodKind::Login(Arc::new(cas::Cas::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "wecom" => MethodKind::Login(Arc::new(wecom::Wecom::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "dingtalk" => MethodKind::Login(Arc::new(dingtalk::DingTalk::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "saml2" => MethodKind::Login(Arc::new(saml2::Saml2::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "lark" => MethodKind::Login(Arc::new(lark::Lark::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "wechat" => MethodKind::Login(Arc::new(wechat::Wechat::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "yunzhijia" => MethodKind::Login(Arc::new(yunzhijia::Yunzhijia::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "teams" => MethodKind::Login(Arc::new(teams::Teams::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            "ldap" => MethodKind::Login(Arc::new(ldap::Ldap::from_raw(
-                parse_at(fields, &here)?,
-                &here,
-            )?)),
-            other => {
-                return Err(ConfigError::at(
-                    format!("{here}.type"),
-                    format!(
-                        "unknown method type {other:?} (one of: local, ldap, jwt, oauth2, oidc, wecom, dingtalk, lark, wechat, yunzhijia, teams, cas, saml2)"
-                    ),
-                ))
-            }
-        };
+        let imp = crate::methods::from_config(&kind, fields, &here)?;
         out.push(ParsedMethod {
             name: name.clone(),
             label,
-            kind: Arc::new(kind),
+            imp,
             mapping,
             at: here,
         });
@@ -476,7 +397,7 @@ fn build_scope(
         .chain(own)
     {
         let effective = mapping
-            .overlay(&m.kind.default_mapping())
+            .overlay(&m.imp.default_mapping())
             .overlay(&m.mapping)
             .compile(&format!("{}.mapping", m.at))
             .map_err(|(path, reason)| ConfigError::at(path, reason))?;
@@ -485,7 +406,7 @@ fn build_scope(
             Method {
                 name: m.name.clone(),
                 label: m.label.clone(),
-                kind: Arc::clone(&m.kind),
+                imp: Arc::clone(&m.imp),
                 mapping: Arc::new(effective),
             },
         );
@@ -702,7 +623,7 @@ fn collect_callbacks(
     let mut callback_kinds: BTreeMap<String, &'static str> = BTreeMap::new();
     for scope in std::iter::once(global).chain(tenants.values()) {
         for m in scope.methods.values() {
-            if let Some(custom) = m.kind.callback_path() {
+            if let Some(custom) = m.imp.callback_path() {
                 let path =
                     custom.map_or_else(|| format!("{prefix}/callback/{}", m.name), str::to_owned);
                 // Matched on the path; a registered query stays part of the redirect URI.
@@ -717,7 +638,7 @@ fn collect_callbacks(
                         "overlaps the login page or a public path",
                     ));
                 }
-                let kind = m.kind.type_name();
+                let kind = m.imp.type_name();
                 if callback_kinds
                     .insert(path.clone(), kind)
                     .is_some_and(|k| k != kind)

@@ -30,14 +30,12 @@ use crate::jose::claims::expiry_from;
 use crate::login::{Here, LoginMethod, Request, SessionView};
 use crate::memo::Memo;
 use crate::methods::throttle::PasswordBudget;
-use crate::methods::MethodKind;
 use crate::pages;
-use crate::pending::{ExpectLoginForm, Pending};
 use crate::random;
 use crate::redirect::safe_return;
 use crate::session::{Flow, SealError, Session, SessionExtra, UpstreamToken, FLOW_TTL};
 use crate::store::Stores;
-use crate::wait::{BodyWait, CalloutWait, MethodRef, StreamWait};
+use crate::wait::{state_as, BodyWait, CalloutWait, MethodRef, StreamWait};
 
 mod kit;
 
@@ -46,25 +44,11 @@ pub use crate::login::Env;
 /// How the engine names the request facts (the type methods see as [`Request`]).
 type Ctx<'h> = Request<'h>;
 
-/// The method reference of a wait made by engine code not yet behind the trait.
-fn legacy_ref() -> MethodRef {
-    MethodRef {
-        tenant: None,
-        name: String::new(),
-    }
-}
-
-/// A body wait of engine code not yet behind the trait.
-fn legacy_body(pending: Pending, limit: usize) -> Step {
-    Step::ReadBody {
-        wait: BodyWait::new(legacy_ref(), pending),
-        limit,
-    }
-}
-
-/// A callout wait of engine code not yet behind the trait.
-fn legacy_callout(callout: crate::http::Callout, pending: Pending) -> Step {
-    Step::Callout(callout, CalloutWait::new(legacy_ref(), pending))
+/// The engine's own wait: the login form was posted; its body names the flow, and the flow
+/// the method.
+#[derive(Debug)]
+struct FormPost {
+    head: RequestHead,
 }
 
 /// The largest login-form body accepted.
@@ -190,10 +174,12 @@ impl Filter {
 
     /// Handles a buffered request body for a body wait.
     pub fn on_body(&self, wait: BodyWait, body: &[u8], env: &mut Env<'_>) -> Outcome {
-        let (method, state) = wait.into_inner().into_parts();
-        let outcome = match state.downcast::<Pending>() {
-            Ok(pending) => self.legacy_body(*pending, body, env),
-            Err(state) => match self.here(&method) {
+        let outcome = match wait.into_inner().into_parts() {
+            (None, state) => match state_as::<FormPost>(state) {
+                Some(post) => self.login_form_post(&post.head, body, env),
+                None => unavailable(),
+            },
+            (Some(method), state) => match self.here(&method) {
                 Some((here, imp)) => imp.resume_body(&here, state, body, env),
                 None => gone(&method),
             },
@@ -208,13 +194,13 @@ impl Filter {
         response: CalloutResponse,
         env: &mut Env<'_>,
     ) -> Outcome {
-        let (method, state) = wait.into_inner().into_parts();
-        let outcome = match state.downcast::<Pending>() {
-            Ok(pending) => self.legacy_callout(*pending, response, env),
-            Err(state) => match self.here(&method) {
+        let outcome = match wait.into_inner().into_parts() {
+            (Some(method), state) => match self.here(&method) {
                 Some((here, imp)) => imp.resume_callout(&here, state, response, env),
                 None => gone(&method),
             },
+            // The engine makes no callouts of its own.
+            (None, _) => unavailable(),
         };
         self.name_clusters(outcome)
     }
@@ -226,10 +212,12 @@ impl Filter {
         reply: StreamReply,
         env: &mut Env<'_>,
     ) -> Outcome {
-        let (method, state) = wait.into_inner().into_parts();
-        let outcome = match self.here(&method) {
-            Some((here, imp)) => imp.resume_stream(&here, state, reply, env),
-            None => gone(&method),
+        let outcome = match wait.into_inner().into_parts() {
+            (Some(method), state) => match self.here(&method) {
+                Some((here, imp)) => imp.resume_stream(&here, state, reply, env),
+                None => gone(&method),
+            },
+            (None, _) => unavailable(),
         };
         self.name_clusters(outcome)
     }
@@ -238,22 +226,21 @@ impl Filter {
     fn login_anywhere(&self, name: &str) -> Option<(Here<'_>, &dyn LoginMethod)> {
         std::iter::once(&self.config.global)
             .chain(self.config.tenants.values())
-            .find_map(|s| s.methods.get(name).and_then(|m| self.login_in(s, m)))
+            .find_map(|s| s.methods.get(name).map(|m| self.login_in(s, m)))
     }
 
-    /// A method of `scope`, when it is behind the trait.
+    /// A method of `scope` at work, and its implementation.
     fn login_in<'s>(
         &'s self,
         scope: &'s Scope,
         method: &'s Method,
-    ) -> Option<(Here<'s>, &'s dyn LoginMethod)> {
-        let imp = method.login()?;
+    ) -> (Here<'s>, &'s dyn LoginMethod) {
         let here = Here {
             kit: self,
             method,
             tenant: scope.tenant.as_ref().map(|t| t.code.as_str()),
         };
-        Some((here, imp))
+        (here, method.imp.as_ref())
     }
 
     /// `{prefix}/{segment}/{method}[/{rest}]`: one of a method's own endpoints.
@@ -267,26 +254,7 @@ impl Filter {
     /// The configured method a wait or a flow names.
     fn here(&self, r: &MethodRef) -> Option<(Here<'_>, &dyn LoginMethod)> {
         let here = crate::login::Kit::method(self, r.tenant.as_deref(), &r.name)?;
-        let imp = here.method.login()?;
-        Some((here, imp))
-    }
-
-    fn legacy_body(&self, pending: Pending, body: &[u8], env: &mut Env<'_>) -> Outcome {
-        match pending {
-            Pending::ExpectLoginForm(p) => self.login_form_post(&p.head, body, env),
-            _ => unavailable(),
-        }
-    }
-
-    fn legacy_callout(
-        &self,
-        pending: Pending,
-        response: CalloutResponse,
-        env: &mut Env<'_>,
-    ) -> Outcome {
-        match pending {
-            _ => unavailable(),
-        }
+        Some((here, here.method.imp.as_ref()))
     }
 
     /// The bounded stores for this input (single use, logged out, throttle, locks).
@@ -389,7 +357,7 @@ impl Filter {
 
         // A login carried by the URL: a token (it replaces any session: security.md J17), a
         // light-app ticket, an admin-console code.
-        if let Some((here, imp)) = chosen.and_then(|m| self.login_in(scope, m)) {
+        if let Some((here, imp)) = chosen.map(|m| self.login_in(scope, m)) {
             if let Some(outcome) = imp.on_protected(&here, ctx, env)? {
                 return Ok(outcome);
             }
@@ -404,7 +372,7 @@ impl Filter {
                 let issuer = scope
                     .methods
                     .get(&session.id.method)
-                    .and_then(|m| self.login_in(scope, m));
+                    .map(|m| self.login_in(scope, m));
                 if let Some((here, imp)) = issuer {
                     let view = SessionView {
                         id: &session.id,
@@ -441,11 +409,7 @@ impl Filter {
         let body =
             json!({"error": "login_required", "login_url": format!("{}{login_url}", c.origin)});
         let mut response = Response::new(401).json(&body);
-        if scope
-            .methods
-            .values()
-            .any(|m| m.login().is_some_and(LoginMethod::accepts_bearer))
-        {
+        if scope.methods.values().any(|m| m.imp.accepts_bearer()) {
             response = response.header("www-authenticate", "Bearer");
         }
         Ok(Outcome::new(Step::Respond(response)).count(Counter::Unauthenticated))
@@ -744,11 +708,11 @@ impl Filter {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => return Ok(None),
         };
-        let accepts = |m: &&Method| m.login().is_some_and(LoginMethod::accepts_bearer);
+        let accepts = |m: &&Method| m.imp.accepts_bearer();
         let Some((here, imp)) = chosen
             .filter(accepts)
             .or_else(|| scope.methods.values().find(accepts))
-            .and_then(|m| self.login_in(scope, m))
+            .map(|m| self.login_in(scope, m))
         else {
             return Ok(None);
         };
@@ -819,16 +783,11 @@ impl Filter {
                 Response::new(200).html(pages::chooser(&links)),
             )));
         };
-        if let Some((here, imp)) = self.login_in(scope, method) {
-            if imp.uses_form() {
-                return Ok(self.to_login_page(method, &rd, &tenant));
-            }
-            return imp.start(&here, ctx, rd, env);
+        let (here, imp) = self.login_in(scope, method);
+        if imp.uses_form() {
+            return Ok(self.to_login_page(method, &rd, &tenant));
         }
-        match method.kind.as_ref() {
-            // Served through the trait above.
-            MethodKind::Login(_) => Err(Deny::NotFound),
-        }
+        imp.start(&here, ctx, rd, env)
     }
 
     /// A form method was chosen: to the login page, with the return URL, method and tenant.
@@ -847,7 +806,7 @@ impl Filter {
     /// The form method (built-in users or LDAP) a login-page request is for: the named one,
     /// else the scope's default if it uses the form, else the first that does.
     fn local_method<'s>(&self, scope: &'s Scope, query: &Query) -> Result<&'s Method, Deny> {
-        let is_local = |m: &&Method| m.kind.uses_form();
+        let is_local = |m: &&Method| m.imp.uses_form();
         if let Some(m) = self.explicit_method(scope, query)? {
             return Some(m).filter(is_local).ok_or(Deny::NotFound);
         }
@@ -881,10 +840,13 @@ impl Filter {
                 if !form {
                     return Err(Deny::BadRequest("form_content_type"));
                 }
-                let pending = Pending::ExpectLoginForm(ExpectLoginForm {
+                let wait = BodyWait::engine(FormPost {
                     head: ctx.head.clone(),
                 });
-                Ok(Outcome::new(legacy_body(pending, MAX_FORM_BYTES)))
+                Ok(Outcome::new(Step::ReadBody {
+                    wait,
+                    limit: MAX_FORM_BYTES,
+                }))
             }
             _ => Err(Deny::BadRequest("method")),
         }
@@ -965,10 +927,10 @@ impl Filter {
             Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
         };
         let method = scope.methods.get(&flow.method).ok_or(Deny::FlowInvalid)?;
-        let (here, imp) = self
-            .login_in(scope, method)
-            .filter(|(_, imp)| imp.uses_form())
-            .ok_or(Deny::FlowInvalid)?;
+        let (here, imp) = self.login_in(scope, method);
+        if !imp.uses_form() {
+            return Err(Deny::FlowInvalid);
+        }
         imp.form_login(&here, ctx, flow, delete_flow, username, password, env)
     }
 
@@ -987,7 +949,7 @@ impl Filter {
             .as_ref()
             .and_then(|s| {
                 let scope = self.scope_of(s.id.tenant.as_deref())?;
-                let (here, imp) = self.login_in(scope, scope.methods.get(&s.id.method)?)?;
+                let (here, imp) = self.login_in(scope, scope.methods.get(&s.id.method)?);
                 imp.logout(&here, s, env)
             })
             .unwrap_or(rd);

@@ -41,7 +41,6 @@ pub mod memo;
 pub mod methods;
 pub mod pages;
 pub mod password;
-pub mod pending;
 pub mod random;
 pub mod redirect;
 pub mod session;

@@ -76,7 +76,27 @@ impl Request<'_> {
     }
 }
 
-pub use crate::config::Method;
+/// A configured login method in a scope.
+#[derive(Clone)]
+pub struct Method {
+    /// Name used in `?activeAuth=NAME`.
+    pub name: String,
+    /// Label shown on the chooser page.
+    pub label: String,
+    /// Effective mapping: method over tenant over global.
+    pub mapping: Arc<crate::mapping::Mapping>,
+    /// The implementation, with the method's own configuration.
+    pub imp: Arc<dyn LoginMethod>,
+}
+
+impl std::fmt::Debug for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Method")
+            .field("name", &self.name)
+            .field("type", &self.imp.type_name())
+            .finish_non_exhaustive()
+    }
+}
 
 /// One method at work: the engine's services, the method and its scope.
 #[derive(Clone, Copy)]
@@ -138,7 +158,8 @@ impl<'k> Here<'k> {
     /// This method's implementation as its concrete type `T` (for a method reading back its
     /// own configuration; `None` when `T` is another method's type).
     pub fn imp<T: LoginMethod>(&self) -> Option<&'k T> {
-        self.method.login()?.as_any().downcast_ref::<T>()
+        let any: &dyn std::any::Any = self.method.imp.as_ref();
+        any.downcast_ref::<T>()
     }
 }
 
@@ -313,14 +334,11 @@ pub struct Verified {
     pub memoizable: bool,
 }
 
-/// A login method. Every hook but [`LoginMethod::type_name`] and [`LoginMethod::start`] has a
-/// default that does nothing or refuses, so a method implements what it offers.
-pub trait LoginMethod: Send + Sync + 'static {
+/// A login method. Every hook but [`LoginMethod::type_name`] has a default that does nothing
+/// or refuses, so a method implements what it offers.
+pub trait LoginMethod: std::any::Any + Send + Sync {
     /// The configuration `type`.
     fn type_name(&self) -> &'static str;
-
-    /// The method as `Any`, so a wait or a hook can read back its own configuration.
-    fn as_any(&self) -> &dyn std::any::Any;
 
     /// The callback path of a redirect method: `Some(None)` for the default
     /// `{prefix}/callback/{method}`, `None` for methods without a callback.
@@ -364,18 +382,21 @@ pub trait LoginMethod: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// `{prefix}/login` chose this method: start the login.
+    /// `{prefix}/login` chose this method: start the login. (A form method is sent to the
+    /// login page by the engine instead, so it need not implement this.)
     ///
     /// # Errors
     ///
     /// A refusal.
     fn start(
         &self,
-        here: &Here<'_>,
-        req: &Request<'_>,
-        rd: String,
-        env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny>;
+        _here: &Here<'_>,
+        _req: &Request<'_>,
+        _rd: String,
+        _env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        Err(Deny::NotFound)
+    }
 
     /// A request to the method's callback path.
     ///

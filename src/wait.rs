@@ -26,28 +26,29 @@ pub struct MethodRef {
 pub trait WaitState: Any + Send + fmt::Debug {}
 impl<T: Any + Send + fmt::Debug> WaitState for T {}
 
-/// The method that waits and its state.
+/// The method that waits (`None`: the engine itself, for the login form's post, whose method
+/// is only known from the flow inside the body) and its state.
 #[derive(Debug)]
 pub struct Wait {
-    method: MethodRef,
+    method: Option<MethodRef>,
     state: Box<dyn WaitState>,
 }
 
 impl Wait {
-    fn new(method: MethodRef, state: impl WaitState) -> Self {
+    fn new(method: Option<MethodRef>, state: impl WaitState) -> Self {
         Wait {
             method,
             state: Box::new(state),
         }
     }
 
-    /// The method to resume.
-    pub fn method(&self) -> &MethodRef {
-        &self.method
+    /// The method to resume (`None`: the engine's own wait).
+    pub fn method(&self) -> Option<&MethodRef> {
+        self.method.as_ref()
     }
 
     /// The method and its state, for the method to read back.
-    pub fn into_parts(self) -> (MethodRef, Box<dyn Any + Send>) {
+    pub fn into_parts(self) -> (Option<MethodRef>, Box<dyn Any + Send>) {
         (self.method, self.state)
     }
 }
@@ -61,7 +62,12 @@ macro_rules! typed_wait {
         impl $name {
             /// A wait of `method` carrying its own `state`.
             pub fn new(method: MethodRef, state: impl WaitState) -> Self {
-                $name(Wait::new(method, state))
+                $name(Wait::new(Some(method), state))
+            }
+
+            /// A wait of the engine itself.
+            pub fn engine(state: impl WaitState) -> Self {
+                $name(Wait::new(None, state))
             }
 
             /// The method and its state.

@@ -194,10 +194,6 @@ impl LoginMethod for Cas {
         "cas"
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn callback_path(&self) -> Option<Option<&str>> {
         Some(self.callback_path.as_deref())
     }

@@ -47,10 +47,6 @@ impl<P: Provider> LoginMethod for P {
         P::TYPE
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn callback_path(&self) -> Option<Option<&str>> {
         Provider::callback_path(self)
     }

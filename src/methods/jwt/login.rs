@@ -5,8 +5,6 @@
 //! the history or a Referer (J16). A bearer token is verified on every request (remembered
 //! until it expires unless the method is `one_time`).
 
-use std::any::Any;
-
 use super::Jwt;
 use crate::deny::Deny;
 use crate::http::{strip_query_params, Outcome};
@@ -33,10 +31,6 @@ impl Jwt {
 impl LoginMethod for Jwt {
     fn type_name(&self) -> &'static str {
         "jwt"
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 
     fn accepts_bearer(&self) -> bool {

@@ -135,10 +135,6 @@ impl LoginMethod for Ldap {
         "ldap"
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn uses_form(&self) -> bool {
         true
     }
@@ -149,17 +145,6 @@ impl LoginMethod for Ldap {
 
     fn default_mapping(&self) -> RawMapping {
         self.default_mapping.clone()
-    }
-
-    /// The engine sends a chosen form method to the login page; nothing starts here.
-    fn start(
-        &self,
-        _here: &Here<'_>,
-        _req: &Request<'_>,
-        _rd: String,
-        _env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        Err(Deny::NotFound)
     }
 
     /// The throttle first, an empty password refused before any bind (it would be an

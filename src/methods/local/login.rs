@@ -1,8 +1,6 @@
 //! Built-in users behind [`LoginMethod`]: the login form's post checked against the
 //! configured password hashes, with the per-user lockout and the password budget.
 
-use std::any::Any;
-
 use super::{Gate, Local};
 use crate::deny::Deny;
 use crate::http::Outcome;
@@ -15,23 +13,8 @@ impl LoginMethod for Local {
         "local"
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn uses_form(&self) -> bool {
         true
-    }
-
-    /// The engine sends a chosen form method to the login page; nothing starts here.
-    fn start(
-        &self,
-        _here: &Here<'_>,
-        _req: &Request<'_>,
-        _rd: String,
-        _env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        Err(Deny::NotFound)
     }
 
     fn form_login(

@@ -196,10 +196,6 @@ impl LoginMethod for OAuth2 {
         }
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn callback_path(&self) -> Option<Option<&str>> {
         Some(self.callback_path.as_deref())
     }

@@ -309,10 +309,6 @@ impl LoginMethod for Saml2 {
         "saml2"
     }
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
     fn endpoint_segment(&self) -> Option<&'static str> {
         Some("saml")
     }
