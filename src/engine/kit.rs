@@ -4,14 +4,19 @@
 use base64::Engine;
 
 use super::{Env, Filter};
+use crate::config::Scope;
 use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
-use crate::http::{Outcome, RequestHead, Response, Step};
+use crate::http::{
+    normalize_path, parse_cookies, split_target, Outcome, Query, RequestHead, Response, Step,
+};
+use crate::identity::Identity;
+use crate::jose::claims::expiry_from;
 use crate::jose::B64URL;
 use crate::login::{Done, FlowStart, FormAgain, Here, Kit, Request};
 use crate::random;
 use crate::redirect::safe_return;
-use crate::session::{Cookies, Flow, Session, FLOW_TTL};
+use crate::session::{Cookies, Flow, SealError, Session, SessionExtra, FLOW_TTL};
 use crate::store::{Limits, Stores};
 
 impl Kit for Filter {
@@ -206,5 +211,180 @@ impl Filter {
             None => Some(&self.config.global),
             Some(code) => self.config.tenants.get(code),
         }
+    }
+}
+
+impl Filter {
+    /// The bounded stores for this input (single use, logged out, throttle, locks).
+    pub(super) fn stores<'s, 'c: 's>(&'s self, env: &mut Env<'c>) -> Result<Stores<'s>, Deny> {
+        Stores::open(env.cache, env.rng, &self.config.limits).map_err(Deny::from)
+    }
+
+    /// Consumes a login flow: the flow cookie whose state matches, once. The flow's state is
+    /// recorded in the used-flow list until the flow expires, so a replayed callback (the same
+    /// flow cookie and state again) is refused before any callout (security.md F1).
+    pub(super) fn take_flow(
+        &self,
+        ctx: &Request<'_>,
+        state: &str,
+        env: &mut Env<'_>,
+    ) -> Result<(Flow, String), Deny> {
+        let (flow, delete) = self
+            .config
+            .cookies
+            .take_flow(&ctx.cookies, state, env.now)
+            .ok_or(Deny::FlowInvalid)?;
+        let fresh =
+            self.stores(env)?
+                .use_flow(&flow.state, flow.exp.saturating_add(60), env.now)?;
+        if !fresh {
+            return Err(Deny::FlowInvalid);
+        }
+        Ok((flow, delete))
+    }
+
+    /// The address of the client: from `client_ip_header` (its last value) when configured,
+    /// else the connection's peer.
+    pub(super) fn client_of(&self, head: &RequestHead) -> Option<std::net::IpAddr> {
+        let ip: Option<std::net::IpAddr> = match &self.config.client_ip_header {
+            Some(name) => head
+                .header_values(name)
+                .last()
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse().ok()),
+            None => head.client,
+        };
+        // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d: one client, one form.
+        ip.map(|ip| match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        })
+    }
+
+    /// Works out a request's facts from its head (for inputs that resume a request).
+    pub(super) fn ctx_for<'h>(&self, head: &'h RequestHead) -> Request<'h> {
+        let (raw_path, raw_query) = split_target(&head.path);
+        let path = normalize_path(raw_path).unwrap_or_else(|_| "/".to_owned());
+        let cookies = parse_cookies(head);
+        Request {
+            base_edits: self.base_edits(head, &cookies, raw_path, &path, raw_query),
+            head,
+            path,
+            raw_query,
+            query: Query::parse(raw_query),
+            cookies,
+        }
+    }
+
+    /// `{prefix}/login?rd=...` with the request's method and tenant parameters carried along.
+    pub(super) fn login_url(&self, rd: &str, ctx: Option<&Request<'_>>) -> String {
+        let c = &self.config;
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("rd", rd);
+        if let Some(ctx) = ctx {
+            for p in std::iter::once(&c.method_param).chain(&c.tenant_params) {
+                if let Ok(Some(v)) = ctx.query.single(p) {
+                    q.append_pair(p, v);
+                }
+            }
+        }
+        format!("{}/login?{}", c.prefix, q.finish())
+    }
+
+    pub(super) fn tenant_params_of(&self, ctx: &Request<'_>) -> Vec<(String, String)> {
+        self.config
+            .tenant_params
+            .iter()
+            .filter_map(|p| {
+                ctx.query
+                    .single(p)
+                    .ok()
+                    .flatten()
+                    .map(|v| (p.clone(), v.to_owned()))
+            })
+            .collect()
+    }
+
+    pub(super) fn deny(&self, ctx: &Request<'_>, deny: Deny, cookies: Vec<String>) -> Outcome {
+        let login = self.login_url("/", Some(ctx));
+        deny.respond(ctx.head, &ctx.path, &login, cookies)
+    }
+
+    /// A refusal inside a login flow: "Sign in again" returns to where the login started, with
+    /// the same method and tenant.
+    pub(super) fn deny_flow(
+        &self,
+        ctx: &Request<'_>,
+        flow: &Flow,
+        deny: Deny,
+        cookies: Vec<String>,
+    ) -> Outcome {
+        deny.respond(ctx.head, &ctx.path, &self.retry_login_url(flow), cookies)
+    }
+
+    /// The login URL that starts a flow's login again.
+    pub(super) fn retry_login_url(&self, flow: &Flow) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("rd", &flow.rd)
+            .append_pair(&self.config.method_param, &flow.method);
+        if let (Some(t), Some(p)) = (&flow.tenant, self.config.tenant_params.first()) {
+            q.append_pair(p, t);
+        }
+        format!("{}/login?{}", self.config.prefix, q.finish())
+    }
+
+    /// Turns a method's identity into a session cookie (a brand-new one: security.md E8).
+    pub(super) fn establish(
+        &self,
+        ctx: &Request<'_>,
+        scope: &Scope,
+        mut id: Identity,
+        claims: Option<&serde_json::Map<String, serde_json::Value>>,
+        extra: SessionExtra,
+        env: &mut Env<'_>,
+    ) -> Result<Vec<String>, Deny> {
+        if let Some(t) = &scope.tenant {
+            id.tenant.get_or_insert_with(|| t.code.clone());
+            if id.tenant_name.is_none() {
+                id.tenant_name.clone_from(&t.name);
+            }
+        }
+        if let Err(why) = id.check() {
+            return Err(Deny::IdentityInvalid {
+                method: id.method.clone(),
+                why,
+            });
+        }
+        let c = &self.config.cookies;
+        let mut exp = env.now.saturating_add(c.ttl);
+        if let Some(cap) = extra.exp_cap {
+            exp = exp.min(cap);
+        }
+        if let (Some(claim), Some(claims)) = (&c.expiry_claim, claims) {
+            if let Some(idp_exp) = expiry_from(claims, claim) {
+                exp = exp.min(idp_exp);
+            }
+        }
+        let method = id.method.clone();
+        let session = Session {
+            v: 1,
+            id,
+            iat: env.now,
+            exp,
+            hint: extra.hint,
+            token: extra.token,
+            sid: extra.sid,
+            saml: extra.saml,
+        };
+        c.write_session(&session, &ctx.cookies, env.now, env.rng)
+            .map_err(|e| match e {
+                SealError::Random => Deny::Unavailable("random"),
+                SealError::TooLarge => Deny::IdentityInvalid {
+                    method,
+                    why: "identity too large for the session cookie",
+                },
+            })
     }
 }

@@ -1,0 +1,267 @@
+//! The filter's own endpoints: `{prefix}/login` (start a method, or the chooser),
+//! `login_page` (the form of `local` and `ldap`, and its post), `{prefix}/logout` and
+//! `{prefix}/userinfo`.
+
+use serde_json::json;
+
+use super::{Env, Filter, FormPost, MAX_FORM_BYTES};
+use crate::config::{Method, Scope};
+use crate::counter::Counter;
+use crate::deny::Deny;
+use crate::http::{Outcome, Query, RequestHead, Response, Step};
+use crate::login::Request;
+use crate::pages;
+use crate::random;
+use crate::redirect::safe_return;
+use crate::session::{Flow, FLOW_TTL};
+use crate::wait::BodyWait;
+
+impl Filter {
+    /// `{prefix}/login`: start the chosen method, or offer the choice.
+    pub(super) fn start_login(
+        &self,
+        ctx: &Request<'_>,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let c = &self.config;
+        let scope = self.scope(&ctx.query)?;
+        let rd = safe_return(
+            ctx.query.single("rd").ok().flatten().unwrap_or("/"),
+            &c.origin,
+        );
+        let explicit = self.explicit_method(scope, &ctx.query)?;
+        let tenant = self.tenant_params_of(ctx);
+        let Some(method) = explicit.or_else(|| {
+            scope
+                .default_method
+                .as_ref()
+                .and_then(|d| scope.methods.get(d))
+        }) else {
+            let links = scope
+                .methods
+                .values()
+                .map(|m| {
+                    let mut q = url::form_urlencoded::Serializer::new(String::new());
+                    q.append_pair(&c.method_param, &m.name)
+                        .append_pair("rd", &rd);
+                    for (k, v) in &tenant {
+                        q.append_pair(k, v);
+                    }
+                    (
+                        m.label.clone(),
+                        format!("{}/login?{}", c.prefix, q.finish()),
+                    )
+                })
+                .collect::<Vec<_>>();
+            return Ok(Outcome::new(Step::Respond(
+                Response::new(200).html(pages::chooser(&links)),
+            )));
+        };
+        let (here, imp) = self.login_in(scope, method);
+        if imp.uses_form() {
+            return Ok(self.to_login_page(method, &rd, &tenant));
+        }
+        imp.start(&here, ctx, rd, env)
+    }
+
+    /// A form method was chosen: to the login page, with the return URL, method and tenant.
+    pub(super) fn to_login_page(
+        &self,
+        method: &Method,
+        rd: &str,
+        tenant: &[(String, String)],
+    ) -> Outcome {
+        let c = &self.config;
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("rd", rd)
+            .append_pair(&c.method_param, &method.name);
+        for (k, v) in tenant {
+            q.append_pair(k, v);
+        }
+        let location = format!("{}?{}", c.login_page, q.finish());
+        Outcome::new(Step::Respond(Response::redirect(302, &location)))
+    }
+
+    /// The form method (built-in users or LDAP) a login-page request is for: the named one,
+    /// else the scope's default if it uses the form, else the first that does.
+    pub(super) fn local_method<'s>(
+        &self,
+        scope: &'s Scope,
+        query: &Query,
+    ) -> Result<&'s Method, Deny> {
+        let is_local = |m: &&Method| m.imp.uses_form();
+        if let Some(m) = self.explicit_method(scope, query)? {
+            return Some(m).filter(is_local).ok_or(Deny::NotFound);
+        }
+        scope
+            .default_method
+            .as_ref()
+            .and_then(|d| scope.methods.get(d))
+            .filter(is_local)
+            .or_else(|| scope.methods.values().find(is_local))
+            .ok_or(Deny::NotFound)
+    }
+
+    /// `login_page`: the form (GET) or its post (POST, body read next).
+    pub(super) fn login_page(&self, ctx: &Request<'_>, env: &mut Env<'_>) -> Result<Outcome, Deny> {
+        match ctx.head.method.as_str() {
+            "GET" | "HEAD" => {
+                let scope = self.scope(&ctx.query)?;
+                let method = self.local_method(scope, &ctx.query)?;
+                let rd = safe_return(
+                    ctx.query.single("rd").ok().flatten().unwrap_or("/"),
+                    &self.config.origin,
+                );
+                let tenant = scope.tenant.as_ref().map(|t| t.code.clone());
+                self.render_form(ctx, &method.name, tenant, rd, 200, None, Vec::new(), env)
+            }
+            "POST" => {
+                let form = ctx.head.header("content-type").is_some_and(|t| {
+                    t.to_ascii_lowercase()
+                        .starts_with("application/x-www-form-urlencoded")
+                });
+                if !form {
+                    return Err(Deny::BadRequest("form_content_type"));
+                }
+                let wait = BodyWait::engine(FormPost {
+                    head: ctx.head.clone(),
+                });
+                Ok(Outcome::new(Step::ReadBody {
+                    wait,
+                    limit: MAX_FORM_BYTES,
+                }))
+            }
+            _ => Err(Deny::BadRequest("method")),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn render_form(
+        &self,
+        ctx: &Request<'_>,
+        method: &str,
+        tenant: Option<String>,
+        rd: String,
+        status: u16,
+        message: Option<&str>,
+        mut cookies: Vec<String>,
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        let state = random::bytes(env.rng, 32).map_err(|_| Deny::Unavailable("random"))?;
+        let state = base64::Engine::encode(&crate::jose::B64URL, state);
+        let flow = Flow {
+            v: 1,
+            state: state.clone(),
+            rd,
+            method: method.to_owned(),
+            tenant,
+            exp: env.now.saturating_add(FLOW_TTL),
+            nonce: None,
+            verifier: None,
+            variant: None,
+        };
+        let flow_cookies = self
+            .config
+            .cookies
+            .write_flow(&flow, &ctx.cookies, env.now, env.rng)
+            .map_err(|_| Deny::Unavailable("random"))?;
+        cookies.extend(flow_cookies);
+        let html = pages::login_form(&self.config.login_page, &state, message);
+        let response = Response::new(status)
+            .html(html)
+            .header(
+                "content-security-policy",
+                "frame-ancestors 'self'; form-action 'self'",
+            )
+            .header("referrer-policy", "no-referrer")
+            .cookies(cookies);
+        Ok(Outcome::new(Step::Respond(response)))
+    }
+
+    pub(super) fn login_form_post(
+        &self,
+        head: &RequestHead,
+        body: &[u8],
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        let ctx = self.ctx_for(head);
+        match self.finish_form_login(&ctx, body, env) {
+            Ok(outcome) => outcome,
+            Err(deny) => self.deny(&ctx, deny, Vec::new()),
+        }
+    }
+
+    pub(super) fn finish_form_login(
+        &self,
+        ctx: &Request<'_>,
+        body: &[u8],
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        if body.len() > MAX_FORM_BYTES {
+            return Err(Deny::BodyTooLarge);
+        }
+        let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
+        let form = Query::parse(text);
+        let field = |name: &str| {
+            form.single(name)
+                .map_err(|_| Deny::BadRequest("duplicate_field"))
+        };
+        let state = field("state")?.unwrap_or("");
+        let username = field("username")?.unwrap_or("").to_owned();
+        let password = field("password")?.unwrap_or("").to_owned();
+        let (flow, delete_flow) = self.take_flow(ctx, state, env)?;
+        let scope = match &flow.tenant {
+            None => &self.config.global,
+            Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
+        };
+        let method = scope.methods.get(&flow.method).ok_or(Deny::FlowInvalid)?;
+        let (here, imp) = self.login_in(scope, method);
+        if !imp.uses_form() {
+            return Err(Deny::FlowInvalid);
+        }
+        imp.form_login(&here, ctx, flow, delete_flow, username, password, env)
+    }
+
+    pub(super) fn logout(&self, ctx: &Request<'_>, env: &mut Env<'_>) -> Outcome {
+        let c = &self.config;
+        let rd = safe_return(
+            ctx.query.single("rd").ok().flatten().unwrap_or("/"),
+            &c.origin,
+        );
+        // The session is read for its method, so the IdP's session can end too.
+        let session = c
+            .cookies
+            .sealed_session(&ctx.cookies)
+            .and_then(|s| c.cookies.open_session(&s, env.now));
+        let location = session
+            .as_ref()
+            .and_then(|s| {
+                let scope = self.scope_of(s.id.tenant.as_deref())?;
+                let (here, imp) = self.login_in(scope, scope.methods.get(&s.id.method)?);
+                imp.logout(&here, s, env)
+            })
+            .unwrap_or(rd);
+        let response =
+            Response::redirect(302, &location).cookies(c.cookies.clear_session(&ctx.cookies));
+        Outcome::new(Step::Respond(response)).count(Counter::Logout)
+    }
+
+    pub(super) fn userinfo(&self, ctx: &Request<'_>, env: &mut Env<'_>) -> Outcome {
+        match self.session(ctx, env) {
+            Some(session) => {
+                let mut body = serde_json::to_value(&session.id).unwrap_or_else(|_| json!({}));
+                if let Some(map) = body.as_object_mut() {
+                    map.insert("expires_at".into(), json!(session.exp));
+                }
+                Outcome::new(Step::Respond(Response::new(200).json(&body)))
+            }
+            None => {
+                let login = format!("{}{}", self.config.origin, self.login_url("/", Some(ctx)));
+                Outcome::new(Step::Respond(
+                    Response::new(401)
+                        .json(&json!({"error": "login_required", "login_url": login})),
+                ))
+            }
+        }
+    }
+}
