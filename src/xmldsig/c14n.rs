@@ -24,6 +24,10 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 /// The deepest element nesting canonicalised.
 const MAX_DEPTH: usize = 256;
 
+/// Namespace bindings by prefix (`""` for the default namespace): the declarations one element
+/// outputs, and those its nearest output ancestor already output.
+type Bindings = BTreeMap<String, String>;
+
 /// Why a subtree could not be canonicalised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum C14nError {
@@ -99,7 +103,7 @@ fn element(
     node: Node<'_, '_>,
     exclude: Option<NodeId>,
     inclusive: &[String],
-    rendered: &BTreeMap<String, String>,
+    rendered: &Bindings,
     depth: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), C14nError> {
@@ -136,8 +140,8 @@ fn declarations(
     node: Node<'_, '_>,
     qname: &str,
     inclusive: &[String],
-    rendered: &BTreeMap<String, String>,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), C14nError> {
+    rendered: &Bindings,
+) -> Result<(Bindings, Bindings), C14nError> {
     // Prefixes this element visibly utilizes: its own, then its attributes'.
     let mut wanted: Vec<Option<&str>> = vec![prefix_of(qname)];
     for a in node.attributes() {
@@ -145,7 +149,7 @@ fn declarations(
             wanted.push(Some(p));
         }
     }
-    let mut decls: BTreeMap<String, String> = BTreeMap::new();
+    let mut decls = Bindings::new();
     let mut now_rendered = rendered.clone();
     let mut declare = |key: String, uri: String| {
         let before = rendered.get(&key).map_or("", String::as_str);
@@ -183,7 +187,7 @@ fn declarations(
 /// Writes `<qname`, the declarations sorted by prefix, the attributes sorted by namespace URI
 /// then local name (Canonical XML §2.2), and `>`. Attribute names are written with the prefix
 /// of the source text, so two prefixes bound to one URI stay as written.
-fn start_tag(node: Node<'_, '_>, qname: &str, decls: &BTreeMap<String, String>, out: &mut Vec<u8>) {
+fn start_tag(node: Node<'_, '_>, qname: &str, decls: &Bindings, out: &mut Vec<u8>) {
     out.push(b'<');
     out.extend_from_slice(qname.as_bytes());
     for (prefix, uri) in decls {
