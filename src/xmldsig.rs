@@ -175,10 +175,43 @@ pub fn verify_enveloped(
     keys: &[RsaPublicKey],
     allow_sha1: bool,
 ) -> Result<(), SigError> {
+    let (signed_info, value) = signature_parts(signed, signature)?;
+    let info = read_signed_info(signed_info, allow_sha1)?;
+    let reference = read_reference(signed, info.reference, allow_sha1)?;
+
+    let canonical = c14n::exclusive(signed, Some(signature.id()), &reference.prefixes)
+        .map_err(|_| SigError::C14n)?;
+    let actual = reference.hash.digest(&canonical);
+    let same: bool =
+        subtle::ConstantTimeEq::ct_eq(actual.as_slice(), reference.expected.as_slice()).into();
+    if !same {
+        return Err(SigError::Digest);
+    }
+
+    let signature_value = base64_value(value)?;
+    let info_bytes =
+        c14n::exclusive(signed_info, None, &info.prefixes).map_err(|_| SigError::C14n)?;
+    let hashed = info.hash.digest(&info_bytes);
+    if keys.iter().any(|k| {
+        k.verify(info.hash.padding(), &hashed, &signature_value)
+            .is_ok()
+    }) {
+        Ok(())
+    } else {
+        Err(SigError::Signature)
+    }
+}
+
+/// The `SignedInfo` and `SignatureValue` of a `Signature` that is a direct child of `signed`:
+/// the outer shape, checked before anything inside is read. At most one `KeyInfo` follows
+/// (ignored) and no `Object` (XSW8).
+fn signature_parts<'a, 'i>(
+    signed: Node<'a, 'i>,
+    signature: Node<'a, 'i>,
+) -> Result<(Node<'a, 'i>, Node<'a, 'i>), SigError> {
     if !is(signature, DS_NS, "Signature") || signature.parent() != Some(signed) {
         return Err(SigError::Shape);
     }
-    // Signature: SignedInfo, SignatureValue, at most one KeyInfo; no Object (XSW8).
     let parts = elements(signature)?;
     let (signed_info, value) = match parts.as_slice() {
         [si, sv] => (*si, *sv),
@@ -188,6 +221,27 @@ pub fn verify_enveloped(
     if !is(signed_info, DS_NS, "SignedInfo") || !is(value, DS_NS, "SignatureValue") {
         return Err(SigError::Shape);
     }
+    Ok((signed_info, value))
+}
+
+/// What a checked `SignedInfo` says: how to canonicalise it, how it is signed, and the one
+/// `Reference` it covers.
+struct SignedInfo<'a, 'i> {
+    /// The `InclusiveNamespaces PrefixList` of its `CanonicalizationMethod`.
+    prefixes: Vec<String>,
+    /// The hash of its `SignatureMethod`.
+    hash: Hash,
+    /// Its only `Reference`.
+    reference: Node<'a, 'i>,
+}
+
+/// Reads `SignedInfo`: exactly `CanonicalizationMethod` (exclusive c14n), `SignatureMethod`
+/// (an allowed RSA hash, no parameters) and one `Reference`. Kept apart so the algorithm
+/// allow-list sits in one place.
+fn read_signed_info<'a, 'i>(
+    signed_info: Node<'a, 'i>,
+    allow_sha1: bool,
+) -> Result<SignedInfo<'a, 'i>, SigError> {
     let info = elements(signed_info)?;
     let [c14n_method, sig_method, reference] = info.as_slice() else {
         return Err(SigError::Shape);
@@ -201,20 +255,43 @@ pub fn verify_enveloped(
     if algorithm(*c14n_method)? != EXC_C14N {
         return Err(SigError::Algorithm);
     }
-    let info_prefixes = inclusive_prefixes(*c14n_method)?;
+    let prefixes = inclusive_prefixes(*c14n_method)?;
     if !elements(*sig_method)?.is_empty() {
         // HMACOutputLength and the like (CVE-2009-0217).
         return Err(SigError::Algorithm);
     }
-    let sig_hash = signature_method(algorithm(*sig_method)?, allow_sha1)?;
+    let hash = signature_method(algorithm(*sig_method)?, allow_sha1)?;
+    Ok(SignedInfo {
+        prefixes,
+        hash,
+        reference: *reference,
+    })
+}
 
-    // Reference: URI="#<ID of the parent>", Transforms enveloped + exc-c14n, digest.
+/// What a checked `Reference` says about the digest of the signed element.
+struct Reference {
+    /// The `InclusiveNamespaces PrefixList` of its exclusive c14n transform.
+    prefixes: Vec<String>,
+    /// The hash of its `DigestMethod`.
+    hash: Hash,
+    /// Its `DigestValue`, decoded.
+    expected: Vec<u8>,
+}
+
+/// Reads the `Reference`: `URI="#<ID of signed>"` (so the signature covers its own parent and
+/// nothing an attacker moved elsewhere), the transforms enveloped then exclusive c14n and
+/// nothing else, an allowed digest method and its value.
+fn read_reference(
+    signed: Node<'_, '_>,
+    reference: Node<'_, '_>,
+    allow_sha1: bool,
+) -> Result<Reference, SigError> {
     let id = signed.attribute("ID").ok_or(SigError::Reference)?;
     let uri = reference.attribute("URI").ok_or(SigError::Reference)?;
     if uri.strip_prefix('#') != Some(id) || id.is_empty() {
         return Err(SigError::Reference);
     }
-    let ref_parts = elements(*reference)?;
+    let ref_parts = elements(reference)?;
     let [transforms, digest_method_node, digest_value] = ref_parts.as_slice() else {
         return Err(SigError::Shape);
     };
@@ -236,30 +313,14 @@ pub fn verify_enveloped(
     {
         return Err(SigError::Algorithm);
     }
-    let ref_prefixes = inclusive_prefixes(*second)?;
-    let digest_hash = digest_method(algorithm(*digest_method_node)?, allow_sha1)?;
+    let prefixes = inclusive_prefixes(*second)?;
+    let hash = digest_method(algorithm(*digest_method_node)?, allow_sha1)?;
     let expected = base64_value(*digest_value)?;
-
-    let canonical =
-        c14n::exclusive(signed, Some(signature.id()), &ref_prefixes).map_err(|_| SigError::C14n)?;
-    let actual = digest_hash.digest(&canonical);
-    let same: bool = subtle::ConstantTimeEq::ct_eq(actual.as_slice(), expected.as_slice()).into();
-    if !same {
-        return Err(SigError::Digest);
-    }
-
-    let signature_value = base64_value(value)?;
-    let info_bytes =
-        c14n::exclusive(signed_info, None, &info_prefixes).map_err(|_| SigError::C14n)?;
-    let hashed = sig_hash.digest(&info_bytes);
-    if keys.iter().any(|k| {
-        k.verify(sig_hash.padding(), &hashed, &signature_value)
-            .is_ok()
-    }) {
-        Ok(())
-    } else {
-        Err(SigError::Signature)
-    }
+    Ok(Reference {
+        prefixes,
+        hash,
+        expected,
+    })
 }
 
 /// The RSA public key of an X.509 certificate (DER), for `KeyDescriptor`s and configuration.

@@ -24,6 +24,10 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 /// The deepest element nesting canonicalised.
 const MAX_DEPTH: usize = 256;
 
+/// Namespace bindings by prefix (`""` for the default namespace): the declarations one element
+/// outputs, and those its nearest output ancestor already output.
+type Bindings = BTreeMap<String, String>;
+
 /// Why a subtree could not be canonicalised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum C14nError {
@@ -92,11 +96,14 @@ fn in_scope(node: Node<'_, '_>, prefix: Option<&str>) -> Option<String> {
     }
 }
 
+/// Outputs one element, its namespace declarations, attributes and children (Canonical XML
+/// §2 with the exclusive rules of exc-c14n §3). `rendered` holds the bindings the nearest
+/// output ancestor already output.
 fn element(
     node: Node<'_, '_>,
     exclude: Option<NodeId>,
     inclusive: &[String],
-    rendered: &BTreeMap<String, String>,
+    rendered: &Bindings,
     depth: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), C14nError> {
@@ -104,27 +111,59 @@ fn element(
         return Err(C14nError::TooDeep);
     }
     let qname = element_qname(node);
-    // Prefixes this element visibly utilizes, then the inclusive ones ("" = default).
+    let (decls, now_rendered) = declarations(node, qname, inclusive, rendered)?;
+    start_tag(node, qname, &decls, out);
+    for child in node.children() {
+        if Some(child.id()) == exclude {
+            continue;
+        }
+        if child.is_element() {
+            element(child, exclude, inclusive, &now_rendered, depth + 1, out)?;
+        } else if child.is_text() {
+            escape_text(child.text().unwrap_or(""), out);
+        } else if let Some(pi) = child.pi() {
+            processing_instruction(pi, out)?;
+        }
+    }
+    out.extend_from_slice(b"</");
+    out.extend_from_slice(qname.as_bytes());
+    out.push(b'>');
+    Ok(())
+}
+
+/// The namespace declarations `node` outputs (prefix -> URI, `""` for the default), and the
+/// bindings in force for its children once they are output. Kept apart from the writing
+/// because it is where the exclusive rules live (exc-c14n §3): the prefixes the element
+/// visibly utilizes, then the `InclusiveNamespaces PrefixList`, each output only when the
+/// nearest output ancestor did not output the same binding.
+fn declarations(
+    node: Node<'_, '_>,
+    qname: &str,
+    inclusive: &[String],
+    rendered: &Bindings,
+) -> Result<(Bindings, Bindings), C14nError> {
+    // Prefixes this element visibly utilizes: its own, then its attributes'.
     let mut wanted: Vec<Option<&str>> = vec![prefix_of(qname)];
-    let attrs: Vec<_> = node.attributes().collect();
-    for a in &attrs {
-        if let Some(p) = prefix_of(attribute_qname(node, a)) {
+    for a in node.attributes() {
+        if let Some(p) = prefix_of(attribute_qname(node, &a)) {
             wanted.push(Some(p));
         }
     }
-    let mut decls: BTreeMap<String, String> = BTreeMap::new();
+    let mut decls = Bindings::new();
     let mut now_rendered = rendered.clone();
-    for p in &wanted {
-        if *p == Some("xml") || *p == Some("xmlns") {
-            continue;
-        }
-        let uri = in_scope(node, *p).ok_or(C14nError::UnboundPrefix)?;
-        let key = p.unwrap_or("").to_owned();
+    let mut declare = |key: String, uri: String| {
         let before = rendered.get(&key).map_or("", String::as_str);
         if before != uri {
             decls.insert(key.clone(), uri.clone());
             now_rendered.insert(key, uri);
         }
+    };
+    for p in &wanted {
+        if *p == Some("xml") || *p == Some("xmlns") {
+            continue;
+        }
+        let uri = in_scope(node, *p).ok_or(C14nError::UnboundPrefix)?;
+        declare(p.unwrap_or("").to_owned(), uri);
     }
     for p in inclusive {
         let prefix = if p == "#default" {
@@ -137,19 +176,21 @@ fn element(
         let Some(uri) = in_scope(node, prefix) else {
             continue;
         };
-        let key = prefix.unwrap_or("").to_owned();
         if prefix.is_some() && uri.is_empty() {
             continue;
         }
-        let before = rendered.get(&key).map_or("", String::as_str);
-        if before != uri {
-            decls.insert(key.clone(), uri.clone());
-            now_rendered.insert(key, uri);
-        }
+        declare(prefix.unwrap_or("").to_owned(), uri);
     }
+    Ok((decls, now_rendered))
+}
+
+/// Writes `<qname`, the declarations sorted by prefix, the attributes sorted by namespace URI
+/// then local name (Canonical XML §2.2), and `>`. Attribute names are written with the prefix
+/// of the source text, so two prefixes bound to one URI stay as written.
+fn start_tag(node: Node<'_, '_>, qname: &str, decls: &Bindings, out: &mut Vec<u8>) {
     out.push(b'<');
     out.extend_from_slice(qname.as_bytes());
-    for (prefix, uri) in &decls {
+    for (prefix, uri) in decls {
         if prefix.is_empty() {
             out.extend_from_slice(b" xmlns=\"");
         } else {
@@ -160,13 +201,13 @@ fn element(
         escape_attr(uri, out);
         out.push(b'"');
     }
-    let mut sorted: Vec<(&str, &str, &str, &str)> = attrs
-        .iter()
+    let mut sorted: Vec<(&str, &str, &str, &str)> = node
+        .attributes()
         .map(|a| {
             (
                 a.namespace().unwrap_or(""),
                 a.name(),
-                attribute_qname(node, a),
+                attribute_qname(node, &a),
                 a.value(),
             )
         })
@@ -180,30 +221,21 @@ fn element(
         out.push(b'"');
     }
     out.push(b'>');
-    for child in node.children() {
-        if Some(child.id()) == exclude {
-            continue;
-        }
-        if child.is_element() {
-            element(child, exclude, inclusive, &now_rendered, depth + 1, out)?;
-        } else if child.is_text() {
-            escape_text(child.text().unwrap_or(""), out);
-        } else if let Some(pi) = child.pi() {
-            if pi.target.eq_ignore_ascii_case("xml") {
-                return Err(C14nError::ReservedTarget);
-            }
-            out.extend_from_slice(b"<?");
-            out.extend_from_slice(pi.target.as_bytes());
-            if let Some(v) = pi.value.filter(|v| !v.is_empty()) {
-                out.push(b' ');
-                out.extend_from_slice(v.as_bytes());
-            }
-            out.extend_from_slice(b"?>");
-        }
+}
+
+/// Writes a processing instruction as `<?target value?>`, refusing the reserved `xml` target
+/// (see [`C14nError::ReservedTarget`]).
+fn processing_instruction(pi: roxmltree::PI<'_>, out: &mut Vec<u8>) -> Result<(), C14nError> {
+    if pi.target.eq_ignore_ascii_case("xml") {
+        return Err(C14nError::ReservedTarget);
     }
-    out.extend_from_slice(b"</");
-    out.extend_from_slice(qname.as_bytes());
-    out.push(b'>');
+    out.extend_from_slice(b"<?");
+    out.extend_from_slice(pi.target.as_bytes());
+    if let Some(v) = pi.value.filter(|v| !v.is_empty()) {
+        out.push(b' ');
+        out.extend_from_slice(v.as_bytes());
+    }
+    out.extend_from_slice(b"?>");
     Ok(())
 }
 

@@ -428,7 +428,17 @@ impl FilterParser<'_> {
         Ok(out)
     }
 
+    /// One item of a filter (RFC 4515 `item`): `attr=value`, `attr>=value`, `attr<=value`,
+    /// `attr~=value`, `attr=*` or a substring match, read then encoded.
     fn item(&mut self) -> Result<Vec<u8>, String> {
+        let attr = self.attribute()?;
+        let op = self.operator()?;
+        let (parts, stars) = self.value()?;
+        encode_item(&attr, op, &parts, stars)
+    }
+
+    /// The attribute description: letters, digits, `-`, `.` (OIDs) and `;` (options).
+    fn attribute(&mut self) -> Result<Vec<u8>, String> {
         let start = self.at;
         while let Some(c) = self.peek() {
             if c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b';' {
@@ -441,19 +451,29 @@ impl FilterParser<'_> {
         if attr.is_empty() {
             return Err(format!("expected an attribute at byte {start}"));
         }
-        let op = match (self.peek(), self.s.get(self.at + 1).copied()) {
+        Ok(attr)
+    }
+
+    /// The operator after the attribute: `=`, or the first byte of `>=`, `<=`, `~=`. Extensible
+    /// match (`:`) is refused, since no login filter needs it.
+    fn operator(&mut self) -> Result<u8, String> {
+        match (self.peek(), self.s.get(self.at + 1).copied()) {
             (Some(b'='), _) => {
                 self.at += 1;
-                b'='
+                Ok(b'=')
             }
             (Some(c @ (b'>' | b'<' | b'~')), Some(b'=')) => {
                 self.at += 2;
-                c
+                Ok(c)
             }
-            (Some(b':'), _) => return Err("extensible match filters are not supported".into()),
-            _ => return Err(format!("expected an operator at byte {}", self.at)),
-        };
-        // The raw value runs to the closing parenthesis; '*' splits substrings.
+            (Some(b':'), _) => Err("extensible match filters are not supported".into()),
+            _ => Err(format!("expected an operator at byte {}", self.at)),
+        }
+    }
+
+    /// The value, up to the closing parenthesis, with `\XX` escapes decoded and split at each
+    /// unescaped `*`; also how many `*` there were (an escaped `\2a` is a literal star).
+    fn value(&mut self) -> Result<(Vec<Vec<u8>>, usize), String> {
         let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
         let mut stars = 0usize;
         while let Some(c) = self.peek() {
@@ -485,47 +505,54 @@ impl FilterParser<'_> {
                 }
             }
         }
-        let ava = |tag: u8, value: &[u8]| {
-            let mut body = tlv(0x04, &attr);
-            body.extend(tlv(0x04, value));
-            tlv(tag, &body)
-        };
-        if op != b'=' {
-            if stars > 0 {
-                return Err("'*' is only allowed with '='".into());
-            }
-            let value = parts.concat();
-            return Ok(match op {
-                b'>' => ava(0xa5, &value),
-                b'<' => ava(0xa6, &value),
-                _ => ava(0xa8, &value),
-            });
-        }
-        if stars == 0 {
-            return Ok(ava(0xa3, &parts.concat()));
-        }
-        if stars == 1 && parts.iter().all(Vec::is_empty) {
-            return Ok(tlv(0x87, &attr));
-        }
-        let mut subs = Vec::new();
-        let last = parts.len().saturating_sub(1);
-        for (i, part) in parts.iter().enumerate() {
-            if part.is_empty() {
-                continue;
-            }
-            let tag = if i == 0 {
-                0x80
-            } else if i == last {
-                0x82
-            } else {
-                0x81
-            };
-            subs.extend(tlv(tag, part));
-        }
-        let mut body = tlv(0x04, &attr);
-        body.extend(tlv(0x30, &subs));
-        Ok(tlv(0xa4, &body))
+        Ok((parts, stars))
     }
+}
+
+/// The BER of one filter item (RFC 4511 §4.5.1 `Filter`): an attribute-value assertion for
+/// equality and ordering, `present` for `attr=*`, `substrings` otherwise. `parts` are the value
+/// split at its `stars` unescaped `*`.
+fn encode_item(attr: &[u8], op: u8, parts: &[Vec<u8>], stars: usize) -> Result<Vec<u8>, String> {
+    let ava = |tag: u8, value: &[u8]| {
+        let mut body = tlv(0x04, attr);
+        body.extend(tlv(0x04, value));
+        tlv(tag, &body)
+    };
+    if op != b'=' {
+        if stars > 0 {
+            return Err("'*' is only allowed with '='".into());
+        }
+        let value = parts.concat();
+        return Ok(match op {
+            b'>' => ava(0xa5, &value),
+            b'<' => ava(0xa6, &value),
+            _ => ava(0xa8, &value),
+        });
+    }
+    if stars == 0 {
+        return Ok(ava(0xa3, &parts.concat()));
+    }
+    if stars == 1 && parts.iter().all(Vec::is_empty) {
+        return Ok(tlv(0x87, attr));
+    }
+    let mut subs = Vec::new();
+    let last = parts.len().saturating_sub(1);
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            continue;
+        }
+        let tag = if i == 0 {
+            0x80
+        } else if i == last {
+            0x82
+        } else {
+            0x81
+        };
+        subs.extend(tlv(tag, part));
+    }
+    let mut body = tlv(0x04, attr);
+    body.extend(tlv(0x30, &subs));
+    Ok(tlv(0xa4, &body))
 }
 
 #[cfg(test)]

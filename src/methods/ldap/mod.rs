@@ -17,124 +17,23 @@
 
 pub mod ber;
 
+mod config;
 mod login;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::error::ConfigError;
 use crate::http::{Endpoint, Exchange, StreamEnd, StreamReply};
 use crate::mapping::RawMapping;
 use crate::methods::throttle::Throttle;
 
 use self::ber::{BerError, Entry, Framed, Reply, Scope};
+pub use self::config::RawLdap;
 
 /// Bytes a whole conversation may read from the directory.
 pub const MAX_CONVERSATION_BYTES: usize = 256 * 1024;
 
 /// Group entries read at most (the search's size limit).
 const MAX_GROUPS: u32 = 500;
-
-/// The method as written in configuration.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLdap {
-    #[serde(default)]
-    protocol: Protocol,
-    host: String,
-    #[serde(default)]
-    port: Option<u16>,
-    #[serde(default)]
-    bind_dn: Option<String>,
-    #[serde(default)]
-    bind_password: Option<String>,
-    #[serde(default)]
-    search_base: Option<String>,
-    #[serde(default)]
-    user_filter: Option<String>,
-    #[serde(default)]
-    user_dn_template: Option<String>,
-    #[serde(default)]
-    attributes: RawAttributes,
-    #[serde(default)]
-    group_search: Option<RawGroupSearch>,
-    #[serde(default = "default_timeout")]
-    timeout_ms: u64,
-    #[serde(default = "default_max_failures")]
-    max_failures: u32,
-    #[serde(default = "default_lockout")]
-    lockout_seconds: u64,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-enum Protocol {
-    #[default]
-    Ldap,
-    Ldaps,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAttributes {
-    #[serde(default = "default_login_attr")]
-    login: String,
-    #[serde(default = "default_name_attr")]
-    name: String,
-    #[serde(default = "default_email_attr")]
-    email: String,
-    #[serde(default)]
-    groups: Option<String>,
-    #[serde(default)]
-    extra: Vec<String>,
-}
-
-impl Default for RawAttributes {
-    fn default() -> Self {
-        RawAttributes {
-            login: default_login_attr(),
-            name: default_name_attr(),
-            email: default_email_attr(),
-            groups: None,
-            extra: Vec::new(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGroupSearch {
-    base: String,
-    #[serde(default = "default_group_filter")]
-    filter: String,
-    #[serde(default = "default_group_name")]
-    name_attribute: String,
-}
-
-fn default_timeout() -> u64 {
-    5000
-}
-fn default_max_failures() -> u32 {
-    5
-}
-fn default_lockout() -> u64 {
-    300
-}
-fn default_login_attr() -> String {
-    "uid".into()
-}
-fn default_name_attr() -> String {
-    "displayName".into()
-}
-fn default_email_attr() -> String {
-    "mail".into()
-}
-fn default_group_filter() -> String {
-    "(member={dn})".into()
-}
-fn default_group_name() -> String {
-    "cn".into()
-}
 
 /// A configured LDAP method.
 pub struct Ldap {
@@ -171,139 +70,6 @@ struct GroupSearch {
 }
 
 impl Ldap {
-    /// Parses the method's configuration; `at` is its JSON path.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError`] naming the field.
-    pub fn from_raw(raw: RawLdap, at: &str) -> Result<Self, ConfigError> {
-        let err = |field: &str, reason: String| ConfigError {
-            path: format!("{at}.{field}"),
-            reason,
-        };
-        let host = raw.host.trim().to_owned();
-        if host.is_empty()
-            || host
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || "/?#@".contains(c))
-        {
-            return Err(err("host", "must be a host name or address".into()));
-        }
-        let tls = raw.protocol == Protocol::Ldaps;
-        let port = raw.port.unwrap_or(if tls { 636 } else { 389 });
-        if port == 0 {
-            return Err(err("port", "must be 1-65535".into()));
-        }
-        let service = match (raw.bind_dn, raw.bind_password) {
-            (Some(dn), Some(pw)) if !dn.is_empty() && !pw.is_empty() => Some((dn, pw)),
-            (None, None) => None,
-            _ => {
-                return Err(err(
-                    "bind_password",
-                    "bind_dn and bind_password go together, neither empty".into(),
-                ))
-            }
-        };
-        let lookup = match (raw.user_dn_template, raw.search_base) {
-            (Some(template), None) => {
-                if raw.user_filter.is_some() {
-                    return Err(err(
-                        "user_filter",
-                        "not used with user_dn_template (a direct bind)".into(),
-                    ));
-                }
-                if !template.contains("{user}") {
-                    return Err(err("user_dn_template", "must contain {user}".into()));
-                }
-                Lookup::Direct { template }
-            }
-            (None, Some(base)) => {
-                let filter = raw.user_filter.unwrap_or_else(|| "(uid={user})".into());
-                if !filter.contains("{user}") {
-                    return Err(err("user_filter", "must contain {user}".into()));
-                }
-                ber::compile_filter(&fill(&filter, "x", "x")).map_err(|e| err("user_filter", e))?;
-                Lookup::Search { base, filter }
-            }
-            (Some(_), Some(_)) => {
-                return Err(err(
-                    "user_dn_template",
-                    "either search_base (search, then bind) or user_dn_template (direct bind)"
-                        .into(),
-                ))
-            }
-            (None, None) => {
-                return Err(err(
-                    "search_base",
-                    "missing (or user_dn_template for a direct bind)".into(),
-                ))
-            }
-        };
-        let groups = match raw.group_search {
-            None => None,
-            Some(g) => {
-                ber::compile_filter(&fill(&g.filter, "x", "x"))
-                    .map_err(|e| err("group_search.filter", e))?;
-                Some(GroupSearch {
-                    base: g.base,
-                    filter: g.filter,
-                    name_attribute: g.name_attribute,
-                })
-            }
-        };
-        let a = raw.attributes;
-        for (field, name) in [("login", &a.login), ("name", &a.name), ("email", &a.email)]
-            .into_iter()
-            .chain(a.groups.iter().map(|g| ("groups", g)))
-            .chain(a.extra.iter().map(|e| ("extra", e)))
-        {
-            let ok = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
-            if !ok {
-                return Err(err(
-                    &format!("attributes.{field}"),
-                    format!("{name:?} is not an attribute name"),
-                ));
-            }
-        }
-        if raw.timeout_ms == 0 || raw.timeout_ms > 60_000 {
-            return Err(err("timeout_ms", "must be between 1 and 60000".into()));
-        }
-        if raw.max_failures == 0 {
-            return Err(err("max_failures", "must be at least 1".into()));
-        }
-        if raw.lockout_seconds == 0 || raw.lockout_seconds > 86_400 {
-            return Err(err("lockout_seconds", "must be between 1 and 86400".into()));
-        }
-        let mut default_mapping = RawMapping::default();
-        default_mapping.set_paths(
-            Some(claim_path(&a.login)),
-            Some(claim_path(&a.name)),
-            Some(claim_path(&a.email)),
-        );
-        default_mapping.set_groups(Some("$['groups']".into()));
-        let mut attributes = vec![a.login.clone(), a.name, a.email];
-        attributes.extend(a.groups.clone());
-        attributes.extend(a.extra);
-        Ok(Ldap {
-            endpoint: Endpoint { host, port, tls },
-            service,
-            lookup,
-            attributes,
-            login_attr: a.login,
-            groups_attr: a.groups,
-            groups,
-            timeout_ms: raw.timeout_ms,
-            throttle: Throttle {
-                max_failures: raw.max_failures,
-                lockout: raw.lockout_seconds,
-            },
-            default_mapping,
-        })
-    }
-
     /// The directory's address (for `sso-filter clusters` and the log).
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
@@ -473,12 +239,11 @@ impl Ldap {
                 conv.send(Stage::ServiceRebind, |id| ber::bind_request(id, dn, pw)),
             );
         }
-        match self.find_groups(conv, g) {
-            Some(bytes) => Handled::Send(bytes),
-            None => Handled::Finish(Err(DirectoryFailure::Malformed)),
-        }
+        self.search_groups(conv, g)
     }
 
+    /// Acts on one reply: checks it answers the request in flight, then hands it to the step
+    /// of the conversation it belongs to. A reply the stage does not expect is malformed.
     fn handle(&self, conv: &mut Conversation, id: u32, msg: Reply) -> Handled {
         let expected = conv.next_id.saturating_sub(1);
         if id != expected {
@@ -490,20 +255,7 @@ impl Ldap {
             }));
         }
         match (&conv.stage, msg) {
-            (Stage::ServiceBind, Reply::Bind(r)) => {
-                if r.code != 0 {
-                    log::error!(
-                        "sso-filter: ldap service bind refused code={} (check bind_dn and bind_password)",
-                        r.code
-                    );
-                    return Handled::Finish(Err(DirectoryFailure::Refused(r.code)));
-                }
-                let bytes = self.find_user(conv);
-                if bytes.is_empty() {
-                    return Handled::Finish(Err(DirectoryFailure::Malformed));
-                }
-                Handled::Send(bytes)
-            }
+            (Stage::ServiceBind, Reply::Bind(r)) => self.service_bound(conv, r.code),
             (Stage::FindUser | Stage::ReadEntry | Stage::FindGroups, Reply::Reference) => {
                 Handled::More
             }
@@ -514,31 +266,8 @@ impl Ldap {
                 conv.entry = Some(e);
                 Handled::More
             }
-            (Stage::FindUser, Reply::Done(r)) => match (r.code, conv.entry.as_ref()) {
-                (0, Some(e)) => {
-                    let dn = e.dn.clone();
-                    let pw = conv.password.clone();
-                    let bytes = conv.send(Stage::UserBind, |id| ber::bind_request(id, &dn, &pw));
-                    conv.dn = Some(dn);
-                    Handled::Send(bytes)
-                }
-                (0, None) => Handled::Finish(Err(DirectoryFailure::NoSuchUser)),
-                // sizeLimitExceeded: more than one entry matched.
-                (4, _) => Handled::Finish(Err(DirectoryFailure::Ambiguous)),
-                (code, _) => Handled::Finish(Err(DirectoryFailure::Refused(code))),
-            },
-            (Stage::UserBind, Reply::Bind(r)) => match r.code {
-                0 if conv.entry.is_none() => {
-                    let dn = conv.dn.clone().unwrap_or_default();
-                    Handled::Send(self.read_entry(conv, &dn))
-                }
-                0 => self.after_user(conv),
-                // invalidCredentials covers a wrong password and, in a direct bind, an unknown
-                // DN; noSuchObject is what some servers say for the latter.
-                49 => Handled::Finish(Err(DirectoryFailure::InvalidCredentials)),
-                32 => Handled::Finish(Err(DirectoryFailure::NoSuchUser)),
-                code => Handled::Finish(Err(DirectoryFailure::Refused(code))),
-            },
+            (Stage::FindUser, Reply::Done(r)) => user_found(conv, r.code),
+            (Stage::UserBind, Reply::Bind(r)) => self.user_bound(conv, r.code),
             (Stage::ReadEntry, Reply::Done(r)) => match (r.code, conv.entry.is_some()) {
                 (0, true) => self.after_user(conv),
                 (0 | 32, false) => Handled::Finish(Err(DirectoryFailure::NoSuchUser)),
@@ -551,27 +280,10 @@ impl Ldap {
                 let Some(g) = &self.groups else {
                     return Handled::Finish(Ok(()));
                 };
-                match self.find_groups(conv, g) {
-                    Some(bytes) => Handled::Send(bytes),
-                    None => Handled::Finish(Err(DirectoryFailure::Malformed)),
-                }
+                self.search_groups(conv, g)
             }
             (Stage::FindGroups, Reply::Entry(e)) => {
-                let name = self
-                    .groups
-                    .as_ref()
-                    .map_or("cn", |g| g.name_attribute.as_str());
-                let value = e
-                    .attributes
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .and_then(|(_, v)| v.first().cloned())
-                    .or_else(|| first_rdn_value(&e.dn));
-                if let Some(v) = value {
-                    if conv.groups.len() < MAX_GROUPS as usize {
-                        conv.groups.push(v);
-                    }
-                }
+                self.group_found(conv, &e);
                 Handled::More
             }
             (Stage::FindGroups, Reply::Done(r)) => match r.code {
@@ -584,6 +296,86 @@ impl Ldap {
             },
             _ => Handled::Finish(Err(DirectoryFailure::Malformed)),
         }
+    }
+
+    /// The service account's bind answered (search mode): search for the user, or stop when
+    /// the directory refused the service account (an operator's mistake, logged as such).
+    fn service_bound(&self, conv: &mut Conversation, code: u32) -> Handled {
+        if code != 0 {
+            log::error!(
+                "sso-filter: ldap service bind refused code={code} (check bind_dn and bind_password)"
+            );
+            return Handled::Finish(Err(DirectoryFailure::Refused(code)));
+        }
+        let bytes = self.find_user(conv);
+        if bytes.is_empty() {
+            return Handled::Finish(Err(DirectoryFailure::Malformed));
+        }
+        Handled::Send(bytes)
+    }
+
+    /// The user's own bind answered: with success, read the entry (direct mode) or go on to
+    /// the groups; otherwise the failure, told apart for the log.
+    fn user_bound(&self, conv: &mut Conversation, code: u32) -> Handled {
+        match code {
+            0 if conv.entry.is_none() => {
+                let dn = conv.dn.clone().unwrap_or_default();
+                Handled::Send(self.read_entry(conv, &dn))
+            }
+            0 => self.after_user(conv),
+            // invalidCredentials covers a wrong password and, in a direct bind, an unknown
+            // DN; noSuchObject is what some servers say for the latter.
+            49 => Handled::Finish(Err(DirectoryFailure::InvalidCredentials)),
+            32 => Handled::Finish(Err(DirectoryFailure::NoSuchUser)),
+            code => Handled::Finish(Err(DirectoryFailure::Refused(code))),
+        }
+    }
+
+    /// The group search request, or the end when its filter does not compile: the one step
+    /// both [`Ldap::after_user`] and the service rebind lead to.
+    fn search_groups(&self, conv: &mut Conversation, g: &GroupSearch) -> Handled {
+        match self.find_groups(conv, g) {
+            Some(bytes) => Handled::Send(bytes),
+            None => Handled::Finish(Err(DirectoryFailure::Malformed)),
+        }
+    }
+
+    /// Keeps the name of one group entry: its `name_attribute`, else its first RDN's value;
+    /// at most [`MAX_GROUPS`] of them.
+    fn group_found(&self, conv: &mut Conversation, e: &Entry) {
+        let name = self
+            .groups
+            .as_ref()
+            .map_or("cn", |g| g.name_attribute.as_str());
+        let value = e
+            .attributes
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.first().cloned())
+            .or_else(|| first_rdn_value(&e.dn));
+        if let Some(v) = value {
+            if conv.groups.len() < MAX_GROUPS as usize {
+                conv.groups.push(v);
+            }
+        }
+    }
+}
+
+/// The user search is done (search mode): bind as the one entry found with the typed password;
+/// no entry is an unknown user and more than one an ambiguous filter.
+fn user_found(conv: &mut Conversation, code: u32) -> Handled {
+    match (code, conv.entry.as_ref()) {
+        (0, Some(e)) => {
+            let dn = e.dn.clone();
+            let pw = conv.password.clone();
+            let bytes = conv.send(Stage::UserBind, |id| ber::bind_request(id, &dn, &pw));
+            conv.dn = Some(dn);
+            Handled::Send(bytes)
+        }
+        (0, None) => Handled::Finish(Err(DirectoryFailure::NoSuchUser)),
+        // sizeLimitExceeded: more than one entry matched.
+        (4, _) => Handled::Finish(Err(DirectoryFailure::Ambiguous)),
+        (code, _) => Handled::Finish(Err(DirectoryFailure::Refused(code))),
     }
 }
 
@@ -725,11 +517,6 @@ enum Handled {
 /// `{user}` and `{dn}` filled with already escaped values.
 fn fill(template: &str, user: &str, dn: &str) -> String {
     template.replace("{user}", user).replace("{dn}", dn)
-}
-
-/// `$['name']`: a mapping path for an attribute, whatever characters it has.
-fn claim_path(attr: &str) -> String {
-    format!("$['{attr}']")
 }
 
 /// The value of a DN's first RDN: `cn=admins,ou=groups,dc=example` → `admins`.
