@@ -1,7 +1,8 @@
 """Writes fuzz/seeds/<target>/: the starting inputs of every fuzz target, made from the
 repository's fixtures (tests/fixtures) and from the formats each target reads. Run from the
 repository root: `python3 fuzz/make_seeds.py` (plain Python 3, no packages). The input layout
-of each target is documented in src/fuzzing/targets.rs; a leading byte usually selects a mode.
+of each target is documented in src/fuzzing/targets/ (one file a subject); a leading byte
+usually selects a mode.
 """
 
 import base64
