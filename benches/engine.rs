@@ -32,6 +32,7 @@ fn main() {
         path: format!("/?jwtParam={seed}"),
         headers: vec![],
         client: None,
+        peer: None,
     };
     let mut env = Env {
         now: 1_767_225_600,
@@ -59,12 +60,14 @@ fn main() {
         path: "/app/page?x=1".into(),
         headers,
         client: None,
+        peer: None,
     };
     let bearer_req = RequestHead {
         method: "GET".into(),
         path: "/api".into(),
         headers: vec![("authorization".into(), format!("Bearer {seed}"))],
         client: None,
+        peer: None,
     };
     for (name, req) in [
         ("session cookie", &session_req),

@@ -161,6 +161,9 @@ pub struct Config {
     pub headers: IdentityHeaders,
     /// The signed identity assertion, when configured.
     pub assertion: Option<AssertionSigner>,
+    /// Every header a client must not send (the identity headers and the assertion header),
+    /// as back ends read them (`identity::canonical_header`), worked out once.
+    pub spoofable: Vec<String>,
     /// Methods and defaults without a tenant.
     pub global: Scope,
     /// Tenant scopes by tenant code.
@@ -235,8 +238,22 @@ impl Config {
             .check()
             .map_err(|(path, reason)| ConfigError::at(path, reason))?;
         let client_ip_header = parse_client_ip_header(raw.client_ip_header)?;
+        // The assertion header is stripped whether or not assertions are configured: an
+        // upstream that verifies assertions must never see one the client made.
+        let assertion_header = assertion
+            .as_ref()
+            .map_or(crate::assertion::DEFAULT_HEADER, |a| a.header());
+        let spoofable = raw
+            .identity_headers
+            .all()
+            .iter()
+            .copied()
+            .chain(std::iter::once(assertion_header))
+            .map(crate::identity::canonical_header)
+            .collect();
         Ok(Config {
             limits: raw.limits,
+            spoofable,
             client_ip_header,
             cluster_names: raw.cluster_names,
             callbacks,

@@ -217,6 +217,7 @@ impl Harness {
             path: target.into(),
             headers,
             client: None,
+            peer: None,
         };
         self.callouts.clear();
         let mut env = Env {

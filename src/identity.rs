@@ -167,15 +167,28 @@ impl IdentityHeaders {
     }
 }
 
-/// Removes, from a request, every header whose name equals one of `names` once both are
-/// lower-cased and `_` is read as `-` (security.md B1, B2: WSGI and PHP back ends map `_` to
-/// `-`, so `X_SSO_LOGIN` would arrive as the real header).
-pub fn strip_spoofed(head: &RequestHead, names: &[&str], edits: &mut Vec<HeaderEdit>) {
-    let canon = |s: &str| s.to_ascii_lowercase().replace('_', "-");
-    let wanted: Vec<String> = names.iter().map(|n| canon(n)).collect();
+/// A header name as back ends read it: lower-case, `_` read as `-` (security.md B1, B2: WSGI
+/// and PHP back ends map `_` to `-`, so `X_SSO_LOGIN` would arrive as the real header).
+pub fn canonical_header(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Whether `name` reads as `canonical` (see [`canonical_header`]), without allocating: this
+/// runs for every header of every request.
+fn reads_as(name: &str, canonical: &str) -> bool {
+    name.len() == canonical.len()
+        && name.bytes().zip(canonical.bytes()).all(|(a, c)| {
+            let a = a.to_ascii_lowercase();
+            (if a == b'_' { b'-' } else { a }) == c
+        })
+}
+
+/// Removes, from a request, every header that reads as one of `canonical` (names already
+/// passed through [`canonical_header`], worked out once per configuration).
+pub fn strip_spoofed(head: &RequestHead, canonical: &[String], edits: &mut Vec<HeaderEdit>) {
     let mut seen: Vec<&str> = Vec::new();
     for (name, _) in &head.headers {
-        if wanted.contains(&canon(name)) && !seen.contains(&name.as_str()) {
+        if canonical.iter().any(|c| reads_as(name, c)) && !seen.contains(&name.as_str()) {
             seen.push(name);
             edits.push(HeaderEdit::Remove(name.clone()));
         }
@@ -270,9 +283,10 @@ mod tests {
                 ("x-other".into(), "d".into()),
             ],
             client: None,
+            peer: None,
         };
         let mut edits = Vec::new();
-        strip_spoofed(&head, &["x-sso-login"], &mut edits);
+        strip_spoofed(&head, &[canonical_header("x-sso-login")], &mut edits);
         assert_eq!(edits.len(), 3);
     }
 

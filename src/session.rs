@@ -7,6 +7,7 @@
 //! rotate without logging anyone out (E7). A value that does not open is simply no session, with
 //! no detail (E1).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine;
@@ -296,10 +297,30 @@ impl Cookies {
         format!("{}_flow_", self.name)
     }
 
+    /// Which session chunk a cookie name is (`name` is 0, `name_1` is 1, ...), without building
+    /// any string: this runs for every cookie of every request.
+    fn chunk_index(&self, cookie: &str) -> Option<usize> {
+        let rest = cookie.strip_prefix(self.name.as_str())?;
+        if rest.is_empty() {
+            return Some(0);
+        }
+        let digits = rest.strip_prefix('_')?;
+        // Chunk names are written without leading zeros (`name_1`, never `name_01`).
+        if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits
+            .parse::<usize>()
+            .ok()
+            .filter(|i| (1..MAX_CHUNKS).contains(i))
+    }
+
     /// Whether a cookie name belongs to the filter (stripped before forwarding).
     pub fn is_ours(&self, cookie: &str) -> bool {
-        (0..MAX_CHUNKS).any(|i| cookie == self.chunk_name(i))
-            || cookie.starts_with(&self.flow_prefix())
+        self.chunk_index(cookie).is_some()
+            || cookie
+                .strip_prefix(self.name.as_str())
+                .is_some_and(|rest| rest.starts_with("_flow_"))
     }
 
     fn attributes(&self, max_age: u64, same_site: SameSite) -> String {
@@ -334,17 +355,29 @@ impl Cookies {
     }
 
     /// The sealed session value the browser sent, chunks joined; `None` when absent or
-    /// ambiguous.
-    pub fn sealed_session(&self, cookies: &[(String, String)]) -> Option<String> {
-        let mut joined = String::new();
-        for i in 0..MAX_CHUNKS {
-            match unique(cookies, &self.chunk_name(i)) {
-                Lookup::One(v) => joined.push_str(v),
-                Lookup::Missing => break,
-                Lookup::Ambiguous => return None,
+    /// ambiguous (a chunk sent twice with different values). One pass over the cookies; a
+    /// session in one cookie (the usual case) is borrowed, not copied.
+    pub fn sealed_session<'c>(&self, cookies: &'c [(String, String)]) -> Option<Cow<'c, str>> {
+        let mut chunks: [Option<&'c str>; MAX_CHUNKS] = [None; MAX_CHUNKS];
+        for (name, value) in cookies {
+            let Some(i) = self.chunk_index(name) else {
+                continue;
+            };
+            let slot = chunks.get_mut(i)?;
+            match slot {
+                Some(prev) if *prev != value.as_str() => return None,
+                _ => *slot = Some(value.as_str()),
             }
         }
-        (!joined.is_empty()).then_some(joined)
+        let present = chunks.iter().take_while(|c| c.is_some()).count();
+        match (chunks.first().copied().flatten(), present) {
+            (None, _) => None,
+            (Some(only), 1) => (!only.is_empty()).then_some(Cow::Borrowed(only)),
+            _ => {
+                let joined: String = chunks.iter().map_while(|c| *c).collect();
+                (!joined.is_empty()).then_some(Cow::Owned(joined))
+            }
+        }
     }
 
     /// Opens a sealed session value; `None` unless it opens, parses and is live at `now`.
@@ -632,6 +665,32 @@ mod tests {
         // Cookie tossing: two different values under one name is no session.
         let tossed = vec![req[0].clone(), ("sso_session".into(), "x".into())];
         assert!(c.read_session(&tossed, 200).is_none());
+    }
+
+    /// The filter's cookies are told apart by name alone (every cookie of every request is
+    /// asked): the session and its chunks, and the flows; nothing that merely looks close.
+    #[test]
+    fn cookie_names_are_ours_or_not() {
+        let c = cookies(&[K1]);
+        for ours in [
+            "sso_session",
+            "sso_session_1",
+            "sso_session_7",
+            "sso_session_flow_abc",
+        ] {
+            assert!(c.is_ours(ours), "{ours}");
+        }
+        for theirs in [
+            "sso_session_8",
+            "sso_session_01",
+            "sso_session_",
+            "sso_session_1x",
+            "sso_sessionx",
+            "sso_sessio",
+            "other",
+        ] {
+            assert!(!c.is_ours(theirs), "{theirs}");
+        }
     }
 
     #[test]

@@ -262,6 +262,7 @@ fn judge(filter: &Filter, path: &str) -> Judged {
         path: path.into(),
         headers: vec![("accept".into(), "application/json".into())],
         client: None,
+        peer: None,
     };
     let cache = MemoryCache::default();
     let mut env = Env {

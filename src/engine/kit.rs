@@ -252,7 +252,7 @@ impl Filter {
                 .last()
                 .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse().ok()),
-            None => head.client,
+            None => head.client(),
         };
         // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d: one client, one form.
         ip.map(|ip| match ip {

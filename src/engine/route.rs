@@ -135,6 +135,10 @@ impl Filter {
                 }
             })
         };
+        // Without parameters or empty segments both readings are the path itself.
+        if !path.contains(';') && !path.contains("//") {
+            return matches(path);
+        }
         let mut stripped = String::with_capacity(path.len());
         let mut last_name = "";
         for segment in path.split('/').skip(1) {

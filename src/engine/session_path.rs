@@ -25,7 +25,7 @@ impl Filter {
                 let exp = session.exp;
                 let prepared = Arc::new(self.prepare(session));
                 self.sessions
-                    .put(sealed, exp, Arc::clone(&prepared), env.now);
+                    .put(sealed.into_owned(), exp, Arc::clone(&prepared), env.now);
                 prepared
             }
         };
@@ -137,25 +137,21 @@ impl Filter {
     ) -> Vec<HeaderEdit> {
         let c = &self.config;
         let mut edits = Vec::new();
-        let mut names: Vec<&str> = c.headers.all().to_vec();
-        // The assertion header is stripped whether or not assertions are configured: an
-        // upstream that verifies assertions must never see one the client made.
-        names.push(
-            c.assertion
-                .as_ref()
-                .map_or(crate::assertion::DEFAULT_HEADER, |a| a.header()),
-        );
-        strip_spoofed(head, &names, &mut edits);
+        strip_spoofed(head, &c.spoofable, &mut edits);
         if cookies.iter().any(|(n, _)| c.cookies.is_ours(n)) {
-            let kept: Vec<String> = cookies
-                .iter()
-                .filter(|(n, _)| !c.cookies.is_ours(n))
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect();
+            let mut kept = String::new();
+            for (n, v) in cookies.iter().filter(|(n, _)| !c.cookies.is_ours(n)) {
+                if !kept.is_empty() {
+                    kept.push_str("; ");
+                }
+                kept.push_str(n);
+                kept.push('=');
+                kept.push_str(v);
+            }
             if kept.is_empty() {
                 edits.push(HeaderEdit::Remove("cookie".into()));
             } else {
-                edits.push(HeaderEdit::Set("cookie".into(), kept.join("; ")));
+                edits.push(HeaderEdit::Set("cookie".into(), kept));
             }
         }
         if raw_path != path {

@@ -393,16 +393,23 @@ impl Http {
 
 fn request_head() -> RequestHead {
     let mut head = RequestHead {
-        client: client_address(),
+        // Read only when a check needs it (RequestHead::client).
+        peer: Some(client_address),
         ..RequestHead::default()
     };
     for (name, value) in hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default() {
-        let value = String::from_utf8_lossy(&value).into_owned();
+        // The bytes become the string in place when they are UTF-8 (the usual case).
+        let value = String::from_utf8(value)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         match name.as_str() {
             ":method" => head.method = value,
             ":path" => head.path = value,
             n if n.starts_with(':') => {}
-            _ => head.headers.push((name.to_ascii_lowercase(), value)),
+            // Envoy hands header names lower-case; lower-case only what is not.
+            n if n.bytes().any(|b| b.is_ascii_uppercase()) => {
+                head.headers.push((n.to_ascii_lowercase(), value));
+            }
+            _ => head.headers.push((name, value)),
         }
     }
     head

@@ -14,11 +14,22 @@ pub struct RequestHead {
     pub headers: Vec<(String, String)>,
     /// The address of the peer that sent the request, when the host knows it (Envoy's
     /// `source.address`; the edge worker's connecting address). Used for per-client
-    /// throttling and for the sources allowed to send back-channel logouts.
+    /// throttling and for the sources allowed to send back-channel logouts. Read it through
+    /// [`RequestHead::client`].
     pub client: Option<std::net::IpAddr>,
+    /// How to ask the host for the peer's address when `client` is not given: a host for
+    /// which reading it is a call of its own (Envoy's `source.address` property, about as
+    /// dear as reading the whole header map) looks it up only when a check needs it
+    /// (throttling, the password budget, the logout sources), not on every request.
+    pub peer: Option<fn() -> Option<std::net::IpAddr>>,
 }
 
 impl RequestHead {
+    /// The address of the peer that sent the request, when the host knows it.
+    pub fn client(&self) -> Option<std::net::IpAddr> {
+        self.client.or_else(|| self.peer.and_then(|ask| ask()))
+    }
+
     /// The values of every header with this (lower-case) name.
     pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
@@ -127,6 +138,7 @@ mod tests {
                 ("cookie".into(), "c=3".into()),
             ],
             client: None,
+            peer: None,
         };
         assert_eq!(
             parse_cookies(&head),

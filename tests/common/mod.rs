@@ -198,6 +198,7 @@ impl Driver {
             path: path.into(),
             headers,
             client: self.client,
+            peer: None,
         };
         let mut rng = self.rng.clone();
         let mut env = Env {

@@ -87,6 +87,7 @@ impl From<RequestIn> for RequestHead {
                 .map(|(n, v)| (n.to_ascii_lowercase(), v))
                 .collect(),
             client: r.client.and_then(|c| c.parse().ok()),
+            peer: None,
         }
     }
 }

@@ -47,13 +47,15 @@ fn with_session<R>(f: impl FnOnce(&mut SessionFixture) -> R) -> R {
                 path: "/".into(),
                 headers: vec![("cookie".into(), cookie_header(&set))],
                 client: None,
+                peer: None,
             };
             let sealed = harness
                 .filter
                 .config()
                 .cookies
                 .sealed_session(&parse_cookies(&head))
-                .expect("sealed");
+                .expect("sealed")
+                .into_owned();
             SessionFixture { harness, sealed }
         });
         f(fixture)
@@ -96,6 +98,7 @@ pub fn cookie_header_target(data: &[u8]) {
                 .chain([("accept".to_owned(), "text/html".to_owned())])
                 .collect(),
             client: None,
+            peer: None,
         };
         let parsed = parse_cookies(&head);
         for (n, v) in &parsed {
