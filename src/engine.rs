@@ -4,12 +4,19 @@
 //!
 //! 1. For each request head, call [`Filter::on_request`] and carry out the returned step.
 //! 2. [`Step::ReadBody`]: buffer the body (refusing past `limit`), then call
-//!    [`Filter::on_body`] with the pending state; carry out that step.
+//!    [`Filter::on_body`] with its [`BodyWait`]; carry out that step.
 //! 3. [`Step::Callout`]: send it; call [`Filter::on_callout_response`] with the answer (or a
-//!    response with no status when it failed) and the pending state.
-//! 4. [`Step::Continue`] applies header edits and lets the request go upstream;
+//!    response with no status when it failed) and its [`CalloutWait`].
+//! 4. [`Step::Stream`] (hosts with sockets): run the round, then [`Filter::on_stream_reply`]
+//!    with what was read and its [`StreamWait`].
+//! 5. [`Step::Continue`] applies header edits and lets the request go upstream;
 //!    [`Step::Respond`] ends it. Exactly one of the two ends every request; the host never
 //!    resumes a request it answered.
+//!
+//! The engine routes a request (`engine/route.rs`) and dispatches it to a login method through
+//! [`crate::login::LoginMethod`]; it knows no method by name. What every method needs from it
+//! (flows, the completion path, refusals) is [`crate::login::Kit`], implemented in
+//! `engine/kit.rs`. `docs/architecture.md` walks a request through these files.
 //!
 //! Time, randomness and the shared cache come in through [`Env`]; the engine never reads a
 //! clock or the OS.

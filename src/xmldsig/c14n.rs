@@ -31,7 +31,7 @@ type Bindings = BTreeMap<String, String>;
 /// Why a subtree could not be canonicalised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum C14nError {
-    /// The nesting is deeper than [`MAX_DEPTH`].
+    /// The nesting is deeper than `MAX_DEPTH` (256).
     TooDeep,
     /// A prefix is used that no in-scope declaration binds (the parser should refuse this).
     UnboundPrefix,

@@ -1,6 +1,7 @@
 //! `type: cas`: the CAS protocol 2.0 and 3.0 (Apereo "CAS Protocol 3.0 Specification"), reached
 //! through proxy callouts. This module builds the login, validation and logout URLs and judges
-//! the CAS server's answers; the engine's `cas_flow` drives the wait state.
+//! the CAS server's answers; `login.rs` is the flow behind `LoginMethod` (start, callback,
+//! the validation callout, single logout).
 //!
 //! The `service` sent to CAS is `base_url + callback_path + ?state=<flow state>`: configured
 //! origin only, never the request's `Host` (security.md H2), and the same string at login and at

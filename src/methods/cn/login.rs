@@ -1,7 +1,7 @@
 //! The login of every app-token provider (WeCom, DingTalk, Feishu/Lark, Yunzhijia, WeChat,
 //! Teams) behind [`LoginMethod`]: one generic implementation for every [`Provider`], so the
 //! engine knows none of them by name. A redirect, an in-app page or the URL itself brings a
-//! code; callouts ([`super::exchange`]) turn it into claims.
+//! code; callouts (`exchange.rs`) turn it into claims.
 //!
 //! ```text
 //! /sso/login ──> 302 to the provider (QR, in-app OAuth)  | 200 JSAPI page     (flow cookie)
