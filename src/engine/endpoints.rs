@@ -210,10 +210,12 @@ impl Filter {
         let username = field("username")?.unwrap_or("").to_owned();
         let password = field("password")?.unwrap_or("").to_owned();
         let (flow, delete_flow) = self.take_flow(ctx, state, env)?;
-        let scope = match &flow.tenant {
-            None => &self.config.global,
-            Some(code) => self.config.tenants.get(code).ok_or(Deny::UnknownTenant)?,
-        };
+        // A flow naming a tenant or method that is not configured is an invalid flow (401),
+        // as in every other method's callback; an unknown tenant in a request's own
+        // parameters is a bad request (400, `route.rs`).
+        let scope = self
+            .scope_of(flow.tenant.as_deref())
+            .ok_or(Deny::FlowInvalid)?;
         let method = scope.methods.get(&flow.method).ok_or(Deny::FlowInvalid)?;
         let (here, imp) = self.login_in(scope, method);
         if !imp.uses_form() {
