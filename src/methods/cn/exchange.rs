@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::{cached_token, forget_token, store_token, Answer, Provider, Settled, TokenKind};
 use crate::deny::Deny;
 use crate::http::{Callout, CalloutResponse, Outcome, RequestHead, Response, Step};
-use crate::idp::IdpFailure;
+use crate::idp::{answered, IdpFailure};
 use crate::login::{Done, Env, Here};
 use crate::session::SessionExtra;
 use crate::wait::{CalloutWait, WaitState};
@@ -246,26 +246,6 @@ fn fail(here: &Here<'_>, login: Login, deny: Deny) -> Outcome {
     let deny = named(deny, here.name());
     here.kit
         .refuse(&req, deny, login.delete_flow.into_iter().collect())
-}
-
-/// A callout failure: a 504 (Envoy's own past the deadline, or the provider's), or no status
-/// past the deadline, is a timeout; no status before it means the provider was unreachable.
-fn answered(
-    response: &CalloutResponse,
-    sent_ms: u64,
-    timeout_ms: u64,
-    now_ms: u64,
-) -> Result<(), IdpFailure> {
-    match response.status {
-        Some(504) => return Err(IdpFailure::Timeout),
-        Some(_) => return Ok(()),
-        None => {}
-    }
-    if now_ms.saturating_sub(sent_ms).saturating_add(100) >= timeout_ms {
-        Err(IdpFailure::Timeout)
-    } else {
-        Err(IdpFailure::Unreachable)
-    }
 }
 
 /// Names the method in a provider refusal made before it was known.

@@ -3,12 +3,12 @@
 
 use serde_json::{Map, Value};
 
-use super::documents::{cached_doc, check_answered, judge_doc, store_doc};
+use super::documents::{cached_doc, judge_doc, store_doc};
 use super::login::{Finish, Stage, Wait};
 use super::{OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL};
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome};
-use crate::idp::IdpFailure;
+use crate::idp::{answered, IdpFailure};
 use crate::login::{Done, Env, Here, Request};
 use crate::session::{Flow, SessionExtra, UpstreamToken};
 
@@ -164,7 +164,7 @@ impl OAuth2 {
                 judge_doc(answer, finish.sent_ms, self.timeout_ms, env.now_ms).map(Some)
             }
             Stage::Token | Stage::UserInfo(..) => {
-                check_answered(answer, finish.sent_ms, self.timeout_ms, env.now_ms).map(|()| None)
+                answered(answer, finish.sent_ms, self.timeout_ms, env.now_ms).map(|()| None)
             }
         };
         let doc = match judged {

@@ -1,12 +1,12 @@
 //! A session of this method on the request path: the seeds' "reload user" (`prompt=none`)
 //! and the refresh of the forwarded access token (RFC 6749 §6).
 
-use super::documents::check_answered;
 use super::login::{Refresh, Wait};
 use super::OAuth2;
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{strip_query_params, CalloutResponse, HeaderEdit, Outcome, Response, Step};
+use crate::idp::answered;
 use crate::login::{Env, Here, Request, SessionView};
 use crate::session::{Session, UpstreamToken};
 
@@ -112,7 +112,7 @@ impl OAuth2 {
     ) -> Outcome {
         let kit = here.kit;
         let req = kit.request(&refresh.head);
-        let renewed = check_answered(answer, refresh.sent_ms, self.timeout_ms, env.now_ms)
+        let renewed = answered(answer, refresh.sent_ms, self.timeout_ms, env.now_ms)
             .ok()
             .and_then(|()| self.refresh_response(answer).ok());
         let mut session = refresh.session;
