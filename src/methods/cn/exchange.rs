@@ -10,7 +10,7 @@ use crate::http::{Callout, CalloutResponse, Outcome, RequestHead, Response, Step
 use crate::idp::{answered, IdpFailure};
 use crate::login::{Done, Env, Here};
 use crate::session::SessionExtra;
-use crate::wait::{CalloutWait, WaitState};
+use crate::wait::WaitState;
 
 /// One login's exchange with its provider: the login, the provider's step and what the
 /// callout in flight is.
@@ -110,10 +110,7 @@ pub(super) fn drive<P: Provider>(
 
 /// Waits for `callout`'s answer, the exchange kept in the wait.
 fn call<S: WaitState>(here: &Here<'_>, callout: Callout, ex: Exchange<S>) -> Outcome {
-    Outcome::new(Step::Callout(
-        callout,
-        CalloutWait::new(here.reference(), ex),
-    ))
+    here.call_out(callout, ex)
 }
 
 /// Goes on from a judged answer: the next step, a refetched app token, or the end.

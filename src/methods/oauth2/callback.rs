@@ -27,12 +27,7 @@ fn checked<'k>(
     req: &Request<'_>,
     flow: &Flow,
 ) -> Result<(Here<'k>, &'k OAuth2, String, Option<String>), Deny> {
-    let here = here
-        .kit
-        .method(flow.tenant.as_deref(), &flow.method)
-        .filter(|h| h.name() == here.name())
-        .ok_or(Deny::FlowInvalid)?;
-    let o = here.imp::<OAuth2>().ok_or(Deny::FlowInvalid)?;
+    let (here, o) = here.flow_method::<OAuth2>(flow)?;
     if let Some(error) = req.param("error", "duplicate_callback_param")? {
         log::warn!(
             "sso-filter: IdP error on callback method={} error={} description={}",
@@ -70,10 +65,7 @@ impl OAuth2 {
         if req.head.method != "GET" {
             return Err(Deny::BadRequest("callback_method"));
         }
-        let state = req
-            .param("state", "duplicate_callback_param")?
-            .unwrap_or("");
-        let (flow, delete_flow) = here.kit.take_flow(req, state, env)?;
+        let (flow, delete_flow) = here.take_callback_flow(req, env)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         match checked(here, req, &flow) {
             Ok((here, o, code, iss)) => {
