@@ -78,6 +78,36 @@ impl Request<'_> {
     }
 }
 
+/// A posted HTML form body (the login form, SAML's ACS, CAS's single logout), read the same
+/// way wherever one arrives: size-capped, UTF-8, each field given at most once.
+pub struct PostedForm(Query);
+
+impl PostedForm {
+    /// Reads a url-encoded body of at most `limit` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::BodyTooLarge`] over `limit`, [`Deny::BadRequest`] when it is not UTF-8.
+    pub fn read(body: &[u8], limit: usize) -> Result<Self, Deny> {
+        if body.len() > limit {
+            return Err(Deny::BodyTooLarge);
+        }
+        let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
+        Ok(PostedForm(Query::parse(text)))
+    }
+
+    /// A field, if given.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::BadRequest`] when the field is repeated.
+    pub fn field(&self, name: &str) -> Result<Option<&str>, Deny> {
+        self.0
+            .single(name)
+            .map_err(|_| Deny::BadRequest("duplicate_field"))
+    }
+}
+
 /// A configured login method in a scope.
 #[derive(Clone)]
 pub struct Method {

@@ -299,32 +299,14 @@ impl Teams {
 /// A token's claims when its RS256 signature verifies with the JWKS key its `kid` names;
 /// `None` when the JWKS has no such key (fetched again once).
 fn signed_claims(token: &str, jwks: &Value) -> Result<Option<Map<String, Value>>, IdpFailure> {
-    let bad = IdpFailure::IdToken;
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(bad(JoseError::TooLarge));
-    }
-    let header = token
-        .split('.')
-        .next()
-        .ok_or(bad(JoseError::Malformed))
-        .and_then(|h| b64_segment(h).map_err(bad))
-        .and_then(|b| strict_object(&b).map_err(bad))?;
-    // Entra signs access tokens with RS256 only; anything else (none, HS256) is refused
-    // before a key is chosen.
-    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-        return Err(bad(JoseError::Algorithm));
-    }
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .ok_or(bad(JoseError::UnknownKey))?;
-    let keys = keys_for(jwks, kid);
+    let kid = token_kid(token)?;
+    let keys = keys_for(jwks, &kid);
     if keys.is_empty() {
         return Ok(None);
     }
     let claims = Verifier::new(JwsAlg::Rs256, keys)
         .verify(token)
-        .map_err(bad)?
+        .map_err(IdpFailure::IdToken)?
         .claims;
     Ok(Some(claims))
 }
@@ -430,7 +412,7 @@ impl Provider for Teams {
     ) -> Result<Settled<Step>, IdpFailure> {
         let Step::ExpectJwks { token, refreshed } = step;
         // Cheap checks first: no JWKS fetch for a token no JWKS could verify.
-        precheck(token.expose())?;
+        token_kid(token.expose())?;
         let cached = cache
             .get(&self.jwks_key())
             .ok()
@@ -515,8 +497,9 @@ impl Provider for Teams {
     }
 }
 
-/// The header checks that need no key: size, RS256, a `kid`.
-fn precheck(token: &str) -> Result<(), IdpFailure> {
+/// The `kid` of a token whose header passes the checks that need no key (size, RS256, a
+/// `kid`): one reading of the header before a key is looked for and before one is fetched.
+fn token_kid(token: &str) -> Result<String, IdpFailure> {
     let bad = IdpFailure::IdToken;
     if token.len() > MAX_TOKEN_BYTES {
         return Err(bad(JoseError::TooLarge));
@@ -532,10 +515,11 @@ fn precheck(token: &str) -> Result<(), IdpFailure> {
     if header.get("alg").and_then(Value::as_str) != Some("RS256") {
         return Err(bad(JoseError::Algorithm));
     }
-    if header.get("kid").and_then(Value::as_str).is_none() {
-        return Err(bad(JoseError::UnknownKey));
-    }
-    Ok(())
+    header
+        .get("kid")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(bad(JoseError::UnknownKey))
 }
 
 /// The tab page's script: TeamsJS v2 (`app.initialize`, promise `getAuthToken`), also

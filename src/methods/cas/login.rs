@@ -15,9 +15,9 @@ use std::any::Any;
 use super::{check_ticket, parse_logout_request, ticket_id, Cas, MAX_SLO_BODY};
 use crate::counter::Counter;
 use crate::deny::Deny;
-use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
+use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::IdpFailure;
-use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, Request};
+use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request};
 use crate::mapping::RawMapping;
 use crate::session::{Flow, Session, SessionExtra};
 use crate::wait::state_as;
@@ -151,14 +151,9 @@ impl Cas {
     /// Records the logged-out ticket digest. Always 200 for a well-formed request (the server
     /// does not care, and an unknown ticket must not be distinguishable).
     fn logged_out(&self, here: &Here<'_>, body: &[u8], env: &mut Env<'_>) -> Result<(), Deny> {
-        if body.len() > MAX_SLO_BODY {
-            return Err(Deny::BodyTooLarge);
-        }
-        let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
-        let form = Query::parse(text);
+        let form = PostedForm::read(body, MAX_SLO_BODY)?;
         let xml = form
-            .single("logoutRequest")
-            .map_err(|_| Deny::BadRequest("duplicate_field"))?
+            .field("logoutRequest")?
             .ok_or(Deny::BadRequest("no_logout_request"))?;
         let ticket = parse_logout_request(xml).ok_or(Deny::BadRequest("logout_request"))?;
         let keep_until = env

@@ -27,10 +27,10 @@ use super::{
 };
 use crate::counter::Counter;
 use crate::deny::Deny;
-use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
+use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::IdpFailure;
 use crate::jose::B64URL;
-use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, Request};
+use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request};
 use crate::mapping::RawMapping;
 use crate::random;
 use crate::session::{Flow, SamlSubject, Session, SessionExtra};
@@ -71,15 +71,8 @@ enum MetadataWait {
 
 /// The ACS form: `(SAMLResponse, RelayState)`, each at most once.
 fn posted_form(body: &[u8]) -> Result<(String, String), Deny> {
-    if body.len() > MAX_ACS_BODY {
-        return Err(Deny::BodyTooLarge);
-    }
-    let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
-    let form = Query::parse(text);
-    let field = |name: &str| {
-        form.single(name)
-            .map_err(|_| Deny::BadRequest("duplicate_field"))
-    };
+    let form = PostedForm::read(body, MAX_ACS_BODY)?;
+    let field = |name: &str| form.field(name);
     let response = field("SAMLResponse")?
         .ok_or(Deny::BadRequest("no_saml_response"))?
         .to_owned();
