@@ -74,16 +74,10 @@ pub struct RawTeams {
     timeout_ms: u64,
 }
 
-fn default_scope() -> String {
-    "access_as_user".into()
-}
-
-fn default_authority() -> String {
-    "https://login.microsoftonline.com".into()
-}
-
-fn default_teams_js() -> String {
-    "https://res.cdn.office.net/teams-js/2.22.0/js/MicrosoftTeams.min.js".into()
+cn::text_defaults! {
+    default_scope = "access_as_user";
+    default_authority = "https://login.microsoftonline.com";
+    default_teams_js = "https://res.cdn.office.net/teams-js/2.22.0/js/MicrosoftTeams.min.js";
 }
 
 fn default_frame_ancestors() -> Vec<String> {
@@ -339,11 +333,6 @@ impl Provider for Teams {
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
-    }
-
-    fn callback_path(&self) -> Option<Option<&str>> {
-        // The login arrives on the application's own URL or is posted: no callback.
-        None
     }
 
     /// Mapping defaults: the user principal name (v2 `preferred_username`, v1 `upn`), the

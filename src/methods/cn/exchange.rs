@@ -6,11 +6,10 @@ use serde_json::{json, Map, Value};
 
 use super::{cached_token, forget_token, store_token, Answer, Provider, Settled, TokenKind};
 use crate::deny::Deny;
-use crate::http::{Callout, CalloutResponse, Outcome, RequestHead, Response, Step};
+use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::{answered, IdpFailure};
 use crate::login::{Done, Env, Here};
 use crate::session::SessionExtra;
-use crate::wait::WaitState;
 
 /// One login's exchange with its provider: the login, the provider's step and what the
 /// callout in flight is.
@@ -98,19 +97,14 @@ pub(super) fn drive<P: Provider>(
                 None => {
                     let phase = Phase::ExpectAppToken(kind);
                     let callout = p.token_request(kind, env.now_ms);
-                    return call(here, callout, Exchange { login, step, phase });
+                    return here.call_out(callout, Exchange { login, step, phase });
                 }
             }
         }
     };
     let callout = p.request(&step, token.as_deref(), env.now_ms);
     let phase = Phase::ExpectAnswer;
-    call(here, callout, Exchange { login, step, phase })
-}
-
-/// Waits for `callout`'s answer, the exchange kept in the wait.
-fn call<S: WaitState>(here: &Here<'_>, callout: Callout, ex: Exchange<S>) -> Outcome {
-    here.call_out(callout, ex)
+    here.call_out(callout, Exchange { login, step, phase })
 }
 
 /// Goes on from a judged answer: the next step, a refetched app token, or the end.
@@ -165,7 +159,7 @@ pub(super) fn resume<P: Provider>(
                 login.sent_ms = env.now_ms;
                 let callout = p.request(&step, Some(&fetched.token), env.now_ms);
                 let phase = Phase::ExpectAnswer;
-                call(here, callout, Exchange { login, step, phase })
+                here.call_out(callout, Exchange { login, step, phase })
             }
             Err(failure) => idp_fail(here, login, failure),
         },
