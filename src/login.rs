@@ -219,19 +219,22 @@ impl<'k> Here<'k> {
         ))
     }
 
-    /// The flow a redirect callback comes back with: the one its `state` query parameter
-    /// names, taken once (a replay is refused). From here on every refusal deletes the flow
-    /// cookie.
+    /// The flow a redirect callback (a GET) comes back with: the one its `state` query
+    /// parameter names, taken once (a replay is refused). From here on every refusal deletes
+    /// the flow cookie.
     ///
     /// # Errors
     ///
-    /// [`Deny::BadRequest`] for a repeated `state`, [`Deny::FlowInvalid`] for a missing,
-    /// expired, foreign or used flow.
+    /// [`Deny::BadRequest`] for another HTTP method or a repeated `state`,
+    /// [`Deny::FlowInvalid`] for a missing, expired, foreign or used flow.
     pub fn take_callback_flow(
         &self,
         req: &Request<'_>,
         env: &mut Env<'_>,
     ) -> Result<(Flow, String), Deny> {
+        if req.head.method != "GET" {
+            return Err(Deny::BadRequest("callback_method"));
+        }
         let state = req
             .param("state", "duplicate_callback_param")?
             .unwrap_or("");

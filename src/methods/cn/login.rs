@@ -105,9 +105,6 @@ impl<P: Provider> LoginMethod for P {
         req: &Request<'_>,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        if req.head.method != "GET" {
-            return Err(Deny::BadRequest("callback_method"));
-        }
         let (flow, delete_flow) = here.take_callback_flow(req, env)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         let started = (|| {
