@@ -207,6 +207,21 @@ pub fn json_body(
     response: &CalloutResponse,
     limit: usize,
 ) -> Result<Map<String, Value>, IdpFailure> {
+    match serde_json::from_slice::<Value>(capped_body(response, limit)?) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(IdpFailure::BadAnswer("not_json")),
+    }
+}
+
+/// The body of an IdP answer, whatever its format (JSON, CAS XML, SAML metadata), once it is
+/// known to be there, within `limit` and not compressed (security.md L5-L7): one judge so
+/// every method refuses the same answers with the same reasons.
+///
+/// # Errors
+///
+/// [`IdpFailure::Unreachable`] without a status, [`IdpFailure::BadAnswer`] when too large or
+/// compressed.
+pub fn capped_body(response: &CalloutResponse, limit: usize) -> Result<&[u8], IdpFailure> {
     if response.status.is_none() {
         return Err(IdpFailure::Unreachable);
     }
@@ -220,8 +235,31 @@ pub fn json_body(
     {
         return Err(IdpFailure::BadAnswer("compressed"));
     }
-    match serde_json::from_slice::<Value>(&response.body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(IdpFailure::BadAnswer("not_json")),
+    Ok(&response.body)
+}
+
+/// Whether a callout was answered in time, the same for every method: a 504 (Envoy's own
+/// past the deadline, or the IdP's, which means the same), or no status past the deadline, is
+/// a timeout; no status before it means the IdP could not be reached. `sent_ms` is when the
+/// callout left, `timeout_ms` its deadline.
+///
+/// # Errors
+///
+/// [`IdpFailure::Timeout`] or [`IdpFailure::Unreachable`].
+pub fn answered(
+    response: &CalloutResponse,
+    sent_ms: u64,
+    timeout_ms: u64,
+    now_ms: u64,
+) -> Result<(), IdpFailure> {
+    match response.status {
+        Some(504) => return Err(IdpFailure::Timeout),
+        Some(_) => return Ok(()),
+        None => {}
+    }
+    if now_ms.saturating_sub(sent_ms).saturating_add(100) >= timeout_ms {
+        Err(IdpFailure::Timeout)
+    } else {
+        Err(IdpFailure::Unreachable)
     }
 }

@@ -46,6 +46,7 @@ pub mod redirect;
 pub mod session;
 pub mod store;
 pub mod wait;
+pub mod xml;
 pub mod xmldsig;
 pub mod xmlenc;
 

@@ -19,14 +19,16 @@ use serde_json::{Map, Value};
 use crate::cache::SharedCache;
 use crate::counter::MethodLabel;
 use crate::deny::Deny;
-use crate::http::{CalloutResponse, HeaderEdit, Outcome, Query, RequestHead, StreamReply};
+use crate::http::{
+    Callout, CalloutResponse, HeaderEdit, Outcome, Query, RequestHead, Response, Step, StreamReply,
+};
 use crate::identity::Identity;
 use crate::idp::IdpFailure;
 use crate::mapping::RawMapping;
 use crate::random::Random;
 use crate::session::{Cookies, Flow, Session, SessionExtra};
 use crate::store::{Limits, Stores};
-use crate::wait::MethodRef;
+use crate::wait::{BodyWait, CalloutWait, MethodRef, WaitState};
 
 /// What the host lends the engine for one input.
 pub struct Env<'a> {
@@ -73,6 +75,36 @@ impl Request<'_> {
             t.to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         })
+    }
+}
+
+/// A posted HTML form body (the login form, SAML's ACS, CAS's single logout), read the same
+/// way wherever one arrives: size-capped, UTF-8, each field given at most once.
+pub struct PostedForm(Query);
+
+impl PostedForm {
+    /// Reads a url-encoded body of at most `limit` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::BodyTooLarge`] over `limit`, [`Deny::BadRequest`] when it is not UTF-8.
+    pub fn read(body: &[u8], limit: usize) -> Result<Self, Deny> {
+        if body.len() > limit {
+            return Err(Deny::BodyTooLarge);
+        }
+        let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
+        Ok(PostedForm(Query::parse(text)))
+    }
+
+    /// A field, if given.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::BadRequest`] when the field is repeated.
+    pub fn field(&self, name: &str) -> Result<Option<&str>, Deny> {
+        self.0
+            .single(name)
+            .map_err(|_| Deny::BadRequest("duplicate_field"))
     }
 }
 
@@ -160,6 +192,83 @@ impl<'k> Here<'k> {
     pub fn imp<T: LoginMethod>(&self) -> Option<&'k T> {
         let any: &dyn std::any::Any = self.method.imp.as_ref();
         any.downcast_ref::<T>()
+    }
+
+    /// A hook's result as the answer to `req`: its outcome, or its refusal through the one
+    /// refusal map (for a result with no flow cookie left to delete). Every `resume_*` that
+    /// picks a request up again ends this way.
+    pub fn answer(&self, req: &Request<'_>, result: Result<Outcome, Deny>) -> Outcome {
+        result.unwrap_or_else(|deny| self.kit.refuse(req, deny, Vec::new()))
+    }
+
+    /// Asks the host for the request body (at most `limit` bytes); it comes back to this
+    /// method's [`LoginMethod::resume_body`] with `state`.
+    pub fn read_body(&self, state: impl WaitState, limit: usize) -> Outcome {
+        Outcome::new(Step::ReadBody {
+            wait: BodyWait::new(self.reference(), state),
+            limit,
+        })
+    }
+
+    /// Sends `callout`; its answer comes back to this method's
+    /// [`LoginMethod::resume_callout`] with `state`.
+    pub fn call_out(&self, callout: Callout, state: impl WaitState) -> Outcome {
+        Outcome::new(Step::Callout(
+            callout,
+            CalloutWait::new(self.reference(), state),
+        ))
+    }
+
+    /// The flow a redirect callback (a GET) comes back with: the one its `state` query
+    /// parameter names, taken once (a replay is refused). From here on every refusal deletes
+    /// the flow cookie.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::BadRequest`] for another HTTP method or a repeated `state`,
+    /// [`Deny::FlowInvalid`] for a missing, expired, foreign or used flow.
+    pub fn take_callback_flow(
+        &self,
+        req: &Request<'_>,
+        env: &mut Env<'_>,
+    ) -> Result<(Flow, String), Deny> {
+        if req.head.method != "GET" {
+            return Err(Deny::BadRequest("callback_method"));
+        }
+        let state = req
+            .param("state", "duplicate_callback_param")?
+            .unwrap_or("");
+        self.kit.take_flow(req, state, env)
+    }
+
+    /// Where an IdP's logout sends the browser back: the site's root naming this method (and
+    /// the session's tenant), so a new login there starts with the same method. One address
+    /// for every method with an IdP logout.
+    pub fn logout_return(&self, session: &Session) -> String {
+        let kit = self.kit;
+        let mut ret = url::form_urlencoded::Serializer::new(String::new());
+        ret.append_pair(kit.method_param(), self.name());
+        if let (Some(t), Some(p)) = (&session.id.tenant, kit.tenant_param()) {
+            ret.append_pair(p, t);
+        }
+        format!("{}/?{}", kit.origin(), ret.finish())
+    }
+
+    /// The method a taken flow belongs to, in the flow's own scope (a method of the same name
+    /// may exist in several), with its implementation as `T`: every method that takes a flow
+    /// finishes the login with the configuration the flow started with.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::FlowInvalid`] when the flow names another method, or one of another type.
+    pub fn flow_method<T: LoginMethod>(&self, flow: &Flow) -> Result<(Here<'k>, &'k T), Deny> {
+        let there = self
+            .kit
+            .method(flow.tenant.as_deref(), &flow.method)
+            .filter(|h| h.name() == self.name())
+            .ok_or(Deny::FlowInvalid)?;
+        let imp = there.imp::<T>().ok_or(Deny::FlowInvalid)?;
+        Ok((there, imp))
     }
 }
 
@@ -294,6 +403,11 @@ pub trait Kit {
     /// `{prefix}/login?rd=...` with the request's method and tenant parameters carried along
     /// (where a session that ended sends the browser).
     fn login_url(&self, rd: &str, req: &Request<'_>) -> String;
+    /// The answer to a request that needs a login it does not have (no session, or one that
+    /// ended): a navigation goes to [`Kit::login_url`] with `rd`, anything else gets 401 JSON
+    /// naming the absolute login URL. One shape, whoever finds the login missing; the caller
+    /// adds its own headers, cookies and counters.
+    fn login_required(&self, req: &Request<'_>, rd: &str) -> Response;
 }
 
 /// The login form shown again after a failed attempt.
@@ -543,6 +657,6 @@ pub fn wrong_wait(here: &Here<'_>) -> Outcome {
         "sso-filter: method={} cannot resume this wait",
         here.method.name
     );
-    crate::http::Outcome::new(crate::http::Step::Respond(crate::http::Response::new(503)))
+    Outcome::new(Step::Respond(Response::new(503)))
         .count(crate::counter::Counter::Deny("unavailable"))
 }

@@ -1,7 +1,8 @@
 //! The few HTML pages the filter serves itself: the login form, the method chooser and the
 //! error page. Everything interpolated is HTML-escaped.
 
-/// Escapes text for HTML element content and double-quoted attributes.
+/// Escapes text for HTML (and XML: SAML messages and metadata) element content and quoted
+/// attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

@@ -9,7 +9,7 @@ use crate::config::{Method, Scope};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{Outcome, Query, RequestHead, Response, Step};
-use crate::login::Request;
+use crate::login::{PostedForm, Request};
 use crate::pages;
 use crate::random;
 use crate::redirect::safe_return;
@@ -197,15 +197,8 @@ impl Filter {
         body: &[u8],
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        if body.len() > MAX_FORM_BYTES {
-            return Err(Deny::BodyTooLarge);
-        }
-        let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
-        let form = Query::parse(text);
-        let field = |name: &str| {
-            form.single(name)
-                .map_err(|_| Deny::BadRequest("duplicate_field"))
-        };
+        let form = PostedForm::read(body, MAX_FORM_BYTES)?;
+        let field = |name: &str| form.field(name);
         let state = field("state")?.unwrap_or("");
         let username = field("username")?.unwrap_or("").to_owned();
         let password = field("password")?.unwrap_or("").to_owned();

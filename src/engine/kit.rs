@@ -202,6 +202,19 @@ impl Kit for Filter {
     fn login_url(&self, rd: &str, req: &Request<'_>) -> String {
         Filter::login_url(self, rd, Some(req))
     }
+
+    fn login_required(&self, req: &Request<'_>, rd: &str) -> Response {
+        let login_url = Filter::login_url(self, rd, Some(req));
+        if req.head.is_navigation() {
+            return Response::redirect(302, &login_url);
+        }
+        let origin = &self.config.origin;
+        let body = serde_json::json!({
+            "error": "login_required",
+            "login_url": format!("{origin}{login_url}"),
+        });
+        Response::new(401).json(&body)
+    }
 }
 
 impl Filter {

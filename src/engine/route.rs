@@ -2,15 +2,13 @@
 //! path, or a protected request (a login carried by the URL, the session, a bearer token, or
 //! "log in first").
 
-use serde_json::json;
-
 use super::{Env, Filter};
 use crate::config::{Method, Scope};
 use crate::counter::Counter;
 use crate::deny::{sanitize, Deny};
-use crate::http::{Outcome, Query, Response, Step};
-use crate::login::Request;
+use crate::http::{Outcome, Query, Step};
 use crate::login::SessionView;
+use crate::login::{Kit, Request};
 
 impl Filter {
     /// The filter's endpoints first (login page, callbacks, `{prefix}/...`), then public paths,
@@ -105,15 +103,11 @@ impl Filter {
         } else {
             format!("{}?{}", ctx.path, ctx.raw_query)
         };
-        let login_url = self.login_url(&rd, Some(ctx));
+        let mut response = Kit::login_required(self, ctx, &rd);
         if ctx.head.is_navigation() {
-            return Outcome::new(Step::Respond(Response::redirect(302, &login_url)))
-                .count(Counter::RedirectLogin);
+            return Outcome::new(Step::Respond(response)).count(Counter::RedirectLogin);
         }
         log::info!("sso-filter: login required path={}", sanitize(&ctx.path));
-        let origin = &self.config.origin;
-        let body = json!({"error": "login_required", "login_url": format!("{origin}{login_url}")});
-        let mut response = Response::new(401).json(&body);
         if scope.methods.values().any(|m| m.imp.accepts_bearer()) {
             response = response.header("www-authenticate", "Bearer");
         }

@@ -64,16 +64,10 @@ pub struct RawLark {
     timeout_ms: u64,
 }
 
-fn default_login_param() -> String {
-    "larkLoginType".into()
-}
-
-fn default_callback() -> String {
-    "/lark/callback".into()
-}
-
-fn default_jsapi() -> String {
-    "https://lf1-cdn-tos.bytegoofy.com/goofy/lark/op/h5-js-sdk-1.5.30.js".into()
+cn::text_defaults! {
+    default_login_param = "larkLoginType";
+    default_callback = "/lark/callback";
+    default_jsapi = "https://lf1-cdn-tos.bytegoofy.com/goofy/lark/op/h5-js-sdk-1.5.30.js";
 }
 
 /// Which cloud: Feishu (China) or Lark (global).
@@ -445,13 +439,7 @@ impl Provider for Lark {
             TokenKind::Tenant => "tenant_access_token",
             TokenKind::App | TokenKind::AdminSso => "app_access_token",
         };
-        let token = text_field(&body, field)
-            .filter(|t| t.len() <= 1024)
-            .ok_or(IdpFailure::BadAnswer("no_access_token"))?;
-        Ok(Fetched {
-            token: token.to_owned(),
-            expires_in: cn::lifetime(body.get("expire"), 7200),
-        })
+        Fetched::from_body(&body, field, "expire", 7200)
     }
 
     fn request(&self, step: &Step, token: Option<&str>, _now_ms: u64) -> Callout {

@@ -74,16 +74,10 @@ pub struct RawTeams {
     timeout_ms: u64,
 }
 
-fn default_scope() -> String {
-    "access_as_user".into()
-}
-
-fn default_authority() -> String {
-    "https://login.microsoftonline.com".into()
-}
-
-fn default_teams_js() -> String {
-    "https://res.cdn.office.net/teams-js/2.22.0/js/MicrosoftTeams.min.js".into()
+cn::text_defaults! {
+    default_scope = "access_as_user";
+    default_authority = "https://login.microsoftonline.com";
+    default_teams_js = "https://res.cdn.office.net/teams-js/2.22.0/js/MicrosoftTeams.min.js";
 }
 
 fn default_frame_ancestors() -> Vec<String> {
@@ -299,32 +293,14 @@ impl Teams {
 /// A token's claims when its RS256 signature verifies with the JWKS key its `kid` names;
 /// `None` when the JWKS has no such key (fetched again once).
 fn signed_claims(token: &str, jwks: &Value) -> Result<Option<Map<String, Value>>, IdpFailure> {
-    let bad = IdpFailure::IdToken;
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(bad(JoseError::TooLarge));
-    }
-    let header = token
-        .split('.')
-        .next()
-        .ok_or(bad(JoseError::Malformed))
-        .and_then(|h| b64_segment(h).map_err(bad))
-        .and_then(|b| strict_object(&b).map_err(bad))?;
-    // Entra signs access tokens with RS256 only; anything else (none, HS256) is refused
-    // before a key is chosen.
-    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-        return Err(bad(JoseError::Algorithm));
-    }
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .ok_or(bad(JoseError::UnknownKey))?;
-    let keys = keys_for(jwks, kid);
+    let kid = token_kid(token)?;
+    let keys = keys_for(jwks, &kid);
     if keys.is_empty() {
         return Ok(None);
     }
     let claims = Verifier::new(JwsAlg::Rs256, keys)
         .verify(token)
-        .map_err(bad)?
+        .map_err(IdpFailure::IdToken)?
         .claims;
     Ok(Some(claims))
 }
@@ -357,11 +333,6 @@ impl Provider for Teams {
 
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
-    }
-
-    fn callback_path(&self) -> Option<Option<&str>> {
-        // The login arrives on the application's own URL or is posted: no callback.
-        None
     }
 
     /// Mapping defaults: the user principal name (v2 `preferred_username`, v1 `upn`), the
@@ -430,7 +401,7 @@ impl Provider for Teams {
     ) -> Result<Settled<Step>, IdpFailure> {
         let Step::ExpectJwks { token, refreshed } = step;
         // Cheap checks first: no JWKS fetch for a token no JWKS could verify.
-        precheck(token.expose())?;
+        token_kid(token.expose())?;
         let cached = cache
             .get(&self.jwks_key())
             .ok()
@@ -515,8 +486,9 @@ impl Provider for Teams {
     }
 }
 
-/// The header checks that need no key: size, RS256, a `kid`.
-fn precheck(token: &str) -> Result<(), IdpFailure> {
+/// The `kid` of a token whose header passes the checks that need no key (size, RS256, a
+/// `kid`): one reading of the header before a key is looked for and before one is fetched.
+fn token_kid(token: &str) -> Result<String, IdpFailure> {
     let bad = IdpFailure::IdToken;
     if token.len() > MAX_TOKEN_BYTES {
         return Err(bad(JoseError::TooLarge));
@@ -532,10 +504,11 @@ fn precheck(token: &str) -> Result<(), IdpFailure> {
     if header.get("alg").and_then(Value::as_str) != Some("RS256") {
         return Err(bad(JoseError::Algorithm));
     }
-    if header.get("kid").and_then(Value::as_str).is_none() {
-        return Err(bad(JoseError::UnknownKey));
-    }
-    Ok(())
+    header
+        .get("kid")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or(bad(JoseError::UnknownKey))
 }
 
 /// The tab page's script: TeamsJS v2 (`app.initialize`, promise `getAuthToken`), also

@@ -76,16 +76,10 @@ pub struct RawWechat {
     timeout_ms: u64,
 }
 
-fn default_login_param() -> String {
-    "wxLoginType".into()
-}
-
-fn default_api_base() -> String {
-    "https://api.weixin.qq.com".into()
-}
-
-fn default_open_base() -> String {
-    "https://open.weixin.qq.com".into()
+cn::text_defaults! {
+    default_login_param = "wxLoginType";
+    default_api_base = "https://api.weixin.qq.com";
+    default_open_base = "https://open.weixin.qq.com";
 }
 
 /// The official-account scope.

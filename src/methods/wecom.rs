@@ -67,20 +67,11 @@ pub struct RawWecom {
     timeout_ms: u64,
 }
 
-fn default_login_param() -> String {
-    "wcwLoginType".into()
-}
-
-fn default_api_base() -> String {
-    "https://qyapi.weixin.qq.com".into()
-}
-
-fn default_oauth_base() -> String {
-    "https://open.weixin.qq.com".into()
-}
-
-fn default_login_base() -> String {
-    "https://login.work.weixin.qq.com".into()
+cn::text_defaults! {
+    default_login_param = "wcwLoginType";
+    default_api_base = "https://qyapi.weixin.qq.com";
+    default_oauth_base = "https://open.weixin.qq.com";
+    default_login_base = "https://login.work.weixin.qq.com";
 }
 
 /// The in-app OAuth scope.
@@ -348,13 +339,7 @@ impl Provider for Wecom {
             CodeKind::TokenInvalid => CodeKind::Misconfigured,
             other => other,
         })?;
-        let token = text_field(&body, "access_token")
-            .filter(|t| t.len() <= 1024)
-            .ok_or(IdpFailure::BadAnswer("no_access_token"))?;
-        Ok(Fetched {
-            token: token.to_owned(),
-            expires_in: cn::lifetime(body.get("expires_in"), 7200),
-        })
+        Fetched::from_body(&body, "access_token", "expires_in", 7200)
     }
 
     fn request(&self, step: &Step, token: Option<&str>, _now_ms: u64) -> Callout {

@@ -40,12 +40,9 @@ pub struct RawYunzhijia {
     timeout_ms: u64,
 }
 
-fn default_ticket_param() -> String {
-    "ticket".into()
-}
-
-fn default_base() -> String {
-    "https://www.yunzhijia.com".into()
+cn::text_defaults! {
+    default_ticket_param = "ticket";
+    default_base = "https://www.yunzhijia.com";
 }
 
 /// A configured Yunzhijia method.
@@ -150,11 +147,6 @@ impl Provider for Yunzhijia {
         self.timeout_ms
     }
 
-    fn callback_path(&self) -> Option<Option<&str>> {
-        // The login arrives on the application's own URL or is posted: no callback.
-        None
-    }
-
     /// Mapping defaults: the per-app `openid` (with the team, the stable key), the user name.
     fn default_mapping(&self) -> RawMapping {
         RawMapping::defaults(&[
@@ -241,13 +233,7 @@ impl Provider for Yunzhijia {
     ) -> Result<Fetched, IdpFailure> {
         // A refused token fetch is a configuration problem (app id, secret, clock).
         let data = Self::body(response, |_, _| CodeKind::Misconfigured)?;
-        let token = text_field(&data, "accessToken")
-            .filter(|t| t.len() <= 1024)
-            .ok_or(IdpFailure::BadAnswer("no_access_token"))?;
-        Ok(Fetched {
-            token: token.to_owned(),
-            expires_in: cn::lifetime(data.get("expireIn"), 6400),
-        })
+        Fetched::from_body(&data, "accessToken", "expireIn", 6400)
     }
 
     fn request(&self, step: &Step, token: Option<&str>, _now_ms: u64) -> Callout {

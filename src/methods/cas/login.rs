@@ -15,12 +15,12 @@ use std::any::Any;
 use super::{check_ticket, parse_logout_request, ticket_id, Cas, MAX_SLO_BODY};
 use crate::counter::Counter;
 use crate::deny::Deny;
-use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
+use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::IdpFailure;
-use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, Request};
+use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request};
 use crate::mapping::RawMapping;
 use crate::session::{Flow, Session, SessionExtra};
-use crate::wait::{state_as, BodyWait, CalloutWait};
+use crate::wait::state_as;
 
 /// The `serviceValidate` answer is awaited.
 #[derive(Debug)]
@@ -58,18 +58,10 @@ impl Cas {
         req: &Request<'_>,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        let state = req
-            .param("state", "duplicate_callback_param")?
-            .unwrap_or("");
-        let (flow, delete_flow) = here.kit.take_flow(req, state, env)?;
+        let (flow, delete_flow) = here.take_callback_flow(req, env)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         let checked = (|| {
-            let here = here
-                .kit
-                .method(flow.tenant.as_deref(), &flow.method)
-                .filter(|h| h.name() == here.name())
-                .ok_or(Deny::FlowInvalid)?;
-            let cas = here.imp::<Cas>().ok_or(Deny::FlowInvalid)?;
+            let (here, cas) = here.flow_method::<Cas>(&flow)?;
             // gateway=true and no single sign-on session at CAS: back without a ticket.
             let ticket = req
                 .param("ticket", "duplicate_callback_param")?
@@ -90,10 +82,7 @@ impl Cas {
             ticket_id: ticket_id(&ticket),
             sent_ms: env.now_ms,
         };
-        Ok(Outcome::new(Step::Callout(
-            callout,
-            CalloutWait::new(here.reference(), wait),
-        )))
+        Ok(here.call_out(callout, wait))
     }
 
     /// The CAS server's single-logout POST: only from the configured addresses, as a form.
@@ -113,10 +102,7 @@ impl Cas {
         let wait = LogoutPost {
             head: req.head.clone(),
         };
-        Ok(Outcome::new(Step::ReadBody {
-            wait: BodyWait::new(here.reference(), wait),
-            limit: MAX_SLO_BODY,
-        }))
+        Ok(here.read_body(wait, MAX_SLO_BODY))
     }
 
     /// The validation answer: the identity, then the one completion path.
@@ -165,14 +151,9 @@ impl Cas {
     /// Records the logged-out ticket digest. Always 200 for a well-formed request (the server
     /// does not care, and an unknown ticket must not be distinguishable).
     fn logged_out(&self, here: &Here<'_>, body: &[u8], env: &mut Env<'_>) -> Result<(), Deny> {
-        if body.len() > MAX_SLO_BODY {
-            return Err(Deny::BodyTooLarge);
-        }
-        let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
-        let form = Query::parse(text);
+        let form = PostedForm::read(body, MAX_SLO_BODY)?;
         let xml = form
-            .single("logoutRequest")
-            .map_err(|_| Deny::BadRequest("duplicate_field"))?
+            .field("logoutRequest")?
             .ok_or(Deny::BadRequest("no_logout_request"))?;
         let ticket = parse_logout_request(xml).ok_or(Deny::BadRequest("logout_request"))?;
         let keep_until = env
@@ -280,23 +261,15 @@ impl LoginMethod for Cas {
             return wrong_wait(here);
         };
         let req = here.kit.request(&wait.head);
-        match self.logged_out(here, body, env) {
-            Ok(()) => {
-                log::info!("sso-filter: single logout path={}", req.path);
-                Outcome::new(Step::Respond(Response::new(200))).count(Counter::Slo(here.label()))
-            }
-            Err(deny) => here.kit.refuse(&req, deny, Vec::new()),
-        }
+        let ended = self.logged_out(here, body, env).map(|()| {
+            log::info!("sso-filter: single logout path={}", req.path);
+            Outcome::new(Step::Respond(Response::new(200))).count(Counter::Slo(here.label()))
+        });
+        here.answer(&req, ended)
     }
 
     /// The server's `/logout`, back to the application with the method (and tenant) named.
     fn logout(&self, here: &Here<'_>, session: &Session, _env: &mut Env<'_>) -> Option<String> {
-        let kit = here.kit;
-        let mut ret = url::form_urlencoded::Serializer::new(String::new());
-        ret.append_pair(kit.method_param(), here.name());
-        if let (Some(t), Some(p)) = (&session.id.tenant, kit.tenant_param()) {
-            ret.append_pair(p, t);
-        }
-        self.logout_redirect(&format!("{}/?{}", kit.origin(), ret.finish()))
+        self.logout_redirect(&here.logout_return(session))
     }
 }

@@ -19,9 +19,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse};
-use crate::idp::IdpFailure;
+use crate::idp::{capped_body, IdpFailure};
 use crate::jose::B64URL;
 use crate::mapping::RawMapping;
+use crate::xml::{self, text_only};
 
 /// The CAS XML namespace.
 pub const CAS_NS: &str = "http://www.yale.edu/tp/cas";
@@ -265,24 +266,11 @@ impl Cas {
     /// [`IdpFailure::Refused`] with the CAS failure code, [`IdpFailure::BadAnswer`] for
     /// anything unusable.
     pub fn validation_response(&self, response: &CalloutResponse) -> Result<Validated, IdpFailure> {
-        if response.status.is_none() {
-            return Err(IdpFailure::Unreachable);
-        }
-        if response.body.len() > MAX_CAS_BODY {
-            return Err(IdpFailure::BadAnswer("too_large"));
-        }
-        if response
-            .headers
-            .iter()
-            .any(|(n, v)| n == "content-encoding" && !v.eq_ignore_ascii_case("identity"))
-        {
-            return Err(IdpFailure::BadAnswer("compressed"));
-        }
+        let body = capped_body(response, MAX_CAS_BODY)?;
         if response.status != Some(200) {
             return Err(IdpFailure::BadAnswer("validate_status"));
         }
-        let text =
-            std::str::from_utf8(&response.body).map_err(|_| IdpFailure::BadAnswer("encoding"))?;
+        let text = std::str::from_utf8(body).map_err(|_| IdpFailure::BadAnswer("encoding"))?;
         parse_validation(text)
     }
 
@@ -329,15 +317,6 @@ pub fn ticket_id(ticket: &str) -> String {
     B64URL.encode(digest.get(..18).unwrap_or_default())
 }
 
-fn parse_options<'a>() -> roxmltree::ParsingOptions<'a> {
-    // DTDs (and with them entity declarations) are refused (security.md H3, I1).
-    roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: NODES_LIMIT,
-        ..roxmltree::ParsingOptions::default()
-    }
-}
-
 /// Parses a `serviceValidate` answer (CAS 3.0 §2.5.2, §2.8) strictly: root
 /// `cas:serviceResponse` with exactly one element child; success only with exactly one
 /// non-empty `cas:user` made of text alone; any `authenticationFailure` anywhere is a failure
@@ -347,7 +326,7 @@ fn parse_options<'a>() -> roxmltree::ParsingOptions<'a> {
 ///
 /// [`IdpFailure`] for failures and anything malformed.
 pub fn parse_validation(text: &str) -> Result<Validated, IdpFailure> {
-    let doc = roxmltree::Document::parse_with_options(text, parse_options())
+    let doc = roxmltree::Document::parse_with_options(text, xml::options(NODES_LIMIT))
         .map_err(|_| IdpFailure::BadAnswer("xml"))?;
     let root = doc.root_element();
     if !is(root, CAS_NS, "serviceResponse") {
@@ -414,7 +393,7 @@ pub fn parse_validation(text: &str) -> Result<Validated, IdpFailure> {
 /// SAML `LogoutRequest` CAS servers send). Unsigned, so it is only ever a request to end the
 /// session holding that ticket.
 pub fn parse_logout_request(xml: &str) -> Option<String> {
-    let doc = roxmltree::Document::parse_with_options(xml, parse_options()).ok()?;
+    let doc = roxmltree::Document::parse_with_options(xml, xml::options(NODES_LIMIT)).ok()?;
     let root = doc.root_element();
     if !is(root, SAMLP_NS, "LogoutRequest") {
         return None;
@@ -448,19 +427,6 @@ fn element_children<'a, 'i>(
         }
     }
     Ok(out)
-}
-
-/// The text of an element that holds text and nothing else: a comment, element or processing
-/// instruction inside (comment injection, security.md I7) makes it unusable.
-fn text_only(node: roxmltree::Node<'_, '_>) -> Option<String> {
-    let mut text = String::new();
-    for child in node.children() {
-        if !child.is_text() {
-            return None;
-        }
-        text.push_str(child.text().unwrap_or(""));
-    }
-    Some(text)
 }
 
 fn add_value(map: &mut Map<String, Value>, name: String, value: String) {

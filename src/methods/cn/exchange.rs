@@ -6,11 +6,10 @@ use serde_json::{json, Map, Value};
 
 use super::{cached_token, forget_token, store_token, Answer, Provider, Settled, TokenKind};
 use crate::deny::Deny;
-use crate::http::{Callout, CalloutResponse, Outcome, RequestHead, Response, Step};
-use crate::idp::IdpFailure;
+use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
+use crate::idp::{answered, IdpFailure};
 use crate::login::{Done, Env, Here};
 use crate::session::SessionExtra;
-use crate::wait::{CalloutWait, WaitState};
 
 /// One login's exchange with its provider: the login, the provider's step and what the
 /// callout in flight is.
@@ -98,22 +97,14 @@ pub(super) fn drive<P: Provider>(
                 None => {
                     let phase = Phase::ExpectAppToken(kind);
                     let callout = p.token_request(kind, env.now_ms);
-                    return call(here, callout, Exchange { login, step, phase });
+                    return here.call_out(callout, Exchange { login, step, phase });
                 }
             }
         }
     };
     let callout = p.request(&step, token.as_deref(), env.now_ms);
     let phase = Phase::ExpectAnswer;
-    call(here, callout, Exchange { login, step, phase })
-}
-
-/// Waits for `callout`'s answer, the exchange kept in the wait.
-fn call<S: WaitState>(here: &Here<'_>, callout: Callout, ex: Exchange<S>) -> Outcome {
-    Outcome::new(Step::Callout(
-        callout,
-        CalloutWait::new(here.reference(), ex),
-    ))
+    here.call_out(callout, Exchange { login, step, phase })
 }
 
 /// Goes on from a judged answer: the next step, a refetched app token, or the end.
@@ -168,7 +159,7 @@ pub(super) fn resume<P: Provider>(
                 login.sent_ms = env.now_ms;
                 let callout = p.request(&step, Some(&fetched.token), env.now_ms);
                 let phase = Phase::ExpectAnswer;
-                call(here, callout, Exchange { login, step, phase })
+                here.call_out(callout, Exchange { login, step, phase })
             }
             Err(failure) => idp_fail(here, login, failure),
         },
@@ -246,26 +237,6 @@ fn fail(here: &Here<'_>, login: Login, deny: Deny) -> Outcome {
     let deny = named(deny, here.name());
     here.kit
         .refuse(&req, deny, login.delete_flow.into_iter().collect())
-}
-
-/// A callout failure: a 504 (Envoy's own past the deadline, or the provider's), or no status
-/// past the deadline, is a timeout; no status before it means the provider was unreachable.
-fn answered(
-    response: &CalloutResponse,
-    sent_ms: u64,
-    timeout_ms: u64,
-    now_ms: u64,
-) -> Result<(), IdpFailure> {
-    match response.status {
-        Some(504) => return Err(IdpFailure::Timeout),
-        Some(_) => return Ok(()),
-        None => {}
-    }
-    if now_ms.saturating_sub(sent_ms).saturating_add(100) >= timeout_ms {
-        Err(IdpFailure::Timeout)
-    } else {
-        Err(IdpFailure::Unreachable)
-    }
 }
 
 /// Names the method in a provider refusal made before it was known.

@@ -30,7 +30,7 @@ use crate::mapping::RawMapping;
 use crate::pages;
 use crate::random;
 use crate::session::Flow;
-use crate::wait::{state_as, BodyWait};
+use crate::wait::state_as;
 
 /// The largest in-app code post accepted.
 pub const MAX_CODE_BODY: usize = 16 * 1024;
@@ -105,16 +105,10 @@ impl<P: Provider> LoginMethod for P {
         req: &Request<'_>,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        if req.head.method != "GET" {
-            return Err(Deny::BadRequest("callback_method"));
-        }
-        let state = req
-            .param("state", "duplicate_callback_param")?
-            .unwrap_or("");
-        let (flow, delete_flow) = here.kit.take_flow(req, state, env)?;
+        let (flow, delete_flow) = here.take_callback_flow(req, env)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         let started = (|| {
-            let (here, p) = flow_method::<P>(here, &flow)?;
+            let (here, p) = here.flow_method::<P>(&flow)?;
             let variant = flow.variant.as_deref().unwrap_or("");
             let redirect_uri = redirect_uri(p, &here);
             let step = Provider::callback(p, variant, &req.query, &redirect_uri)
@@ -151,10 +145,7 @@ impl<P: Provider> LoginMethod for P {
         let wait = CodePost {
             head: req.head.clone(),
         };
-        Ok(Outcome::new(Step::ReadBody {
-            wait: BodyWait::new(here.reference(), wait),
-            limit: MAX_CODE_BODY,
-        }))
+        Ok(here.read_body(wait, MAX_CODE_BODY))
     }
 
     /// A request whose URL carries the login itself (a light-app ticket, an admin-console
@@ -194,23 +185,13 @@ impl<P: Provider> LoginMethod for P {
             return wrong_wait(here);
         };
         let req = here.kit.request(&wait.head);
-        if body.len() > MAX_CODE_BODY {
-            return here.kit.refuse(&req, Deny::BodyTooLarge, Vec::new());
-        }
-        let fields = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return here
-                    .kit
-                    .refuse(&req, Deny::BadRequest("code_body"), Vec::new())
-            }
-        };
-        let state = fields.get("state").and_then(Value::as_str).unwrap_or("");
-        let (flow, delete_flow) = match here.kit.take_flow(&req, state, env) {
-            Ok(taken) => taken,
-            Err(deny) => return here.kit.refuse(&req, deny, Vec::new()),
-        };
-        posted::<P>(here, &req, &flow, &fields, delete_flow, env)
+        let taken = code_flow(here, &req, body, env);
+        here.answer(
+            &req,
+            taken.map(|(flow, fields, delete_flow)| {
+                posted::<P>(here, &req, &flow, &fields, delete_flow, env)
+            }),
+        )
     }
 
     /// Resumes a provider login with a callout's answer.
@@ -228,15 +209,23 @@ impl<P: Provider> LoginMethod for P {
     }
 }
 
-/// The flow's method is this one (the path named it): it and its provider, in the flow's scope.
-fn flow_method<'k, P: Provider>(here: &Here<'k>, flow: &Flow) -> Result<(Here<'k>, &'k P), Deny> {
-    let there = here
-        .kit
-        .method(flow.tenant.as_deref(), &flow.method)
-        .filter(|h| h.name() == here.name())
-        .ok_or(Deny::FlowInvalid)?;
-    let p = there.imp::<P>().ok_or(Deny::FlowInvalid)?;
-    Ok((there, p))
+/// A posted code's body: a JSON object of at most [`MAX_CODE_BODY`] bytes whose `state`
+/// names the flow, which is taken here (once).
+fn code_flow(
+    here: &Here<'_>,
+    req: &Request<'_>,
+    body: &[u8],
+    env: &mut Env<'_>,
+) -> Result<(Flow, Map<String, Value>, String), Deny> {
+    if body.len() > MAX_CODE_BODY {
+        return Err(Deny::BodyTooLarge);
+    }
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return Err(Deny::BadRequest("code_body"));
+    };
+    let state = fields.get("state").and_then(Value::as_str).unwrap_or("");
+    let (flow, delete_flow) = here.kit.take_flow(req, state, env)?;
+    Ok((flow, fields, delete_flow))
 }
 
 /// A posted code with its flow taken: the first step, then the exchange.
@@ -249,7 +238,7 @@ fn posted<P: Provider>(
     env: &mut Env<'_>,
 ) -> Outcome {
     let started = (|| {
-        let (here, p) = flow_method::<P>(here, flow)?;
+        let (here, p) = here.flow_method::<P>(flow)?;
         let variant = flow.variant.as_deref().unwrap_or("");
         let step = p
             .posted(variant, fields)

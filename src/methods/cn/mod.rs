@@ -148,6 +148,31 @@ pub struct Fetched {
     pub expires_in: u64,
 }
 
+impl Fetched {
+    /// The app token of a token answer the provider's judge accepted: the `token` field (at
+    /// most 1 KiB) and its lifetime from the `lifetime` field, else `default` seconds (kept
+    /// within [`lifetime`]'s bounds). Every provider reads its token answer so; only the field
+    /// names differ.
+    ///
+    /// # Errors
+    ///
+    /// [`IdpFailure::BadAnswer`] without a usable token.
+    pub fn from_body(
+        body: &Map<String, Value>,
+        token: &str,
+        lifetime_field: &str,
+        default: u64,
+    ) -> Result<Self, IdpFailure> {
+        let token = text_field(body, token)
+            .filter(|t| t.len() <= 1024)
+            .ok_or(IdpFailure::BadAnswer("no_access_token"))?;
+        Ok(Fetched {
+            token: token.to_owned(),
+            expires_in: lifetime(body.get(lifetime_field), default),
+        })
+    }
+}
+
 impl fmt::Debug for Fetched {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Fetched([redacted], {}s)", self.expires_in)
@@ -294,8 +319,11 @@ pub trait Provider: Send + Sync + 'static {
 
     /// The redirect path the provider returns to: `Some(Some(path))` when configured,
     /// `Some(None)` for `{prefix}/callback/{method}`, `None` when the login never comes back to
-    /// a callback (it arrives on the application's own URL, or is posted by a page).
-    fn callback_path(&self) -> Option<Option<&str>>;
+    /// a callback (it arrives on the application's own URL, or is posted by a page), the
+    /// default.
+    fn callback_path(&self) -> Option<Option<&str>> {
+        None
+    }
 
     /// Mapping defaults the provider's answers imply.
     fn default_mapping(&self) -> RawMapping;
@@ -591,6 +619,20 @@ pub fn check_timeout(ms: u64, at: &str) -> Result<(), ConfigError> {
 pub fn default_timeout() -> u64 {
     5000
 }
+
+/// Writes serde defaults that are a fixed text (a parameter name, a provider's base URL):
+/// serde takes a default only from a function, and every provider has several, so each is
+/// one line here instead of a function of its own.
+macro_rules! text_defaults {
+    ($($name:ident = $text:literal;)+) => {
+        $(
+            fn $name() -> String {
+                $text.into()
+            }
+        )+
+    };
+}
+pub(crate) use text_defaults;
 
 /// `true`, for serde defaults.
 pub fn default_true() -> bool {

@@ -33,8 +33,8 @@ use crate::idp::{CodeKind, IdpFailure};
 use crate::jose::B64STD;
 use crate::mapping::RawMapping;
 use crate::methods::cn::{
-    self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider,
-    Secret, TokenKind, UrlLogin,
+    self, errcode_body, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret,
+    TokenKind, UrlLogin,
 };
 
 /// Login variant: in-app silent login (JSAPI `requestAuthCode`).
@@ -88,24 +88,12 @@ pub struct RawDingTalk {
     timeout_ms: u64,
 }
 
-fn default_login_param() -> String {
-    "dtLoginType".into()
-}
-
-fn default_jsapi() -> String {
-    "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js".into()
-}
-
-fn default_api_base() -> String {
-    "https://api.dingtalk.com".into()
-}
-
-fn default_oapi_base() -> String {
-    "https://oapi.dingtalk.com".into()
-}
-
-fn default_login_base() -> String {
-    "https://login.dingtalk.com".into()
+cn::text_defaults! {
+    default_login_param = "dtLoginType";
+    default_jsapi = "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js";
+    default_api_base = "https://api.dingtalk.com";
+    default_oapi_base = "https://oapi.dingtalk.com";
+    default_login_base = "https://login.dingtalk.com";
 }
 
 /// The login used when neither the URL nor the `User-Agent` decides (the seeds' "登录方式").
@@ -617,13 +605,7 @@ impl Provider for DingTalk {
             CodeKind::TokenInvalid | CodeKind::CodeInvalid => CodeKind::Misconfigured,
             other => other,
         })?;
-        let token = text_field(&body, "access_token")
-            .filter(|t| t.len() <= 1024)
-            .ok_or(IdpFailure::BadAnswer("no_access_token"))?;
-        Ok(Fetched {
-            token: token.to_owned(),
-            expires_in: cn::lifetime(body.get("expires_in"), 7200),
-        })
+        Fetched::from_body(&body, "access_token", "expires_in", 7200)
     }
 
     fn request(&self, step: &Step, token: Option<&str>, now_ms: u64) -> Callout {

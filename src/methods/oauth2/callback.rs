@@ -3,12 +3,12 @@
 
 use serde_json::{Map, Value};
 
-use super::documents::{cached_doc, check_answered, judge_doc, store_doc};
+use super::documents::{cached_doc, judge_doc, store_doc};
 use super::login::{Finish, Stage, Wait};
 use super::{OAuth2, Tokens, DOC_TTL, JWKS_REFETCH_INTERVAL};
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome};
-use crate::idp::IdpFailure;
+use crate::idp::{answered, IdpFailure};
 use crate::login::{Done, Env, Here, Request};
 use crate::session::{Flow, SessionExtra, UpstreamToken};
 
@@ -27,12 +27,7 @@ fn checked<'k>(
     req: &Request<'_>,
     flow: &Flow,
 ) -> Result<(Here<'k>, &'k OAuth2, String, Option<String>), Deny> {
-    let here = here
-        .kit
-        .method(flow.tenant.as_deref(), &flow.method)
-        .filter(|h| h.name() == here.name())
-        .ok_or(Deny::FlowInvalid)?;
-    let o = here.imp::<OAuth2>().ok_or(Deny::FlowInvalid)?;
+    let (here, o) = here.flow_method::<OAuth2>(flow)?;
     if let Some(error) = req.param("error", "duplicate_callback_param")? {
         log::warn!(
             "sso-filter: IdP error on callback method={} error={} description={}",
@@ -67,13 +62,7 @@ impl OAuth2 {
         req: &Request<'_>,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        if req.head.method != "GET" {
-            return Err(Deny::BadRequest("callback_method"));
-        }
-        let state = req
-            .param("state", "duplicate_callback_param")?
-            .unwrap_or("");
-        let (flow, delete_flow) = here.kit.take_flow(req, state, env)?;
+        let (flow, delete_flow) = here.take_callback_flow(req, env)?;
         // From here on the flow is used up: every refusal also deletes its cookie.
         match checked(here, req, &flow) {
             Ok((here, o, code, iss)) => {
@@ -164,7 +153,7 @@ impl OAuth2 {
                 judge_doc(answer, finish.sent_ms, self.timeout_ms, env.now_ms).map(Some)
             }
             Stage::Token | Stage::UserInfo(..) => {
-                check_answered(answer, finish.sent_ms, self.timeout_ms, env.now_ms).map(|()| None)
+                answered(answer, finish.sent_ms, self.timeout_ms, env.now_ms).map(|()| None)
             }
         };
         let doc = match judged {

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::{Endpoints, OAuth2, DOC_TTL};
 use crate::cache::SharedCache;
 use crate::http::CalloutResponse;
-use crate::idp::{json_body, IdpFailure, MAX_DOC_BODY};
+use crate::idp::{answered, json_body, IdpFailure, MAX_DOC_BODY};
 use crate::login::Env;
 
 fn discovery_key(url: &url::Url) -> String {
@@ -56,27 +56,6 @@ impl OAuth2 {
     }
 }
 
-/// A callout failure: a 504, or no status past the deadline, is a timeout; no status before it
-/// means the IdP could not be reached.
-pub(super) fn check_answered(
-    response: &CalloutResponse,
-    sent_ms: u64,
-    timeout_ms: u64,
-    now_ms: u64,
-) -> Result<(), IdpFailure> {
-    // Envoy answers a callout past its deadline with its own 504; an IdP's 504 means the same.
-    match response.status {
-        Some(504) => return Err(IdpFailure::Timeout),
-        Some(_) => return Ok(()),
-        None => {}
-    }
-    if now_ms.saturating_sub(sent_ms).saturating_add(100) >= timeout_ms {
-        Err(IdpFailure::Timeout)
-    } else {
-        Err(IdpFailure::Unreachable)
-    }
-}
-
 /// A discovery document or JWKS: answered, 200, JSON object within the size cap.
 pub(super) fn judge_doc(
     response: &CalloutResponse,
@@ -84,7 +63,7 @@ pub(super) fn judge_doc(
     timeout_ms: u64,
     now_ms: u64,
 ) -> Result<Map<String, Value>, IdpFailure> {
-    check_answered(response, sent_ms, timeout_ms, now_ms)?;
+    answered(response, sent_ms, timeout_ms, now_ms)?;
     if response.status != Some(200) {
         return Err(IdpFailure::BadAnswer("document_status"));
     }

@@ -25,7 +25,7 @@ use crate::login::{wrong_wait, Env, FlowStart, Here, LoginMethod, Request, Sessi
 use crate::mapping::RawMapping;
 use crate::random;
 use crate::session::{Flow, Session};
-use crate::wait::{state_as, CalloutWait};
+use crate::wait::state_as;
 
 /// What a login of this method waits for.
 #[derive(Debug)]
@@ -41,10 +41,7 @@ pub(super) enum Wait {
 impl Wait {
     /// The callout and this wait, for the engine to carry out.
     pub(super) fn send(self, here: &Here<'_>, callout: crate::http::Callout) -> Outcome {
-        Outcome::new(Step::Callout(
-            callout,
-            CalloutWait::new(here.reference(), self),
-        ))
+        here.call_out(callout, self)
     }
 }
 
@@ -180,10 +177,7 @@ impl OAuth2 {
         if let Some(url) = self.discovery_url() {
             store_doc(env.cache, &url, &doc, env.now);
         }
-        match self.begin(here, &req, start.rd, start.silent, env) {
-            Ok(outcome) => outcome,
-            Err(deny) => here.kit.refuse(&req, deny, Vec::new()),
-        }
+        here.answer(&req, self.begin(here, &req, start.rd, start.silent, env))
     }
 }
 
@@ -271,13 +265,7 @@ impl LoginMethod for OAuth2 {
                 .flatten()
                 .and_then(|e| e.logout),
         };
-        let kit = here.kit;
-        let mut ret = url::form_urlencoded::Serializer::new(String::new());
-        ret.append_pair(kit.method_param(), here.name());
-        if let (Some(t), Some(p)) = (&session.id.tenant, kit.tenant_param()) {
-            ret.append_pair(p, t);
-        }
-        let return_to = format!("{}/?{}", kit.origin(), ret.finish());
+        let return_to = here.logout_return(session);
         self.logout_redirect(eps_logout.as_ref(), &return_to, session.hint.as_deref())
     }
 }

@@ -1,12 +1,12 @@
 //! A session of this method on the request path: the seeds' "reload user" (`prompt=none`)
 //! and the refresh of the forwarded access token (RFC 6749 §6).
 
-use super::documents::check_answered;
 use super::login::{Refresh, Wait};
 use super::OAuth2;
 use crate::counter::Counter;
 use crate::deny::Deny;
-use crate::http::{strip_query_params, CalloutResponse, HeaderEdit, Outcome, Response, Step};
+use crate::http::{strip_query_params, CalloutResponse, HeaderEdit, Outcome, Step};
+use crate::idp::answered;
 use crate::login::{Env, Here, Request, SessionView};
 use crate::session::{Session, UpstreamToken};
 
@@ -112,7 +112,7 @@ impl OAuth2 {
     ) -> Outcome {
         let kit = here.kit;
         let req = kit.request(&refresh.head);
-        let renewed = check_answered(answer, refresh.sent_ms, self.timeout_ms, env.now_ms)
+        let renewed = answered(answer, refresh.sent_ms, self.timeout_ms, env.now_ms)
             .ok()
             .and_then(|()| self.refresh_response(answer).ok());
         let mut session = refresh.session;
@@ -129,7 +129,11 @@ impl OAuth2 {
             let outcome = if still_valid {
                 kit.forward_session(&req, session, env.now)
             } else {
-                login_required(here, &req)
+                // The token is gone and cannot be renewed: the session ends.
+                let cookies = kit.cookies().clear_session(&req.cookies);
+                Outcome::new(Step::Respond(
+                    kit.login_required(&req, "/").cookies(cookies),
+                ))
             };
             return outcome.count(Counter::Refresh(here.label(), false));
         };
@@ -157,24 +161,6 @@ impl OAuth2 {
         }
         outcome.count(Counter::Refresh(here.label(), true))
     }
-}
-
-/// The token is gone and cannot be renewed: the session ends; a navigation goes to the login,
-/// anything else gets 401 with the login URL.
-fn login_required(here: &Here<'_>, req: &Request<'_>) -> Outcome {
-    let kit = here.kit;
-    let login = kit.login_url("/", req);
-    let cookies = kit.cookies().clear_session(&req.cookies);
-    let response = if req.head.is_navigation() {
-        Response::redirect(302, &login).cookies(cookies)
-    } else {
-        let body = serde_json::json!({
-            "error": "login_required",
-            "login_url": format!("{}{login}", kit.origin()),
-        });
-        Response::new(401).json(&body).cookies(cookies)
-    };
-    Outcome::new(Step::Respond(response))
 }
 
 /// A short hex digest, for cache keys that must not contain the secret itself.

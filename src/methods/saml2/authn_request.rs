@@ -6,10 +6,9 @@ use base64::Engine;
 use rsa::Pkcs1v15Sign;
 use sha2::{Digest, Sha256};
 
-use super::{
-    escape, xml_time, Binding, Idp, Saml2, SpKey, BINDING_POST, RSA_SHA256, SAMLP_NS, SAML_NS,
-};
+use super::{xml_time, Binding, Idp, Saml2, SpKey, BINDING_POST, RSA_SHA256, SAMLP_NS, SAML_NS};
 use crate::jose::B64STD;
+use crate::pages::escape;
 use crate::xmldsig::{self, DS_NS};
 
 impl Saml2 {

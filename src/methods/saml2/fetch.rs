@@ -6,7 +6,7 @@ use super::{Idp, Saml2, MAX_METADATA_BODY, METADATA_MAX_STALE};
 use crate::cache::SharedCache;
 use crate::deny::Deny;
 use crate::http::{cluster_name, Callout, CalloutResponse};
-use crate::idp::IdpFailure;
+use crate::idp::{answered, capped_body, IdpFailure};
 use crate::login::{Env, Here};
 
 fn metadata_key(url: &url::Url) -> String {
@@ -121,29 +121,10 @@ fn judge_metadata(
     sent_ms: u64,
     now_ms: u64,
 ) -> Result<String, IdpFailure> {
-    let Some(status) = answer.status else {
-        let late = now_ms.saturating_sub(sent_ms).saturating_add(100) >= s.timeout_ms;
-        return Err(if late {
-            IdpFailure::Timeout
-        } else {
-            IdpFailure::Unreachable
-        });
-    };
-    if status == 504 {
-        return Err(IdpFailure::Timeout);
-    }
-    if status != 200 {
+    answered(answer, sent_ms, s.timeout_ms, now_ms)?;
+    if answer.status != Some(200) {
         return Err(IdpFailure::BadAnswer("metadata_status"));
     }
-    if answer.body.len() > MAX_METADATA_BODY {
-        return Err(IdpFailure::BadAnswer("too_large"));
-    }
-    if answer
-        .headers
-        .iter()
-        .any(|(n, v)| n == "content-encoding" && !v.eq_ignore_ascii_case("identity"))
-    {
-        return Err(IdpFailure::BadAnswer("compressed"));
-    }
-    String::from_utf8(answer.body.clone()).map_err(|_| IdpFailure::BadAnswer("encoding"))
+    let body = capped_body(answer, MAX_METADATA_BODY)?;
+    String::from_utf8(body.to_vec()).map_err(|_| IdpFailure::BadAnswer("encoding"))
 }

@@ -27,14 +27,14 @@ use super::{
 };
 use crate::counter::Counter;
 use crate::deny::Deny;
-use crate::http::{CalloutResponse, Outcome, Query, RequestHead, Response, Step};
+use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::IdpFailure;
 use crate::jose::B64URL;
-use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, Request};
+use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request};
 use crate::mapping::RawMapping;
 use crate::random;
 use crate::session::{Flow, SamlSubject, Session, SessionExtra};
-use crate::wait::{state_as, BodyWait, CalloutWait};
+use crate::wait::state_as;
 
 /// The ACS post's body is awaited.
 #[derive(Debug)]
@@ -71,15 +71,8 @@ enum MetadataWait {
 
 /// The ACS form: `(SAMLResponse, RelayState)`, each at most once.
 fn posted_form(body: &[u8]) -> Result<(String, String), Deny> {
-    if body.len() > MAX_ACS_BODY {
-        return Err(Deny::BodyTooLarge);
-    }
-    let text = std::str::from_utf8(body).map_err(|_| Deny::BadRequest("form_encoding"))?;
-    let form = Query::parse(text);
-    let field = |name: &str| {
-        form.single(name)
-            .map_err(|_| Deny::BadRequest("duplicate_field"))
-    };
+    let form = PostedForm::read(body, MAX_ACS_BODY)?;
+    let field = |name: &str| form.field(name);
     let response = field("SAMLResponse")?
         .ok_or(Deny::BadRequest("no_saml_response"))?
         .to_owned();
@@ -168,10 +161,7 @@ impl Saml2 {
         let wait = AcsPost {
             head: req.head.clone(),
         };
-        Ok(Outcome::new(Step::ReadBody {
-            wait: BodyWait::new(here.reference(), wait),
-            limit: MAX_ACS_BODY,
-        }))
+        Ok(here.read_body(wait, MAX_ACS_BODY))
     }
 
     /// The ACS body: the flow by `RelayState`, then the Response verified in full (after
@@ -195,22 +185,17 @@ impl Saml2 {
         // From here on the flow is used up: every refusal also deletes its cookie. The flow's
         // own scope decides (a method of the same name may exist in several).
         let found = (|| -> Result<_, Deny> {
-            let here = here
-                .kit
-                .method(posted.flow.tenant.as_deref(), &posted.flow.method)
-                .filter(|h| h.name() == here.name())
-                .ok_or(Deny::FlowInvalid)?;
-            let saml = here.imp::<Saml2>().ok_or(Deny::FlowInvalid)?;
+            let (here, saml) = here.flow_method::<Saml2>(&posted.flow)?;
             let idp = saml.idp_at_hand(&here, env, false)?;
             Ok((here, saml, idp))
         })();
         match found {
             Ok((here, saml, Some(idp))) => saml.conclude(&here, req, &posted, &idp, env),
             Ok((here, saml, None)) => match &saml.metadata_url {
-                Some(url) => Outcome::new(Step::Callout(
+                Some(url) => here.call_out(
                     saml.metadata_callout(url),
-                    CalloutWait::new(here.reference(), MetadataWait::ToFinish(Box::new(posted))),
-                )),
+                    MetadataWait::ToFinish(Box::new(posted)),
+                ),
                 None => refuse_posted(&here, req, &posted, Deny::Unavailable("metadata")),
             },
             Err(deny) => refuse_posted(here, req, &posted, deny),
@@ -341,10 +326,7 @@ impl LoginMethod for Saml2 {
             rd,
             sent_ms: env.now_ms,
         });
-        Ok(Outcome::new(Step::Callout(
-            self.metadata_callout(url),
-            CalloutWait::new(here.reference(), wait),
-        )))
+        Ok(here.call_out(self.metadata_callout(url), wait))
     }
 
     /// `{prefix}/saml/{method}/metadata`, `.../acs` and `.../slo`.
@@ -399,10 +381,9 @@ impl LoginMethod for Saml2 {
             Err(deny) => return here.kit.refuse(&req, deny, cookies),
         };
         match wait {
-            MetadataWait::ToStart(s) => match self.start_with(here, &req, &idp, s.rd, env) {
-                Ok(outcome) => outcome,
-                Err(deny) => here.kit.refuse(&req, deny, Vec::new()),
-            },
+            MetadataWait::ToStart(s) => {
+                here.answer(&req, self.start_with(here, &req, &idp, s.rd, env))
+            }
             MetadataWait::ToFinish(posted) => self.conclude(here, &req, &posted, &idp, env),
         }
     }

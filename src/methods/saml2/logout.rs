@@ -7,8 +7,8 @@ use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
 
 use super::{
-    child, escape, parse_options, parse_xml_time, request_id, session_id, text_only, xml_time, Idp,
-    Saml2, SamlFailure, RSA_SHA256, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
+    child, parse_options, parse_xml_time, request_id, session_id, xml_time, Idp, Saml2,
+    SamlFailure, RSA_SHA256, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
 };
 use crate::counter::Counter;
 use crate::deny::Deny;
@@ -16,8 +16,10 @@ use crate::http::{Outcome, Response, Step};
 use crate::idp::IdpFailure;
 use crate::jose::B64STD;
 use crate::login::{Env, Here, Request};
+use crate::pages::escape;
 use crate::random;
 use crate::session::Session;
+use crate::xml::text_only;
 use crate::xmldsig::is;
 
 impl Saml2 {

@@ -3,9 +3,10 @@
 use roxmltree::Node;
 
 use super::{
-    escape, parse_options, parse_url, text_only, Binding, Idp, Saml2, BINDING_POST,
-    BINDING_REDIRECT, MD_NS, SAMLP_NS,
+    parse_options, parse_url, Binding, Idp, Saml2, BINDING_POST, BINDING_REDIRECT, MD_NS, SAMLP_NS,
 };
+use crate::pages::escape;
+use crate::xml::text_only;
 use crate::xmldsig::{self, is, DS_NS};
 
 /// Parses IdP metadata (metadata §2.4.3): the `EntityDescriptor` with an

@@ -226,12 +226,9 @@ pub struct Verified {
     pub claims: Map<String, Value>,
 }
 
+/// Parser options for IdP messages and metadata (at most [`NODES_LIMIT`] nodes).
 fn parse_options<'a>() -> roxmltree::ParsingOptions<'a> {
-    roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: NODES_LIMIT,
-        ..roxmltree::ParsingOptions::default()
-    }
+    crate::xml::options(NODES_LIMIT)
 }
 
 /// The one child `{ns}local` of `node`, if any.
@@ -261,18 +258,6 @@ fn only_child<'a, 'i>(
     Ok(found)
 }
 
-/// The text of an element made of text alone.
-fn text_only(node: Node<'_, '_>) -> Option<String> {
-    let mut text = String::new();
-    for child in node.children() {
-        if !child.is_text() {
-            return None;
-        }
-        text.push_str(child.text().unwrap_or(""));
-    }
-    Some(text)
-}
-
 /// An absolute http(s) URL with a host (IdP endpoints, the metadata URL).
 fn parse_url(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|e| format!("not an absolute URL: {e}"))?;
@@ -280,22 +265,6 @@ fn parse_url(text: &str) -> Result<url::Url, String> {
         return Err("must be an http(s) URL with a host".into());
     }
     Ok(url)
-}
-
-/// Escapes text for XML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A digest of a SAML `SessionIndex` for the logged-out list (the same list CAS uses).

@@ -8,10 +8,12 @@ use roxmltree::Node;
 use serde_json::{Map, Value};
 
 use super::{
-    child, escape, only_child, parse_options, parse_xml_time, text_only, Expect, Idp, Principal,
-    Saml2, SamlFailure, Verified, CM_BEARER, MAX_RESPONSE_BYTES, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
+    child, only_child, parse_options, parse_xml_time, Expect, Idp, Principal, Saml2, SamlFailure,
+    Verified, CM_BEARER, MAX_RESPONSE_BYTES, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
 };
 use crate::jose::B64STD;
+use crate::pages::escape;
+use crate::xml::text_only;
 use crate::xmldsig::{self, is, DS_NS};
 
 /// Whether every `ID` attribute among `nodes` is unique (XSW5/6/8 duplicate the signed ID).
