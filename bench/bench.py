@@ -102,6 +102,7 @@ ALL_CONFIGS = [
     ("G", "probe-remove-2", "no-op filter + remove 2 headers (2 calls)"),
     ("G", "probe-replace-map-4", "no-op filter + read the map, add 4 headers, write it back (2 calls)"),
     ("G", "probe-clock", "no-op filter + read the clock"),
+    ("G", "probe-property", "no-op filter + read the peer address property"),
 ]
 PROBES = {
     "probe-read-map": {"probe": "read_map"},
@@ -111,6 +112,7 @@ PROBES = {
     "probe-remove-2": {"probe": "remove", "n": 2},
     "probe-replace-map-4": {"probe": "replace_map", "n": 4},
     "probe-clock": {"probe": "clock"},
+    "probe-property": {"probe": "property"},
 }
 # What wrk sends to the probes: the shape of B's requests (Accept and a session-sized cookie),
 # so reading the map costs what it costs on the session path.

@@ -13,6 +13,7 @@
 //! | `"remove"` | removes `n` headers one call each (`remove_header_map_value` x n) |
 //! | `"replace_map"` | reads the whole map, adds `n` headers, writes it back in one call (`set_header_map_pairs`) |
 //! | `"clock"` | reads the clock (`get_current_time_nanoseconds`) |
+//! | `"property"` | reads the peer address (`get_property(source.address)`) |
 //!
 //! Its price is the probe's CPU per request minus F's, in the same run.
 
@@ -33,6 +34,7 @@ enum Probe {
     Remove(usize),
     ReplaceMap(usize),
     Clock,
+    Property,
 }
 
 /// Header names the probes write: fixed, so no allocation is priced but the host call's.
@@ -70,6 +72,7 @@ impl RootContext for Root {
             Some("remove") => Probe::Remove(n),
             Some("replace_map") => Probe::ReplaceMap(n),
             Some("clock") => Probe::Clock,
+            Some("property") => Probe::Property,
             Some(_) => return false,
         };
         true
@@ -121,6 +124,9 @@ impl HttpContext for Http {
             }
             Probe::Clock => {
                 std::hint::black_box(self.get_current_time());
+            }
+            Probe::Property => {
+                std::hint::black_box(self.get_property(vec!["source", "address"]));
             }
         }
         Action::Continue
