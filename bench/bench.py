@@ -103,6 +103,7 @@ ALL_CONFIGS = [
     ("G", "probe-replace-map-4", "no-op filter + read the map, add 4 headers, write it back (2 calls)"),
     ("G", "probe-clock", "no-op filter + read the clock"),
     ("G", "probe-property", "no-op filter + read the peer address property"),
+    ("G", "probe-host-floor-6", "no-op filter + what the session path asks of the host: map, clock, 6 sets"),
 ]
 PROBES = {
     "probe-read-map": {"probe": "read_map"},
@@ -113,6 +114,7 @@ PROBES = {
     "probe-replace-map-4": {"probe": "replace_map", "n": 4},
     "probe-clock": {"probe": "clock"},
     "probe-property": {"probe": "property"},
+    "probe-host-floor-6": {"probe": "host_floor", "n": 6},
 }
 # What wrk sends to the probes: the shape of B's requests (Accept and a session-sized cookie),
 # so reading the map costs what it costs on the session path.

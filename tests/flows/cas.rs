@@ -287,7 +287,8 @@ fn malformed_validation_answers_fail_closed() {
         assert_eq!(done.status(), status, "{xml}");
         assert!(!d.jar.contains_key("sso_session"), "{xml}");
     }
-    // Too large, unreachable.
+    // Too large, unreachable, and Envoy's 504 past the deadline (a timeout, as for every
+    // other method).
     for (resp, status) in [
         (
             CalloutResponse {
@@ -298,6 +299,14 @@ fn malformed_validation_answers_fail_closed() {
             502,
         ),
         (CalloutResponse::default(), 502),
+        (
+            CalloutResponse {
+                status: Some(504),
+                headers: vec![],
+                body: b"upstream request timeout".to_vec(),
+            },
+            504,
+        ),
     ] {
         let mut d = Driver::new(&config(json!({})));
         let resp = RefCell::new(Some(resp));

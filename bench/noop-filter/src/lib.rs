@@ -14,6 +14,7 @@
 //! | `"replace_map"` | reads the whole map, adds `n` headers, writes it back in one call (`set_header_map_pairs`) |
 //! | `"clock"` | reads the clock (`get_current_time_nanoseconds`) |
 //! | `"property"` | reads the peer address (`get_property(source.address)`) |
+//! | `"host_floor"` | what sso-filter's session path asks of the host: reads the whole map and the clock, sets `n` headers |
 //!
 //! Its price is the probe's CPU per request minus F's, in the same run.
 
@@ -35,6 +36,7 @@ enum Probe {
     ReplaceMap(usize),
     Clock,
     Property,
+    HostFloor(usize),
 }
 
 /// Header names the probes write: fixed, so no allocation is priced but the host call's.
@@ -73,6 +75,7 @@ impl RootContext for Root {
             Some("replace_map") => Probe::ReplaceMap(n),
             Some("clock") => Probe::Clock,
             Some("property") => Probe::Property,
+            Some("host_floor") => Probe::HostFloor(n),
             Some(_) => return false,
         };
         true
@@ -127,6 +130,13 @@ impl HttpContext for Http {
             }
             Probe::Property => {
                 std::hint::black_box(self.get_property(vec!["source", "address"]));
+            }
+            Probe::HostFloor(n) => {
+                std::hint::black_box(self.get_http_request_headers_bytes());
+                std::hint::black_box(self.get_current_time());
+                for name in NAMES.iter().take(n) {
+                    self.set_http_request_header(name, Some("v"));
+                }
             }
         }
         Action::Continue

@@ -16,7 +16,7 @@ use super::{check_ticket, parse_logout_request, ticket_id, Cas, MAX_SLO_BODY};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
-use crate::idp::IdpFailure;
+use crate::idp::{answered, IdpFailure};
 use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request};
 use crate::mapping::RawMapping;
 use crate::session::{Flow, Session, SessionExtra};
@@ -114,16 +114,9 @@ impl Cas {
         answer: &CalloutResponse,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        if answer.status.is_none() {
-            let late =
-                env.now_ms.saturating_sub(wait.sent_ms).saturating_add(100) >= self.timeout_ms;
-            let failure = if late {
-                IdpFailure::Timeout
-            } else {
-                IdpFailure::Unreachable
-            };
-            return Err(here.idp(failure));
-        }
+        // The same judge as every other method: a 504 (Envoy's own, past the deadline) is a
+        // timeout like a missing answer past the deadline (it used to be read as a bad answer).
+        answered(answer, wait.sent_ms, self.timeout_ms, env.now_ms).map_err(|f| here.idp(f))?;
         let validated = self.validation_response(answer).map_err(|failure| {
             if let IdpFailure::Refused(code) = &failure {
                 log::warn!(
