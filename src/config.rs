@@ -291,6 +291,16 @@ impl Config {
         for (at, scope) in scopes {
             for m in scope.methods.values() {
                 out.extend(m.imp.warnings(&format!("{at}methods.{}", m.name)));
+                for (field, path) in m.mapping.paths().filter(|(_, p)| p.ambiguous()) {
+                    out.push(format!(
+                        "{at}methods.{}.mapping.{field}: {:?} is read as the claim of exactly \
+                         that name when the IdP sends one, else as a dotted path; write \
+                         \"$['{}']\" for the name only",
+                        m.name,
+                        path.source(),
+                        path.source()
+                    ));
+                }
             }
         }
         out

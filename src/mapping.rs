@@ -19,6 +19,10 @@ pub struct ClaimPath {
     path: JsonPath,
     /// The top-level claim the path starts from, so that claim is not repeated as an attribute.
     top: Option<String>,
+    /// A dotted source that would split (`urn:oid:0.9.2342.19200300.100.1.3`, `user.email`):
+    /// a claim of exactly that name wins over the path, so attribute names with dots (SAML
+    /// OIDs, LDAP and CAS attributes, JSON keys) are read as written.
+    exact: Option<String>,
 }
 
 impl fmt::Debug for ClaimPath {
@@ -44,23 +48,59 @@ impl ClaimPath {
             dotted_to_jsonpath(source)?
         };
         let path = JsonPath::parse(&jsonpath).map_err(|e| format!("not a JSONPath: {e}"))?;
+        let exact =
+            (!source.starts_with('$') && source.contains(['.', '['])).then(|| source.to_owned());
         Ok(ClaimPath {
             source: source.to_owned(),
             top: top_key(&jsonpath),
             path,
+            exact,
         })
     }
 
-    /// Every value the path selects, arrays flattened one level.
+    /// The claim a path reads by its exact name, when the claims have one of that name.
+    fn exact_claim<'a>(&self, claims: &'a Value) -> Option<&'a Value> {
+        claims.as_object()?.get(self.exact.as_deref()?)
+    }
+
+    /// Every value the path selects, arrays flattened one level. A claim named exactly as a
+    /// dotted source is taken before the path is followed.
     pub fn values<'a>(&self, claims: &'a Value) -> Vec<&'a Value> {
         let mut out = Vec::new();
-        for node in self.path.query(claims).all() {
+        let nodes = match self.exact_claim(claims) {
+            Some(exact) => vec![exact],
+            None => self.path.query(claims).all(),
+        };
+        for node in nodes {
             match node {
                 Value::Array(items) => out.extend(items.iter()),
                 other => out.push(other),
             }
         }
         out
+    }
+
+    /// The top-level claim this path consumed in `claims` (not repeated as an attribute).
+    fn consumed<'a>(&'a self, claims: &Value) -> Option<&'a str> {
+        match self.exact_claim(claims) {
+            Some(_) => self.exact.as_deref(),
+            None => self.top.as_deref(),
+        }
+    }
+
+    /// Whether the source is a dotted name that could also be one attribute's exact name (an
+    /// OID or URN: a segment of digits only, or a `:`), for `validate`'s warning.
+    pub fn ambiguous(&self) -> bool {
+        self.exact.as_deref().is_some_and(|s| {
+            s.contains(':')
+                || s.split('.')
+                    .any(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()))
+        })
+    }
+
+    /// The path as configured.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The first selected value as text (numbers and booleans printed, arrays' first item).
@@ -293,6 +333,7 @@ impl RawMapping {
             platform_id: field("platform_id", &self.platform_id)?,
             default_roles: self.default_roles.clone().unwrap_or_default(),
             role_rules: rules,
+            watch: EmptyWatch::default(),
         })
     }
 }
@@ -312,6 +353,44 @@ pub struct Mapping {
     platform_id: Option<ClaimPath>,
     default_roles: Vec<String>,
     role_rules: Vec<RoleRule>,
+    watch: EmptyWatch,
+}
+
+/// How many logins in a row a configured field may come up empty, from the first login on,
+/// before the log says so once: a field that never resolves is usually a wrong claim name.
+const EMPTY_LOGINS_WARNED: u32 = 20;
+
+/// Per field (in [`Mapping::paths`] order): logins so far that found nothing for it, or
+/// `u32::MAX` once it resolved (never warned then).
+#[derive(Debug, Default)]
+struct EmptyWatch([std::sync::atomic::AtomicU32; 10]);
+
+impl Clone for EmptyWatch {
+    /// A copy starts counting afresh.
+    fn clone(&self) -> Self {
+        EmptyWatch::default()
+    }
+}
+
+impl EmptyWatch {
+    /// Records whether field `i` resolved in one login; `true` exactly once, when it has been
+    /// empty for the first [`EMPTY_LOGINS_WARNED`] logins.
+    fn empty_too_long(&self, i: usize, resolved: bool) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(count) = self.0.get(i) else {
+            return false;
+        };
+        if resolved {
+            count.store(u32::MAX, Relaxed);
+            return false;
+        }
+        let before = count.load(Relaxed);
+        if before == u32::MAX {
+            return false;
+        }
+        count.store(before.saturating_add(1), Relaxed);
+        before.saturating_add(1) == EMPTY_LOGINS_WARNED
+    }
 }
 
 /// Claims every JWT carries for the protocol rather than about the user; never attributes.
@@ -334,6 +413,24 @@ const REGISTERED: [&str; 13] = [
 ];
 
 impl Mapping {
+    /// Every configured field and its path, by the field's configuration name.
+    pub fn paths(&self) -> impl Iterator<Item = (&'static str, &ClaimPath)> {
+        [
+            ("login", &self.login),
+            ("name", &self.name),
+            ("email", &self.email),
+            ("phone", &self.phone),
+            ("roles", &self.roles),
+            ("groups", &self.groups),
+            ("org", &self.org),
+            ("tenant_code", &self.tenant_code),
+            ("tenant_name", &self.tenant_name),
+            ("platform_id", &self.platform_id),
+        ]
+        .into_iter()
+        .filter_map(|(field, path)| path.as_ref().map(|p| (field, p)))
+    }
+
     /// Builds an identity from a method's claims. Claims that no field consumed are kept as
     /// attributes. Returns `None` when no login can be found.
     pub fn apply(self: &Arc<Self>, claims: &Map<String, Value>, method: &str) -> Option<Identity> {
@@ -380,13 +477,14 @@ impl Mapping {
             &self.platform_id,
         ]
         .into_iter()
-        .filter_map(|p| p.as_ref().and_then(|p| p.top.as_deref()))
+        .filter_map(|p| p.as_ref().and_then(|p| p.consumed(&root)))
         .collect();
         let attributes = claims
             .iter()
             .filter(|(k, _)| !consumed.contains(&k.as_str()) && !REGISTERED.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        self.watch_empty(&root, method);
         Some(Identity {
             login,
             name: text(&self.name),
@@ -401,6 +499,20 @@ impl Mapping {
             method: method.to_owned(),
             attributes,
         })
+    }
+
+    /// Says once in the log when a configured field has found nothing in every login so far.
+    fn watch_empty(&self, root: &Value, method: &str) {
+        for (i, (field, path)) in self.paths().enumerate() {
+            if self.watch.empty_too_long(i, !path.values(root).is_empty()) {
+                log::warn!(
+                    "sso-filter: mapping field {field} ({:?}) of method {} was empty in each of \
+                     the first {EMPTY_LOGINS_WARNED} logins: check the claim name",
+                    crate::deny::sanitize(path.source()),
+                    crate::deny::sanitize(method)
+                );
+            }
+        }
     }
 
     /// The roles given when a method supplies none.
@@ -418,6 +530,49 @@ fn dedup(items: &mut Vec<String>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Attribute names with dots are names first (SAML OIDs, JSON keys): a claim named exactly
+    /// as the configured source wins over following it as a path, is not repeated as an
+    /// attribute, and the path still works when no claim has that name.
+    #[test]
+    fn an_exact_name_wins_over_the_dotted_path() {
+        let oid = "urn:oid:0.9.2342.19200300.100.1.3";
+        let raw: RawMapping = serde_json::from_value(json!({
+            "login": "uid", "email": oid, "name": "user.name"
+        }))
+        .unwrap();
+        let m = Arc::new(raw.compile("m").unwrap());
+        let claims = json!({
+            "uid": "alice", oid: "alice@example.org",
+            "user.name": "Alice by name", "user": {"name": "Alice by path"}
+        });
+        let id = m.apply(claims.as_object().unwrap(), "saml").unwrap();
+        assert_eq!(id.email.as_deref(), Some("alice@example.org"));
+        assert_eq!(id.name.as_deref(), Some("Alice by name"));
+        assert!(!id.attributes.contains_key(oid));
+        assert!(!id.attributes.contains_key("user.name"));
+        assert!(id.attributes.contains_key("user"));
+        let nested = json!({"uid": "bob", "user": {"name": "Bob by path"}});
+        let id = m.apply(nested.as_object().unwrap(), "saml").unwrap();
+        assert_eq!(id.name.as_deref(), Some("Bob by path"));
+        assert!(ClaimPath::parse(oid).unwrap().ambiguous());
+        assert!(!ClaimPath::parse("user.name").unwrap().ambiguous());
+        assert!(!ClaimPath::parse("$['user.name']").unwrap().ambiguous());
+    }
+
+    /// A configured field that finds nothing in every one of the first logins is said once.
+    #[test]
+    fn a_field_empty_in_every_login_is_noticed_once() {
+        let w = EmptyWatch::default();
+        let hits: Vec<bool> = (0..EMPTY_LOGINS_WARNED + 5)
+            .map(|_| w.empty_too_long(0, false))
+            .collect();
+        assert_eq!(hits.iter().filter(|h| **h).count(), 1);
+        assert!(hits[EMPTY_LOGINS_WARNED as usize - 1]);
+        let w = EmptyWatch::default();
+        assert!(!w.empty_too_long(1, true));
+        assert!((0..EMPTY_LOGINS_WARNED * 2).all(|_| !w.empty_too_long(1, false)));
+    }
 
     #[test]
     fn dotted_and_jsonpath_forms() {

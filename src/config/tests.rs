@@ -81,3 +81,23 @@ fn errors_name_the_json_path() {
     v["tenants"] = json!({"t1": {"default_method": "nope"}});
     assert!(err(v).starts_with("tenants.t1.default_method"));
 }
+
+/// `validate` names a mapping source that reads both as an exact attribute name and as a
+/// dotted path (an OID), and says how to write the name only.
+#[test]
+fn ambiguous_mapping_names_are_warned_at_load() {
+    let mut v = base();
+    v["methods"]["jwt-param"]["mapping"] =
+        json!({"email": "urn:oid:0.9.2342.19200300.100.1.3", "name": "profile.name"});
+    let c = Config::from_json(v.to_string().as_bytes()).unwrap();
+    let w = c.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("methods.jwt-param.mapping.email:"),
+        "{w:?}"
+    );
+    assert!(
+        w[0].contains("$['urn:oid:0.9.2342.19200300.100.1.3']"),
+        "{w:?}"
+    );
+}

@@ -262,3 +262,25 @@ pub fn hs256(claims: &Value, key: &[u8]) -> String {
     mac.update(input.as_bytes());
     format!("{input}.{}", b64.encode(mac.finalize().into_bytes()))
 }
+
+/// A claim whose name has dots is read by its exact name before the dotted path is followed
+/// (issue 17 item 11): `profile.email` reaches the upstream although the token also carries a
+/// `profile` object.
+#[test]
+fn dotted_claim_names_are_names_first() {
+    let mut cfg = seed_config(json!({}));
+    cfg["methods"]["jwt-param"]["verify"] =
+        json!({"alg": "HS256", "secret": "0123456789abcdef0123456789abcdef"});
+    cfg["methods"]["jwt-param"]["mapping"] =
+        json!({"login": "loginName", "email": "profile.email"});
+    let mut d = Driver::new(&cfg);
+    let token = hs256(
+        &json!({"loginName": "carol", "exp": d.now + 100,
+                "profile.email": "carol@example.org", "profile": {"email": "nested@example.org"}}),
+        b"0123456789abcdef0123456789abcdef",
+    );
+    let done = d.get(&format!("/?jwtParam={token}"));
+    assert_eq!(done.status(), 302, "{}", done.body());
+    let fwd = d.api("/", &[]);
+    assert_eq!(fwd.set("x-sso-email").as_deref(), Some("carol@example.org"));
+}
