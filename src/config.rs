@@ -188,6 +188,9 @@ pub struct Scope {
     pub default_method: Option<String>,
     /// Methods by name.
     pub methods: BTreeMap<String, Method>,
+    /// Methods configured with `enabled: false`: not offered, their endpoints refuse, and the
+    /// sessions they issued end at their next request.
+    pub disabled: BTreeMap<String, Method>,
 }
 
 /// A tenant's identity.
@@ -314,8 +317,19 @@ impl Config {
             .values()
             .map(|m| format!("{} ({})", m.name, m.imp.type_name()))
             .collect();
+        let off: Vec<String> = self
+            .global
+            .disabled
+            .values()
+            .map(|m| format!("{} ({})", m.name, m.imp.type_name()))
+            .collect();
+        let off = if off.is_empty() {
+            String::new()
+        } else {
+            format!("; switched off: {}", off.join(", "))
+        };
         format!(
-            "ok: {} method(s): {}; default: {}; {} tenant(s)",
+            "ok: {} method(s): {}{off}; default: {}; {} tenant(s)",
             methods.len(),
             methods.join(", "),
             self.global
@@ -363,6 +377,7 @@ struct ParsedMethod {
     imp: Arc<dyn LoginMethod>,
     mapping: RawMapping,
     at: String,
+    enabled: bool,
 }
 
 fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>, ConfigError> {
@@ -395,6 +410,17 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             Some(m) => parse_at(m, &format!("{here}.mapping"))?,
             None => RawMapping::default(),
         };
+        // Mobi's enable/disable of an identity source, JumpServer's checkbox: configured, off.
+        let enabled = match fields.remove("enabled") {
+            None => true,
+            Some(Value::Bool(b)) => b,
+            Some(_) => {
+                return Err(ConfigError::at(
+                    format!("{here}.enabled"),
+                    "must be true or false",
+                ))
+            }
+        };
         let fields = Value::Object(fields);
         let imp = crate::methods::from_config(&kind, fields, &here)?;
         out.push(ParsedMethod {
@@ -403,6 +429,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             imp,
             mapping,
             at: here,
+            enabled,
         });
     }
     Ok(out)
@@ -417,7 +444,8 @@ fn build_scope(
     at: &str,
 ) -> Result<Scope, ConfigError> {
     let mut methods = BTreeMap::new();
-    // A tenant's own definition of a name replaces the global one.
+    let mut disabled = BTreeMap::new();
+    // A tenant's own definition of a name replaces the global one (and may switch it off).
     for m in global
         .iter()
         .filter(|g| !own.iter().any(|o| o.name == g.name))
@@ -428,15 +456,17 @@ fn build_scope(
             .overlay(&m.mapping)
             .compile(&format!("{}.mapping", m.at))
             .map_err(|(path, reason)| ConfigError::at(path, reason))?;
-        methods.insert(
-            m.name.clone(),
-            Method {
-                name: m.name.clone(),
-                label: m.label.clone(),
-                imp: Arc::clone(&m.imp),
-                mapping: Arc::new(effective),
-            },
-        );
+        let method = Method {
+            name: m.name.clone(),
+            label: m.label.clone(),
+            imp: Arc::clone(&m.imp),
+            mapping: Arc::new(effective),
+        };
+        if m.enabled {
+            methods.insert(m.name.clone(), method);
+        } else {
+            disabled.insert(m.name.clone(), method);
+        }
     }
     let default_at = if at.is_empty() {
         "default_method".to_owned()
@@ -444,6 +474,12 @@ fn build_scope(
         format!("{at}.default_method")
     };
     let default_method = match default_method {
+        Some(d) if disabled.contains_key(&d) => {
+            return Err(ConfigError::at(
+                default_at,
+                format!("{d:?} is switched off (enabled: false)"),
+            ))
+        }
         Some(d) if !methods.contains_key(&d) => {
             return Err(ConfigError::at(
                 default_at,
@@ -461,6 +497,7 @@ fn build_scope(
         tenant,
         default_method,
         methods,
+        disabled,
     })
 }
 
@@ -649,7 +686,9 @@ fn collect_callbacks(
     let mut callbacks: BTreeMap<String, String> = BTreeMap::new();
     let mut callback_kinds: BTreeMap<String, &'static str> = BTreeMap::new();
     for scope in std::iter::once(global).chain(tenants.values()) {
-        for m in scope.methods.values() {
+        // A switched-off method keeps its callback path, so its callbacks are refused (404)
+        // rather than taken for a protected page.
+        for m in scope.methods.values().chain(scope.disabled.values()) {
             if let Some(custom) = m.imp.callback_path() {
                 let path =
                     custom.map_or_else(|| format!("{prefix}/callback/{}", m.name), str::to_owned);

@@ -29,12 +29,22 @@ impl Filter {
                 prepared
             }
         };
+        if self.switched_off(&prepared.id) {
+            return None;
+        }
         match &prepared.sid {
             Some(sid) if crate::store::logged_out(env.cache, &self.config.limits, sid, env.now) => {
                 None
             }
             _ => Some(prepared),
         }
+    }
+
+    /// Whether the method that issued a session is switched off (`enabled: false`) in the
+    /// session's scope: then the session ends at its next request.
+    fn switched_off(&self, id: &crate::identity::Identity) -> bool {
+        self.scope_of(id.tenant.as_deref())
+            .is_some_and(|s| !s.disabled.is_empty() && s.disabled.contains_key(&id.method))
     }
 
     pub(super) fn prepare(&self, session: Session) -> Prepared {

@@ -227,3 +227,63 @@ fn signed_assertion_verifies_with_the_configured_key() {
     assert_eq!(claims["aud"], "app");
     assert_eq!(claims["exp"].as_u64().unwrap(), d.now + 60);
 }
+
+/// A switch per method (issue 17 item 3): `enabled: false` keeps a method configured but off.
+/// It is not offered, naming it is refused, its token logs nobody in, and a session it issued
+/// while it was on ends at its next request.
+#[test]
+fn a_switched_off_method_is_not_offered_and_its_sessions_end() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let config = |on: bool| {
+        json!({
+            "base_url": "https://app.example.com",
+            "session": {"keys": [KEY]},
+            "methods": {
+                "jwt-param": {"type": "jwt", "param": "jwtParam", "enabled": on,
+                              "verify": {"alg": "HS256", "secret": secret},
+                              "mapping": {"login": "loginName"}},
+                "other": {"type": "jwt", "param": "otherToken",
+                          "verify": {"alg": "HS256", "secret": secret},
+                          "mapping": {"login": "loginName"}},
+                "third": {"type": "jwt", "param": "thirdToken",
+                          "verify": {"alg": "HS256", "secret": secret},
+                          "mapping": {"login": "loginName"}}
+            }
+        })
+    };
+    let mut on = Driver::new(&config(true));
+    let token = hs256(
+        &json!({"loginName": "dora", "exp": on.now + 600}),
+        secret.as_bytes(),
+    );
+    let login = on.get(&format!("/?activeAuth=jwt-param&jwtParam={token}"));
+    assert_eq!(login.status(), 302);
+    assert!(on.jar.contains_key("sso_session"));
+    assert_eq!(on.api("/", &[]).set("x-sso-login").as_deref(), Some("dora"));
+
+    let mut off = Driver::new(&config(false));
+    off.jar = on.jar.clone();
+    // The session it issued ends at its next request.
+    assert_eq!(off.api("/", &[]).status(), 401);
+    // Not offered: the chooser lists only the other methods; naming it is refused.
+    let chooser = off.get("/sso/login");
+    assert_eq!(chooser.status(), 200);
+    assert!(chooser.body().contains("other") && !chooser.body().contains("jwt-param"));
+    assert_eq!(off.get("/sso/login?activeAuth=jwt-param").status(), 400);
+    // Its token logs nobody in.
+    off.jar.clear();
+    let again = off.get(&format!("/?activeAuth=other&jwtParam={token}"));
+    assert_eq!(again.status(), 302);
+    assert!(!off.jar.contains_key("sso_session"));
+    assert!(off
+        .filter
+        .config()
+        .summary()
+        .contains("switched off: jwt-param (jwt)"));
+    // The default may not name a method that is off.
+    let mut bad = config(false);
+    bad["default_method"] = json!("jwt-param");
+    let err = sso_filter::Config::from_json(bad.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.path, "default_method");
+    assert!(err.reason.contains("enabled: false"), "{err}");
+}
