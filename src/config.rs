@@ -300,6 +300,15 @@ impl Config {
         for (at, scope) in scopes {
             for m in scope.methods.values() {
                 out.extend(m.imp.warnings(&format!("{at}methods.{}", m.name)));
+                if m.imp.returns_by_cross_site_post() && !self.cookies.secure {
+                    out.push(format!(
+                        "{at}methods.{}: the IdP posts the login back cross-site, and with \
+                         session.secure false browsers (Chromium) do not send the flow cookie \
+                         with that post, so logins end in login_expired; serve base_url over \
+                         https",
+                        m.name
+                    ));
+                }
                 for (field, path) in m.mapping.paths().filter(|(_, p)| p.ambiguous()) {
                     out.push(format!(
                         "{at}methods.{}.mapping.{field}: {:?} is read as the claim of exactly \

@@ -22,6 +22,10 @@ pub enum Deny {
     BodyTooLarge,
     /// The login flow's state is missing, expired, used or not this browser's.
     FlowInvalid,
+    /// A cross-site form post came back without any flow cookie while cookies are not
+    /// `Secure` (plain HTTP): the browser kept it back (`SameSite`), the deployment must move
+    /// to HTTPS.
+    FlowCookieWithheld,
     /// The identity a method produced cannot be carried safely (control characters, size) or
     /// has no login.
     IdentityInvalid {
@@ -85,7 +89,7 @@ impl Deny {
             | Deny::UnknownMethod { .. }
             | Deny::UnknownTenant => 400,
             // A missing, used or foreign state is a refused login (security.md F1: DENY).
-            Deny::FlowInvalid => 401,
+            Deny::FlowInvalid | Deny::FlowCookieWithheld => 401,
             Deny::BodyTooLarge => 413,
             Deny::IdentityInvalid { .. } => 403,
             Deny::MethodNeedsToken { .. } | Deny::Token { .. } => 401,
@@ -102,7 +106,7 @@ impl Deny {
             Deny::BadPath(_) => "bad_path",
             Deny::BadRequest(_) => "bad_request",
             Deny::BodyTooLarge => "body_too_large",
-            Deny::FlowInvalid => "login_expired",
+            Deny::FlowInvalid | Deny::FlowCookieWithheld => "login_expired",
             Deny::IdentityInvalid { .. } => "identity_refused",
             Deny::MethodNeedsToken { .. } => "token_required",
             Deny::NotFound => "not_found",
@@ -122,6 +126,7 @@ impl Deny {
             Deny::BadRequest(_) => "The request is malformed.".into(),
             Deny::BodyTooLarge => "The request body is too large.".into(),
             Deny::FlowInvalid => "The sign-in attempt expired or was already used. Please start again.".into(),
+            Deny::FlowCookieWithheld => "The sign-in could not be finished: this site is served over plain HTTP, and the browser did not send its sign-in cookie with the identity provider's form. Ask the administrator to serve it over HTTPS.".into(),
             Deny::IdentityInvalid { .. } => "Your account cannot be signed in here.".into(),
             Deny::MethodNeedsToken { .. } => {
                 "This sign-in method needs a signed link from your portal; open the application from there.".into()
@@ -154,6 +159,7 @@ impl Deny {
             Deny::Token { error, .. } => format!("token.{}", error.reason()),
             Deny::Unavailable(what) => format!("unavailable.{what}"),
             Deny::StoreFull(store) => format!("store_full.{store}"),
+            Deny::FlowCookieWithheld => "login_expired.flow_cookie_withheld_over_http".into(),
             Deny::Idp { failure, .. } => format!("idp.{}", failure.reason()),
             other => other.code().to_owned(),
         }

@@ -492,8 +492,14 @@ pub trait LoginMethod: std::any::Any + Send + Sync {
     }
 
     /// Warnings about a configuration that loads but is probably not what the operator meant.
-    fn warnings(&self, _name: &str) -> Vec<String> {
+    fn warnings(&self, _at: &str) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Whether the IdP sends the browser back by a cross-site form post (the SAML HTTP-POST
+    /// binding): over plain HTTP browsers then do not send the flow cookie.
+    fn returns_by_cross_site_post(&self) -> bool {
+        false
     }
 
     /// `{prefix}/login` chose this method: start the login. (A form method is sent to the

@@ -317,10 +317,19 @@ impl Cookies {
 
     /// Whether a cookie name belongs to the filter (stripped before forwarding).
     pub fn is_ours(&self, cookie: &str) -> bool {
-        self.chunk_index(cookie).is_some()
-            || cookie
-                .strip_prefix(self.name.as_str())
-                .is_some_and(|rest| rest.starts_with("_flow_"))
+        self.chunk_index(cookie).is_some() || self.is_flow(cookie)
+    }
+
+    /// Whether a cookie name is one of the filter's login flows.
+    pub fn is_flow(&self, cookie: &str) -> bool {
+        cookie
+            .strip_prefix(self.name.as_str())
+            .is_some_and(|rest| rest.starts_with("_flow_"))
+    }
+
+    /// Whether cookies are `Secure` (an https `base_url`, unless switched off).
+    pub fn secure(&self) -> bool {
+        self.secure
     }
 
     fn attributes(&self, max_age: u64, same_site: SameSite) -> String {

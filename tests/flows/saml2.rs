@@ -640,3 +640,51 @@ fn a_refused_acs_post_from_a_browser_is_a_page_that_keeps_the_return_url() {
     );
     assert!(!d.jar.contains_key("sso_session"));
 }
+
+/// Plain HTTP says what cannot work (issue 17 item 12): `validate` warns about the SAML POST
+/// binding with `session.secure: false`, and an ACS post that arrives without any flow cookie
+/// (the browser kept the SameSite=Lax cookie back from the cross-site post) gets a page saying
+/// so, not only "expired".
+#[test]
+fn plain_http_says_why_the_acs_post_lost_its_flow() {
+    let mut cfg = config(json!({}));
+    cfg["base_url"] = json!("http://app.example.com");
+    cfg["session"]["secure"] = json!(false);
+    let warnings = sso_filter::Config::from_json(cfg.to_string().as_bytes())
+        .unwrap()
+        .warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("methods.saml:") && w.contains("session.secure false")),
+        "{warnings:?}"
+    );
+    let mut d = Driver::new(&cfg);
+    d.now = meta()["now"].as_u64().unwrap() + 5;
+    let mut page = d.send(
+        "POST",
+        "/sso/saml/saml/acs",
+        vec![
+            (
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("accept".into(), "text/html".into()),
+        ],
+        Some(
+            format!(
+                "SAMLResponse={}&RelayState=lost",
+                crate::common::encode(&B64.encode(fixture("signed_both.xml")))
+            )
+            .into_bytes(),
+        ),
+    );
+    assert_eq!(page.status(), 401);
+    assert!(page.body().contains("plain HTTP"), "{}", page.body());
+    // With a flow cookie that does not match, it is the usual expired flow.
+    let relay = pending_login(&mut d, "/");
+    page = post_acs(&mut d, &fixture("signed_both.xml"), &format!("{relay}x"));
+    assert_eq!(page.status(), 401);
+    assert!(!page.body().contains("plain HTTP"));
+    assert!(!d.jar.contains_key("sso_session"));
+}

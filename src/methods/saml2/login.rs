@@ -173,7 +173,11 @@ impl Saml2 {
         };
         let (flow, delete_flow) = match here.kit.take_flow(req, &state, env) {
             Ok(taken) => taken,
-            Err(deny) => return here.kit.refuse(req, deny, Vec::new()),
+            Err(deny) => {
+                return here
+                    .kit
+                    .refuse(req, withheld_over_http(here, req, deny), Vec::new())
+            }
         };
         let posted = Posted {
             head: req.head.clone(),
@@ -289,9 +293,25 @@ fn refuse_posted(here: &Here<'_>, req: &Request<'_>, posted: &Posted, deny: Deny
         .refuse_flow(req, &posted.flow, deny, vec![posted.delete_flow.clone()])
 }
 
+/// A flow refusal at the ACS that is the browser withholding the flow cookie from the IdP's
+/// cross-site post because cookies are not `Secure` (plain HTTP): said as such on the page.
+fn withheld_over_http(here: &Here<'_>, req: &Request<'_>, deny: Deny) -> Deny {
+    let cookies = here.kit.cookies();
+    let no_flow_cookie = !req.cookies.iter().any(|(n, _)| cookies.is_flow(n));
+    if deny == Deny::FlowInvalid && !cookies.secure() && no_flow_cookie {
+        Deny::FlowCookieWithheld
+    } else {
+        deny
+    }
+}
+
 impl LoginMethod for Saml2 {
     fn type_name(&self) -> &'static str {
         "saml2"
+    }
+
+    fn returns_by_cross_site_post(&self) -> bool {
+        true
     }
 
     fn endpoint_segment(&self) -> Option<&'static str> {
