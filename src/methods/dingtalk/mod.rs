@@ -74,6 +74,11 @@ pub struct RawDingTalk {
     org_from_departments: bool,
     #[serde(default)]
     organization: Option<String>,
+    /// The seeds' AgentId: for work notifications (subscriptions, alerts), which login does not
+    /// use. Accepted so a pasted configuration loads; ignored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    agent_id: Option<serde_json::Value>,
     #[serde(default)]
     callback_path: Option<String>,
     #[serde(default = "default_jsapi")]
@@ -692,5 +697,21 @@ mod tests {
         assert!(url
             .as_str()
             .ends_with("signature=n1K6DebPpGViUPI0wDyWek%2F7b2qSNZ2VuqpfdHwldqM%3D"));
+    }
+
+    /// A configuration pasted from the seeds' DingTalk page loads: AgentId, as a string or a
+    /// number, is accepted (and unused); a field nobody knows is still refused.
+    #[test]
+    fn the_seeds_agent_id_is_accepted_and_unknown_fields_are_not() {
+        let base = serde_json::json!({"corp_id": "ding1", "app_key": "k", "app_secret": "s"});
+        for agent in [serde_json::json!(1_000_002), serde_json::json!("1000002")] {
+            let mut raw = base.clone();
+            raw["agent_id"] = agent;
+            let raw: RawDingTalk = serde_json::from_value(raw).unwrap();
+            assert!(DingTalk::from_raw(raw, "methods.dt").is_ok());
+        }
+        let mut raw = base;
+        raw["agent_idd"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<RawDingTalk>(raw).is_err());
     }
 }
