@@ -240,8 +240,13 @@ impl Config {
         let public_paths = parse_public_paths(&raw.public_paths, &prefix, &login_page)?;
         let cookies = parse_session(raw.session, https)?;
         let assertion = check_headers(&raw.identity_headers, raw.assertion, &origin)?;
-        let (global, tenants) =
-            build_scopes(raw.methods, raw.default_method, raw.mapping, raw.tenants)?;
+        let (global, tenants) = build_scopes(
+            raw.methods,
+            raw.default_method,
+            raw.mapping,
+            raw.tenants,
+            cookies.expiry_claim.as_deref(),
+        )?;
         let callbacks = collect_callbacks(&global, &tenants, &prefix, &login_page, &public_paths)?;
         raw.limits
             .check()
@@ -393,6 +398,9 @@ struct ParsedMethod {
     mapping: RawMapping,
     at: String,
     enabled: bool,
+    /// `Some(Some(claim))`: sync on with that claim; `Some(None)`: off; `None`: as
+    /// `session.expiry_claim`.
+    expiry_sync: Option<Option<String>>,
 }
 
 fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>, ConfigError> {
@@ -436,6 +444,7 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 ))
             }
         };
+        let expiry_sync = expiry_sync(&mut fields, &here)?;
         let fields = Value::Object(fields);
         let imp = crate::methods::from_config(&kind, fields, &here)?;
         out.push(ParsedMethod {
@@ -445,9 +454,47 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
             mapping,
             at: here,
             enabled,
+            expiry_sync,
         });
     }
     Ok(out)
+}
+
+/// The seeds' per-method session expiry sync: `session_expiry_sync` (on or off) and
+/// `session_expiry_claim` (default `exp`), taken out of a method's fields.
+fn expiry_sync(
+    fields: &mut Map<String, Value>,
+    here: &str,
+) -> Result<Option<Option<String>>, ConfigError> {
+    let on = match fields.remove("session_expiry_sync") {
+        None => None,
+        Some(Value::Bool(b)) => Some(b),
+        Some(_) => {
+            return Err(ConfigError::at(
+                format!("{here}.session_expiry_sync"),
+                "must be true or false",
+            ))
+        }
+    };
+    let claim = match fields.remove("session_expiry_claim") {
+        None => None,
+        Some(Value::String(c)) if !c.trim().is_empty() => Some(c),
+        Some(_) => {
+            return Err(ConfigError::at(
+                format!("{here}.session_expiry_claim"),
+                "must be a claim name",
+            ))
+        }
+    };
+    match (on, claim) {
+        (Some(true), claim) => Ok(Some(Some(claim.unwrap_or_else(|| "exp".into())))),
+        (Some(false), None) => Ok(Some(None)),
+        (None, Some(_)) | (Some(false), Some(_)) => Err(ConfigError::at(
+            format!("{here}.session_expiry_claim"),
+            "needs session_expiry_sync: true",
+        )),
+        (None, None) => Ok(None),
+    }
 }
 
 fn build_scope(
@@ -457,6 +504,7 @@ fn build_scope(
     own: &[ParsedMethod],
     mapping: &RawMapping,
     at: &str,
+    expiry_claim: Option<&str>,
 ) -> Result<Scope, ConfigError> {
     let mut methods = BTreeMap::new();
     let mut disabled = BTreeMap::new();
@@ -476,6 +524,10 @@ fn build_scope(
             label: m.label.clone(),
             imp: Arc::clone(&m.imp),
             mapping: Arc::new(effective),
+            expiry_claim: m
+                .expiry_sync
+                .clone()
+                .unwrap_or_else(|| expiry_claim.map(str::to_owned)),
         };
         if m.enabled {
             methods.insert(m.name.clone(), method);
@@ -522,6 +574,7 @@ fn build_scopes(
     default_method: Option<String>,
     mapping: RawMapping,
     raw_tenants: BTreeMap<String, RawTenant>,
+    expiry_claim: Option<&str>,
 ) -> Result<(Scope, BTreeMap<String, Scope>), ConfigError> {
     let global_methods = parse_methods(&methods, "methods")?;
     if global_methods.is_empty() && raw_tenants.values().all(|t| t.methods.is_empty()) {
@@ -530,7 +583,15 @@ fn build_scopes(
             "at least one login method is required",
         ));
     }
-    let global = build_scope(None, default_method, &global_methods, &[], &mapping, "")?;
+    let global = build_scope(
+        None,
+        default_method,
+        &global_methods,
+        &[],
+        &mapping,
+        "",
+        expiry_claim,
+    )?;
 
     let mut tenants = BTreeMap::new();
     for (code, t) in raw_tenants {
@@ -550,6 +611,7 @@ fn build_scopes(
             &own,
             &tenant_mapping,
             &at,
+            expiry_claim,
         )?;
         tenants.insert(code, scope);
     }

@@ -119,6 +119,9 @@ pub struct Method {
     pub mapping: Arc<crate::mapping::Mapping>,
     /// The implementation, with the method's own configuration.
     pub imp: Arc<dyn LoginMethod>,
+    /// The claim whose NumericDate caps the sessions this method makes (the seeds' session
+    /// expiry sync): the method's own `session_expiry_sync`, else `session.expiry_claim`.
+    pub expiry_claim: Option<String>,
 }
 
 impl std::fmt::Debug for Method {

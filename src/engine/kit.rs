@@ -375,7 +375,12 @@ impl Filter {
         if let Some(cap) = extra.exp_cap {
             exp = exp.min(cap);
         }
-        if let (Some(claim), Some(claims)) = (&c.expiry_claim, claims) {
+        // The method's own expiry sync (configured per method, else `session.expiry_claim`).
+        let claim = scope
+            .methods
+            .get(&id.method)
+            .map_or(c.expiry_claim.as_deref(), |m| m.expiry_claim.as_deref());
+        if let (Some(claim), Some(claims)) = (claim, claims) {
             if let Some(idp_exp) = expiry_from(claims, claim) {
                 exp = exp.min(idp_exp);
             }

@@ -284,3 +284,61 @@ fn dotted_claim_names_are_names_first() {
     let fwd = d.api("/", &[]);
     assert_eq!(fwd.set("x-sso-email").as_deref(), Some("carol@example.org"));
 }
+
+/// The seeds' session expiry sync, per method (issue 17 item 5): `session_expiry_sync: true`
+/// caps this method's sessions at the claim (`exp` by default, or `session_expiry_claim`),
+/// another method's sessions keep the configured lifetime, and a method can switch off the
+/// global `session.expiry_claim`.
+#[test]
+fn session_expiry_sync_is_per_method() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let method = |extra: Value| {
+        let mut m = json!({"type": "jwt", "param": "t", "verify": {"alg": "HS256", "secret": secret},
+                           "mapping": {"login": "loginName"}});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        m
+    };
+    let cfg = json!({"base_url": "https://app.example.com", "session": {"keys": [KEY]},
+    "methods": {
+        "synced": method(json!({"session_expiry_sync": true})),
+        "by-claim": method(json!({"session_expiry_sync": true, "session_expiry_claim": "validUntil"})),
+        "plain": method(json!({}))
+    }});
+    let mut d = Driver::new(&cfg);
+    let now = d.now;
+    let token = hs256(
+        &json!({"loginName": "eve", "exp": now + 100, "validUntil": now + 50}),
+        secret.as_bytes(),
+    );
+    for (name, max_age) in [("synced", "100"), ("by-claim", "50"), ("plain", "28800")] {
+        d.jar.clear();
+        let done = d.get(&format!("/?activeAuth={name}&t={token}"));
+        assert_eq!(done.status(), 302, "{name}: {}", done.body());
+        let session = done
+            .set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with("sso_session="))
+            .unwrap();
+        assert!(
+            session.contains(&format!("Max-Age={max_age};")),
+            "{name}: {session}"
+        );
+    }
+    // Switched off per method while the global claim is on.
+    let mut global = cfg.clone();
+    global["session"]["expiry_claim"] = json!("exp");
+    global["methods"]["plain"]["session_expiry_sync"] = json!(false);
+    let mut g = Driver::new(&global);
+    let done = g.get(&format!("/?activeAuth=plain&t={token}"));
+    assert!(done
+        .set_cookies()
+        .iter()
+        .any(|c| c.contains("Max-Age=28800;")));
+    // A claim without the switch is refused at load.
+    let mut bad = cfg;
+    bad["methods"]["plain"]["session_expiry_claim"] = json!("exp");
+    let err = sso_filter::Config::from_json(bad.to_string().as_bytes()).unwrap_err();
+    assert_eq!(err.path, "methods.plain.session_expiry_claim");
+}
