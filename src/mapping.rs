@@ -118,8 +118,17 @@ impl ClaimPath {
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
+    /// The largest integer every f64 holds exactly (2^53).
+    const EXACT: f64 = 9_007_199_254_740_992.0;
     match v {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
+        // A whole number beyond 64 bits arrives as a float that has lost its last digits:
+        // two users' numeric IDs could read as one login. Such a value is no value (the
+        // fuzzer found it: `mapping` regression).
+        Value::Number(n) if !n.is_u64() && !n.is_i64() => n
+            .as_f64()
+            .filter(|f| f.is_finite() && (f.fract() != 0.0 || f.abs() < EXACT))
+            .map(|_| n.to_string()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
@@ -572,6 +581,20 @@ mod tests {
         let w = EmptyWatch::default();
         assert!(!w.empty_too_long(1, true));
         assert!((0..EMPTY_LOGINS_WARNED * 2).all(|_| !w.empty_too_long(1, false)));
+    }
+
+    /// A numeric claim too large for 64 bits has lost digits as a float: it is no login (two
+    /// users' IDs could collide), while exact integers and fractions still read as text
+    /// (regression found by the `mapping` fuzz target).
+    #[test]
+    fn numbers_that_lost_digits_are_no_value() {
+        let p = ClaimPath::parse("id").unwrap();
+        let big: Value = serde_json::from_str(r#"{"id": 1111111111111111111111909}"#).unwrap();
+        assert_eq!(p.text(&big), None);
+        let exact: Value = serde_json::from_str(r#"{"id": 18446744073709551615}"#).unwrap();
+        assert_eq!(p.text(&exact).as_deref(), Some("18446744073709551615"));
+        let fraction: Value = serde_json::from_str(r#"{"id": 1.5}"#).unwrap();
+        assert_eq!(p.text(&fraction).as_deref(), Some("1.5"));
     }
 
     #[test]
