@@ -211,6 +211,18 @@ impl RawSaml2 {
                 .and_then(|der| xmldsig::rsa_key_from_certificate(&der))
                 .map_err(|e| field_error(at, "sp_certificate", e))?;
         }
+        if self.principal == Principal::Subject
+            && self.name_id_format.as_deref().map(name_id_format) == Some(TRANSIENT)
+        {
+            // A transient NameID changes at every login: as the login it would make a new user
+            // each time (Mobi refuses the same pair).
+            return Err(field_error(
+                at,
+                "principal",
+                "SUBJECT cannot be the login with a TRANSIENT NameID policy; use ATTRIBUTE or \
+                 FRIENDLY_ATTRIBUTE",
+            ));
+        }
         if self.principal != Principal::Subject && self.principal_attribute.is_none() {
             return Err(field_error(
                 at,
@@ -227,6 +239,21 @@ impl RawSaml2 {
             }
         }
         Ok(())
+    }
+}
+
+/// The transient NameID format.
+const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+
+/// A NameID policy as Mobi names it (`TRANSIENT`, `PERSISTENT`, `EMAIL_ADDRESS`,
+/// `UNSPECIFIED`, any case) or as a format URI (kept as written).
+fn name_id_format(policy: &str) -> &str {
+    match policy.to_ascii_uppercase().as_str() {
+        "TRANSIENT" => TRANSIENT,
+        "PERSISTENT" => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        "EMAIL_ADDRESS" | "EMAIL" => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        "UNSPECIFIED" => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+        _ => policy,
     }
 }
 
@@ -267,7 +294,10 @@ impl Saml2 {
                 .map(|der| B64STD.encode(der)),
             force_authn: raw.force_authn,
             allow_create: raw.allow_create,
-            name_id_format: raw.name_id_format,
+            name_id_format: raw
+                .name_id_format
+                .as_deref()
+                .map(|f| name_id_format(f).to_owned()),
             want_assertions_signed: raw.want_assertions_signed,
             principal: raw.principal,
             principal_attribute: raw.principal_attribute,

@@ -270,6 +270,48 @@ fn metadata_and_requests() {
     assert!(!q.contains_key("Signature"));
 }
 
+/// Mobi's NameID policy names (issue 17 item 7): the short names become the format URIs in the
+/// AuthnRequest, a URI is kept as written, and a TRANSIENT NameID cannot be the login.
+#[test]
+fn name_id_policies_by_their_short_names() {
+    let cert = fixture("idp.crt");
+    let base = json!({"idp_entity_id": "https://idp.example.org", "idp_sso_url":
+        "https://idp.example.org/sso", "idp_certificates": [cert]});
+    for (policy, uri) in [
+        (
+            "PERSISTENT",
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        ),
+        (
+            "email_address",
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        ),
+        (
+            "UNSPECIFIED",
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+        ),
+        ("urn:example:custom", "urn:example:custom"),
+    ] {
+        let mut raw = base.clone();
+        raw["name_id_format"] = json!(policy);
+        let s = Saml2::from_raw(serde_json::from_value(raw).unwrap(), "m").unwrap();
+        let req = s.authn_request(&s.idp, "_abc", 0, "https://sp/meta", "https://sp/acs");
+        assert!(
+            req.contains(&format!(r#"Format="{uri}""#)),
+            "{policy}: {req}"
+        );
+    }
+    let mut transient = base.clone();
+    transient["name_id_format"] = json!("TRANSIENT");
+    let err = Saml2::from_raw(serde_json::from_value(transient.clone()).unwrap(), "m")
+        .err()
+        .unwrap();
+    assert_eq!(err.path, "m.principal");
+    transient["principal"] = json!("ATTRIBUTE");
+    transient["principal_attribute"] = json!("uid");
+    assert!(Saml2::from_raw(serde_json::from_value(transient).unwrap(), "m").is_ok());
+}
+
 #[test]
 fn encrypted_assertions_decrypt_with_the_sp_key_and_still_need_a_signature() {
     let with_key = method(json!({"sp_private_key": fixture("sp.key")}));
