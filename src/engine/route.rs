@@ -6,7 +6,7 @@ use super::{Env, Filter};
 use crate::config::{Method, Scope};
 use crate::counter::Counter;
 use crate::deny::{sanitize, Deny};
-use crate::http::{Outcome, Query, Step};
+use crate::http::{strip_query_params, Outcome, Query, Step};
 use crate::login::SessionView;
 use crate::login::{Kit, Request};
 
@@ -68,6 +68,11 @@ impl Filter {
                 Some(t) => session.id.tenant.as_deref() == Some(t.code.as_str()),
             };
             if tenant_ok {
+                if let Some(other) = explicit.filter(|m| m.name != session.id.method) {
+                    if let Some(outcome) = self.switch_method(ctx, scope, other, env)? {
+                        return Ok(outcome);
+                    }
+                }
                 let issuer = scope
                     .methods
                     .get(&session.id.method)
@@ -92,6 +97,41 @@ impl Filter {
             return Ok(outcome);
         }
         Ok(self.login_required(ctx, scope))
+    }
+
+    /// `?activeAuth=X&reloadUser=true` on a navigation that holds another method's session:
+    /// the seeds' reload switches to X, which starts its login (back to the same URL without
+    /// the two parameters); the new session replaces the old one. Without `reloadUser` the
+    /// session is used as it is.
+    fn switch_method(
+        &self,
+        ctx: &Request<'_>,
+        scope: &Scope,
+        to: &Method,
+        env: &mut Env<'_>,
+    ) -> Result<Option<Outcome>, Deny> {
+        let asked = ctx.param("reloadUser", "duplicate_reload")? == Some("true");
+        if !asked || !ctx.head.is_navigation() {
+            return Ok(None);
+        }
+        let query = strip_query_params(
+            ctx.raw_query,
+            &["reloadUser", self.config.method_param.as_str()],
+        );
+        let rd = if query.is_empty() {
+            ctx.path.clone()
+        } else {
+            format!("{}?{query}", ctx.path)
+        };
+        let (here, imp) = self.login_in(scope, to);
+        if imp.uses_form() {
+            return Ok(Some(self.to_login_page(
+                to,
+                &rd,
+                &self.tenant_params_of(ctx),
+            )));
+        }
+        imp.start(&here, ctx, rd, env).map(Some)
     }
 
     /// No credentials: a navigation goes to the login URL, anything else gets 401 JSON that

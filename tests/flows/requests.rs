@@ -287,3 +287,36 @@ fn a_switched_off_method_is_not_offered_and_its_sessions_end() {
     assert_eq!(err.path, "default_method");
     assert!(err.reason.contains("enabled: false"), "{err}");
 }
+
+/// The seeds' reload switches methods (issue 17 item 2, the switch): `?activeAuth=X&reloadUser=true`
+/// on a page that holds another method's session starts X's login, back to the same URL
+/// without the two parameters; without `reloadUser` the session is used as it is.
+#[test]
+fn reload_user_with_another_method_switches_to_it() {
+    let mut cfg = local::config();
+    cfg["methods"]["jwt-param"] = json!({"type": "jwt", "param": "jwtParam",
+        "verify": {"alg": "HS256", "secret": SEED_SECRET}, "mapping": {"login": "loginName"}});
+    cfg["default_method"] = json!("local");
+    let mut d = Driver::new(&cfg);
+    let token = hs256(
+        &json!({"loginName": "frank", "exp": d.now + 600}),
+        SEED_SECRET.as_bytes(),
+    );
+    assert_eq!(
+        d.get(&format!("/?activeAuth=jwt-param&jwtParam={token}"))
+            .status(),
+        302
+    );
+    let kept = d.api("/reports?activeAuth=local", &[]);
+    assert_eq!(kept.set("x-sso-login").as_deref(), Some("frank"));
+    let switch = d.get("/reports?id=7&activeAuth=local&reloadUser=true");
+    assert_eq!(switch.status(), 302, "{}", switch.body());
+    let to = switch.header("location").unwrap();
+    assert!(to.starts_with("/login?"), "{to}");
+    let q: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(to.split_once('?').unwrap().1.as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(q["activeAuth"], "local");
+    assert_eq!(q["rd"], "/reports?id=7");
+}
