@@ -5,6 +5,7 @@ first. Runs through Envoy, and through the Node worker and workerd with SSO_E2E_
 from __future__ import annotations
 
 import time
+import urllib.parse
 
 import harness
 from harness import API, decode_identity_of, jwt_login, jwt_url, mint_hs256, only_request
@@ -82,3 +83,19 @@ def test_claim_names_with_dots_are_names_first(envoys, recorder):
     jwt_login(c, token, method="portal")
     assert c.get("/", headers=API).status == 200
     assert decode_identity_of(only_request(recorder)).get("email") == "carol@example.org"
+
+
+def test_reload_user_switches_to_the_named_method(main_envoy, recorder):
+    """`?activeAuth=local&reloadUser=true` on a page holding a jwt-param session starts the
+    local login (the login page), back to the same URL without the two parameters."""
+    c = main_envoy.client()
+    jwt_login(c)
+    assert c.get("/reports?activeAuth=local", headers=API).status == 200
+    recorder.clear()
+    resp = c.get("/reports?id=7&activeAuth=local&reloadUser=true")
+    assert resp.status == 302, resp
+    target = urllib.parse.urlsplit(resp.location)
+    query = dict(urllib.parse.parse_qsl(target.query))
+    assert target.path == "/login" and query.get("activeAuth") == "local", resp.location
+    assert query.get("rd") == "/reports?id=7", resp.location
+    assert recorder.requests() == []
