@@ -42,6 +42,9 @@ pub struct Env<'a> {
     pub cache: &'a dyn SharedCache,
 }
 
+/// A session younger than this (seconds) is not reloaded by a method's `reload_user`.
+pub const RELOAD_GRACE: u64 = 10;
+
 /// Facts about a request, worked out once.
 pub struct Request<'h> {
     /// The request head.
@@ -67,6 +70,36 @@ impl Request<'_> {
     /// [`Deny::BadRequest`] when the parameter is repeated.
     pub fn param(&self, name: &str, what: &'static str) -> Result<Option<&str>, Deny> {
         self.query.single(name).map_err(|_| Deny::BadRequest(what))
+    }
+
+    /// The seeds' "reload user": `Some(return URL)` when this request should ask the IdP again
+    /// without showing its pages: a navigation with `reloadUser=true`, or any navigation when
+    /// the method reloads `always`, for a session older than [`RELOAD_GRACE`] seconds (so the
+    /// return from the IdP does not loop). The return URL is this one without `reloadUser`.
+    ///
+    /// # Errors
+    ///
+    /// [`Deny::BadRequest`] when `reloadUser` is repeated.
+    pub fn reload_target(
+        &self,
+        always: bool,
+        session_iat: u64,
+        now: u64,
+    ) -> Result<Option<String>, Deny> {
+        if !self.head.is_navigation() {
+            return Ok(None);
+        }
+        let asked = self.param("reloadUser", "duplicate_reload")? == Some("true");
+        let due = always && now >= session_iat.saturating_add(RELOAD_GRACE);
+        if !asked && !due {
+            return Ok(None);
+        }
+        let query = crate::http::strip_query_params(self.raw_query, &["reloadUser"]);
+        Ok(Some(if query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{query}", self.path)
+        }))
     }
 
     /// Whether the body is an HTML form post.

@@ -475,3 +475,54 @@ fn single_logout_without_sources_is_a_warning_at_load() {
     let filter = sso_filter::Filter::from_json(off.to_string().as_bytes()).unwrap();
     assert!(filter.config().warnings().is_empty());
 }
+
+/// The seeds' "reload user" with CAS (issue 17 item 2): `reloadUser=true` on a navigation, or
+/// every navigation with `reload_user` once the session is 10 s old, checks the CAS session
+/// with `gateway=true` (never `renew`); coming back without a ticket ends the local session.
+/// API calls are never reloaded.
+#[test]
+fn reload_user_checks_the_cas_session_with_gateway() {
+    let mut d = Driver::new(&config(json!({"renew": true})));
+    d.idp = Some(server(
+        "/p3/serviceValidate",
+        Rc::new(RefCell::new(success("jdoe"))),
+    ));
+    let (service, _) = begin(&mut d);
+    // A renew login, as configured.
+    assert_eq!(back(&mut d, &service, TICKET).status(), 302);
+    assert!(d.jar.contains_key("sso_session"));
+    let reload = d.get("/reports?id=7&reloadUser=true");
+    assert_eq!(reload.status(), 302, "{}", reload.body());
+    let to = url::Url::parse(&reload.header("location").unwrap()).unwrap();
+    assert_eq!(to.path(), "/cas/login");
+    let q: HashMap<String, String> = to.query_pairs().into_owned().collect();
+    assert_eq!(q.get("gateway").map(String::as_str), Some("true"));
+    assert!(!q.contains_key("renew"));
+    // CAS has no session for the user any more: back without a ticket, the local one ends.
+    let service = url::Url::parse(&q["service"]).unwrap();
+    let path = format!("{}?{}", service.path(), service.query().unwrap());
+    let gone = d.get(&path);
+    assert_eq!(gone.status(), 401, "{}", gone.body());
+    assert!(!d.jar.contains_key("sso_session"));
+
+    // reload_user: every navigation once the session is 10 s old; not API calls.
+    let mut r = Driver::new(&config(json!({"reload_user": true})));
+    r.idp = Some(server(
+        "/p3/serviceValidate",
+        Rc::new(RefCell::new(success("jdoe"))),
+    ));
+    let (service, _) = begin(&mut r);
+    assert_eq!(back(&mut r, &service, TICKET).status(), 302);
+    assert_eq!(
+        r.get("/reports").set("x-sso-login").as_deref(),
+        Some("jdoe")
+    );
+    r.now += 11;
+    assert_eq!(
+        r.api("/reports", &[]).set("x-sso-login").as_deref(),
+        Some("jdoe")
+    );
+    let due = r.get("/reports");
+    assert_eq!(due.status(), 302);
+    assert!(due.header("location").unwrap().contains("gateway=true"));
+}

@@ -17,10 +17,15 @@ use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::{answered, IdpFailure};
-use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request};
+use crate::login::{
+    wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request, SessionView,
+};
 use crate::mapping::RawMapping;
 use crate::session::{Flow, Session, SessionExtra};
 use crate::wait::state_as;
+
+/// The flow variant of a reload (a `gateway` check of the CAS session).
+const RELOAD: &str = "reload";
 
 /// The `serviceValidate` answer is awaited.
 #[derive(Debug)]
@@ -72,7 +77,15 @@ impl Cas {
         })();
         let (here, cas, ticket) = match checked {
             Ok(found) => found,
-            Err(deny) => return Ok(here.kit.refuse(req, deny, vec![delete_flow])),
+            Err(deny) => {
+                let mut cookies = vec![delete_flow];
+                // A reload that came back without a ticket: the user has no single sign-on
+                // session at CAS any more, so the local one ends too.
+                if flow.variant.as_deref() == Some(RELOAD) {
+                    cookies.extend(here.kit.cookies().clear_session(&req.cookies));
+                }
+                return Ok(here.kit.refuse(req, deny, cookies));
+            }
         };
         let callout = cas.validate_request(&cas.service(&here, &flow.state), &ticket);
         let wait = Validation {
@@ -207,6 +220,33 @@ impl LoginMethod for Cas {
         let location = self.login_url(&self.service(here, &flow.state));
         let response = Response::redirect(302, &location).cookies(cookies);
         Ok(Outcome::new(Step::Respond(response)).count(Counter::RedirectIdp(here.label())))
+    }
+
+    /// The seeds' "reload user" with CAS: a navigation with `reloadUser=true`, or every
+    /// navigation when the method has `reload_user` (`Request::reload_target`), checks the
+    /// CAS single sign-on session again with `gateway=true` (no CAS page is shown). A ticket
+    /// replaces the session (the user may have changed); no ticket ends it.
+    fn on_session(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        session: &SessionView<'_>,
+        env: &mut Env<'_>,
+    ) -> Result<Option<Outcome>, Deny> {
+        let Some(rd) = req.reload_target(self.reload_user, session.iat, env.now)? else {
+            return Ok(None);
+        };
+        let start = FlowStart {
+            rd,
+            variant: Some(RELOAD.to_owned()),
+            ..FlowStart::default()
+        };
+        let (flow, cookies) = here.kit.begin_flow(here, req, start, env)?;
+        let location = self.reload_url(&self.service(here, &flow.state));
+        let response = Response::redirect(302, &location).cookies(cookies);
+        Ok(Some(
+            Outcome::new(Step::Respond(response)).count(Counter::RedirectIdp(here.label())),
+        ))
     }
 
     /// A GET with the ticket, or the CAS server's single-logout POST.

@@ -61,6 +61,8 @@ pub struct RawCas {
     #[serde(default)]
     gateway: bool,
     #[serde(default)]
+    reload_user: bool,
+    #[serde(default)]
     callback_path: Option<String>,
     #[serde(default = "default_true")]
     logout: bool,
@@ -100,6 +102,8 @@ pub struct Cas {
     protocol: CasProtocol,
     renew: bool,
     gateway: bool,
+    /// The seeds' "reload user" for every navigation (a `gateway` check at the CAS server).
+    pub reload_user: bool,
     /// Callback path, when configured (else `{prefix}/callback/{method}`).
     pub callback_path: Option<String>,
     logout: bool,
@@ -193,6 +197,7 @@ impl Cas {
             protocol: raw.protocol,
             renew: raw.renew,
             gateway: raw.gateway,
+            reload_user: raw.reload_user,
             callback_path: raw.callback_path,
             logout: raw.logout,
             single_logout: raw.single_logout,
@@ -232,6 +237,16 @@ impl Cas {
         if self.gateway {
             q.append_pair("gateway", "true");
         }
+        format!("{}/login?{}", self.server, q.finish())
+    }
+
+    /// The login URL of a reload: only `gateway=true`, so CAS answers at once, with a ticket
+    /// when the user still has a single sign-on session there and without one otherwise
+    /// (§2.1.1; `renew` would ask for credentials, which a reload must not).
+    pub fn reload_url(&self, service: &str) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("service", service);
+        q.append_pair("gateway", "true");
         format!("{}/login?{}", self.server, q.finish())
     }
 

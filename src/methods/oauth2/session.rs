@@ -5,7 +5,7 @@ use super::login::{Refresh, Wait};
 use super::OAuth2;
 use crate::counter::Counter;
 use crate::deny::Deny;
-use crate::http::{strip_query_params, CalloutResponse, HeaderEdit, Outcome, Step};
+use crate::http::{CalloutResponse, HeaderEdit, Outcome, Step};
 use crate::idp::answered;
 use crate::login::{Env, Here, Request, SessionView};
 use crate::session::{Session, UpstreamToken};
@@ -15,16 +15,12 @@ const REFRESH_AHEAD: u64 = 60;
 /// How long one refresh holds its lock (the shared cache), so parallel requests of one session
 /// do not all refresh.
 const REFRESH_LOCK: u64 = 30;
-/// A session younger than this (seconds) is not reloaded, so the return from the IdP does not
-/// loop.
-const RELOAD_GRACE: u64 = 10;
 
 impl OAuth2 {
     /// The seeds' "reload user": a navigation with `reloadUser=true`, or any navigation when
     /// the method has `reload_user`, asks the IdP again without showing its pages
     /// (`prompt=none`), and the callback replaces the session (switching user if the IdP's
-    /// user changed, the iframe-embedding case). A session younger than `RELOAD_GRACE` seconds
-    /// is not reloaded.
+    /// user changed, the iframe-embedding case). `Request::reload_target` decides when.
     pub(super) fn reload(
         &self,
         here: &Here<'_>,
@@ -32,19 +28,8 @@ impl OAuth2 {
         session: &SessionView<'_>,
         env: &mut Env<'_>,
     ) -> Result<Option<Outcome>, Deny> {
-        if !req.head.is_navigation() {
+        let Some(rd) = req.reload_target(self.reload_user, session.iat, env.now)? else {
             return Ok(None);
-        }
-        let asked = req.param("reloadUser", "duplicate_reload")? == Some("true");
-        let due = self.reload_user && env.now >= session.iat.saturating_add(RELOAD_GRACE);
-        if !asked && !due {
-            return Ok(None);
-        }
-        let query = strip_query_params(req.raw_query, &["reloadUser"]);
-        let rd = if query.is_empty() {
-            req.path.clone()
-        } else {
-            format!("{}?{query}", req.path)
         };
         self.begin(here, req, rd, true, env).map(Some)
     }
