@@ -152,6 +152,34 @@ def test_renew_asks_for_credentials_again(cas_envoy, cas, recorder):
     assert "password" in page.text
 
 
+def test_reload_user_checks_the_cas_session_with_gateway(cas_envoy, cas, recorder):
+    """The seeds' reload with the real CAS server (issue 17 item 2): `reloadUser=true` goes
+    to CAS with gateway=true; with the CAS single sign-on session it comes straight back with a
+    ticket and a new session, without it (after logging out at CAS) the local session ends."""
+    browser = requests.Session()
+    assert cas_login(browser, cas_envoy, "/r", "cas3", "jdoe").status_code == 200
+    first = browser.cookies.get("sso_session")
+    # django-mama-cas answers gateway with a ticket while its session lives.
+    time.sleep(1.1)  # a new session is visibly new (iat in seconds)
+    again = browser.get(f"{cas_envoy.base_url}/r?activeAuth=cas3&reloadUser=true", headers=NAV)
+    assert again.status_code == 200, again.url
+    assert again.url == f"{cas_envoy.base_url}/r?activeAuth=cas3", again.url
+    hops = [h.headers.get("location", "") for h in again.history]
+    assert any("gateway=true" in h and "/cas/login" in h for h in hops), hops
+    assert browser.cookies.get("sso_session") not in (None, first), "the session was replaced"
+    # A cas2 session (its single logout is refused: no logout_sources) outlives a logout at
+    # CAS; its next reload comes back without a ticket and ends it.
+    other = requests.Session()
+    assert cas_login(other, cas_envoy, "/r", "cas2", "bob").status_code == 200
+    other.get(f"{cas.url}/logout", headers=NAV)
+    assert other.get(f"{cas_envoy.base_url}/r", headers=harness.API).status_code == 200
+    recorder.clear()
+    gone = other.get(f"{cas_envoy.base_url}/r?activeAuth=cas2&reloadUser=true", headers=NAV)
+    assert gone.status_code == 401, (gone.status_code, gone.url)
+    assert "sso_session" not in other.cookies.get_dict()
+    assert recorder.requests() == []
+
+
 def test_wrong_password_never_reaches_the_filter(cas_envoy, recorder):
     browser = requests.Session()
     resp = cas_login(browser, cas_envoy, "/x", "cas3", "jdoe", password="wrong")
