@@ -688,3 +688,35 @@ fn plain_http_says_why_the_acs_post_lost_its_flow() {
     assert!(!page.body().contains("plain HTTP"));
     assert!(!d.jar.contains_key("sso_session"));
 }
+
+/// The seeds' "reload user" with SAML (issue 17 item 2): `reloadUser=true` on a navigation
+/// sends an `IsPassive` AuthnRequest (never `ForceAuthn` with it); when the IdP answers with a
+/// refusal (NoPassive: no session there), the local session ends too.
+#[test]
+fn reload_user_sends_a_passive_request_and_a_refusal_ends_the_session() {
+    let mut d = driver(json!({"force_authn": true}));
+    let relay = pending_login(&mut d, "/reports");
+    assert_eq!(
+        post_acs(&mut d, &fixture("signed_both.xml"), &relay).status(),
+        303
+    );
+    assert!(d.jar.contains_key("sso_session"));
+    d.now += 11;
+    let reload = d.get("/reports?reloadUser=true");
+    assert_eq!(reload.status(), 302, "{}", reload.body());
+    let loc = url::Url::parse(&reload.header("location").unwrap()).unwrap();
+    let q: HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    let inflated =
+        miniz_oxide::inflate::decompress_to_vec(&B64.decode(&q["SAMLRequest"]).unwrap()).unwrap();
+    let xml = String::from_utf8(inflated).unwrap();
+    assert!(
+        xml.contains(r#"IsPassive="true""#) && !xml.contains("ForceAuthn"),
+        "{xml}"
+    );
+    // The IdP has no session: a NoPassive status comes back for the reload's flow.
+    let no_passive = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_np" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:NoPassive"/></samlp:StatusCode></samlp:Status></samlp:Response>"#;
+    let done = post_acs(&mut d, no_passive, &q["RelayState"]);
+    assert_eq!(done.status(), 401, "{}", done.body());
+    assert!(!d.jar.contains_key("sso_session"));
+    assert!(!d.jar.keys().any(|k| k.contains("_flow_")));
+}

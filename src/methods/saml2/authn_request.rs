@@ -18,8 +18,8 @@ impl Saml2 {
         idp: &Idp,
         id: &str,
         issue_instant: u64,
-        sp_entity_id: &str,
-        acs: &str,
+        (sp_entity_id, acs): (&str, &str),
+        passive: bool,
     ) -> String {
         let destination = match self.binding {
             Binding::Redirect => idp.sso_redirect.as_ref(),
@@ -33,7 +33,10 @@ impl Saml2 {
             escape(destination),
             escape(acs)
         );
-        if self.force_authn {
+        // A reload must not show the IdP's pages: IsPassive, and never ForceAuthn with it.
+        if passive {
+            xml.push_str(r#" IsPassive="true""#);
+        } else if self.force_authn {
             xml.push_str(r#" ForceAuthn="true""#);
         }
         xml.push_str(&format!(

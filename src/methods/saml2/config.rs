@@ -46,6 +46,8 @@ pub struct RawSaml2 {
     sp_certificate: Option<String>,
     #[serde(default)]
     force_authn: bool,
+    #[serde(default)]
+    reload_user: bool,
     #[serde(default = "default_true")]
     allow_create: bool,
     #[serde(default)]
@@ -293,6 +295,7 @@ impl Saml2 {
                 .and_then(|c| xmldsig::certificate_der(c).ok())
                 .map(|der| B64STD.encode(der)),
             force_authn: raw.force_authn,
+            reload_user: raw.reload_user,
             allow_create: raw.allow_create,
             name_id_format: raw
                 .name_id_format

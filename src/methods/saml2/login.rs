@@ -30,7 +30,9 @@ use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::IdpFailure;
 use crate::jose::B64URL;
-use crate::login::{wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request};
+use crate::login::{
+    wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request, SessionView,
+};
 use crate::mapping::RawMapping;
 use crate::random;
 use crate::session::{Flow, SamlSubject, Session, SessionExtra};
@@ -48,7 +50,12 @@ struct Starting {
     head: RequestHead,
     rd: String,
     sent_ms: u64,
+    /// A reload: `IsPassive`.
+    passive: bool,
 }
+
+/// The flow variant of a reload (an `IsPassive` AuthnRequest).
+const RELOAD: &str = "reload";
 
 /// A posted Response for its (consumed) flow.
 #[derive(Debug)]
@@ -98,7 +105,7 @@ impl Saml2 {
         here: &Here<'_>,
         req: &Request<'_>,
         idp: &Idp,
-        rd: String,
+        (rd, passive): (String, bool),
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
         // The state (RelayState) is drawn before the request ID, as it always was: the same
@@ -110,11 +117,12 @@ impl Saml2 {
             .map(|b| request_id(&b))
             .map_err(|_| Deny::Unavailable("random"))?;
         let (entity, acs) = self.sp_urls(here);
-        let xml = self.authn_request(idp, &request_id, env.now, &entity, &acs);
+        let xml = self.authn_request(idp, &request_id, env.now, (&entity, &acs), passive);
         let start = FlowStart {
             rd,
             state: Some(state.clone()),
             nonce: Some(request_id.clone()),
+            variant: passive.then(|| RELOAD.to_owned()),
             cross_site: true,
             ..FlowStart::default()
         };
@@ -141,6 +149,30 @@ impl Saml2 {
         };
         Ok(Outcome::new(Step::Respond(response.cookies(cookies)))
             .count(Counter::RedirectIdp(here.label())))
+    }
+
+    /// A login or a reload (`passive`), after fetching the IdP metadata when not at hand.
+    fn begin(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        (rd, passive): (String, bool),
+        env: &mut Env<'_>,
+    ) -> Result<Outcome, Deny> {
+        if let Some(idp) = self.idp_at_hand(here, env, false)? {
+            return self.start_with(here, req, &idp, (rd, passive), env);
+        }
+        let url = self
+            .metadata_url
+            .as_ref()
+            .ok_or(Deny::Unavailable("metadata"))?;
+        let wait = MetadataWait::ToStart(Starting {
+            head: req.head.clone(),
+            rd,
+            sent_ms: env.now_ms,
+            passive,
+        });
+        Ok(here.call_out(self.metadata_callout(url), wait))
     }
 
     /// `GET {prefix}/saml/{method}/metadata`.
@@ -288,9 +320,14 @@ impl Saml2 {
 }
 
 /// A refusal once the flow is used up (its cookie deleted, "Sign in again" offered).
+/// A refused reload (`IsPassive`: the IdP has no session for the user, or any other refusal)
+/// ends the local session too.
 fn refuse_posted(here: &Here<'_>, req: &Request<'_>, posted: &Posted, deny: Deny) -> Outcome {
-    here.kit
-        .refuse_flow(req, &posted.flow, deny, vec![posted.delete_flow.clone()])
+    let mut cookies = vec![posted.delete_flow.clone()];
+    if posted.flow.variant.as_deref() == Some(RELOAD) {
+        cookies.extend(here.kit.cookies().clear_session(&req.cookies));
+    }
+    here.kit.refuse_flow(req, &posted.flow, deny, cookies)
 }
 
 /// A flow refusal at the ACS that is the browser withholding the flow cookie from the IdP's
@@ -334,19 +371,24 @@ impl LoginMethod for Saml2 {
         rd: String,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        if let Some(idp) = self.idp_at_hand(here, env, false)? {
-            return self.start_with(here, req, &idp, rd, env);
-        }
-        let url = self
-            .metadata_url
-            .as_ref()
-            .ok_or(Deny::Unavailable("metadata"))?;
-        let wait = MetadataWait::ToStart(Starting {
-            head: req.head.clone(),
-            rd,
-            sent_ms: env.now_ms,
-        });
-        Ok(here.call_out(self.metadata_callout(url), wait))
+        self.begin(here, req, (rd, false), env)
+    }
+
+    /// The seeds' "reload user" with SAML: `reload_user` or `?reloadUser=true`
+    /// (`Request::reload_target`) sends an `IsPassive` AuthnRequest: the IdP answers at once,
+    /// with an assertion (a new session, maybe another user) while its session lives, else
+    /// with a status that ends the local session too.
+    fn on_session(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        session: &SessionView<'_>,
+        env: &mut Env<'_>,
+    ) -> Result<Option<Outcome>, Deny> {
+        let Some(rd) = req.reload_target(self.reload_user, session.iat, env.now)? else {
+            return Ok(None);
+        };
+        self.begin(here, req, (rd, true), env).map(Some)
     }
 
     /// `{prefix}/saml/{method}/metadata`, `.../acs` and `.../slo`.
@@ -401,9 +443,10 @@ impl LoginMethod for Saml2 {
             Err(deny) => return here.kit.refuse(&req, deny, cookies),
         };
         match wait {
-            MetadataWait::ToStart(s) => {
-                here.answer(&req, self.start_with(here, &req, &idp, s.rd, env))
-            }
+            MetadataWait::ToStart(s) => here.answer(
+                &req,
+                self.start_with(here, &req, &idp, (s.rd, s.passive), env),
+            ),
             MetadataWait::ToFinish(posted) => self.conclude(here, &req, &posted, &idp, env),
         }
     }

@@ -142,6 +142,8 @@ pub struct Saml2 {
     decrypt_key: Option<SpKey>,
     sp_certificate: Option<String>,
     force_authn: bool,
+    /// The seeds' "reload user" for every navigation (an `IsPassive` AuthnRequest).
+    reload_user: bool,
     allow_create: bool,
     name_id_format: Option<String>,
     want_assertions_signed: bool,

@@ -258,7 +258,13 @@ fn metadata_and_requests() {
         "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"}))
         .unwrap();
     let s = Saml2::from_raw(from_md, "m").unwrap();
-    let req = s.authn_request(&s.idp, "_abc", 0, "https://sp/meta", "https://sp/acs");
+    let req = s.authn_request(
+        &s.idp,
+        "_abc",
+        0,
+        ("https://sp/meta", "https://sp/acs"),
+        false,
+    );
     assert!(req.contains(r#"ID="_abc""#) && req.contains(r#"ForceAuthn="true""#));
     assert!(req.contains(r#"AllowCreate="true""#) && req.contains("emailAddress"));
     let url = url::Url::parse(&s.redirect_url(&s.idp, &req, "state-1").unwrap()).unwrap();
@@ -295,7 +301,13 @@ fn name_id_policies_by_their_short_names() {
         let mut raw = base.clone();
         raw["name_id_format"] = json!(policy);
         let s = Saml2::from_raw(serde_json::from_value(raw).unwrap(), "m").unwrap();
-        let req = s.authn_request(&s.idp, "_abc", 0, "https://sp/meta", "https://sp/acs");
+        let req = s.authn_request(
+            &s.idp,
+            "_abc",
+            0,
+            ("https://sp/meta", "https://sp/acs"),
+            false,
+        );
         assert!(
             req.contains(&format!(r#"Format="{uri}""#)),
             "{policy}: {req}"
@@ -364,7 +376,13 @@ fn signed_post_requests_verify_with_the_sp_key() {
     let key_pem = fixture("sp.key");
     let s =
         method(json!({"binding": "post", "sign_authn_request": true, "sp_private_key": key_pem}));
-    let xml = s.authn_request(&s.idp, "_req1", 0, "https://sp/meta", "https://sp/acs");
+    let xml = s.authn_request(
+        &s.idp,
+        "_req1",
+        0,
+        ("https://sp/meta", "https://sp/acs"),
+        false,
+    );
     let signed = s.sign_post_request(&xml, "_req1").unwrap();
     let doc = roxmltree::Document::parse(&signed).unwrap();
     let root = doc.root_element();
