@@ -275,6 +275,36 @@ def scripted_login(envoy, idp, method="saml", path="/slo-test") -> requests.Sess
     return browser
 
 
+def test_reload_user_is_passive_at_the_idp(saml, recorder):
+    """The seeds' reload with SAML against the real pysaml2 IdP (issue 17 item 2):
+    `reloadUser=true` sends an IsPassive AuthnRequest; with the IdP session the assertion comes
+    back at once (no form) and replaces the session; without it the IdP answers NoPassive and
+    the local session ends."""
+    envoy, idp = saml
+    browser = scripted_login(envoy, idp, path="/reload")
+    first = {k: v for k, v in browser.cookies.get_dict().items() if k == "sso_session"}
+    again = browser.get(f"{envoy.base_url}/reload?activeAuth=saml&reloadUser=true", headers=NAV)
+    assert again.url.startswith(f"{idp.base}/sso/redirect"), again.url
+    assert "password" not in again.text, "a passive request must not show the IdP's form"
+    assert [e for e in idp.received() if e.get("is_passive")], idp.received()[-1]
+    auto = harness.parse_forms(again.text)[0]
+    landed = browser.post(auto["action"], data=auto["fields"], headers=NAV)
+    assert landed.status_code == 200 and landed.url.startswith(f"{envoy.base_url}/reload"), \
+        landed.url
+    assert browser.cookies.get("sso_session") not in (None, first.get("sso_session"))
+    # Without the IdP session: NoPassive, and the local session ends.
+    for cookie in [c for c in browser.cookies if c.name == "idp_session"]:
+        browser.cookies.clear(cookie.domain, cookie.path, cookie.name)
+    recorder.clear()
+    again = browser.get(f"{envoy.base_url}/reload?activeAuth=saml&reloadUser=true", headers=NAV)
+    assert "password" not in again.text
+    auto = harness.parse_forms(again.text)[0]
+    refused = browser.post(auto["action"], data=auto["fields"], headers=NAV)
+    assert refused.status_code == 401, (refused.status_code, refused.text[:300])
+    assert "sso_session" not in browser.cookies.get_dict()
+    assert not [e for e in recorder.requests() if e["path"].startswith("/reload")]
+
+
 def test_logout_ends_the_idp_session_too(saml, recorder):
     envoy, idp = saml
     browser = scripted_login(envoy, idp)

@@ -39,6 +39,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 import tempfile
 import threading
 import urllib.parse
@@ -156,6 +157,7 @@ class Idp:
                  else "post", "signature": signed, "issuer": req.issuer.text,
                  "acs": req.assertion_consumer_service_url,
                  "force_authn": req.force_authn == "true",
+                 "is_passive": req.is_passive == "true",
                  "name_id_format": nip.format if nip is not None else None,
                  "allow_create": nip.allow_create if nip is not None else None}
         with self.lock:
@@ -206,6 +208,30 @@ class Idp:
                 '<script>document.forms[0].submit()</script>')
         return page("Continue", body, headers=extra_headers)
 
+    def no_passive(self, key: str):
+        """A Response with status Responder/NoPassive, auto-posted to the SP's ACS."""
+        with self.lock:
+            pend = self.pending.pop(key, None)
+        if pend is None:
+            return page("Expired", "<p>Unknown request.</p>", "400 Bad Request")
+        req = pend["req"]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        xml = (f'<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+               f'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" '
+               f'ID="_{secrets.token_hex(16)}" Version="2.0" IssueInstant="{now}" '
+               f'InResponseTo="{html.escape(req["id"])}" Destination="{html.escape(req["acs"])}">'
+               f'<saml:Issuer>{html.escape(self.entity)}</saml:Issuer><samlp:Status>'
+               '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder">'
+               '<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:NoPassive"/>'
+               '</samlp:StatusCode></samlp:Status></samlp:Response>')
+        data = base64.b64encode(xml.encode()).decode()
+        body = (f'<form method="post" action="{html.escape(req["acs"])}">'
+                f'<input type="hidden" name="SAMLResponse" value="{data}">'
+                f'<input type="hidden" name="RelayState" value="{html.escape(pend["relay"])}">'
+                '<noscript><button type="submit">Continue</button></noscript></form>'
+                '<script>document.forms[0].submit()</script>')
+        return page("Continue", body)
+
     def sls_of(self, sp: str) -> str:
         """The SP's HTTP-Redirect SingleLogoutService, from its metadata."""
         found = self.srv.metadata.single_logout_service(sp, BINDING_HTTP_REDIRECT, "spsso")
@@ -251,6 +277,10 @@ class Idp:
             user = self.sessions.get(cookies.get("idp_session", ""))
             if user and not self.pending[key]["req"]["force_authn"]:
                 return self.answer(key, user)
+            if self.pending[key]["req"]["is_passive"]:
+                # IsPassive and no session here: the IdP may not show its form; it answers
+                # at once with a NoPassive status (SAML core §3.4.1).
+                return self.no_passive(key)
             return self.login_form(key)
         if path == "/slo" and "SAMLRequest" in query:
             # SP-initiated single logout (HTTP-Redirect): the IdP session ends; a
