@@ -27,7 +27,8 @@ BROWSER_DIR = harness.REPO / "tests" / "e2e" / "browser"
 sys.path.insert(0, str(harness.REPO / "tests" / "fixtures" / "saml2"))
 import generate  # noqa: E402  (pysaml2 IdP config, responses and attack constructions)
 
-METHODS = ["saml", "saml-signed", "saml-post", "saml-enc", "saml-post-signed"]
+METHODS = ["saml", "saml-signed", "saml-post", "saml-enc", "saml-post-signed", "saml-attr",
+           "saml-friendly"]
 
 
 class SamlIdp:
@@ -88,6 +89,14 @@ def saml(envoys, tmp_path_factory):
                                                  sp_private_key=sp_key.decode())
     config["methods"]["saml-enc"] = dict(common, sp_private_key=sp_key.decode(),
                                          sp_certificate=sp_cert.decode(), binding="post")
+    # Mobi's principals: the login from an attribute by Name (pysaml2 sends the OID form) or
+    # by FriendlyName, with a TRANSIENT NameID policy (allowed with these, not with SUBJECT).
+    config["methods"]["saml-attr"] = dict(common, name_id_format="TRANSIENT",
+                                          principal="ATTRIBUTE",
+                                          principal_attribute="urn:oid:0.9.2342.19200300.100.1.1")
+    config["methods"]["saml-friendly"] = dict(common, name_id_format="PERSISTENT",
+                                              principal="FRIENDLY_ATTRIBUTE",
+                                              principal_attribute="uid")
     envoy = envoys.start(config, name="saml", port=port, clusters=[("127.0.0.1", idp.port)])
     yield envoy, idp
     idp.stop()
@@ -273,6 +282,21 @@ def scripted_login(envoy, idp, method="saml", path="/slo-test") -> requests.Sess
     landed = browser.post(auto["action"], data=auto["fields"], headers=NAV)
     assert landed.status_code == 200 and landed.url.startswith(f"{envoy.base_url}{path}")
     return browser
+
+
+@pytest.mark.parametrize("method,policy", [
+    ("saml-attr", "urn:oasis:names:tc:SAML:2.0:nameid-format:transient"),
+    ("saml-friendly", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")])
+def test_attribute_principals_and_name_id_policies(saml, recorder, method, policy):
+    """Mobi's ATTRIBUTE (by Name) and FRIENDLY_ATTRIBUTE (by FriendlyName) principals against
+    the real pysaml2 IdP, with the NameID policy given by its short name (issue 17 item 7)."""
+    envoy, idp = saml
+    scripted_login(envoy, idp, method=method, path=f"/{method}")
+    req = [e for e in idp.received() if e.get("issuer", "").endswith(f"/{method}/metadata")][-1]
+    assert req["name_id_format"] == policy, req
+    ident = decode_identity_of([e for e in recorder.requests()
+                                if e["path"].startswith(f"/{method}")][-1])
+    assert ident["login"] == "jdoe" and ident["method"] == method, ident
 
 
 def test_reload_user_is_passive_at_the_idp(saml, recorder):
