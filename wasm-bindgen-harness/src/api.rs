@@ -351,7 +351,9 @@ impl Edge {
     /// [`HostError`] when `pending` is not a live handle.
     pub fn body(&self, pending: u32, body: &[u8], world: World<'_>) -> Result<String, HostError> {
         let Held::Body(state) = self.take(pending)? else {
-            return Err(HostError(format!("pending state {pending} does not wait for a body")));
+            return Err(HostError(format!(
+                "pending state {pending} does not wait for a body"
+            )));
         };
         let outcome = with_env(world, |env| self.filter.on_body(state, body, env));
         Ok(self.emit(outcome))
@@ -372,7 +374,9 @@ impl Edge {
         let response: CalloutResponseIn = serde_json::from_str(response_json)
             .map_err(|e| HostError(format!("callout response: {e}")))?;
         let Held::Callout(state) = self.take(pending)? else {
-            return Err(HostError(format!("pending state {pending} does not wait for a callout")));
+            return Err(HostError(format!(
+                "pending state {pending} does not wait for a callout"
+            )));
         };
         let response = CalloutResponse {
             status: response.status,
@@ -407,7 +411,9 @@ impl Edge {
         let reply: StreamReplyIn = serde_json::from_str(reply_json)
             .map_err(|e| HostError(format!("stream reply: {e}")))?;
         let Held::Stream(state) = self.take(pending)? else {
-            return Err(HostError(format!("pending state {pending} does not wait for a stream")));
+            return Err(HostError(format!(
+                "pending state {pending} does not wait for a stream"
+            )));
         };
         let reply = StreamReply {
             data: data.to_vec(),
