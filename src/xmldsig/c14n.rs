@@ -163,6 +163,13 @@ fn declarations(
             continue;
         }
         let uri = in_scope(node, *p).ok_or(C14nError::UnboundPrefix)?;
+        // `xmlns:p=""` binds nothing in XML Namespaces 1.0 (only 1.1 allows undeclaring a
+        // prefix), and roxmltree lets it through: a used prefix bound to no namespace would be
+        // written without a declaration, so the octets would not parse (found by the xml_c14n
+        // fuzz target).
+        if p.is_some() && uri.is_empty() {
+            return Err(C14nError::UnboundPrefix);
+        }
         declare(p.unwrap_or("").to_owned(), uri);
     }
     for p in inclusive {

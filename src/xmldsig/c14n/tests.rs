@@ -97,3 +97,17 @@ fn a_pi_named_xml_inside_the_document_is_refused() {
         "<a><?xml-stylesheet x?></a>"
     );
 }
+
+/// `xmlns:p=""` on a used prefix is not a binding (XML Namespaces 1.0): refused, never written
+/// out as an unbound prefix (regression found by the xml_c14n fuzz target).
+#[test]
+fn a_prefix_bound_to_the_empty_namespace_is_refused() {
+    let xml = r#"<n2:pdu xmlns:n1="httpcom" xmlns:n2=""><n2:x/></n2:pdu>"#;
+    match roxmltree::Document::parse(xml) {
+        Ok(doc) => assert_eq!(
+            exclusive(doc.root_element(), None, &[]),
+            Err(C14nError::UnboundPrefix)
+        ),
+        Err(_) => {} // a parser that refuses it is as good
+    }
+}
