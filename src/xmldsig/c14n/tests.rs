@@ -103,11 +103,11 @@ fn a_pi_named_xml_inside_the_document_is_refused() {
 #[test]
 fn a_prefix_bound_to_the_empty_namespace_is_refused() {
     let xml = r#"<n2:pdu xmlns:n1="httpcom" xmlns:n2=""><n2:x/></n2:pdu>"#;
-    match roxmltree::Document::parse(xml) {
-        Ok(doc) => assert_eq!(
+    // A parser that refuses it is as good; roxmltree parses it.
+    if let Ok(doc) = roxmltree::Document::parse(xml) {
+        assert_eq!(
             exclusive(doc.root_element(), None, &[]),
             Err(C14nError::UnboundPrefix)
-        ),
-        Err(_) => {} // a parser that refuses it is as good
+        );
     }
 }
