@@ -228,11 +228,6 @@ impl Filter {
 }
 
 impl Filter {
-    /// The bounded stores for this input (single use, logged out, throttle, locks).
-    pub(super) fn stores<'s, 'c: 's>(&'s self, env: &mut Env<'c>) -> Result<Stores<'s>, Deny> {
-        Stores::open(env.cache, env.rng, &self.config.limits).map_err(Deny::from)
-    }
-
     /// Consumes a login flow: the flow cookie whose state matches, once. The flow's state is
     /// recorded in the used-flow list until the flow expires, so a replayed callback (the same
     /// flow cookie and state again) is refused before any callout (security.md F1).
@@ -247,9 +242,11 @@ impl Filter {
             .cookies
             .take_flow(&ctx.cookies, state, env.now)
             .ok_or(Deny::FlowInvalid)?;
-        let fresh =
-            self.stores(env)?
-                .use_flow(&flow.state, flow.exp.saturating_add(60), env.now)?;
+        let fresh = Kit::stores(self, env.cache, env.rng)?.use_flow(
+            &flow.state,
+            flow.exp.saturating_add(60),
+            env.now,
+        )?;
         if !fresh {
             return Err(Deny::FlowInvalid);
         }
