@@ -238,7 +238,7 @@ impl Config {
             check_token(&format!("tenant_params[{i}]"), p)?;
         }
         let public_paths = parse_public_paths(&raw.public_paths, &prefix, &login_page)?;
-        let cookies = parse_session(raw.session, https)?;
+        let mut cookies = parse_session(raw.session, https)?;
         let assertion = check_headers(&raw.identity_headers, raw.assertion, &origin)?;
         let (global, tenants) = build_scopes(
             raw.methods,
@@ -247,6 +247,10 @@ impl Config {
             raw.tenants,
             cookies.expiry_claim.as_deref(),
         )?;
+        cookies.cross_site_flows = std::iter::once(&global)
+            .chain(tenants.values())
+            .flat_map(|s| s.methods.values().chain(s.disabled.values()))
+            .any(|m| m.imp.returns_by_cross_site_post());
         let callbacks = collect_callbacks(&global, &tenants, &prefix, &login_page, &public_paths)?;
         raw.limits
             .check()

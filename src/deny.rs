@@ -26,6 +26,15 @@ pub enum Deny {
     /// `Secure` (plain HTTP): the browser kept it back (`SameSite`), the deployment must move
     /// to HTTPS.
     FlowCookieWithheld,
+    /// The flow was sealed for an earlier value of this browser's binding cookie: parallel
+    /// logins began before the browser had one. The same login starts again by itself
+    /// (`location`), bound to the value the browser holds; nothing the flow carried is used.
+    FlowRestart {
+        /// Method name.
+        method: String,
+        /// The login URL that starts it again.
+        location: String,
+    },
     /// The identity a method produced cannot be carried safely (control characters, size) or
     /// has no login.
     IdentityInvalid {
@@ -90,6 +99,8 @@ impl Deny {
             | Deny::UnknownTenant => 400,
             // A missing, used or foreign state is a refused login (security.md F1: DENY).
             Deny::FlowInvalid | Deny::FlowCookieWithheld => 401,
+            // See other: the browser GETs the login again (also after the SAML POST).
+            Deny::FlowRestart { .. } => 303,
             Deny::BodyTooLarge => 413,
             Deny::IdentityInvalid { .. } => 403,
             Deny::MethodNeedsToken { .. } | Deny::Token { .. } => 401,
@@ -107,6 +118,7 @@ impl Deny {
             Deny::BadRequest(_) => "bad_request",
             Deny::BodyTooLarge => "body_too_large",
             Deny::FlowInvalid | Deny::FlowCookieWithheld => "login_expired",
+            Deny::FlowRestart { .. } => "login_restarted",
             Deny::IdentityInvalid { .. } => "identity_refused",
             Deny::MethodNeedsToken { .. } => "token_required",
             Deny::NotFound => "not_found",
@@ -126,6 +138,7 @@ impl Deny {
             Deny::BadRequest(_) => "The request is malformed.".into(),
             Deny::BodyTooLarge => "The request body is too large.".into(),
             Deny::FlowInvalid => "The sign-in attempt expired or was already used. Please start again.".into(),
+            Deny::FlowRestart { .. } => "The sign-in is starting again.".into(),
             Deny::FlowCookieWithheld => "The sign-in could not be finished: this site is served over plain HTTP, and the browser did not send its sign-in cookie with the identity provider's form. Ask the administrator to serve it over HTTPS.".into(),
             Deny::IdentityInvalid { .. } => "Your account cannot be signed in here.".into(),
             Deny::MethodNeedsToken { .. } => {
@@ -181,7 +194,8 @@ impl Deny {
             Deny::IdentityInvalid { method, .. }
             | Deny::MethodNeedsToken { method }
             | Deny::Token { method, .. }
-            | Deny::Idp { method, .. } => Some(method),
+            | Deny::Idp { method, .. }
+            | Deny::FlowRestart { method, .. } => Some(method),
             _ => None,
         }
     }
@@ -203,7 +217,9 @@ impl Deny {
             sanitize(self.method().unwrap_or("-")),
             sanitize(path)
         );
-        let response = if head.wants_html() {
+        let response = if let Deny::FlowRestart { location, .. } = &self {
+            Response::redirect(303, location)
+        } else if head.wants_html() {
             let link = (!matches!(self, Deny::NotFound | Deny::BadPath(_)))
                 .then_some(("Sign in again", login_url));
             Response::new(self.status()).html(pages::error(

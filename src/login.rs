@@ -267,7 +267,7 @@ impl<'k> Here<'k> {
         &self,
         req: &Request<'_>,
         env: &mut Env<'_>,
-    ) -> Result<(Flow, String), Deny> {
+    ) -> Result<(Flow, Option<String>), Deny> {
         if req.head.method != "GET" {
             return Err(Deny::BadRequest("callback_method"));
         }
@@ -308,21 +308,34 @@ impl<'k> Here<'k> {
     }
 }
 
-/// What a new login flow carries besides its state, method and tenant.
+/// What a new login flow carries besides its id, method and tenant.
 #[derive(Default)]
 pub struct FlowStart {
     /// Where to go after login (validated again on use).
     pub rd: String,
-    /// The state to use (a provider that sends its own); `None`: 32 random bytes.
-    pub state: Option<String>,
+    /// A provider whose `state` cannot hold a sealed flow (WeChat: 128 bytes of
+    /// `[a-zA-Z0-9]`) sends its own state, and the flow is kept in a cookie of its own
+    /// (`crate::session::Flow`); `None`: the flow is sealed into the state itself.
+    pub cookie_state: Option<String>,
     /// OIDC nonce.
     pub nonce: Option<String>,
     /// PKCE verifier.
     pub verifier: Option<String>,
     /// The login variant a provider started.
     pub variant: Option<String>,
-    /// Whether the flow cookie must survive a cross-site POST back (SAML ACS, `SameSite=None`).
+    /// Whether the flow cookie must survive a cross-site POST back (`SameSite=None`).
     pub cross_site: bool,
+}
+
+/// A login flow begun: what the method sends the IdP, and the cookies of the response.
+pub struct Begun {
+    /// The flow.
+    pub flow: Flow,
+    /// The state the IdP or the login form carries back: the sealed flow, or the provider's
+    /// own state for a flow kept in a cookie.
+    pub state: String,
+    /// `Set-Cookie` values: the browser's binding cookie, or the flow's own cookie.
+    pub cookies: Vec<String>,
 }
 
 /// A login that succeeded at the method: what the one completion path needs.
@@ -371,7 +384,8 @@ pub trait Kit {
     fn spend_password(&self, client: Option<IpAddr>, now_ms: u64) -> bool;
     /// A request's facts from its head (for an input that resumes a request).
     fn request<'h>(&self, head: &'h RequestHead) -> Request<'h>;
-    /// Starts a login flow for `here`: the flow and the `Set-Cookie` values that carry it.
+    /// Starts a login flow for `here`: the flow, the state that carries it, and the
+    /// `Set-Cookie` values that bind it to the browser.
     ///
     /// # Errors
     ///
@@ -382,18 +396,21 @@ pub trait Kit {
         req: &Request<'_>,
         start: FlowStart,
         env: &mut Env<'_>,
-    ) -> Result<(Flow, Vec<String>), Deny>;
-    /// Consumes the login flow whose state matches, once (a replay is refused).
+    ) -> Result<Begun, Deny>;
+    /// Consumes the login flow the state carries (or names, for a flow kept in a cookie),
+    /// once (a replay is refused): the flow, and for a flow cookie the `Set-Cookie` that
+    /// deletes it.
     ///
     /// # Errors
     ///
-    /// [`Deny::FlowInvalid`] for a missing, expired, foreign or used flow.
+    /// [`Deny::FlowInvalid`] for a missing, expired, foreign or used flow;
+    /// [`Deny::FlowRestart`] for a flow sealed for an earlier binding value of this browser.
     fn take_flow(
         &self,
         req: &Request<'_>,
         state: &str,
         env: &mut Env<'_>,
-    ) -> Result<(Flow, String), Deny>;
+    ) -> Result<(Flow, Option<String>), Deny>;
     /// The one completion path: identity checked, session sealed (a brand-new one), the
     /// browser sent to its landing (303 after a POST, 302 otherwise; never a Referer).
     ///
@@ -451,7 +468,7 @@ pub struct FormAgain<'a> {
     /// The flow of the failed attempt (its return URL and tenant carry over).
     pub flow: &'a Flow,
     /// The `Set-Cookie` that deletes the used flow cookie.
-    pub delete_flow: String,
+    pub delete_flow: Option<String>,
     /// 401 or 429.
     pub status: u16,
     /// The message shown above the form.
@@ -640,7 +657,7 @@ pub trait LoginMethod: std::any::Any + Send + Sync {
         _here: &Here<'_>,
         _req: &Request<'_>,
         _flow: Flow,
-        _delete_flow: String,
+        _delete_flow: Option<String>,
         _username: String,
         _password: String,
         _env: &mut Env<'_>,

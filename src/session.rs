@@ -22,6 +22,10 @@ use crate::jose::keys::decode_b64_any;
 use crate::jose::{b64_segment, strict_object, B64URL};
 use crate::random::{self, Random, RandomError};
 
+mod flow;
+
+pub use flow::{Carried, Flow, FLOW_TTL, MAX_FLOWS, MAX_REBINDS};
+
 /// The cookie sealer's content encryption.
 const ENC: ContentAlg = ContentAlg::A256CbcHs512;
 
@@ -203,37 +207,6 @@ pub struct SessionExtra {
     pub exp_cap: Option<u64>,
 }
 
-/// An in-progress login: what must survive the round trip through the login page or the IdP.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Flow {
-    /// Format version.
-    pub v: u8,
-    /// The CSRF state, also sent in the form or the IdP's `state` parameter.
-    pub state: String,
-    /// Where to go after login (already validated; validated again on use).
-    pub rd: String,
-    /// The method being used.
-    pub method: String,
-    /// The tenant code, when the login is for a tenant.
-    pub tenant: Option<String>,
-    /// Expires at, seconds since the epoch.
-    pub exp: u64,
-    /// OIDC nonce sent in the authorization request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
-    /// PKCE code verifier (RFC 7636).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verifier: Option<String>,
-    /// The login variant a provider started (QR, in-app, ...), so its callback takes the same
-    /// road back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-/// How long a login flow may take, seconds.
-pub const FLOW_TTL: u64 = 600;
-/// The most flow cookies a browser keeps at once (parallel tabs); older ones are dropped.
-pub const MAX_FLOWS: usize = 4;
 /// The most bytes of sealed value in one cookie, leaving room for the attributes under the
 /// browsers' 4096-byte limit per cookie.
 pub const CHUNK_BYTES: usize = 3800;
@@ -281,6 +254,9 @@ pub struct Cookies {
     pub partitioned: bool,
     /// A claim whose NumericDate caps the session's expiry.
     pub expiry_claim: Option<String>,
+    /// Whether a configured method's IdP posts the login back cross-site (SAML), so the flow
+    /// binding cookie must be `SameSite=None` (when `Secure`).
+    pub cross_site_flows: bool,
 }
 
 impl Cookies {
@@ -317,7 +293,7 @@ impl Cookies {
 
     /// Whether a cookie name belongs to the filter (stripped before forwarding).
     pub fn is_ours(&self, cookie: &str) -> bool {
-        self.chunk_index(cookie).is_some() || self.is_flow(cookie)
+        self.chunk_index(cookie).is_some() || self.is_flow(cookie) || self.is_binding(cookie)
     }
 
     /// Whether a cookie name is one of the filter's login flows.
@@ -457,108 +433,6 @@ impl Cookies {
         }
         out
     }
-
-    /// Seals a login flow into its own cookie (one per flow, so parallel tabs do not overwrite
-    /// each other), dropping the oldest when the browser already holds [`MAX_FLOWS`].
-    ///
-    /// # Errors
-    ///
-    /// [`RandomError`] when no IV can be drawn.
-    pub fn write_flow(
-        &self,
-        flow: &Flow,
-        held: &[(String, String)],
-        now: u64,
-        rng: &mut dyn Random,
-    ) -> Result<Vec<String>, RandomError> {
-        self.write_flow_as(flow, held, now, rng, SameSite::Lax)
-    }
-
-    /// [`Self::write_flow`] for a flow that comes back by a cross-site POST (the SAML
-    /// HTTP-POST binding): `SameSite=None` when cookies are `Secure`, so the browser sends it
-    /// with the IdP's form post (security.md I13); `Lax` otherwise (plain-HTTP test setups, where
-    /// browsers refuse `None`).
-    ///
-    /// # Errors
-    ///
-    /// [`RandomError`] when no IV can be drawn.
-    pub fn write_cross_site_flow(
-        &self,
-        flow: &Flow,
-        held: &[(String, String)],
-        now: u64,
-        rng: &mut dyn Random,
-    ) -> Result<Vec<String>, RandomError> {
-        let same_site = if self.secure {
-            SameSite::None
-        } else {
-            SameSite::Lax
-        };
-        self.write_flow_as(flow, held, now, rng, same_site)
-    }
-
-    fn write_flow_as(
-        &self,
-        flow: &Flow,
-        held: &[(String, String)],
-        now: u64,
-        rng: &mut dyn Random,
-        same_site: SameSite,
-    ) -> Result<Vec<String>, RandomError> {
-        let name = format!("{}{}", self.flow_prefix(), flow_id(&flow.state));
-        let payload = serde_json::to_vec(flow).map_err(|_| RandomError)?;
-        let sealed = self.ring.seal(&name, &payload, rng)?;
-        let mut out = vec![format!(
-            "{name}={sealed}{}",
-            self.attributes(FLOW_TTL, same_site)
-        )];
-        let mut live: Vec<(u64, &str)> = held
-            .iter()
-            .filter(|(n, _)| n.starts_with(&self.flow_prefix()) && *n != name)
-            .map(|(n, v)| (self.open_flow(n, v, now).map_or(0, |f| f.exp), n.as_str()))
-            .collect();
-        live.sort_unstable();
-        let excess = (live.len() + 1).saturating_sub(MAX_FLOWS);
-        for (exp, n) in &live {
-            if *exp == 0 {
-                out.push(self.delete(n));
-            }
-        }
-        for (_, n) in live.iter().filter(|(e, _)| *e != 0).take(excess) {
-            out.push(self.delete(n));
-        }
-        Ok(out)
-    }
-
-    fn open_flow(&self, name: &str, value: &str, now: u64) -> Option<Flow> {
-        let plain = self.ring.open(name, value)?;
-        let flow: Flow = serde_json::from_slice(&plain).ok()?;
-        (flow.v == 1 && flow.exp > now).then_some(flow)
-    }
-
-    /// Finds the live flow whose state equals `state` (compared in constant time), with the
-    /// `Set-Cookie` that deletes it: a flow is used once.
-    pub fn take_flow(
-        &self,
-        cookies: &[(String, String)],
-        state: &str,
-        now: u64,
-    ) -> Option<(Flow, String)> {
-        let name = format!("{}{}", self.flow_prefix(), flow_id(state));
-        let Lookup::One(value) = unique(cookies, &name) else {
-            return None;
-        };
-        let flow = self.open_flow(&name, value, now)?;
-        let same: bool =
-            subtle::ConstantTimeEq::ct_eq(flow.state.as_bytes(), state.as_bytes()).into();
-        same.then(|| (flow, self.delete(&name)))
-    }
-}
-
-/// The cookie-name suffix of a flow: a digest of its state, never the state itself.
-fn flow_id(state: &str) -> String {
-    let digest = Sha256::digest(state.as_bytes());
-    B64URL.encode(digest.get(..6).unwrap_or_default())
 }
 
 enum Lookup<'a> {
@@ -594,7 +468,7 @@ mod tests {
     use super::*;
     use crate::random::SystemRandom;
 
-    fn cookies(keys: &[&str]) -> Cookies {
+    pub(super) fn cookies(keys: &[&str]) -> Cookies {
         Cookies {
             name: "sso_session".into(),
             ring: KeyRing::new(&keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>()).unwrap(),
@@ -603,10 +477,11 @@ mod tests {
             same_site: SameSite::Lax,
             partitioned: false,
             expiry_claim: None,
+            cross_site_flows: false,
         }
     }
 
-    const K1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
+    pub(super) const K1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY";
     const K2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA";
 
     fn session(attr_len: usize) -> Session {
@@ -686,6 +561,7 @@ mod tests {
             "sso_session_1",
             "sso_session_7",
             "sso_session_flow_abc",
+            "sso_session_bind",
         ] {
             assert!(c.is_ours(ours), "{ours}");
         }
@@ -695,6 +571,8 @@ mod tests {
             "sso_session_",
             "sso_session_1x",
             "sso_sessionx",
+            "sso_session_bindx",
+            "sso_session_bin",
             "sso_sessio",
             "other",
         ] {
@@ -725,42 +603,5 @@ mod tests {
             c.write_session(&session(40_000), &[], 100, &mut SystemRandom),
             Err(SealError::TooLarge)
         );
-    }
-
-    #[test]
-    fn flows_are_single_use_and_bounded() {
-        let c = cookies(&[K1]);
-        let mut held: Vec<(String, String)> = Vec::new();
-        for i in 0..6 {
-            let flow = Flow {
-                v: 1,
-                state: format!("state-{i}"),
-                rd: "/".into(),
-                method: "local".into(),
-                tenant: None,
-                exp: 700 + i,
-                nonce: None,
-                verifier: None,
-                variant: None,
-            };
-            let set = c.write_flow(&flow, &held, 100, &mut SystemRandom).unwrap();
-            for s in &set {
-                let (n, v) = s.split(';').next().unwrap().split_once('=').unwrap();
-                held.retain(|(hn, _)| hn != n);
-                if !s.contains("Max-Age=0") {
-                    held.push((n.to_owned(), v.to_owned()));
-                }
-            }
-        }
-        assert_eq!(held.len(), MAX_FLOWS);
-        assert!(
-            c.take_flow(&held, "state-0", 100).is_none(),
-            "oldest dropped"
-        );
-        let (flow, delete) = c.take_flow(&held, "state-5", 100).unwrap();
-        assert_eq!(flow.state, "state-5");
-        assert!(delete.contains("Max-Age=0"));
-        assert!(c.take_flow(&held, "state-5", 800).is_none(), "expired");
-        assert!(c.take_flow(&held, "state-x", 100).is_none());
     }
 }

@@ -24,6 +24,8 @@ mod ldap;
 mod local;
 #[path = "flows/oidc.rs"]
 mod oidc;
+#[path = "flows/parallel.rs"]
+mod parallel;
 #[path = "flows/requests.rs"]
 mod requests;
 #[path = "flows/saml2.rs"]

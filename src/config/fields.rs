@@ -92,6 +92,8 @@ pub(super) fn parse_session(s: RawSession, https: bool) -> Result<Cookies, Confi
         same_site: s.same_site,
         partitioned: s.partitioned,
         expiry_claim: s.expiry_claim,
+        // Set once the methods are known (Config::from_raw).
+        cross_site_flows: false,
     };
     Ok(cookies)
 }

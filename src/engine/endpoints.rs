@@ -9,11 +9,9 @@ use crate::config::{Method, Scope};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{Outcome, Query, RequestHead, Response, Step};
-use crate::login::{PostedForm, Request};
+use crate::login::{FlowStart, PostedForm, Request};
 use crate::pages;
-use crate::random;
 use crate::redirect::safe_return;
-use crate::session::{Flow, FLOW_TTL};
 use crate::wait::BodyWait;
 
 impl Filter {
@@ -147,25 +145,13 @@ impl Filter {
         mut cookies: Vec<String>,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        let state = random::bytes(env.rng, 32).map_err(|_| Deny::Unavailable("random"))?;
-        let state = base64::Engine::encode(&crate::jose::B64URL, state);
-        let flow = Flow {
-            v: 1,
-            state: state.clone(),
+        let start = FlowStart {
             rd,
-            method: method.to_owned(),
-            tenant,
-            exp: env.now.saturating_add(FLOW_TTL),
-            nonce: None,
-            verifier: None,
-            variant: None,
+            ..FlowStart::default()
         };
-        let flow_cookies = self
-            .config
-            .cookies
-            .write_flow(&flow, &ctx.cookies, env.now, env.rng)
-            .map_err(|_| Deny::Unavailable("random"))?;
-        cookies.extend(flow_cookies);
+        let begun = self.new_flow(method, tenant, ctx, start, env)?;
+        cookies.extend(begun.cookies);
+        let state = begun.state;
         let html = pages::login_form(&self.config.login_page, &state, message);
         let response = Response::new(status)
             .html(html)

@@ -13,10 +13,15 @@ use crate::http::{
 use crate::identity::Identity;
 use crate::jose::claims::expiry_from;
 use crate::jose::B64URL;
-use crate::login::{Done, FlowStart, FormAgain, Here, Kit, Request};
+use crate::login::{Begun, Done, FlowStart, FormAgain, Here, Kit, Request};
 use crate::random;
 use crate::redirect::safe_return;
-use crate::session::{Cookies, Flow, SealError, Session, SessionExtra, FLOW_TTL};
+use crate::session::{
+    Carried, Cookies, Flow, SealError, Session, SessionExtra, FLOW_TTL, MAX_REBINDS,
+};
+
+/// The login endpoint's parameter that counts automatic restarts ([`Filter::restart`]).
+const RETRY_PARAM: &str = "retry";
 use crate::store::{Limits, Stores};
 
 impl Kit for Filter {
@@ -70,32 +75,8 @@ impl Kit for Filter {
         req: &Request<'_>,
         start: FlowStart,
         env: &mut Env<'_>,
-    ) -> Result<(Flow, Vec<String>), Deny> {
-        let state = match start.state {
-            Some(s) => s,
-            None => random::bytes(env.rng, 32)
-                .map(|b| B64URL.encode(b))
-                .map_err(|_| Deny::Unavailable("random"))?,
-        };
-        let flow = Flow {
-            v: 1,
-            state,
-            rd: start.rd,
-            method: here.name().to_owned(),
-            tenant: here.tenant.map(str::to_owned),
-            exp: env.now.saturating_add(FLOW_TTL),
-            nonce: start.nonce,
-            verifier: start.verifier,
-            variant: start.variant,
-        };
-        let c = &self.config.cookies;
-        let written = if start.cross_site {
-            c.write_cross_site_flow(&flow, &req.cookies, env.now, env.rng)
-        } else {
-            c.write_flow(&flow, &req.cookies, env.now, env.rng)
-        };
-        let cookies = written.map_err(|_| Deny::Unavailable("random"))?;
-        Ok((flow, cookies))
+    ) -> Result<Begun, Deny> {
+        self.new_flow(here.name(), here.tenant.map(str::to_owned), req, start, env)
     }
 
     fn take_flow(
@@ -103,7 +84,7 @@ impl Kit for Filter {
         req: &Request<'_>,
         state: &str,
         env: &mut Env<'_>,
-    ) -> Result<(Flow, String), Deny> {
+    ) -> Result<(Flow, Option<String>), Deny> {
         Filter::take_flow(self, req, state, env)
     }
 
@@ -174,7 +155,7 @@ impl Kit for Filter {
             again.flow.rd.clone(),
             again.status,
             Some(again.message),
-            vec![again.delete_flow],
+            again.delete_flow.into_iter().collect(),
             env,
         )?;
         Ok(outcome
@@ -228,20 +209,27 @@ impl Filter {
 }
 
 impl Filter {
-    /// Consumes a login flow: the flow cookie whose state matches, once. The flow's state is
-    /// recorded in the used-flow list until the flow expires, so a replayed callback (the same
-    /// flow cookie and state again) is refused before any callout (security.md F1).
+    /// Consumes a login flow, once: the flow sealed in the state and bound to this browser,
+    /// or the flow cookie the state names. Its id is recorded in the used-flow list until the
+    /// flow expires, so a replayed callback is refused before any callout (security.md F1).
     pub(super) fn take_flow(
         &self,
         ctx: &Request<'_>,
         state: &str,
         env: &mut Env<'_>,
-    ) -> Result<(Flow, String), Deny> {
-        let (flow, delete) = self
-            .config
-            .cookies
-            .take_flow(&ctx.cookies, state, env.now)
-            .ok_or(Deny::FlowInvalid)?;
+    ) -> Result<(Flow, Option<String>), Deny> {
+        let c = &self.config.cookies;
+        let (flow, delete) = match c.open_carried(&ctx.cookies, state, env.now) {
+            Carried::Bound(flow) => (flow, None),
+            Carried::Rebound(flow) => return Err(self.restart(&flow)),
+            Carried::Unbound => return Err(Deny::FlowInvalid),
+            Carried::NotSealed => {
+                let (flow, delete) = c
+                    .take_flow(&ctx.cookies, state, env.now)
+                    .ok_or(Deny::FlowInvalid)?;
+                (flow, Some(delete))
+            }
+        };
         let fresh = Kit::stores(self, env.cache, env.rng)?.use_flow(
             &flow.state,
             flow.exp.saturating_add(60),
@@ -251,6 +239,104 @@ impl Filter {
             return Err(Deny::FlowInvalid);
         }
         Ok((flow, delete))
+    }
+
+    /// Begins a login flow for `method` (in `tenant`'s scope): sealed into the state it
+    /// returns, or, for a provider that sends its own state, in a cookie of its own.
+    pub(super) fn new_flow(
+        &self,
+        method: &str,
+        tenant: Option<String>,
+        req: &Request<'_>,
+        start: FlowStart,
+        env: &mut Env<'_>,
+    ) -> Result<Begun, Deny> {
+        let unavailable = |_| Deny::Unavailable("random");
+        let id = match &start.cookie_state {
+            Some(s) => s.clone(),
+            None => random::bytes(env.rng, 32)
+                .map(|b| B64URL.encode(b))
+                .map_err(unavailable)?,
+        };
+        let mut flow = Flow {
+            v: 1,
+            state: id,
+            rd: start.rd,
+            method: method.to_owned(),
+            tenant,
+            exp: env.now.saturating_add(FLOW_TTL),
+            nonce: start.nonce,
+            verifier: start.verifier,
+            variant: start.variant,
+            bind: None,
+            retry: self.retry_of(req),
+        };
+        let c = &self.config.cookies;
+        if start.cookie_state.is_none() {
+            let (state, binding) = c
+                .carry_flow(&mut flow, &req.cookies, env.rng)
+                .map_err(unavailable)?;
+            return Ok(Begun {
+                flow,
+                state,
+                cookies: vec![binding],
+            });
+        }
+        let written = if start.cross_site {
+            c.write_cross_site_flow(&flow, &req.cookies, env.now, env.rng)
+        } else {
+            c.write_flow(&flow, &req.cookies, env.now, env.rng)
+        };
+        Ok(Begun {
+            state: flow.state.clone(),
+            flow,
+            cookies: written.map_err(unavailable)?,
+        })
+    }
+
+    /// A flow sealed for an earlier value of this browser's binding cookie (parallel logins
+    /// that began before the browser had one): start the same login again, now bound to the
+    /// value the browser holds. Nothing the flow carried back is used; the retry count
+    /// bounds the loop.
+    fn restart(&self, flow: &Flow) -> Deny {
+        if flow.retry >= MAX_REBINDS {
+            return Deny::FlowInvalid;
+        }
+        // A form method starts again at the login page itself, which reads the count.
+        let uses_form = self
+            .scope_of(flow.tenant.as_deref())
+            .and_then(|s| s.methods.get(&flow.method))
+            .is_some_and(|m| m.imp.uses_form());
+        let start = if uses_form {
+            self.login_again_at(&self.config.login_page, flow)
+        } else {
+            self.retry_login_url(flow)
+        };
+        log::info!(
+            "sso-filter: login flow sealed for an earlier binding cookie (parallel logins); \
+             starting again method={}",
+            crate::deny::sanitize(&flow.method)
+        );
+        Deny::FlowRestart {
+            method: flow.method.clone(),
+            location: format!("{start}&{RETRY_PARAM}={}", flow.retry.saturating_add(1)),
+        }
+    }
+
+    /// The retry count a login restarted by [`Self::restart`] carries: only on the login
+    /// endpoint and the login page, where no application parameter can be meant.
+    fn retry_of(&self, req: &Request<'_>) -> u8 {
+        let c = &self.config;
+        let login = req.path.strip_prefix(c.prefix.as_str()) == Some("/login");
+        if !login && req.path != c.login_page {
+            return 0;
+        }
+        req.query
+            .single(RETRY_PARAM)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<u8>().ok())
+            .map_or(0, |n| n.min(MAX_REBINDS))
     }
 
     /// The address of the client: from `client_ip_header` (its last value) when configured,
@@ -336,13 +422,18 @@ impl Filter {
 
     /// The login URL that starts a flow's login again.
     pub(super) fn retry_login_url(&self, flow: &Flow) -> String {
+        self.login_again_at(&format!("{}/login", self.config.prefix), flow)
+    }
+
+    /// `path?rd=..&{method}=..[&{tenant}=..]` for a flow's login.
+    fn login_again_at(&self, path: &str, flow: &Flow) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("rd", &flow.rd)
             .append_pair(&self.config.method_param, &flow.method);
         if let (Some(t), Some(p)) = (&flow.tenant, self.config.tenant_params.first()) {
             q.append_pair(p, t);
         }
-        format!("{}/login?{}", self.config.prefix, q.finish())
+        format!("{path}?{}", q.finish())
     }
 
     /// Turns a method's identity into a session cookie (a brand-new one: security.md E8).

@@ -43,7 +43,7 @@ pub fn failed(
     here: &Here<'_>,
     req: &Request<'_>,
     flow: &Flow,
-    delete_flow: String,
+    delete_flow: Option<String>,
     failure: LoginFailure,
     invalid: &str,
     env: &mut Env<'_>,
@@ -86,7 +86,7 @@ pub fn succeeded(
     here: &Here<'_>,
     req: &Request<'_>,
     flow: &Flow,
-    delete_flow: String,
+    delete_flow: Option<String>,
     mut identity: crate::identity::Identity,
     env: &mut Env<'_>,
 ) -> Result<Outcome, Deny> {
@@ -98,7 +98,7 @@ pub fn succeeded(
         claims: None,
         extra: crate::session::SessionExtra::default(),
         landing: flow.rd.clone(),
-        cookies: vec![delete_flow],
+        cookies: delete_flow.into_iter().collect(),
     };
     here.kit.finish_login(here, req, done, env)
 }

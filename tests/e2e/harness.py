@@ -41,7 +41,7 @@ SEED_TOKEN = ("eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZS1zdWJqZWN0
 SEED_ROLES = ["system admin", "data admin", "data analyst", "data viewer", "api admin"]
 
 SESSION_COOKIE_RE = re.compile(r"^sso_session(_[1-7])?$")
-FLOW_COOKIE_RE = re.compile(r"^sso_session_flow_")
+FLOW_COOKIE_RE = re.compile(r"^sso_session_(flow_|bind$)")
 IDENTITY_HEADER_NAMES = set(demo_upstream.IDENTITY_HEADERS.values())
 
 

@@ -493,16 +493,57 @@ fn failed_refresh_of_an_expired_token_ends_the_session() {
 }
 
 #[test]
+fn a_state_sealed_for_another_binding_starts_again_without_a_callout() {
+    // Issue 17 item 1: the state is the sealed flow; the browser that brings it back must hold
+    // the binding cookie it was sealed for. Another value (a racing first login, or a state
+    // handed over from another browser) starts the same login again; the code is never used.
+    let mut d = Driver::new(&config());
+    let script = Rc::new(RefCell::new(Script::default()));
+    let (authorize, _) = begin(&mut d, Rc::clone(&script));
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(state.len() > 300, "the sealed flow: {}", state.len());
+    d.jar.insert("sso_session_bind".into(), "Z".repeat(22));
+    let done = callback(&mut d, &authorize, "");
+    assert_eq!(done.status(), 303, "{}", done.body());
+    assert_eq!(
+        done.header("location").as_deref(),
+        Some("/sso/login?rd=%2Freports%3Fid%3D7&activeAuth=oidc&retry=1")
+    );
+    assert!(!d.callouts.iter().any(|c| c.url.ends_with("/token")));
+    assert!(!d.jar.contains_key("sso_session"));
+    // The restart binds to the value the browser holds, and lands.
+    let again = d.get(&done.header("location").unwrap());
+    let authorize = url::Url::parse(&again.header("location").unwrap()).unwrap();
+    let q: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
+    let nonce = Rc::new(RefCell::new(q["nonce"].clone()));
+    d.idp = Some(idp(Rc::clone(&script), d.now, nonce));
+    let landed = callback(&mut d, &authorize, "");
+    assert_eq!(landed.status(), 302, "{}", landed.body());
+    assert_eq!(landed.header("location").as_deref(), Some("/reports?id=7"));
+    // Without any binding cookie: refused.
+    d.jar.remove("sso_session");
+    let (authorize, _) = begin(&mut d, Rc::clone(&script));
+    d.jar.remove("sso_session_bind");
+    assert_eq!(callback(&mut d, &authorize, "").status(), 401);
+}
+
+#[test]
 fn a_replayed_callback_is_refused_before_any_callout() {
     // Issue 10 item 6: single use at the filter, not borrowed from the IdP. The attacker keeps
-    // the flow cookie and replays the callback URL after the first use.
+    // the browser's binding cookie and replays the callback URL after the first use.
     let mut d = Driver::new(&config());
     let script = Rc::new(RefCell::new(Script::default()));
     let (authorize, _) = begin(&mut d, Rc::clone(&script));
     let flow_cookies: Vec<(String, String)> = d
         .jar
         .iter()
-        .filter(|(k, _)| k.contains("_flow_"))
+        .filter(|(k, _)| k.as_str() == "sso_session_bind")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     assert_eq!(callback(&mut d, &authorize, "").status(), 302);

@@ -42,16 +42,16 @@ fn driver(extra: Value) -> Driver {
     d
 }
 
-/// A flow cookie as `start` would have made it for the fixtures' request ID; returns the
-/// RelayState.
+/// A flow as `start` would have sealed it for the fixtures' request ID, bound to the jar's
+/// binding cookie; returns the RelayState.
 fn pending_login(d: &mut Driver, rd: &str) -> String {
     // Unique per flow, as the engine's random states are: a used state is refused again.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let state = format!("state-{}-{n}", d.jar.len());
-    let flow = Flow {
+    let mut flow = Flow {
         v: 1,
-        state: state.clone(),
+        state,
         rd: rd.into(),
         method: "saml".into(),
         tenant: None,
@@ -59,16 +59,19 @@ fn pending_login(d: &mut Driver, rd: &str) -> String {
         nonce: Some(meta()["request_id"].as_str().unwrap().to_owned()),
         verifier: None,
         variant: None,
+        bind: None,
+        retry: 0,
     };
-    let set = d
+    let held: Vec<(String, String)> = d.jar.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    let (relay, binding) = d
         .filter
         .config()
         .cookies
-        .write_cross_site_flow(&flow, &[], d.now, &mut SystemRandom)
+        .carry_flow(&mut flow, &held, &mut SystemRandom)
         .unwrap();
-    let (n, v) = set[0].split(';').next().unwrap().split_once('=').unwrap();
+    let (n, v) = binding.split(';').next().unwrap().split_once('=').unwrap();
     d.jar.insert(n.to_owned(), v.to_owned());
-    state
+    relay
 }
 
 fn post_acs(d: &mut Driver, xml: &str, relay: &str) -> Done {
@@ -79,7 +82,7 @@ fn post_acs(d: &mut Driver, xml: &str, relay: &str) -> Done {
 }
 
 #[test]
-fn start_sends_an_authn_request_and_a_cross_site_flow_cookie() {
+fn start_sends_an_authn_request_and_a_cross_site_binding_cookie() {
     let mut d = driver(json!({"force_authn": true}));
     let first = d.get("/reports?id=7");
     let start = d.get(&first.header("location").unwrap());
@@ -99,17 +102,19 @@ fn start_sends_an_authn_request_and_a_cross_site_flow_cookie() {
     );
     assert!(xml.contains(r#"Destination="https://idp.example.org/sso/redirect""#));
     assert!(xml.contains(r#"ForceAuthn="true""#) && xml.contains("emailAddress"));
-    assert!(q["RelayState"].len() >= 43);
-    // base_url is https, so the flow cookie is Secure and SameSite=None: the IdP posts back
+    // RelayState is the sealed flow (no flow cookie); the browser gets its binding cookie.
+    assert!(q["RelayState"].len() >= 200, "{}", q["RelayState"]);
+    assert!(!start.set_cookies().iter().any(|c| c.contains("_flow_")));
+    // base_url is https, so the binding cookie is Secure and SameSite=None: the IdP posts back
     // cross-site (security.md I13).
-    let flow_cookie = start
+    let binding = start
         .set_cookies()
         .into_iter()
-        .find(|c| c.contains("_flow_"))
+        .find(|c| c.starts_with("sso_session_bind="))
         .unwrap();
     assert!(
-        flow_cookie.contains("SameSite=None") && flow_cookie.contains("Secure"),
-        "{flow_cookie}"
+        binding.contains("SameSite=None") && binding.contains("Secure"),
+        "{binding}"
     );
 }
 

@@ -32,7 +32,7 @@ const RELOAD: &str = "reload";
 struct Validation {
     head: RequestHead,
     flow: Flow,
-    delete_flow: String,
+    delete_flow: Option<String>,
     ticket_id: String,
     sent_ms: u64,
 }
@@ -78,7 +78,7 @@ impl Cas {
         let (here, cas, ticket) = match checked {
             Ok(found) => found,
             Err(deny) => {
-                let mut cookies = vec![delete_flow];
+                let mut cookies: Vec<String> = delete_flow.into_iter().collect();
                 // A reload that came back without a ticket: the user has no single sign-on
                 // session at CAS any more, so the local one ends too.
                 if flow.variant.as_deref() == Some(RELOAD) {
@@ -87,7 +87,11 @@ impl Cas {
                 return Ok(here.kit.refuse(req, deny, cookies));
             }
         };
-        let callout = cas.validate_request(&cas.service(&here, &flow.state), &ticket);
+        // The service validated is the one sent: it carries the state as it came back.
+        let state = req
+            .param("state", "duplicate_callback_param")?
+            .unwrap_or("");
+        let callout = cas.validate_request(&cas.service(&here, state), &ticket);
         let wait = Validation {
             head: req.head.clone(),
             flow,
@@ -149,7 +153,7 @@ impl Cas {
                 ..SessionExtra::default()
             },
             landing: wait.flow.rd.clone(),
-            cookies: vec![wait.delete_flow.clone()],
+            cookies: wait.delete_flow.iter().cloned().collect(),
         };
         here.kit.finish_login(here, req, done, env)
     }
@@ -216,9 +220,9 @@ impl LoginMethod for Cas {
             rd,
             ..FlowStart::default()
         };
-        let (flow, cookies) = here.kit.begin_flow(here, req, start, env)?;
-        let location = self.login_url(&self.service(here, &flow.state));
-        let response = Response::redirect(302, &location).cookies(cookies);
+        let begun = here.kit.begin_flow(here, req, start, env)?;
+        let location = self.login_url(&self.service(here, &begun.state));
+        let response = Response::redirect(302, &location).cookies(begun.cookies);
         Ok(Outcome::new(Step::Respond(response)).count(Counter::RedirectIdp(here.label())))
     }
 
@@ -241,9 +245,9 @@ impl LoginMethod for Cas {
             variant: Some(RELOAD.to_owned()),
             ..FlowStart::default()
         };
-        let (flow, cookies) = here.kit.begin_flow(here, req, start, env)?;
-        let location = self.reload_url(&self.service(here, &flow.state));
-        let response = Response::redirect(302, &location).cookies(cookies);
+        let begun = here.kit.begin_flow(here, req, start, env)?;
+        let location = self.reload_url(&self.service(here, &begun.state));
+        let response = Response::redirect(302, &location).cookies(begun.cookies);
         Ok(Some(
             Outcome::new(Step::Respond(response)).count(Counter::RedirectIdp(here.label())),
         ))
@@ -276,10 +280,12 @@ impl LoginMethod for Cas {
         let req = here.kit.request(&wait.head);
         match self.validated(here, &req, &wait, &answer, env) {
             Ok(outcome) => outcome,
-            Err(deny) => {
-                here.kit
-                    .refuse_flow(&req, &wait.flow, deny, vec![wait.delete_flow.clone()])
-            }
+            Err(deny) => here.kit.refuse_flow(
+                &req,
+                &wait.flow,
+                deny,
+                wait.delete_flow.iter().cloned().collect(),
+            ),
         }
     }
 

@@ -3,10 +3,10 @@
 //! the CAS server's answers; `login.rs` is the flow behind `LoginMethod` (start, callback,
 //! the validation callout, single logout).
 //!
-//! The `service` sent to CAS is `base_url + callback_path + ?state=<flow state>`: configured
-//! origin only, never the request's `Host` (security.md H2), and the same string at login and at
-//! validation (§2.5.1). The state binds the ticket to the browser that started the login: a
-//! ticket issued for another browser's service does not validate here.
+//! The `service` sent to CAS is `base_url + callback_path + ?state=<the sealed flow>`:
+//! configured origin only, never the request's `Host` (security.md H2), and the same string at
+//! login and at validation (§2.5.1). The state is bound to the browser that started the login
+//! (its binding cookie): a ticket issued for another browser's service does not validate here.
 
 mod login;
 

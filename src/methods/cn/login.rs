@@ -84,12 +84,12 @@ impl<P: Provider> LoginMethod for P {
             .map_err(|d| named(d, here.name()))?;
         let start = FlowStart {
             rd,
-            state: Some(state.clone()),
+            cookie_state: Some(state.clone()),
             variant: Some(variant.to_owned()),
             cross_site: self.cross_site(),
             ..FlowStart::default()
         };
-        let (_, cookies) = here.kit.begin_flow(here, req, start, env)?;
+        let cookies = here.kit.begin_flow(here, req, start, env)?.cookies;
         let response = match begin {
             Begin::Redirect(location) => Response::redirect(302, &location),
             Begin::Page(page) => jsapi_page(here, &page, &state, env)?,
@@ -114,10 +114,13 @@ impl<P: Provider> LoginMethod for P {
             let step = Provider::callback(p, variant, &req.query, &redirect_uri)
                 .map_err(|d| named(d, here.name()))?;
             let landing = Landing::Redirect(flow.rd.clone());
-            let ex = Exchange::new(req.head, landing, Some(delete_flow.clone()), step);
+            let ex = Exchange::new(req.head, landing, delete_flow.clone(), step);
             Ok(exchange::drive(p, &here, ex, env))
         })();
-        Ok(started.unwrap_or_else(|deny| here.kit.refuse(req, deny, vec![delete_flow])))
+        Ok(started.unwrap_or_else(|deny| {
+            here.kit
+                .refuse(req, deny, delete_flow.into_iter().collect())
+        }))
     }
 
     /// `POST {prefix}/code/{method}`: an in-app page posts the JSAPI's code (read next).
@@ -209,6 +212,9 @@ impl<P: Provider> LoginMethod for P {
     }
 }
 
+/// A posted code's flow, its fields, and the `Set-Cookie` that deletes the flow's cookie.
+type CodeFlow = (Flow, Map<String, Value>, Option<String>);
+
 /// A posted code's body: a JSON object of at most [`MAX_CODE_BODY`] bytes whose `state`
 /// names the flow, which is taken here (once).
 fn code_flow(
@@ -216,7 +222,7 @@ fn code_flow(
     req: &Request<'_>,
     body: &[u8],
     env: &mut Env<'_>,
-) -> Result<(Flow, Map<String, Value>, String), Deny> {
+) -> Result<CodeFlow, Deny> {
     if body.len() > MAX_CODE_BODY {
         return Err(Deny::BodyTooLarge);
     }
@@ -234,7 +240,7 @@ fn posted<P: Provider>(
     req: &Request<'_>,
     flow: &Flow,
     fields: &Map<String, Value>,
-    delete_flow: String,
+    delete_flow: Option<String>,
     env: &mut Env<'_>,
 ) -> Outcome {
     let started = (|| {
@@ -244,10 +250,13 @@ fn posted<P: Provider>(
             .posted(variant, fields)
             .map_err(|d| named(d, here.name()))?;
         let landing = Landing::Json(flow.rd.clone());
-        let ex = Exchange::new(req.head, landing, Some(delete_flow.clone()), step);
+        let ex = Exchange::new(req.head, landing, delete_flow.clone(), step);
         Ok(exchange::drive(p, &here, ex, env))
     })();
-    started.unwrap_or_else(|deny| here.kit.refuse(req, deny, vec![delete_flow]))
+    started.unwrap_or_else(|deny| {
+        here.kit
+            .refuse(req, deny, delete_flow.into_iter().collect())
+    })
 }
 
 /// The page that runs the client's JSAPI and posts the code to `{prefix}/code/{method}`.

@@ -33,7 +33,7 @@ struct Directory {
     /// The login flow the form was rendered for.
     flow: Flow,
     /// The `Set-Cookie` that deletes the flow cookie.
-    delete_flow: String,
+    delete_flow: Option<String>,
     /// The user's failures counted before this attempt (to clear after a success).
     failures: u32,
     /// The conversation so far.
@@ -46,7 +46,7 @@ impl Ldap {
         here: &Here<'_>,
         req: &Request<'_>,
         flow: &Flow,
-        delete_flow: String,
+        delete_flow: Option<String>,
         failure: LoginFailure,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
@@ -111,7 +111,7 @@ impl Ldap {
         here: &Here<'_>,
         req: &Request<'_>,
         flow: &Flow,
-        delete_flow: String,
+        delete_flow: Option<String>,
         failure: DirectoryFailure,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
@@ -154,7 +154,7 @@ impl LoginMethod for Ldap {
         here: &Here<'_>,
         req: &Request<'_>,
         flow: Flow,
-        delete_flow: String,
+        delete_flow: Option<String>,
         username: String,
         password: String,
         env: &mut Env<'_>,

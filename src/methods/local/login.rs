@@ -22,7 +22,7 @@ impl LoginMethod for Local {
         here: &Here<'_>,
         req: &Request<'_>,
         flow: Flow,
-        delete_flow: String,
+        delete_flow: Option<String>,
         username: String,
         password: String,
         env: &mut Env<'_>,

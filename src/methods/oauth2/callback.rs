@@ -78,7 +78,7 @@ impl OAuth2 {
                 Ok(o.advance(&here, finish, env))
             }
             Err(deny) => {
-                let mut cookies = vec![delete_flow];
+                let mut cookies: Vec<String> = delete_flow.into_iter().collect();
                 if let Deny::Idp {
                     failure: IdpFailure::Refused(code),
                     ..
@@ -282,13 +282,16 @@ impl OAuth2 {
             claims: Some(claims),
             extra,
             landing: finish.flow.rd.clone(),
-            cookies: vec![finish.delete_flow.clone()],
+            cookies: finish.delete_flow.iter().cloned().collect(),
         });
         match done.and_then(|done| here.kit.finish_login(here, &req, done, env)) {
             Ok(outcome) => outcome,
-            Err(deny) => here
-                .kit
-                .refuse_flow(&req, &finish.flow, deny, vec![finish.delete_flow]),
+            Err(deny) => here.kit.refuse_flow(
+                &req,
+                &finish.flow,
+                deny,
+                finish.delete_flow.into_iter().collect(),
+            ),
         }
     }
 }
@@ -296,6 +299,10 @@ impl OAuth2 {
 /// Refuses a callback, deleting its flow cookie ("Sign in again" starts the same login).
 fn fail(here: &Here<'_>, finish: Finish, deny: Deny) -> Outcome {
     let req = here.kit.request(&finish.head);
-    here.kit
-        .refuse_flow(&req, &finish.flow, deny, vec![finish.delete_flow])
+    here.kit.refuse_flow(
+        &req,
+        &finish.flow,
+        deny,
+        finish.delete_flow.into_iter().collect(),
+    )
 }

@@ -59,7 +59,7 @@ pub(super) struct Start {
 pub(super) struct Finish {
     pub(super) head: RequestHead,
     pub(super) flow: Flow,
-    pub(super) delete_flow: String,
+    pub(super) delete_flow: Option<String>,
     pub(super) code: String,
     pub(super) iss: Option<String>,
     pub(super) endpoints: Option<Endpoints>,
@@ -133,25 +133,25 @@ impl OAuth2 {
                 return Ok(Wait::Start(start).send(here, self.fetch(&url)));
             }
         };
-        let state = draw(env)?;
         let nonce = draw(env)?;
         let verifier = draw(env)?;
+        let start = FlowStart {
+            rd,
+            nonce: Some(nonce.clone()),
+            verifier: Some(verifier.clone()),
+            ..FlowStart::default()
+        };
+        // The state is the flow itself, sealed (session/flow.rs).
+        let begun = here.kit.begin_flow(here, req, start, env)?;
         let location = self.authorize_url(
             &eps,
             &self.redirect_uri(here),
-            &state,
+            &begun.state,
             &nonce,
             &verifier,
             silent,
         );
-        let start = FlowStart {
-            rd,
-            state: Some(state),
-            nonce: Some(nonce),
-            verifier: Some(verifier),
-            ..FlowStart::default()
-        };
-        let (_, cookies) = here.kit.begin_flow(here, req, start, env)?;
+        let cookies = begun.cookies;
         let response = Response::redirect(302, &location).cookies(cookies);
         Ok(Outcome::new(Step::Respond(response)).count(Counter::RedirectIdp(here.label())))
     }

@@ -4,13 +4,13 @@
 //! ```text
 //! (idp_metadata_url: a MetadataWait fetches the IdP metadata first when the shared-data copy
 //!  is missing or older than metadata_ttl_seconds)
-//! start ──> AuthnRequest (ID = flow nonce), RelayState = flow state; flow cookie set
+//! start ──> AuthnRequest (ID = flow nonce), RelayState = the sealed flow; binding cookie set
 //!           (SameSite=None: it must come back with the IdP's cross-site POST);
 //!           302 to the IdP (HTTP-Redirect, optionally signed) or an auto-posting form
 //! GET  {prefix}/saml/{method}/metadata ──> SP metadata XML
 //! POST {prefix}/saml/{method}/acs ──> BodyWait(AcsPost) ──> Response verified
 //!           (InResponseTo = the flow's request ID), assertion ID remembered until it expires,
-//!           session cookie, flow cookie deleted, 303 to the return URL
+//!           session cookie, flow marked used, 303 to the return URL
 //! GET  {prefix}/saml/{method}/slo ──> single logout (logout.rs)
 //! ```
 //!
@@ -18,8 +18,6 @@
 //! page and a script with JSON.
 
 use std::any::Any;
-
-use base64::Engine;
 
 use super::{
     replay_key, request_id, session_id, Binding, Expect, Idp, Saml2, SamlFailure, Verified,
@@ -29,7 +27,6 @@ use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::IdpFailure;
-use crate::jose::B64URL;
 use crate::login::{
     wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request, SessionView,
 };
@@ -62,7 +59,7 @@ const RELOAD: &str = "reload";
 struct Posted {
     head: RequestHead,
     flow: Flow,
-    delete_flow: String,
+    delete_flow: Option<String>,
     response: String,
     sent_ms: u64,
 }
@@ -108,11 +105,6 @@ impl Saml2 {
         (rd, passive): (String, bool),
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
-        // The state (RelayState) is drawn before the request ID, as it always was: the same
-        // randomness gives the same messages (tests/golden).
-        let state = random::bytes(env.rng, 32)
-            .map(|b| B64URL.encode(b))
-            .map_err(|_| Deny::Unavailable("random"))?;
         let request_id = random::bytes(env.rng, 20)
             .map(|b| request_id(&b))
             .map_err(|_| Deny::Unavailable("random"))?;
@@ -120,13 +112,13 @@ impl Saml2 {
         let xml = self.authn_request(idp, &request_id, env.now, (&entity, &acs), passive);
         let start = FlowStart {
             rd,
-            state: Some(state.clone()),
             nonce: Some(request_id.clone()),
             variant: passive.then(|| RELOAD.to_owned()),
-            cross_site: true,
             ..FlowStart::default()
         };
-        let (_, cookies) = here.kit.begin_flow(here, req, start, env)?;
+        // RelayState is the flow itself, sealed (session/flow.rs).
+        let begun = here.kit.begin_flow(here, req, start, env)?;
+        let (state, cookies) = (begun.state, begun.cookies);
         let response = match self.binding {
             Binding::Redirect => {
                 let location = self
@@ -288,7 +280,7 @@ impl Saml2 {
             claims: Some(&verified.claims),
             extra: self.session_extra(&verified),
             landing: posted.flow.rd.clone(),
-            cookies: vec![posted.delete_flow.clone()],
+            cookies: posted.delete_flow.iter().cloned().collect(),
         };
         here.kit.finish_login(here, req, done, env)
     }
@@ -323,7 +315,7 @@ impl Saml2 {
 /// A refused reload (`IsPassive`: the IdP has no session for the user, or any other refusal)
 /// ends the local session too.
 fn refuse_posted(here: &Here<'_>, req: &Request<'_>, posted: &Posted, deny: Deny) -> Outcome {
-    let mut cookies = vec![posted.delete_flow.clone()];
+    let mut cookies: Vec<String> = posted.delete_flow.iter().cloned().collect();
     if posted.flow.variant.as_deref() == Some(RELOAD) {
         cookies.extend(here.kit.cookies().clear_session(&req.cookies));
     }
@@ -334,7 +326,10 @@ fn refuse_posted(here: &Here<'_>, req: &Request<'_>, posted: &Posted, deny: Deny
 /// cross-site post because cookies are not `Secure` (plain HTTP): said as such on the page.
 fn withheld_over_http(here: &Here<'_>, req: &Request<'_>, deny: Deny) -> Deny {
     let cookies = here.kit.cookies();
-    let no_flow_cookie = !req.cookies.iter().any(|(n, _)| cookies.is_flow(n));
+    let no_flow_cookie = !req
+        .cookies
+        .iter()
+        .any(|(n, _)| cookies.is_flow(n) || cookies.is_binding(n));
     if deny == Deny::FlowInvalid && !cookies.secure() && no_flow_cookie {
         Deny::FlowCookieWithheld
     } else {
@@ -435,7 +430,11 @@ impl LoginMethod for Saml2 {
         };
         let (head, sent_ms, cookies) = match &wait {
             MetadataWait::ToStart(s) => (s.head.clone(), s.sent_ms, Vec::new()),
-            MetadataWait::ToFinish(p) => (p.head.clone(), p.sent_ms, vec![p.delete_flow.clone()]),
+            MetadataWait::ToFinish(p) => (
+                p.head.clone(),
+                p.sent_ms,
+                p.delete_flow.iter().cloned().collect(),
+            ),
         };
         let req = here.kit.request(&head);
         let idp = match self.fetched_idp(here, &answer, sent_ms, env) {
