@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import re
 import sys
 import threading
 import time
@@ -161,6 +162,27 @@ td pre{{margin:0;white-space:pre-wrap}} td ul{{margin:0;padding-left:1.2em}} cod
 """
 
 
+EMBED_PATH = "/public/embed"
+
+
+def _render_embed(query: str) -> str | None:
+    """A dashboard page that embeds protected pages in iframes, as HENGSHI's host pages do:
+    `/public/embed?frames=oidc:4,cas:4` gives four iframes of `/frame/oidc/N?activeAuth=oidc`
+    and four of CAS, each starting its own login at once. `None` for a malformed list."""
+    spec = urllib.parse.parse_qs(query).get("frames", [""])[0]
+    frames = []
+    for part in filter(None, spec.split(",")):
+        method, _, count = part.partition(":")
+        if not re.fullmatch(r"[a-z0-9-]{1,32}", method) or not count.isdigit():
+            return None
+        frames += [(method, i) for i in range(min(int(count), 24))]
+    tags = "\n".join(
+        f'<iframe id="f{n}" title="{m} {i}" src="/frame/{m}/{i}?activeAuth={m}" '
+        'width="320" height="220"></iframe>' for n, (m, i) in enumerate(frames))
+    return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Dashboards'
+            f"</title></head><body><h1>Dashboards</h1>\n{tags}\n</body></html>")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # The head and the body are two writes: with Nagle the body waits for the proxy's delayed
@@ -197,8 +219,12 @@ class Handler(BaseHTTPRequestHandler):
                  "body": body.decode("utf-8", "replace"), "at": time.monotonic()}
         recorder.add(entry)
         identity = decode_identity(headers)
+        path, _, query = self.path.partition("?")
+        embed = _render_embed(query) if path == EMBED_PATH else None
         if self.path == "/healthz":
             payload, ctype, status = b"ok\n", "text/plain; charset=utf-8", 200
+        elif embed is not None:
+            payload, ctype, status = embed.encode(), "text/html; charset=utf-8", 200
         else:
             accept = self.headers.get("Accept", "")
             if "application/json" in accept and "text/html" not in accept:

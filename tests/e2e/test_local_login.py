@@ -21,14 +21,16 @@ def _normalise_page(text: str) -> str:
     return re.sub(r'nonce="[^"]*"', "", text)
 
 
-def test_login_form_and_flow_cookie(main_envoy, recorder):
+def test_login_form_and_binding_cookie(main_envoy, recorder):
+    """The flow is sealed into the form's state; the browser gets one binding cookie."""
     c = main_envoy.client()
     resp, form, _ = start_local_login(c, rd="/after")
-    assert "state" in form["fields"] and form["fields"]["state"], form
+    assert "state" in form["fields"] and len(form["fields"]["state"]) > 300, form
     assert form["method"] == "post", form
     flows = [sc for sc in resp.set_cookies if harness.FLOW_COOKIE_RE.match(sc.name)]
-    assert len(flows) == 1 and re.fullmatch(r"sso_session_flow_.{8}", flows[0].name), \
+    assert len(flows) == 1 and flows[0].name == "sso_session_bind", \
         resp.header_all("set-cookie")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", flows[0].value), flows[0]
     assert flows[0].attrs.get("httponly") is True, flows[0]
     assert not resp.session_cookies_set
     assert recorder.requests() == []
@@ -41,9 +43,8 @@ def test_right_password_logs_in(main_envoy, recorder):
     assert resp.status == 303, resp
     assert path_of(resp.location, main_envoy.base_url) == "/after?x=1", resp
     assert resp.session_cookies_set, resp
-    deleted = {sc.name for sc in resp.set_cookies if sc.deletes}
-    assert any(harness.FLOW_COOKIE_RE.match(n) for n in deleted), \
-        f"flow cookie not deleted: {resp.header_all('set-cookie')}"
+    assert not [sc for sc in resp.set_cookies if sc.name.startswith("sso_session_flow_")], \
+        "no cookie per flow"
     assert recorder.requests() == []
     assert c.get("/after?x=1").status == 200
     ident = decode_identity_of(only_request(recorder))
@@ -125,9 +126,11 @@ def test_state_from_another_browser_is_refused(main_envoy, recorder):
     resp = victim.post_form(action, fields)
     assert_nobody_let_in(resp, recorder, main_envoy, statuses=(400, 401))
     other = main_envoy.client()
-    start_local_login(other)  # a flow cookie of its own, for another state
+    start_local_login(other)  # a binding cookie of its own
     resp = other.post_form(action, fields)
-    assert_nobody_let_in(resp, recorder, main_envoy, statuses=(400, 401))
+    # The state is not used: that browser starts its own login again (303 to the form).
+    assert_nobody_let_in(resp, recorder, main_envoy, statuses=(303,))
+    assert urllib.parse.urlsplit(resp.location).path == "/login", resp
 
 
 def test_sso_login_starts_local_login(main_envoy, recorder):

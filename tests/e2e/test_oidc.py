@@ -619,8 +619,12 @@ def test_oidc_login_maps_claims_and_userinfo(op_setup, recorder):
     (cb_url, cb), = _callback_hops(trail)
     assert cb.status in (302, 303) and cb.session_cookies_set, _trail_text(trail)
     assert cb.location in ("/private/dash?tab=2", app + "/private/dash?tab=2"), cb.location
-    assert any(c.deletes and c.name.startswith("sso_session_flow_") for c in cb.set_cookies), \
-        f"flow cookie not deleted at the callback: {cb!r}"
+    # The flow travelled sealed in `state`: no cookie per flow, the binding cookie stays for
+    # other logins on their way (single use is test_state_replayed_refused).
+    assert len(auth["state"]) > 300, auth["state"]
+    assert not [c for _, r in trail for c in r.set_cookies
+                if c.name.startswith("sso_session_flow_")], _trail_text(trail)
+    assert "sso_session_bind" in agent.jar(app), agent.jar(app)
     ident = decode_identity_of(_last_upstream(recorder, "/private/dash?tab=2"))
     who = OP_USERS["alice"]
     assert ident.get("login") == "alice", ident
