@@ -97,5 +97,6 @@ try {
 } finally {
   await browser.close();
 }
+// exitCode, not exit(): exit() may cut a long line still in the pipe.
 process.stdout.write(JSON.stringify(out) + '\n');
-process.exit(out.ok ? 0 : 1);
+process.exitCode = out.ok ? 0 : 1;
