@@ -164,8 +164,15 @@ def test_a_bad_logo_is_refused_at_load(envoys, recorder):
     inst = envoys.cls(envoys.workdir, cfg, envoys.upstream_port, listen_port=port,
                       name="bad-logo")
     envoys.all.append(inst)
-    inst.start_expecting_refusal()
+    state = inst.start_expecting_refusal()
     try:
+        if state == "live":
+            # Up (the edge worker loads its configuration per isolate): nothing is served.
+            try:
+                served = inst.client().get("/login", timeout=5).status
+            except OSError:
+                served = None
+            assert served is None or served >= 500, served
         log = inst.log_text()
         assert "login_page_logo: must be an https URL or a path on this site" in log, log[-2000:]
         assert recorder.requests() == []
