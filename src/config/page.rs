@@ -68,9 +68,7 @@ pub(super) fn brand(
     logo: Option<String>,
     origin: &str,
 ) -> Result<Brand, ConfigError> {
-    let title = title
-        .map(|t| text(t, "login_page_title"))
-        .transpose()?;
+    let title = title.map(|t| text(t, "login_page_title")).transpose()?;
     let logo = logo.map(|l| parse_logo(&l, origin)).transpose()?;
     Ok(Brand { title, logo })
 }
@@ -86,17 +84,20 @@ fn parse_logo(text: &str, origin: &str) -> Result<Logo, ConfigError> {
     }
     let url = if text.starts_with('/') {
         if crate::redirect::safe_return(text, origin) != text {
-            return Err(err("a path on this site must start with one / and be a plain path"));
+            return Err(err(
+                "a path on this site must start with one / and be a plain path",
+            ));
         }
         url::Url::parse(origin)
             .and_then(|o| o.join(text))
             .map_err(|e| err(&format!("not a valid path: {e}")))?
     } else {
-        let url = url::Url::parse(text).map_err(|_| {
-            err("must be an https URL or a path on this site (/static/logo.png)")
-        })?;
+        let url = url::Url::parse(text)
+            .map_err(|_| err("must be an https URL or a path on this site (/static/logo.png)"))?;
         if url.scheme() != "https" || url.host_str().is_none() {
-            return Err(err("must be an https URL or a path on this site (/static/logo.png)"));
+            return Err(err(
+                "must be an https URL or a path on this site (/static/logo.png)",
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(err("must not carry a user name or password"));
@@ -127,7 +128,12 @@ mod tests {
 
     fn logo(text: &str) -> Result<String, String> {
         parse_logo(text, ORIGIN)
-            .map(|l| crate::pages::login::csp(&Brand { title: None, logo: Some(l) }))
+            .map(|l| {
+                crate::pages::login::csp(&Brand {
+                    title: None,
+                    logo: Some(l),
+                })
+            })
             .map_err(|e| e.to_string())
     }
 
@@ -143,7 +149,10 @@ mod tests {
             (json!("  "), "t: must not be blank"),
             (json!({"en": "x", "zh": ""}), "t.zh: must not be blank"),
             (json!({"en": "x"}), "t: missing field `zh`"),
-            (json!({"en": "x", "zh": "y", "fr": "z"}), "t.fr: unknown field"),
+            (
+                json!({"en": "x", "zh": "y", "fr": "z"}),
+                "t.fr: unknown field",
+            ),
             (json!(3), "t: must be a string or"),
             (json!("a\nb"), "t: must not contain control"),
             (json!("x".repeat(201)), "t: must be at most 200"),
@@ -161,9 +170,18 @@ mod tests {
                 "https://cdn.example.com/brand/logo.png?v=3",
                 "img-src https://cdn.example.com/brand/logo.png;",
             ),
-            ("https://cdn.example.com:8443/l.svg", "img-src https://cdn.example.com:8443/l.svg;"),
-            ("/static/logo.png", "img-src https://app.example.com/static/logo.png;"),
-            ("/static/a;b,c.png?x=1", "img-src https://app.example.com/static/a%3Bb%2Cc.png;"),
+            (
+                "https://cdn.example.com:8443/l.svg",
+                "img-src https://cdn.example.com:8443/l.svg;",
+            ),
+            (
+                "/static/logo.png",
+                "img-src https://app.example.com/static/logo.png;",
+            ),
+            (
+                "/static/a;b,c.png?x=1",
+                "img-src https://app.example.com/static/a%3Bb%2Cc.png;",
+            ),
         ];
         for (input, want) in cases {
             let csp = logo(input).unwrap();

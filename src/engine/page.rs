@@ -121,10 +121,7 @@ impl Filter {
             .html(html)
             .header("content-language", lang.tag())
             .header("vary", "Accept-Language")
-            .header(
-                "content-security-policy",
-                login::csp(&self.config.brand),
-            )
+            .header("content-security-policy", login::csp(&self.config.brand))
             .header("referrer-policy", "no-referrer")
     }
 }

@@ -215,7 +215,11 @@ impl Provider for Wecom {
     fn offer(&self) -> Option<crate::pages::login::Offer> {
         let login_type = (self.default_login != DefaultLogin::Qr)
             .then_some((self.login_type_param.as_str(), "qr"));
-        Some(crate::methods::cn::qr_offer("WeCom", "企业微信", login_type))
+        Some(crate::methods::cn::qr_offer(
+            "WeCom",
+            "企业微信",
+            login_type,
+        ))
     }
 
     fn timeout_ms(&self) -> u64 {

@@ -144,14 +144,31 @@ mod tests {
 
     #[test]
     fn chinese_for_every_zh_range() {
-        for h in ["zh", "zh-CN", "zh-TW", "zh-Hant", "zh-Hant-TW", "ZH-cn", "zh-CN,zh;q=0.9"] {
+        for h in [
+            "zh",
+            "zh-CN",
+            "zh-TW",
+            "zh-Hant",
+            "zh-Hant-TW",
+            "ZH-cn",
+            "zh-CN,zh;q=0.9",
+        ] {
             assert_eq!(pick(h), Lang::Zh, "{h}");
         }
     }
 
     #[test]
     fn english_by_default_and_for_other_languages() {
-        for h in ["", "en", "en-US,en;q=0.9", "fr-FR", "de, fr;q=0.5", "*", "zhx", "chinese"] {
+        for h in [
+            "",
+            "en",
+            "en-US,en;q=0.9",
+            "fr-FR",
+            "de, fr;q=0.5",
+            "*",
+            "zhx",
+            "chinese",
+        ] {
             assert_eq!(pick(h), Lang::En, "{h}");
         }
         assert_eq!(Lang::negotiate([]), Lang::En);

@@ -316,12 +316,27 @@ mod tests {
     #[test]
     fn button_names_say_the_method_and_the_way() {
         let cases = [
-            (Some(Way::QrCode), "DingTalk", Lang::En, "Sign in with DingTalk (QR code)"),
+            (
+                Some(Way::QrCode),
+                "DingTalk",
+                Lang::En,
+                "Sign in with DingTalk (QR code)",
+            ),
             (Some(Way::QrCode), "钉钉", Lang::Zh, "使用钉钉扫码登录"),
             (Some(Way::QrCode), "WeCom", Lang::Zh, "使用 WeCom 扫码登录"),
             (Some(Way::Redirect), "Okta", Lang::En, "Sign in with Okta"),
-            (Some(Way::Redirect), "公司 SSO", Lang::Zh, "使用公司 SSO 登录"),
-            (Some(Way::Form), "LDAP", Lang::En, "Sign in with LDAP (user name and password)"),
+            (
+                Some(Way::Redirect),
+                "公司 SSO",
+                Lang::Zh,
+                "使用公司 SSO 登录",
+            ),
+            (
+                Some(Way::Form),
+                "LDAP",
+                Lang::En,
+                "Sign in with LDAP (user name and password)",
+            ),
             (Some(Way::Form), "目录", Lang::Zh, "使用目录账号密码登录"),
             (None, "portal", Lang::En, "Sign in with portal"),
         ];
@@ -348,7 +363,10 @@ mod tests {
         assert!(!html.contains("<b>"), "{html}");
         assert!(!html.contains("<img src=x"), "{html}");
         assert!(html.contains("&lt;b&gt;Acme&lt;/b&gt;"), "{html}");
-        assert!(html.contains("src=\"/l.png?a=1&amp;b=&quot;2&quot;\""), "{html}");
+        assert!(
+            html.contains("src=\"/l.png?a=1&amp;b=&quot;2&quot;\""),
+            "{html}"
+        );
     }
 
     #[test]
@@ -360,7 +378,12 @@ mod tests {
         };
         let zh = sign_in(Lang::Zh, &Brand::default(), Some(&form), &[]);
         assert!(zh.contains("<html lang=\"zh-CN\">"), "{zh}");
-        for w in ["<h1>登录</h1>", ">用户名</label>", ">密码</label>", "失败次数过多"] {
+        for w in [
+            "<h1>登录</h1>",
+            ">用户名</label>",
+            ">密码</label>",
+            "失败次数过多",
+        ] {
             assert!(zh.contains(w), "{w}: {zh}");
         }
         let en = sign_in(Lang::En, &Brand::default(), None, &[button(None, "a")]);
@@ -376,7 +399,12 @@ mod tests {
             state: "s",
             notice: None,
         };
-        let html = sign_in(Lang::En, &Brand::default(), Some(&form), &[button(None, "a")]);
+        let html = sign_in(
+            Lang::En,
+            &Brand::default(),
+            Some(&form),
+            &[button(None, "a")],
+        );
         let at = |needle: &str| html.find(needle).unwrap_or(usize::MAX);
         assert!(at("id=\"username\"") < at("id=\"password\""));
         assert!(at("id=\"password\"") < at("type=\"submit\""));
@@ -390,7 +418,10 @@ mod tests {
     fn the_csp_allows_the_style_and_exactly_the_logo() {
         let plain = csp(&Brand::default());
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
-        assert!(plain.contains(&format!("style-src 'sha256-{hash}'")), "{plain}");
+        assert!(
+            plain.contains(&format!("style-src 'sha256-{hash}'")),
+            "{plain}"
+        );
         assert!(plain.contains("img-src 'none'"), "{plain}");
         assert!(plain.starts_with("default-src 'none';"), "{plain}");
         let brand = Brand {

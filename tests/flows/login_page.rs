@@ -103,52 +103,114 @@ fn the_form_offers_the_other_enabled_methods_in_english() {
     assert_eq!(
         buttons(&page),
         [
-            (link(&format!("activeAuth=cas&{rd}")), "Sign in with University CAS".into()),
+            (
+                link(&format!("activeAuth=cas&{rd}")),
+                "Sign in with University CAS".into()
+            ),
             (
                 link(&format!("activeAuth=dingtalk&{rd}&dtLoginType=qr")),
                 "Sign in with DingTalk (QR code)".into()
             ),
-            (link(&format!("activeAuth=okta&{rd}")), "Sign in with Okta".into()),
-            (link(&format!("activeAuth=wechat&{rd}")), "Sign in with WeChat (QR code)".into()),
+            (
+                link(&format!("activeAuth=okta&{rd}")),
+                "Sign in with Okta".into()
+            ),
+            (
+                link(&format!("activeAuth=wechat&{rd}")),
+                "Sign in with WeChat (QR code)".into()
+            ),
         ]
     );
     let body = page.body();
     assert!(body.contains("<html lang=\"en\">"), "{body}");
-    assert!(body.contains("<title>Sign in · Acme Analytics</title>"), "{body}");
-    assert!(body.contains("<p class=\"site\">Acme Analytics</p>"), "{body}");
-    assert!(body.contains("<img src=\"/static/acme.svg\" alt=\"\">"), "{body}");
-    assert!(body.contains("<label for=\"username\">User name</label>"), "{body}");
-    assert!(body.contains("<h2 id=\"others\">Other ways to sign in</h2>"), "{body}");
+    assert!(
+        body.contains("<title>Sign in · Acme Analytics</title>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<p class=\"site\">Acme Analytics</p>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<img src=\"/static/acme.svg\" alt=\"\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<label for=\"username\">User name</label>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<h2 id=\"others\">Other ways to sign in</h2>"),
+        "{body}"
+    );
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
-    assert!(csp.contains("; img-src https://app.example.com/static/acme.svg;"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("; img-src https://app.example.com/static/acme.svg;"),
+        "{csp}"
+    );
     assert!(csp.contains("form-action 'self'") && csp.contains("frame-ancestors 'self'"));
 }
 
 #[test]
 fn chinese_for_zh_and_the_buttons_say_so() {
     let mut d = Driver::new(&config());
-    for lang in ["zh-CN,zh;q=0.9,en;q=0.8", "zh-Hant", "fr, zh;q=0.5, en;q=0.4"] {
+    for lang in [
+        "zh-CN,zh;q=0.9,en;q=0.8",
+        "zh-Hant",
+        "fr, zh;q=0.5, en;q=0.4",
+    ] {
         let page = get_in(&mut d, "/login?rd=%2F", lang);
-        assert_eq!(page.header("content-language").as_deref(), Some("zh-CN"), "{lang}");
+        assert_eq!(
+            page.header("content-language").as_deref(),
+            Some("zh-CN"),
+            "{lang}"
+        );
         assert_eq!(page.header("vary").as_deref(), Some("Accept-Language"));
         let body = page.body();
         assert!(body.contains("<html lang=\"zh-CN\">"), "{lang}: {body}");
-        assert!(body.contains("<title>登录 · Acme 数据分析</title>"), "{body}");
-        assert!(body.contains("<label for=\"username\">用户名</label>"), "{body}");
-        assert!(body.contains("<label for=\"password\">密码</label>"), "{body}");
-        assert!(body.contains("<button type=\"submit\">登录</button>"), "{body}");
-        assert!(body.contains("<h2 id=\"others\">其他登录方式</h2>"), "{body}");
+        assert!(
+            body.contains("<title>登录 · Acme 数据分析</title>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<label for=\"username\">用户名</label>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<label for=\"password\">密码</label>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<button type=\"submit\">登录</button>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<h2 id=\"others\">其他登录方式</h2>"),
+            "{body}"
+        );
         let texts: Vec<String> = buttons(&page).into_iter().map(|(_, t)| t).collect();
         assert_eq!(
             texts,
-            ["使用统一身份认证登录", "使用钉钉扫码登录", "使用 Okta 登录", "使用微信扫码登录"]
+            [
+                "使用统一身份认证登录",
+                "使用钉钉扫码登录",
+                "使用 Okta 登录",
+                "使用微信扫码登录"
+            ]
         );
     }
     // English wins by weight, and is the default.
     for lang in ["en, zh;q=0.9", "de", ""] {
         let page = get_in(&mut d, "/login?rd=%2F", lang);
-        assert_eq!(page.header("content-language").as_deref(), Some("en"), "{lang}");
+        assert_eq!(
+            page.header("content-language").as_deref(),
+            Some("en"),
+            "{lang}"
+        );
     }
 }
 
@@ -199,11 +261,18 @@ fn a_button_starts_its_method_with_the_return_url() {
 #[test]
 fn return_urls_stay_on_this_site() {
     let mut d = Driver::new(&config());
-    for rd in ["https%3A%2F%2Fevil.example%2F", "%2F%2Fevil.example", "%2F%5Cevil.example"] {
+    for rd in [
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+    ] {
         let page = get_in(&mut d, &format!("/login?rd={rd}"), "en");
         for (href, _) in buttons(&page) {
             assert!(href.starts_with("/sso/login?"), "{href}");
-            assert!(href.contains("&rd=%2F&") || href.ends_with("&rd=%2F"), "{rd}: {href}");
+            assert!(
+                href.contains("&rd=%2F&") || href.ends_with("&rd=%2F"),
+                "{rd}: {href}"
+            );
         }
     }
 }
@@ -214,13 +283,20 @@ fn a_failed_attempt_is_said_in_the_pages_language_and_keeps_the_buttons() {
     let form = get_in(&mut d, "/login?rd=%2Fx&tenantCode=t1", "zh-CN");
     let state = Driver::form_state(&form);
     let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([("username", "alice"), ("password", "nope"), ("state", &state)])
+        .extend_pairs([
+            ("username", "alice"),
+            ("password", "nope"),
+            ("state", &state),
+        ])
         .finish();
     let jar: Vec<String> = d.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let headers = vec![
         ("accept".to_owned(), "text/html".to_owned()),
         ("accept-language".to_owned(), "zh-CN".to_owned()),
-        ("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+        (
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
         ("cookie".to_owned(), jar.join("; ")),
     ];
     let again = d.send("POST", "/login", headers, Some(body.into_bytes()));
@@ -235,13 +311,20 @@ fn a_failed_attempt_is_said_in_the_pages_language_and_keeps_the_buttons() {
     // The buttons come from the flow: its scope (the tenant) and its return URL.
     let hrefs: Vec<String> = buttons(&again).into_iter().map(|(h, _)| h).collect();
     assert_eq!(hrefs.len(), 4, "{hrefs:?}");
-    assert!(hrefs.iter().all(|h| h.contains("&rd=%2Fx&tenantCode=t1")), "{hrefs:?}");
+    assert!(
+        hrefs.iter().all(|h| h.contains("&rd=%2Fx&tenantCode=t1")),
+        "{hrefs:?}"
+    );
     // The default is still English.
     let form = d.get("/login?rd=%2Fx");
     let state = Driver::form_state(&form);
     let again = d.post_form(
         "/login",
-        &[("username", "alice"), ("password", "nope"), ("state", &state)],
+        &[
+            ("username", "alice"),
+            ("password", "nope"),
+            ("state", &state),
+        ],
     );
     assert!(again.body().contains(">Invalid user name or password.</p>"));
 }
@@ -275,12 +358,30 @@ fn the_chooser_is_the_same_page_without_the_form() {
 #[test]
 fn title_and_logo_are_checked_at_load() {
     let cases = [
-        (json!({"login_page_logo": "http://cdn.example.com/l.png"}), "login_page_logo: must be an https URL"),
-        (json!({"login_page_logo": "//evil.example/l.png"}), "login_page_logo: a path on this site"),
-        (json!({"login_page_logo": "data:image/png;base64,AA"}), "login_page_logo: must be an https URL"),
-        (json!({"login_page_title": ""}), "login_page_title: must not be blank"),
-        (json!({"login_page_title": {"en": "A"}}), "login_page_title: missing field `zh`"),
-        (json!({"login_page_titel": "A"}), "unknown field `login_page_titel`"),
+        (
+            json!({"login_page_logo": "http://cdn.example.com/l.png"}),
+            "login_page_logo: must be an https URL",
+        ),
+        (
+            json!({"login_page_logo": "//evil.example/l.png"}),
+            "login_page_logo: a path on this site",
+        ),
+        (
+            json!({"login_page_logo": "data:image/png;base64,AA"}),
+            "login_page_logo: must be an https URL",
+        ),
+        (
+            json!({"login_page_title": ""}),
+            "login_page_title: must not be blank",
+        ),
+        (
+            json!({"login_page_title": {"en": "A"}}),
+            "login_page_title: missing field `zh`",
+        ),
+        (
+            json!({"login_page_titel": "A"}),
+            "unknown field `login_page_titel`",
+        ),
     ];
     for (extra, want) in cases {
         let mut c = config();
@@ -297,7 +398,10 @@ fn title_and_logo_are_checked_at_load() {
     let err = sso_filter::Filter::from_json(c.to_string().as_bytes())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("methods.okta.label.ja: unknown field"), "{err}");
+    assert!(
+        err.contains("methods.okta.label.ja: unknown field"),
+        "{err}"
+    );
 }
 
 #[test]
