@@ -207,6 +207,7 @@ def test_login_page_in_a_browser(envoys):
     assert lines, f"no result from login-page.mjs (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     out = json.loads(lines[-1])
     assert out.get("ok"), f"browser run failed: {out.get('error')}"
+    assert out["blocked"] == [], out["blocked"]
     (SHOTS / "report.json").write_text(json.dumps(out, ensure_ascii=False, indent=1))
     words = {"en": ("User name", "Password", "Sign in", "Other ways to sign in", EN,
                     "Invalid user name or password."),

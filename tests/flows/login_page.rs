@@ -21,13 +21,6 @@ fn oidc() -> Value {
 /// method (nothing to click) and a switched-off OIDC; a tenant that switches DingTalk off and
 /// adds Feishu.
 pub fn config() -> Value {
-    let hash = sso_filter::password::PasswordHash::create(
-        "alice-pw",
-        10_000,
-        &mut sso_filter::random::SystemRandom,
-    )
-    .unwrap()
-    .to_string();
     let mut off_dingtalk = dingtalk();
     off_dingtalk["enabled"] = json!(false);
     let mut old_sso = oidc();
@@ -42,7 +35,7 @@ pub fn config() -> Value {
         "login_page_title": {"en": "Acme Analytics", "zh": "Acme 数据分析"},
         "login_page_logo": "/static/acme.svg",
         "methods": {
-            "local": {"type": "local", "users": [{"login": "alice", "password_hash": hash}]},
+            "local": crate::local::config()["methods"]["local"],
             "dingtalk": dingtalk(),
             "okta": okta,
             "cas": {"type": "cas", "server_url": "https://cas.example.org/cas",

@@ -12,10 +12,10 @@
 // the focus ring shows, the WCAG contrast of every piece of text, whether the CSP let the style
 // and the logo in (and kept another image out). Then it signs in wrongly (the error, announced
 // as an alert) and rightly, by keyboard only. Screenshots go to `shots`. Prints one JSON line.
-import { chromium } from 'playwright-core';
+import { LOOPBACK, launch } from './oidc-lib.mjs';
 
 const args = JSON.parse(process.argv[2] ?? '{}');
-const out = { ok: false, runs: {} };
+const out = { ok: false, runs: {}, blocked: [] };
 
 const LOGO_SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40" viewBox="0 0 120 40">'
   + '<rect width="40" height="40" rx="8" fill="#0b57d0"/><text x="48" y="27" font-family="sans-serif" '
@@ -125,16 +125,23 @@ async function visit(context, url, lang, shots) {
   return { page, run };
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run'],
-});
+// A context in `locale` whose requests stay on this machine (anything else is aborted and
+// listed in `out.blocked`; the page asks for nothing else).
+async function newContext(browser, locale) {
+  const context = await browser.newContext({ locale, viewport: { width: 720, height: 900 } });
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (LOOPBACK.test(url)) return route.continue();
+    out.blocked.push(url);
+    return route.abort();
+  });
+  return context;
+}
+
+const browser = await launch();
 try {
   for (const [lang, locale] of [['en', 'en-US'], ['zh', 'zh-CN']]) {
-    const context = await browser.newContext({ locale, viewport: { width: 720, height: 900 } });
+    const context = await newContext(browser, locale);
     const { page, run } = await visit(context, args.base + args.target, lang, args.shots);
     // A wrong password: the form again, the message announced as an alert.
     await page.fill('#username', args.username);
@@ -156,7 +163,7 @@ try {
     await context.close();
   }
   if (args.chooser) {
-    const context = await browser.newContext({ locale: 'zh-CN', viewport: { width: 720, height: 900 } });
+    const context = await newContext(browser, 'zh-CN');
     const page = await context.newPage();
     await page.route(`**${args.logo}`, (r) => r.fulfill({ status: 200, contentType: 'image/svg+xml', body: LOGO_SVG }));
     await page.goto(args.chooser, { waitUntil: 'load' });
