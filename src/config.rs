@@ -19,6 +19,7 @@ use crate::mapping::RawMapping;
 use crate::session::{Cookies, SameSite};
 
 mod fields;
+mod page;
 
 use fields::{
     check_headers, check_path, check_token, parse_client_ip_header, parse_origin,
@@ -34,6 +35,10 @@ struct RawConfig {
     prefix: String,
     #[serde(default = "default_login_page")]
     login_page: String,
+    #[serde(default)]
+    login_page_title: Option<Value>,
+    #[serde(default)]
+    login_page_logo: Option<String>,
     #[serde(default = "default_method_param")]
     method_param: String,
     #[serde(default)]
@@ -155,6 +160,8 @@ pub struct Config {
     pub prefix: String,
     /// Path of the built-in login form.
     pub login_page: String,
+    /// The title and logo of the sign-in pages.
+    pub brand: crate::pages::login::Brand,
     /// Query parameter that names the method (`activeAuth`).
     pub method_param: String,
     /// Query parameters that name a tenant (`tenantCode`, `tenantId`).
@@ -233,6 +240,7 @@ impl Config {
             return Err(ConfigError::at("prefix", "must not be / or end with /"));
         }
         let login_page = check_path("login_page", &raw.login_page)?;
+        let brand = page::brand(raw.login_page_title, raw.login_page_logo, &origin)?;
         check_token("method_param", &raw.method_param)?;
         for (i, p) in raw.tenant_params.iter().enumerate() {
             check_token(&format!("tenant_params[{i}]"), p)?;
@@ -278,6 +286,7 @@ impl Config {
             origin,
             prefix,
             login_page,
+            brand,
             method_param: raw.method_param,
             tenant_params: raw.tenant_params,
             public_paths,
@@ -397,7 +406,7 @@ impl Config {
 /// A method as parsed, before scoping (its own raw mapping kept for overlaying).
 struct ParsedMethod {
     name: String,
-    label: String,
+    label: Option<crate::pages::lang::Text>,
     imp: Arc<dyn LoginMethod>,
     mapping: RawMapping,
     at: String,
@@ -428,11 +437,10 @@ fn parse_methods(raw: &Map<String, Value>, at: &str) -> Result<Vec<ParsedMethod>
                 ))
             }
         };
-        let label = match fields.remove("label") {
-            Some(Value::String(l)) => l,
-            None => name.clone(),
-            Some(_) => return Err(ConfigError::at(format!("{here}.label"), "must be a string")),
-        };
+        let label = fields
+            .remove("label")
+            .map(|l| page::text(l, &format!("{here}.label")))
+            .transpose()?;
         let mapping: RawMapping = match fields.remove("mapping") {
             Some(m) => parse_at(m, &format!("{here}.mapping"))?,
             None => RawMapping::default(),

@@ -37,6 +37,7 @@ use crate::wait::{state_as, BodyWait, CalloutWait, MethodRef, StreamWait};
 
 mod endpoints;
 mod kit;
+mod page;
 mod route;
 mod session_path;
 

@@ -146,8 +146,9 @@ impl PostedForm {
 pub struct Method {
     /// Name used in `?activeAuth=NAME`.
     pub name: String,
-    /// Label shown on the chooser page.
-    pub label: String,
+    /// The `label` as configured (one text, or English and Chinese); `None`: the sign-in pages
+    /// name the method by [`LoginMethod::offer`]'s name, else by `name`.
+    pub label: Option<crate::pages::lang::Text>,
     /// Effective mapping: method over tenant over global.
     pub mapping: Arc<crate::mapping::Mapping>,
     /// The implementation, with the method's own configuration.
@@ -471,8 +472,8 @@ pub struct FormAgain<'a> {
     pub delete_flow: Option<String>,
     /// 401 or 429.
     pub status: u16,
-    /// The message shown above the form.
-    pub message: &'a str,
+    /// The message shown above the form (in the page's language).
+    pub message: crate::pages::login::Notice,
     /// Why, for the counter and the log.
     pub reason: &'static str,
 }
@@ -532,6 +533,12 @@ pub trait LoginMethod: std::any::Any + Send + Sync {
     /// Whether logging in needs the form at `login_page` (built-in users, LDAP).
     fn uses_form(&self) -> bool {
         false
+    }
+
+    /// How the login page offers this method as a button to the users of the form; `None`:
+    /// not there (a token in a URL, a login only an app client can start).
+    fn offer(&self) -> Option<crate::pages::login::Offer> {
+        None
     }
 
     /// Whether the method needs a byte stream (a host with sockets).

@@ -1,5 +1,9 @@
-//! The few HTML pages the filter serves itself: the login form, the method chooser and the
-//! error page. Everything interpolated is HTML-escaped.
+//! The few HTML pages the filter serves itself: the sign-in pages (`login`: the login form
+//! and the method chooser, in the reader's language), the error page and the in-app login
+//! page. Everything interpolated is HTML-escaped.
+
+pub mod lang;
+pub mod login;
 
 /// Escapes text for HTML (and XML: SAML messages and metadata) element content and quoted
 /// attributes.
@@ -29,43 +33,6 @@ fn page(title: &str, body: &str) -> String {
          button{{padding:.6rem;font-size:1rem;cursor:pointer}}.msg{{color:#b00020}}\
          ul{{padding-left:1.2rem}}</style></head><body>{body}</body></html>\n",
         title = escape(title)
-    )
-}
-
-/// The built-in login form.
-pub fn login_form(action: &str, state: &str, message: Option<&str>) -> String {
-    let msg = message
-        .map(|m| format!("<p class=\"msg\" role=\"alert\">{}</p>", escape(m)))
-        .unwrap_or_default();
-    page(
-        "Sign in",
-        &format!(
-            "<h1>Sign in</h1>{msg}<form method=\"post\" action=\"{action}\">\
-             <input type=\"hidden\" name=\"state\" value=\"{state}\">\
-             <label>User name <input name=\"username\" autocomplete=\"username\" required autofocus></label>\
-             <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-             <button type=\"submit\">Sign in</button></form>",
-            action = escape(action),
-            state = escape(state)
-        ),
-    )
-}
-
-/// The method chooser: one link per method, as (label, href).
-pub fn chooser(links: &[(String, String)]) -> String {
-    let items: String = links
-        .iter()
-        .map(|(label, href)| {
-            format!(
-                "<li><a href=\"{}\">{}</a></li>",
-                escape(href),
-                escape(label)
-            )
-        })
-        .collect();
-    page(
-        "Choose how to sign in",
-        &format!("<h1>Sign in with</h1><ul>{items}</ul>"),
     )
 }
 
@@ -132,8 +99,10 @@ mod tests {
 
     #[test]
     fn interpolations_are_escaped() {
-        let html = login_form("/login", "\"><script>", Some("<b>"));
+        let html = error("<b>", "\"><script>", Some(("<i>", "/x?a=\"1\"")));
         assert!(!html.contains("<script>"));
+        assert!(!html.contains("<i>"));
         assert!(html.contains("&lt;b&gt;"));
+        assert!(html.contains("href=\"/x?a=&quot;1&quot;\""));
     }
 }

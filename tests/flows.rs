@@ -22,6 +22,8 @@ mod lark;
 mod ldap;
 #[path = "flows/local.rs"]
 mod local;
+#[path = "flows/login_page.rs"]
+mod login_page;
 #[path = "flows/oidc.rs"]
 mod oidc;
 #[path = "flows/parallel.rs"]

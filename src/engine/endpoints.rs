@@ -4,13 +4,14 @@
 
 use serde_json::json;
 
+use super::page::FormPage;
 use super::{Env, Filter, FormPost, MAX_FORM_BYTES};
 use crate::config::{Method, Scope};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{Outcome, Query, RequestHead, Response, Step};
 use crate::login::{FlowStart, PostedForm, Request};
-use crate::pages;
+use crate::pages::login::Notice;
 use crate::redirect::safe_return;
 use crate::wait::BodyWait;
 
@@ -35,25 +36,8 @@ impl Filter {
                 .as_ref()
                 .and_then(|d| scope.methods.get(d))
         }) else {
-            let links = scope
-                .methods
-                .values()
-                .map(|m| {
-                    let mut q = url::form_urlencoded::Serializer::new(String::new());
-                    q.append_pair(&c.method_param, &m.name)
-                        .append_pair("rd", &rd);
-                    for (k, v) in &tenant {
-                        q.append_pair(k, v);
-                    }
-                    (
-                        m.label.clone(),
-                        format!("{}/login?{}", c.prefix, q.finish()),
-                    )
-                })
-                .collect::<Vec<_>>();
-            return Ok(Outcome::new(Step::Respond(
-                Response::new(200).html(pages::chooser(&links)),
-            )));
+            let page = self.chooser_page(ctx.head, scope, &rd, &tenant);
+            return Ok(Outcome::new(Step::Respond(page)));
         };
         let (here, imp) = self.login_in(scope, method);
         if imp.uses_form() {
@@ -141,27 +125,26 @@ impl Filter {
         tenant: Option<String>,
         rd: String,
         status: u16,
-        message: Option<&str>,
+        notice: Option<Notice>,
         mut cookies: Vec<String>,
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
         let start = FlowStart {
-            rd,
+            rd: rd.clone(),
             ..FlowStart::default()
         };
-        let begun = self.new_flow(method, tenant, ctx, start, env)?;
+        let begun = self.new_flow(method, tenant.clone(), ctx, start, env)?;
+        let page = FormPage {
+            method,
+            tenant: tenant.as_deref(),
+            rd: &rd,
+            state: &begun.state,
+            status,
+            notice,
+        };
+        let page = self.form_page(ctx.head, &page);
         cookies.extend(begun.cookies);
-        let state = begun.state;
-        let html = pages::login_form(&self.config.login_page, &state, message);
-        let response = Response::new(status)
-            .html(html)
-            .header(
-                "content-security-policy",
-                "frame-ancestors 'self'; form-action 'self'",
-            )
-            .header("referrer-policy", "no-referrer")
-            .cookies(cookies);
-        Ok(Outcome::new(Step::Respond(response)))
+        Ok(Outcome::new(Step::Respond(page.cookies(cookies))))
     }
 
     pub(super) fn login_form_post(

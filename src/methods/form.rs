@@ -7,6 +7,7 @@ use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::Outcome;
 use crate::login::{Env, FormAgain, Here, Request};
+use crate::pages::login::Notice;
 use crate::session::Flow;
 
 /// The longest user name or password accepted from the form.
@@ -34,7 +35,7 @@ pub fn plausible(username: &str, password: &str) -> bool {
 }
 
 /// The form again after a failed attempt, with one message per kind of failure (`invalid`
-/// is the method's own wording for a wrong credential).
+/// is the method's own message for a wrong credential).
 ///
 /// # Errors
 ///
@@ -45,21 +46,13 @@ pub fn failed(
     flow: &Flow,
     delete_flow: Option<String>,
     failure: LoginFailure,
-    invalid: &str,
+    invalid: Notice,
     env: &mut Env<'_>,
 ) -> Result<Outcome, Deny> {
     let (status, message, reason) = match failure {
         LoginFailure::Invalid => (401, invalid, "bad_credentials"),
-        LoginFailure::Throttled => (
-            429,
-            "Too many failed attempts. Try again later.",
-            "throttled",
-        ),
-        LoginFailure::Busy => (
-            429,
-            "Too many sign-in attempts right now. Wait a moment and try again.",
-            "password_budget",
-        ),
+        LoginFailure::Throttled => (429, Notice::Throttled, "throttled"),
+        LoginFailure::Busy => (429, Notice::Busy, "password_budget"),
         LoginFailure::Unavailable => return Err(Deny::Unavailable("throttle_store")),
     };
     let again = FormAgain {

@@ -280,6 +280,18 @@ impl Provider for Lark {
 
     const LABEL: &'static str = "Feishu";
 
+    /// The web login (a QR code, or the account's password at Feishu); a method whose default
+    /// is the in-app login names it in the button.
+    fn offer(&self) -> Option<crate::pages::login::Offer> {
+        let login_type = (self.default_login != DefaultLogin::Desktop)
+            .then_some((self.login_type_param.as_str(), "qr"));
+        let (en, zh) = match self.region {
+            Region::Feishu => ("Feishu", "飞书"),
+            Region::Lark => ("Lark", "Lark"),
+        };
+        Some(crate::methods::cn::qr_offer(en, zh, login_type))
+    }
+
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }

@@ -308,6 +308,18 @@ impl Provider for Wechat {
 
     const LABEL: &'static str = "WeChat";
 
+    /// The website app's QR login; with only an official account, its OAuth (which works
+    /// inside WeChat only).
+    fn offer(&self) -> Option<crate::pages::login::Offer> {
+        if self.open.is_some() {
+            return Some(crate::methods::cn::qr_offer("WeChat", "微信", None));
+        }
+        Some(crate::pages::login::Offer {
+            name: Some(crate::pages::lang::Text::new("WeChat", "微信")),
+            ..crate::pages::login::Offer::of(crate::pages::login::Way::Redirect)
+        })
+    }
+
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }

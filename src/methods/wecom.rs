@@ -211,6 +211,17 @@ impl Provider for Wecom {
 
     const LABEL: &'static str = "WeCom";
 
+    /// The web QR login; a method whose default is the in-app OAuth names it in the button.
+    fn offer(&self) -> Option<crate::pages::login::Offer> {
+        let login_type = (self.default_login != DefaultLogin::Qr)
+            .then_some((self.login_type_param.as_str(), "qr"));
+        Some(crate::methods::cn::qr_offer(
+            "WeCom",
+            "企业微信",
+            login_type,
+        ))
+    }
+
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }

@@ -185,6 +185,11 @@ impl LoginMethod for Cas {
         "cas"
     }
 
+    fn offer(&self) -> Option<crate::pages::login::Offer> {
+        use crate::pages::login::{Offer, Way};
+        Some(Offer::of(Way::Redirect))
+    }
+
     fn callback_path(&self) -> Option<Option<&str>> {
         Some(self.callback_path.as_deref())
     }

@@ -64,6 +64,10 @@ impl<P: Provider> LoginMethod for P {
         Provider::outbound_urls(self)
     }
 
+    fn offer(&self) -> Option<crate::pages::login::Offer> {
+        Provider::offer(self)
+    }
+
     /// A redirect to the provider or the in-app page.
     fn start(
         &self,

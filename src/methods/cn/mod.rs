@@ -23,6 +23,8 @@ use crate::http::{cluster_name, Callout, CalloutResponse, Query};
 use crate::idp::{json_body, IdpFailure, MAX_SMALL_BODY};
 use crate::idp::{CodeKind, ProviderCode};
 use crate::mapping::RawMapping;
+use crate::pages::lang::Text;
+use crate::pages::login::{Offer, Way};
 
 mod exchange;
 pub mod login;
@@ -303,6 +305,19 @@ impl Entry<'_> {
     }
 }
 
+/// The QR login of a provider on the login page, named `en` / `zh`; `login_type` is the
+/// provider's login-type parameter and its QR value, for a method whose default login is
+/// another (the button must start the QR login in a browser).
+pub fn qr_offer(en: &'static str, zh: &'static str, login_type: Option<(&str, &str)>) -> Offer {
+    Offer {
+        way: Way::QrCode,
+        name: Some(Text::new(en, zh)),
+        params: login_type
+            .map(|(k, v)| vec![(k.to_owned(), v.to_owned())])
+            .unwrap_or_default(),
+    }
+}
+
 /// A provider of this family, as [`login`] drives it.
 pub trait Provider: Send + Sync + 'static {
     /// What a callout's answer is awaited as (kept in the callout wait).
@@ -381,6 +396,12 @@ pub trait Provider: Send + Sync + 'static {
     /// [`Deny`] for a malformed parameter.
     fn url_login(&self, _query: &Query) -> Result<Option<UrlLogin<Self::Step>>, Deny> {
         Ok(None)
+    }
+
+    /// How the login page offers this provider to a browser (its QR login); `None`, the
+    /// default: only the provider's app client can start its login.
+    fn offer(&self) -> Option<Offer> {
+        None
     }
 
     /// Whether the login page lives in another site's iframe (its flow cookie must then be

@@ -395,6 +395,13 @@ impl Provider for DingTalk {
 
     const LABEL: &'static str = "DingTalk";
 
+    /// The web QR login; a method whose default is the in-app login names it in the button.
+    fn offer(&self) -> Option<crate::pages::login::Offer> {
+        let login_type = (self.default_login != DefaultLogin::Qr)
+            .then_some((self.login_type_param.as_str(), "qr"));
+        Some(crate::methods::cn::qr_offer("DingTalk", "钉钉", login_type))
+    }
+
     fn timeout_ms(&self) -> u64 {
         self.timeout_ms
     }

@@ -17,13 +17,13 @@ use crate::login::{wrong_wait, Env, Here, LoginMethod, Request};
 use crate::mapping::RawMapping;
 use crate::methods::form::{self, LoginFailure};
 use crate::methods::throttle;
+use crate::pages::login::{Notice, Offer, Way};
 use crate::session::Flow;
 use crate::wait::{state_as, StreamWait};
 
 /// The one message the login page shows for every failed LDAP login: which part was wrong
 /// (user, password, directory) is for the log only.
-const DIRECTORY_MESSAGE: &str =
-    "Sign-in failed. Check your user name and password, or try again later.";
+const DIRECTORY_MESSAGE: Notice = Notice::DirectoryFailed;
 
 /// What an LDAP login carries between rounds with the directory.
 #[derive(Debug)]
@@ -137,6 +137,10 @@ impl LoginMethod for Ldap {
 
     fn uses_form(&self) -> bool {
         true
+    }
+
+    fn offer(&self) -> Option<Offer> {
+        Some(Offer::of(Way::Form))
     }
 
     fn needs_stream(&self) -> bool {

@@ -6,6 +6,7 @@ use crate::deny::Deny;
 use crate::http::Outcome;
 use crate::login::{Env, Here, LoginMethod, Request};
 use crate::methods::form;
+use crate::pages::login::{Notice, Offer, Way};
 use crate::session::Flow;
 
 impl LoginMethod for Local {
@@ -15,6 +16,10 @@ impl LoginMethod for Local {
 
     fn uses_form(&self) -> bool {
         true
+    }
+
+    fn offer(&self) -> Option<Offer> {
+        Some(Offer::of(Way::Form))
     }
 
     fn form_login(
@@ -52,7 +57,7 @@ impl LoginMethod for Local {
                 &flow,
                 delete_flow,
                 failure,
-                "Invalid user name or password.",
+                Notice::BadCredentials,
                 env,
             ),
         }

@@ -342,6 +342,11 @@ impl LoginMethod for Saml2 {
         "saml2"
     }
 
+    fn offer(&self) -> Option<crate::pages::login::Offer> {
+        use crate::pages::login::{Offer, Way};
+        Some(Offer::of(Way::Redirect))
+    }
+
     fn returns_by_cross_site_post(&self) -> bool {
         true
     }
