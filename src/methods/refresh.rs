@@ -52,14 +52,10 @@ pub fn lock(here: &Here<'_>, token: &UpstreamToken, timeout_ms: u64, env: &mut E
     );
     let (now, cache) = (env.now, env.cache);
     let hold = LOCK_SECONDS.max(timeout_ms.div_ceil(1000).saturating_add(1));
-    match here
-        .kit
-        .stores(cache, env.rng)
-        .and_then(|st| {
-            st.try_lock(&key, now.saturating_add(hold), now)
-                .map_err(Into::into)
-        })
-    {
+    match here.kit.stores(cache, env.rng).and_then(|st| {
+        st.try_lock(&key, now.saturating_add(hold), now)
+            .map_err(Into::into)
+    }) {
         Ok(won) => won,
         Err(deny) => {
             log::warn!(
