@@ -36,42 +36,45 @@ pub fn due(token: &UpstreamToken, ahead: u64, now: u64) -> Option<&str> {
     (now.saturating_add(ahead) >= exp).then_some(refresh)
 }
 
-/// Takes the refresh lock of a session's token across Envoy's workers (the bounded lock store;
-/// the lock expires by itself, so a worker that dies holding it blocks nobody for long). The
-/// key is a digest of the refresh token and the token's end: every request carrying this
-/// session contends for it, and a renewed session has a lock of its own. `false`: another
-/// request refreshes (or the store cannot be used: the session goes on as it is).
-/// `timeout_ms` is the refresh callout's deadline.
-pub fn lock(here: &Here<'_>, token: &UpstreamToken, timeout_ms: u64, env: &mut Env<'_>) -> bool {
-    let Some(refresh) = token.refresh.as_deref() else {
-        return false;
-    };
+/// Takes the refresh lock of a session's token across Envoy's workers and, when this request
+/// got it, the wait state to carry through the refresh call (`timeout_ms` is its deadline).
+/// The lock lives in the bounded lock store and expires by itself (a worker that dies holding
+/// it blocks nobody for long); its key is a digest of the refresh token and the token's end, so
+/// every request carrying this session contends for it and a renewed session has its own.
+/// `None`: another request refreshes, or the store cannot be used (the session goes on as it
+/// is). Sessions of refreshing methods carry no single-logout key and no SAML subject.
+pub fn claim(
+    here: &Here<'_>,
+    req: &Request<'_>,
+    session: &SessionView<'_>,
+    timeout_ms: u64,
+    env: &mut Env<'_>,
+) -> Option<Pending> {
+    let token = session.token?;
+    let refresh = token.refresh.as_deref()?;
     let key = format!(
         "refresh:{}",
         hex_digest(&format!("{refresh}\n{}", token.exp.unwrap_or(0)))
     );
     let (now, cache) = (env.now, env.cache);
     let hold = LOCK_SECONDS.max(timeout_ms.div_ceil(1000).saturating_add(1));
-    match here.kit.stores(cache, env.rng).and_then(|st| {
+    let locked = here.kit.stores(cache, env.rng).and_then(|st| {
         st.try_lock(&key, now.saturating_add(hold), now)
             .map_err(Into::into)
-    }) {
-        Ok(won) => won,
+    });
+    match locked {
+        Ok(true) => {}
+        Ok(false) => return None,
         Err(deny) => {
             log::warn!(
                 "sso-filter: refresh lock unavailable method={} reason={}",
                 here.name(),
                 deny.reason()
             );
-            false
+            return None;
         }
     }
-}
-
-/// The request and its session, carried through the wait. Sessions of refreshing methods
-/// carry no single-logout key and no SAML subject.
-pub fn pending(req: &Request<'_>, session: &SessionView<'_>, now_ms: u64) -> Pending {
-    Pending {
+    Some(Pending {
         head: req.head.clone(),
         session: Session {
             v: 1,
@@ -79,12 +82,12 @@ pub fn pending(req: &Request<'_>, session: &SessionView<'_>, now_ms: u64) -> Pen
             iat: session.iat,
             exp: session.exp,
             hint: session.hint.map(str::to_owned),
-            token: session.token.cloned(),
+            token: Some(token.clone()),
             sid: None,
             saml: None,
         },
-        sent_ms: now_ms,
-    }
+        sent_ms: env.now_ms,
+    })
 }
 
 /// The refresh failed (`cause`, for the log line; never a token): the old session while its

@@ -104,14 +104,14 @@ def test_the_session_lives_on_across_the_tokens_end(mobi, ep, recorder):
     entry = only_request(recorder)
     assert decode_identity_of(entry).get("login") == "alice"
     _no_secret_upstream(entry, params)
-    assert ep.calls() == [], "refreshed before the window"
+    assert ep.refreshes() == [], "refreshed before the window"
 
     _at(start, DUE)
     recorder.clear()
     resp = c.get("/app/data", headers=API)
     assert resp.status == 200, resp
     assert resp.session_cookies_set, "the renewed session rides on the upstream's response"
-    assert ep.calls() == [params["refresh_token"]]
+    assert ep.refreshes() == [params["refresh_token"]]
     _no_secret_upstream(only_request(recorder), params)
 
     _at(start, OVER)
@@ -119,7 +119,7 @@ def test_the_session_lives_on_across_the_tokens_end(mobi, ep, recorder):
     resp = c.get("/app/data", headers=API)
     assert resp.status == 200, f"the session ended with the first token: {resp!r}"
     assert decode_identity_of(only_request(recorder)).get("login") == "alice"
-    assert len(ep.calls()) == 1, ep.calls()
+    assert len(ep.refreshes()) == 1, ep.refreshes()
     stats = mobi.stats("sso_refresh")
     assert stats.get("wasmcustom.sso_refresh_success.mobi", 0) >= 1, stats
 
@@ -132,7 +132,7 @@ def test_refresh_endpoint_down_ends_the_session_with_its_token(mobi, ep, recorde
     resp = c.get("/app/data", headers=API)
     assert resp.status == 200, "the still-valid session goes on"
     assert not resp.session_cookies_set, resp
-    assert ep.calls() == [params["refresh_token"]]
+    assert ep.refreshes() == [params["refresh_token"]]
     after = mobi.stats("sso_refresh").get("wasmcustom.sso_refresh_failure.mobi", 0)
     assert after == before + 1
     log = _logged(mobi, "refresh failed method=mobi cause=bad_answer_refresh_status")
@@ -147,7 +147,7 @@ def test_refresh_endpoint_down_ends_the_session_with_its_token(mobi, ep, recorde
     assert recorder.requests() == []
     assert c.session_jar() == {}
     assert c.get("/app/data", headers=API).status == 401
-    assert len(ep.calls()) == 1, "no refresh after the token's end"
+    assert len(ep.refreshes()) == 1, "no refresh after the token's end"
 
 
 def test_a_token_for_another_login_ends_the_session(mobi, ep, recorder):
@@ -159,7 +159,7 @@ def test_a_token_for_another_login_ends_the_session(mobi, ep, recorder):
     assert resp.status == 401, resp
     assert recorder.requests() == [], "mallory's token let a request through"
     assert c.session_jar() == {}, "the session cookie was kept"
-    assert ep.calls() == [params["refresh_token"]]
+    assert ep.refreshes() == [params["refresh_token"]]
     _logged(mobi, "refresh failed method=mobi cause=another_login")
     assert c.get("/app/data", headers=API).status == 401
 
@@ -186,7 +186,7 @@ def test_parallel_requests_make_one_call(mobi, ep, recorder):
     for t in threads:
         t.join(20)
     assert len(results) == 8 and all(r.status == 200 for r in results), results
-    assert ep.calls() == [params["refresh_token"]], "more than one refresh call"
+    assert ep.refreshes() == [params["refresh_token"]], "more than one refresh call"
     renewed = [r for r in results if r.session_cookies_set]
     assert len(renewed) == 1, f"{len(renewed)} responses carry a renewed session"
     assert len(recorder.requests()) == 8
@@ -198,4 +198,4 @@ def test_parallel_requests_make_one_call(mobi, ep, recorder):
             c.jar[sc.name] = sc.value
     _at(start, OVER)
     assert c.get("/app/data", headers=API).status == 200
-    assert len(ep.calls()) == 1
+    assert len(ep.refreshes()) == 1

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 use sso_filter::http::Callout;
-use sso_filter::{CalloutResponse, Env, HeaderEdit, Outcome, RequestHead, Step};
+use sso_filter::{CalloutResponse, HeaderEdit, Step};
 
 use crate::common::{encode, Done, Driver, KEY};
 use crate::jwt_param::hs256;
@@ -290,35 +290,6 @@ fn a_token_for_another_login_ends_the_session_at_once() {
     assert_eq!(d.api("/api/x", &[]).status(), 401);
 }
 
-/// A request of the session while its refresh is in flight, sent as a second host input
-/// before the first request's callout is answered.
-fn hold(d: &mut Driver, path: &str) -> Outcome {
-    let cookie = d
-        .jar
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let head = RequestHead {
-        method: "GET".into(),
-        path: path.into(),
-        headers: vec![
-            ("accept".into(), "application/json".into()),
-            ("cookie".into(), cookie),
-        ],
-        client: d.client,
-        peer: None,
-    };
-    let mut rng = d.rng.clone();
-    let mut env = Env {
-        now: d.now,
-        now_ms: d.now * 1000,
-        rng: &mut rng,
-        cache: &d.cache,
-    };
-    d.filter.on_request(&head, &mut env)
-}
-
 #[test]
 fn one_refresh_in_flight_per_session() {
     let mut d = Driver::new(&config(json!({})));
@@ -327,14 +298,14 @@ fn one_refresh_in_flight_per_session() {
     let old_jar = d.jar.clone();
     d.now = t0 + 70;
     // The first request of the window starts the refresh and waits for it.
-    let first = hold(&mut d, "/api/first");
+    let first = d.start_api("/api/first");
     let Step::Callout(callout, wait) = first.step else {
         panic!("expected the refresh callout, got {:?}", first.step);
     };
     assert_eq!(callout.url, REFRESH_URL);
     // Meanwhile other requests of the same session go on with it, no second call.
     for path in ["/api/second", "/api/third"] {
-        let other = hold(&mut d, path);
+        let other = d.start_api(path);
         assert!(
             matches!(&other.step, Step::Continue(e) if e.iter().any(|x| matches!(x, HeaderEdit::Set(n, v) if n == "x-sso-login" && v == "alice"))),
             "{:?}",
@@ -345,15 +316,8 @@ fn one_refresh_in_flight_per_session() {
     assert_eq!(fwd.set("x-sso-login").as_deref(), Some("alice"));
     assert!(d.callouts.is_empty(), "a second refresh was started");
     // The first one's answer renews the session.
-    let mut rng = d.rng.clone();
-    let mut env = Env {
-        now: d.now,
-        now_ms: d.now * 1000 + 300,
-        rng: &mut rng,
-        cache: &d.cache,
-    };
     let answer = ok(json!({"auth_code": token("alice", t0 + 70, 600), "refresh_token": "rt-2"}));
-    let done = d.filter.on_callout_response(wait, answer, &mut env);
+    let done = d.answer_held(wait, answer);
     assert!(
         matches!(&done.step, Step::Continue(e) if e.iter().any(|x| matches!(x, HeaderEdit::AddResponse(n, _) if n == "set-cookie"))),
         "{:?}",

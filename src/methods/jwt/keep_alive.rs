@@ -309,10 +309,7 @@ impl Jwt {
         }
         let ka = self.keep_alive.as_ref()?;
         let refresh_token = refresh::due(token, ka.window, env.now)?;
-        if !refresh::lock(here, token, ka.timeout_ms, env) {
-            return None;
-        }
-        let pending = refresh::pending(req, session, env.now_ms);
+        let pending = refresh::claim(here, req, session, ka.timeout_ms, env)?;
         Some(here.call_out(ka.request(refresh_token), pending))
     }
 

@@ -45,10 +45,7 @@ impl OAuth2 {
         let token = session.token?;
         let refresh = refresh::due(token, REFRESH_AHEAD, env.now)?;
         let eps = self.known_endpoints(env).ok().flatten()?;
-        if !refresh::lock(here, token, self.timeout_ms, env) {
-            return None;
-        }
-        let wait = refresh::pending(req, session, env.now_ms);
+        let wait = refresh::claim(here, req, session, self.timeout_ms, env)?;
         Some(Wait::Refresh(Box::new(wait)).send(here, self.refresh_request(&eps, refresh)))
     }
 

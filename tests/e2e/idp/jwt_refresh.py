@@ -11,24 +11,25 @@ It is also the issuer of the login URL's parameters (what GenerateJWTUserToken g
 application: `auth_code`, `refresh_token`, `expires_in`), minting tokens with PyJWT (HS256), an
 implementation independent of the filter's.
 
-Test hooks (the suite runs it in-process):
+Built on the provider mocks' `MockServer` (tests/e2e/idp/cn/common.py). Test hooks (the suite
+runs it in-process):
     ep.issue(login, expires_in)   the login URL's parameters for `login`
     ep.mode = "ok" | "down" | "other"   answer new tokens / 503 / a token for another login
     ep.hold = 1.5                 hold every refresh that long before answering (in flight)
-    ep.calls()                    the refresh tokens received, in order
+    ep.refreshes()                the refresh tokens received, in order
     ep.violations                 requests that broke the contract (wrong method, path, form)
+    ep.reset()                    forget calls and violations, back to "ok" (issued tokens stay)
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt  # PyJWT
+
+from idp.cn.common import MockServer, Req, route
 
 SECRET = "mobi-keep-alive-test-secret-0123456789"
 ISSUER = "https://mobi.example.com"
@@ -38,71 +39,22 @@ AUDIENCE = "app"
 REFRESHED_LIFETIME = 60
 
 
-class RefreshEndpoint:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.lock = threading.Lock()
+class RefreshEndpoint(MockServer):
+    name = "mobi-refresh"
+
+    def on_reset(self) -> None:
         self.mode = "ok"
         self.hold = 0.0
-        self.issued: dict[str, str] = {}      # refresh token -> login
         self.received: list[str] = []
-        self.violations: list[str] = []
-        ep = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "mobi-refresh-mock/1"
-
-            def log_message(self, fmt, *args):
-                pass
-
-            def _send(self, status: int, body: bytes, ctype: str) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", ctype)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass      # the filter gave up on the call
-
-            def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length).decode("utf-8", "replace")
-                form = urllib.parse.parse_qs(raw, keep_blank_values=True)
-                status, body = ep._answer(self.path, self.headers.get("content-type", ""), form)
-                if isinstance(body, dict):
-                    self._send(status, json.dumps(body).encode(), "application/json")
-                else:
-                    self._send(status, body, "text/html")
-
-            def do_GET(self):
-                with ep.lock:
-                    ep.violations.append(f"GET {self.path}")
-                self._send(405, b"", "text/plain")
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self.host = host
-        self.port = self.server.server_address[1]
+        if not hasattr(self, "issued"):
+            self.issued: dict[str, str] = {}      # refresh token -> login (kept across tests)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/refresh"
+        return f"{self.base_url}/refresh"
 
-    def start(self) -> "RefreshEndpoint":
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def reset(self) -> None:
-        with self.lock:
-            self.mode, self.hold = "ok", 0.0
-            self.received, self.violations = [], []
-
-    def calls(self) -> list[str]:
+    def refreshes(self) -> list[str]:
+        """The refresh tokens received, in order."""
         with self.lock:
             return list(self.received)
 
@@ -123,21 +75,25 @@ class RefreshEndpoint:
         return {"auth_code": self.token(login), "refresh_token": self._refresh_token(login),
                 "expires_in": str(expires_in)}
 
-    def _answer(self, path: str, ctype: str, form: dict) -> tuple[int, dict | bytes]:
+    @route("POST", "/refresh")
+    def refresh(self, req: Req):
+        ctype = req.header("content-type") or ""
+        form = urllib.parse.parse_qs(req.body.decode("utf-8", "replace"),
+                                     keep_blank_values=True)
         rts = form.get("refresh_token", [])
+        if not (self.require(req, ctype.startswith("application/x-www-form-urlencoded"),
+                             f"content-type {ctype!r}")
+                and self.require(req, form.get("grant_type") == ["refresh_token"]
+                                 and len(rts) == 1, f"form fields {sorted(form)}")):
+            return 400, {"error": "invalid_request"}
         with self.lock:
-            if (path != "/refresh" or not ctype.startswith("application/x-www-form-urlencoded")
-                    or form.get("grant_type") != ["refresh_token"] or len(rts) != 1):
-                self.violations.append(f"POST {path} {ctype} {sorted(form)}")
-                return 400, {"error": "invalid_request"}
-            rt = rts[0]
-            self.received.append(rt)
+            self.received.append(rts[0])
             mode, hold = self.mode, self.hold
-            login = self.issued.get(rt)
+            login = self.issued.get(rts[0])
         if hold:
             time.sleep(hold)
         if mode == "down":
-            return 503, b"<html><body><h1>503 Service Unavailable</h1></body></html>"
+            return 503, b"<!doctype html><h1>503 Service Unavailable</h1>"
         if login is None:
             return 400, {"error": "invalid_grant"}
         if mode == "other":
