@@ -350,6 +350,28 @@ fn keep_alive_parameters_are_checked_and_never_forwarded() {
         assert_eq!(done.status(), 400, "{url}");
         assert!(d.jar.is_empty(), "{url}");
     }
+    // The largest refresh token kept: the session cookie is split, and the refresh sends it.
+    let big = "r".repeat(4096);
+    let done = d.get(&format!("/?auth_code={t}&refresh_token={big}&expires_in=100"));
+    assert_eq!(done.status(), 302, "{}", done.body());
+    assert!(d.jar.contains_key("sso_session_1"), "{:?}", d.jar.keys());
+    let sent = Rc::new(RefCell::new(String::new()));
+    let seen = Rc::clone(&sent);
+    let renewed = token("alice", d.now, 600);
+    d.idp = Some(endpoint(move |rt| {
+        *seen.borrow_mut() = rt.to_owned();
+        ok(json!({"auth_code": renewed, "refresh_token": "rt-small"}))
+    }));
+    d.now += 50;
+    let fwd = d.api("/api/x", &[]);
+    assert!(new_cookie(&fwd));
+    assert_eq!(*sent.borrow(), big);
+    // The renewed session needs one cookie: the browser is told to drop the second.
+    assert!(!d.jar.contains_key("sso_session_1"), "{:?}", d.jar.keys());
+    d.jar.clear();
+    d.idp = None;
+    d.callouts.clear();
+
     // `expires_in` without a refresh token: a plain session (no keep-alive), parameter dropped.
     let done = d.get(&format!("/app?auth_code={t}&expires_in=60&y=2"));
     assert_eq!(done.status(), 302);
