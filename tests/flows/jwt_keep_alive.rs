@@ -352,7 +352,9 @@ fn keep_alive_parameters_are_checked_and_never_forwarded() {
     }
     // The largest refresh token kept: the session cookie is split, and the refresh sends it.
     let big = "r".repeat(4096);
-    let done = d.get(&format!("/?auth_code={t}&refresh_token={big}&expires_in=100"));
+    let done = d.get(&format!(
+        "/?auth_code={t}&refresh_token={big}&expires_in=100"
+    ));
     assert_eq!(done.status(), 302, "{}", done.body());
     assert!(d.jar.contains_key("sso_session_1"), "{:?}", d.jar.keys());
     let sent = Rc::new(RefCell::new(String::new()));
