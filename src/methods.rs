@@ -1,7 +1,8 @@
 //! Login methods: one folder (or file) per method, each implementing
 //! [`crate::login::LoginMethod`], and the registry that maps a configuration `type` to one.
 //! The building blocks several methods share sit here too: `cn` (the app-token providers'
-//! machinery), `form` (the login form of `local` and `ldap`) and `throttle`.
+//! machinery), `form` (the login form of `local` and `ldap`), `refresh` (keeping a session's
+//! token alive: OIDC's forwarded access token, the JWT keep-alive) and `throttle`.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub mod lark;
 pub mod ldap;
 pub mod local;
 pub mod oauth2;
+pub mod refresh;
 pub mod saml2;
 pub mod teams;
 pub mod throttle;

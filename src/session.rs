@@ -153,7 +153,8 @@ pub struct Session {
     /// The ID token, kept only for `id_token_hint` at logout when the method asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
-    /// The IdP's access token, kept only when the method forwards it to the upstream.
+    /// The IdP's tokens: an access token kept only when the method forwards it to the upstream,
+    /// and what refreshes it (OIDC's refresh token, the JWT keep-alive's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<UpstreamToken>,
     /// A digest of the CAS service ticket that made the session ([`crate::methods::cas::ticket_id`]):
@@ -179,15 +180,19 @@ pub struct SamlSubject {
     pub session_index: Option<String>,
 }
 
-/// An access token the upstream receives as `Authorization: Bearer`, with what refreshes it.
+/// A session's token from the IdP, sealed in the cookie with what refreshes it: an access token
+/// the upstream receives as `Authorization: Bearer` (OIDC's `forward_access_token`), or none
+/// (the JWT keep-alive keeps only the refresh token and when the token ends). The refresh
+/// token never leaves the filter except to the refresh endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamToken {
-    /// Access token.
-    pub access: String,
+    /// Access token for the upstream, when the method forwards one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
     /// Refresh token, when the IdP gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<String>,
-    /// When the access token expires (seconds since the epoch), when the IdP said.
+    /// When the token expires (seconds since the epoch), when the IdP said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
 }
@@ -197,7 +202,7 @@ pub struct UpstreamToken {
 pub struct SessionExtra {
     /// ID token for `id_token_hint`.
     pub hint: Option<String>,
-    /// Access token for the upstream.
+    /// The IdP's token for the upstream, or what keeps the session alive.
     pub token: Option<UpstreamToken>,
     /// CAS ticket (or SAML session index) digest for single logout.
     pub sid: Option<String>,

@@ -50,11 +50,11 @@ impl Filter {
     pub(super) fn prepare(&self, session: Session) -> Prepared {
         let mut edits = Vec::new();
         self.config.headers.emit(&session.id, &mut edits);
-        if let Some(t) = &session.token {
+        if let Some(access) = session.token.as_ref().and_then(|t| t.access.as_ref()) {
             // The IdP's token replaces whatever Authorization the client sent.
             edits.push(HeaderEdit::Set(
                 "authorization".into(),
-                format!("Bearer {}", t.access),
+                format!("Bearer {access}"),
             ));
         }
         Prepared {

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 
 use sso_filter::cache::MemoryCache;
 use sso_filter::http::{Callout, Exchange, StreamReply};
-use sso_filter::{CalloutResponse, Env, Filter, HeaderEdit, RequestHead, Response, Step};
+use sso_filter::wait::CalloutWait;
+use sso_filter::{CalloutResponse, Env, Filter, HeaderEdit, Outcome, RequestHead, Response, Step};
 
 /// A fake IdP: answers each callout (and may assert what it received).
 pub type Idp = Box<dyn FnMut(&Callout) -> CalloutResponse>;
@@ -186,20 +187,33 @@ impl Driver {
         self.send("POST", path, headers, Some(body.into_bytes()))
     }
 
-    pub fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: Vec<(String, String)>,
-        body: Option<Vec<u8>>,
-    ) -> Done {
-        let head = RequestHead {
+    fn head(&self, method: &str, path: &str, headers: Vec<(String, String)>) -> RequestHead {
+        RequestHead {
             method: method.into(),
             path: path.into(),
             headers,
             client: self.client,
             peer: None,
-        };
+        }
+    }
+
+    /// The engine's first answer to an API call with the jar's cookies, not carried on: a
+    /// request left waiting (its callout unanswered) while other requests come. Not recorded
+    /// in the golden transcript.
+    pub fn start_api(&mut self, path: &str) -> Outcome {
+        let mut headers = vec![("accept".to_owned(), "application/json".to_owned())];
+        headers.extend(self.cookie_header());
+        let head = self.head("GET", path, headers);
+        self.one_input(|filter, env| filter.on_request(&head, env))
+    }
+
+    /// Answers the callout of a request [`Driver::start_api`] left waiting.
+    pub fn answer_held(&mut self, wait: CalloutWait, answer: CalloutResponse) -> Outcome {
+        self.one_input(|filter, env| filter.on_callout_response(wait, answer, env))
+    }
+
+    /// One host input at the driver's time (the engine's randomness is the driver's counter).
+    fn one_input(&mut self, input: impl FnOnce(&Filter, &mut Env<'_>) -> Outcome) -> Outcome {
         let mut rng = self.rng.clone();
         let mut env = Env {
             now: self.now,
@@ -207,13 +221,24 @@ impl Driver {
             rng: &mut rng,
             cache: &self.cache,
         };
+        input(&self.filter, &mut env)
+    }
+
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+    ) -> Done {
+        let head = self.head(method, path, headers);
         self.transcript.push(format!(
             "> {method} {} @{} from {:?}",
             golden::elide(path),
             self.now,
             self.client
         ));
-        let mut outcome = self.filter.on_request(&head, &mut env);
+        let mut outcome = self.one_input(|filter, env| filter.on_request(&head, env));
         loop {
             self.counters
                 .extend(outcome.counters.iter().map(ToString::to_string));
@@ -243,7 +268,7 @@ impl Driver {
                 } => {
                     let body = body.clone().unwrap_or_default();
                     let body = &body[..body.len().min(limit + 1)];
-                    outcome = self.filter.on_body(pending, body, &mut env);
+                    outcome = self.one_input(|filter, env| filter.on_body(pending, body, env));
                 }
                 Step::Stream(x, pending) => {
                     let dir = self
@@ -252,7 +277,8 @@ impl Driver {
                         .unwrap_or_else(|| panic!("unexpected stream {x:?}"));
                     let reply = dir(&x);
                     self.exchanges.push(x);
-                    outcome = self.filter.on_stream_reply(pending, reply, &mut env);
+                    outcome =
+                        self.one_input(|filter, env| filter.on_stream_reply(pending, reply, env));
                 }
                 Step::Callout(c, pending) => {
                     let idp = self
@@ -261,7 +287,8 @@ impl Driver {
                         .unwrap_or_else(|| panic!("unexpected callout {c:?}"));
                     let answer = idp(&c);
                     self.callouts.push(c);
-                    outcome = self.filter.on_callout_response(pending, answer, &mut env);
+                    outcome = self
+                        .one_input(|filter, env| filter.on_callout_response(pending, answer, env));
                 }
             }
         }

@@ -114,6 +114,11 @@ def lifecycle_config(idp: str) -> dict:
                     logout_sources=["127.0.0.1/32"], **timeout),
         # Metadata by callout at login start; the ACS POST.
         "saml": dict(type="saml2", idp_metadata_url=f"{idp}/saml/metadata", **timeout),
+        # Mobi's JWT keep-alive: a session's token refreshed before it ends.
+        "mobi": dict(type="jwt", param="auth_code", verify={"alg": "HS256",
+                     "secret": "lifecycle-keep-alive-secret-0123456789"},
+                     mapping={"login": "loginName"},
+                     keep_alive={"refresh_url": f"{idp}/mobi/refresh", **timeout}),
     })
     return cfg
 
@@ -156,6 +161,8 @@ class Row:
     statuses: tuple[int, ...]
     # The engine's decision is Continue: the request goes upstream after the IdP's answer.
     forwarded_as: str | None = None
+    # The access token the engine forwards as `Authorization: Bearer` (None: no Authorization).
+    bearer: str | None = None
     what: str = ""
 
 
@@ -213,6 +220,15 @@ def refresh(lab):
              "exp": int(time.time()) + 30}
     return Req("POST", "/app/data?x=1", [("Accept", "application/json"), FORM]
                + session_headers(lab, "o-cfg", token))
+
+
+def jwt_keep_alive(lab):
+    # A keep-alive session whose token ends within the window, with a refresh token of its own
+    # (the lock is per token). The endpoint's 503 leaves the token, still valid: the engine
+    # forwards, with no Authorization of its own (the keep-alive forwards no token).
+    token = {"refresh": f"rt-{secrets.token_hex(8)}", "exp": int(time.time()) + 30}
+    return Req("POST", "/app/data?x=1", [("Accept", "application/json"), FORM]
+               + session_headers(lab, "mobi", token))
 
 
 def yunzhijia_ticket(lab):
@@ -290,7 +306,10 @@ ROWS = [
     Row("reload-user-discovery", "callout", reload_user, (502,),
         what="reloadUser=true with a session, discovery not cached"),
     Row("refresh-forward-token", "callout", refresh, (200,), forwarded_as="carol",
+        bearer="at-old",
         what="a forwarded access token due for refresh (the engine then forwards)"),
+    Row("jwt-keep-alive-refresh", "callout", jwt_keep_alive, (200,), forwarded_as="carol",
+        what="a JWT keep-alive session due for refresh (the engine then forwards)"),
     Row("yunzhijia-ticket-url", "callout", yunzhijia_ticket, (502,),
         what="Yunzhijia light-app ticket in the URL"),
     Row("wechat-mini-program-url", "callout", wechat_mini, (502,),
@@ -617,7 +636,7 @@ def _oracle(row: Row, req: Req, resp: harness.Response, stage: Stage) -> None:
         logins = [v for k, v in entry["headers"] if harness.normalised(k) == "x-sso-login"]
         assert logins == [row.forwarded_as], f"identity upstream: {entry['headers']}"
         auth = [v for k, v in entry["headers"] if k.lower() == "authorization"]
-        assert auth == ["Bearer at-old"], entry["headers"]
+        assert auth == ([f"Bearer {row.bearer}"] if row.bearer else []), entry["headers"]
         # Node's worker forwards no body on GET; every forwarded row here is a POST.
         assert entry["body"] == req.body.decode(), "the body did not arrive intact"
     _healthy(lab)

@@ -3,17 +3,22 @@
 //! A token in the URL (`?{param}=...`) logs in and replaces any session (security.md J17);
 //! the browser is sent to the same URL without the token, so it never reaches the upstream,
 //! the history or a Referer (J16). A bearer token is verified on every request (remembered
-//! until it expires unless the method is `one_time`).
+//! until it expires unless the method is `one_time`). A session that came with a refresh token
+//! is kept alive (`keep_alive`).
+
+use std::any::Any;
 
 use super::Jwt;
 use crate::deny::Deny;
-use crate::http::{strip_query_params, Outcome};
-use crate::login::{Done, Env, Here, LoginMethod, Request, Verified};
+use crate::http::{strip_query_params, CalloutResponse, Outcome};
+use crate::login::{wrong_wait, Done, Env, Here, LoginMethod, Request, SessionView, Verified};
+use crate::methods::refresh::Pending;
 use crate::session::SessionExtra;
+use crate::wait::state_as;
 
 impl Jwt {
     /// Verifies a token, with the single-use list when the method is `one_time`.
-    fn check(
+    pub(super) fn check(
         &self,
         here: &Here<'_>,
         token: &str,
@@ -50,6 +55,10 @@ impl LoginMethod for Jwt {
         })
     }
 
+    fn outbound_urls(&self) -> Vec<url::Url> {
+        self.keep_alive.iter().map(|k| k.url().clone()).collect()
+    }
+
     fn on_protected(
         &self,
         here: &Here<'_>,
@@ -57,10 +66,16 @@ impl LoginMethod for Jwt {
         env: &mut Env<'_>,
     ) -> Result<Option<Outcome>, Deny> {
         let Some(token) = req.param(&self.param, "duplicate_token")? else {
+            if self.stray_refresh_token(req) {
+                return Err(Deny::BadRequest("refresh_token_without_token"));
+            }
             return Ok(None);
         };
+        let keep = self.keep_alive_params(req)?;
         let accepted = self.check(here, token, env)?;
-        let query = strip_query_params(req.raw_query, &[&self.param, here.kit.method_param()]);
+        let mut strip = vec![self.param.as_str(), here.kit.method_param()];
+        strip.extend(self.keep_alive.iter().flat_map(|k| k.params()));
+        let query = strip_query_params(req.raw_query, &strip);
         let landing = if query.is_empty() {
             req.path.clone()
         } else {
@@ -69,11 +84,38 @@ impl LoginMethod for Jwt {
         let done = Done {
             identity: here.identity(&accepted.claims)?,
             claims: Some(&accepted.claims),
-            extra: SessionExtra::default(),
+            extra: SessionExtra {
+                token: keep.map(|k| Self::keep_alive_token(k, &accepted, env.now)),
+                ..SessionExtra::default()
+            },
             landing,
             cookies: Vec::new(),
         };
         here.kit.finish_login(here, req, done, env).map(Some)
+    }
+
+    /// Keeps a session alive: its end enforced, its token refreshed when due.
+    fn on_session(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        session: &SessionView<'_>,
+        env: &mut Env<'_>,
+    ) -> Result<Option<Outcome>, Deny> {
+        Ok(self.keep_alive(here, req, session, env))
+    }
+
+    fn resume_callout(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn Any + Send>,
+        answer: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Outcome {
+        match state_as::<Pending>(state) {
+            Some(pending) => self.finish_keep_alive(here, pending, &answer, env),
+            None => wrong_wait(here),
+        }
     }
 
     fn verify_bearer(

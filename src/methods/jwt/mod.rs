@@ -1,7 +1,10 @@
 //! `type: jwt`: a signed (and optionally encrypted) JWT in a URL parameter logs the user in
 //! (`?activeAuth=jwt-param&jwtParam=TOKEN`, the seeds' "JWT request parameters"); the same
-//! method can verify `Authorization: Bearer` tokens per request for host applications.
+//! method can verify `Authorization: Bearer` tokens per request for host applications, and
+//! keep a session alive with a refresh token the URL brought (`keep_alive`, Mobi's JWT
+//! keep-alive).
 
+mod keep_alive;
 mod login;
 
 use serde::Deserialize;
@@ -41,6 +44,8 @@ pub struct RawJwt {
     insecure_allow_missing_exp: bool,
     #[serde(default)]
     accept_bearer: bool,
+    #[serde(default)]
+    keep_alive: Option<keep_alive::RawKeepAlive>,
 }
 
 fn default_param() -> String {
@@ -84,6 +89,7 @@ pub struct Jwt {
     one_time: bool,
     /// Whether `Authorization: Bearer` tokens are verified per request.
     pub accept_bearer: bool,
+    keep_alive: Option<keep_alive::KeepAlive>,
 }
 
 impl Jwt {
@@ -103,6 +109,8 @@ pub struct Accepted {
     /// leeway, or `iat` plus the maximum age); five minutes ahead for tokens without `exp`,
     /// so those are checked again regularly.
     pub valid_until: u64,
+    /// Its `exp`, when it has one.
+    pub exp: Option<u64>,
 }
 
 impl Jwt {
@@ -149,7 +157,12 @@ impl Jwt {
                 "one-time tokens need exp (the replay record lives until exp)".into(),
             ));
         }
+        let keep_alive = raw
+            .keep_alive
+            .map(|k| keep_alive::KeepAlive::from_raw(k, &raw.param, at))
+            .transpose()?;
         Ok(Jwt {
+            keep_alive,
             param: raw.param,
             verifier: Verifier::new(alg, keys),
             decrypter,
@@ -240,6 +253,7 @@ impl Jwt {
         Ok(Accepted {
             claims: verified.claims,
             valid_until,
+            exp: checked.exp,
         })
     }
 }

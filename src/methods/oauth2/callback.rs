@@ -270,7 +270,7 @@ impl OAuth2 {
         let req = here.kit.request(&finish.head);
         let extra = SessionExtra {
             token: self.forward_access_token.then(|| UpstreamToken {
-                access: tokens.access_token.clone(),
+                access: Some(tokens.access_token.clone()),
                 refresh: tokens.refresh_token.clone(),
                 exp: tokens.expires_in.map(|s| env.now.saturating_add(s)),
             }),

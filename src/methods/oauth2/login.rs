@@ -23,6 +23,7 @@ use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::jose::B64URL;
 use crate::login::{wrong_wait, Env, FlowStart, Here, LoginMethod, Request, SessionView};
 use crate::mapping::RawMapping;
+use crate::methods::refresh::Pending;
 use crate::random;
 use crate::session::{Flow, Session};
 use crate::wait::state_as;
@@ -35,7 +36,7 @@ pub(super) enum Wait {
     /// An answer at one of the callback's stages.
     Callback(Box<Finish>, Stage),
     /// A refreshed access token for a request on its way to the upstream.
-    Refresh(Box<Refresh>),
+    Refresh(Box<Pending>),
 }
 
 impl Wait {
@@ -79,14 +80,6 @@ pub(super) enum Stage {
     JwksRefresh(Tokens),
     /// The user-info response (with the ID token's claims, if any).
     UserInfo(Tokens, Option<Map<String, Value>>),
-}
-
-/// A forwarded request waiting for its session's access token to be refreshed.
-#[derive(Debug)]
-pub(super) struct Refresh {
-    pub(super) head: RequestHead,
-    pub(super) session: Session,
-    pub(super) sent_ms: u64,
 }
 
 /// 32 random bytes, base64url: a state, a nonce or a PKCE verifier.

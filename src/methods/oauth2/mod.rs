@@ -310,7 +310,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 }
 
 /// An IdP endpoint URL: absolute http(s) with a host.
-fn parse_endpoint(text: &str) -> Result<url::Url, String> {
+pub fn parse_endpoint(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text).map_err(|e| format!("not an absolute URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err("must be an http(s) URL with a host".into());
