@@ -28,6 +28,8 @@ mod oidc;
 mod requests;
 #[path = "flows/saml2.rs"]
 mod saml2;
+#[path = "flows/saml2_logout.rs"]
+mod saml2_logout;
 #[path = "flows/teams.rs"]
 mod teams;
 #[path = "flows/wechat.rs"]
