@@ -202,18 +202,7 @@ pub fn saml_redirect(data: &[u8]) {
                     }
                 }
             }
-            3 => {
-                let signed = fixtures::SAML_LOGOUT_REQUEST_POST;
-                let sls = "https://app.example.com/sso/saml/saml/slo";
-                let now = 1_767_225_600;
-                let original = saml.check_logout_request(idp, signed, (sls, now), true);
-                let (_, indexes) = original.expect("the signed fixture verifies");
-                let edited = xml_edits(signed, rest);
-                if let Ok((_, got)) = saml.check_logout_request(idp, &edited, (sls, now), true) {
-                    reached("saml_redirect.posted_logout_verified");
-                    assert_eq!(got, indexes, "an edited signed LogoutRequest verified");
-                }
-            }
+            3 => posted_logout_request(saml, idp, rest),
             _ => {
                 let doc = text(rest);
                 if let Ok(parsed) = crate::methods::saml2::parse_metadata(&doc, None) {
@@ -223,6 +212,25 @@ pub fn saml_redirect(data: &[u8]) {
             }
         }
     });
+}
+
+/// The IdP's LogoutRequest signed inside the XML (HTTP-POST), edited: it verifies only with
+/// the session indexes the IdP signed.
+fn posted_logout_request(
+    saml: &crate::methods::saml2::Saml2,
+    idp: &crate::methods::saml2::Idp,
+    ops: &[u8],
+) {
+    let signed = fixtures::SAML_LOGOUT_REQUEST_POST;
+    let sls = "https://app.example.com/sso/saml/saml/slo";
+    let now = 1_767_225_600;
+    let original = saml.check_logout_request(idp, signed, (sls, now), true);
+    let (_, indexes) = original.expect("the signed fixture verifies");
+    let edited = xml_edits(signed, ops);
+    if let Ok((_, got)) = saml.check_logout_request(idp, &edited, (sls, now), true) {
+        reached("saml_redirect.posted_logout_verified");
+        assert_eq!(got, indexes, "an edited signed LogoutRequest verified");
+    }
 }
 
 /// Exclusive XML canonicalisation. Property: parse -> c14n -> parse -> c14n is stable (the
