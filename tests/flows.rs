@@ -32,6 +32,8 @@ mod saml2;
 mod saml2_logout;
 #[path = "flows/teams.rs"]
 mod teams;
+#[path = "flows/tenant_fields.rs"]
+mod tenant_fields;
 #[path = "flows/wechat.rs"]
 mod wechat;
 #[path = "flows/wecom.rs"]
