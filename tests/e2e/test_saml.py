@@ -111,13 +111,15 @@ def saml(envoys, tmp_path_factory):
     idp.stop()
 
 
-def browser_login(envoy, idp, method: str, path: str, tmp_path) -> dict:
+def browser_login(envoy, idp, method: str, path: str, tmp_path, **more) -> dict:
+    """saml-login.mjs in Chromium (`more`: its other arguments, e.g. a logout to follow)."""
     node = shutil.which("node")
     assert node, "node is missing (scripts/setup.sh)"
     assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), \
         "playwright-core missing: scripts/setup.sh runs npm ci in tests/e2e/browser"
     args = {"url": f"{envoy.base_url}{path}&activeAuth={method}", "idp": idp.base,
-            "username": "jdoe", "password": "jdoe-password", "screenshots": str(tmp_path)}
+            "username": "jdoe", "password": "jdoe-password", "screenshots": str(tmp_path),
+            **more}
     proc = subprocess.run([node, str(BROWSER_DIR / "saml-login.mjs"), json.dumps(args)],
                           cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
