@@ -37,6 +37,8 @@ IDENTITY_HEADERS = {
     "groups": "x-sso-groups",
     "org": "x-sso-org",
     "tenant": "x-sso-tenant",
+    "tenant_name": "x-sso-tenant-name",
+    "platform": "x-sso-platform",
     "method": "x-sso-method",
     "attributes": "x-sso-attributes",
     "assertion": "x-sso-assertion",

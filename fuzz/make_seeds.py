@@ -148,11 +148,15 @@ for i in range(len(saml_names)):
         write("saml_response", b(i, 1, op, 3, 7, op + 2), f"{saml_names[i]}_xml_op{op}")
     write("saml_response", b(i, 0, 1, 4, 0, 8, 0, "<!---->"), f"{saml_names[i]}_bytes")
 
-# saml_redirect: the signed redirect query (edited), logout requests, metadata.
+# saml_redirect: the signed redirect query (edited), logout requests, metadata (2), the posted
+# signed LogoutRequest (3).
 write("saml_redirect", b(0, 0))
 write("saml_redirect", b(0, 1, 7, 0, 1, 0, "&SigAlg=x"))
 write("saml_redirect", b(1, 0, 2, 1, 0))
 write("saml_redirect", b(1, '<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="x" Version="2.0"/>'))
+# 3: the IdP's LogoutRequest signed inside the XML (HTTP-POST), as is and edited.
+write("saml_redirect", b(3))
+write("saml_redirect", b(3, 2, 1, 0, 5))
 write("saml_redirect", b(2, '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://e"><md:IDPSSODescriptor/></md:EntityDescriptor>'))
 
 # xml_c14n: the c14n vectors (W3C + our own), the SAML fixtures, namespace corner cases.

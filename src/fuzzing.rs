@@ -53,6 +53,9 @@ pub mod fixtures {
     pub const SAML_IDP_CRT: &str = include_str!("../tests/fixtures/saml2/idp.crt");
     /// The test IdP's private key (PKCS#8 PEM), for attack variants that need a fresh signature.
     pub const SAML_IDP_KEY: &str = include_str!("../tests/fixtures/saml2/idp.key");
+    /// The IdP's LogoutRequest by the HTTP-POST binding, signed inside the XML (pysaml2).
+    pub const SAML_LOGOUT_REQUEST_POST: &str =
+        include_str!("../tests/fixtures/saml2/logout_request_post.xml");
     /// The SP's private key (decrypts the encrypted fixtures).
     pub const SAML_SP_KEY: &str = include_str!("../tests/fixtures/saml2/sp.key");
     /// Signed Responses made by pysaml2 + xmlsec1: (name, XML).

@@ -34,9 +34,10 @@ pub struct Identity {
     /// Tenant display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_name: Option<String>,
-    /// Platform id (the seeds' "platform party").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform_id: Option<String>,
+    /// Whether the user belongs to the platform party (the seeds' 平台方): the tenant code the
+    /// method's claims gave equals the mapping's configured `platform_id`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub platform: bool,
     /// The login method's configured name (`local`, `jwt-param`, ...).
     pub method: String,
     /// Claims no mapping field consumed.
@@ -67,7 +68,6 @@ impl Identity {
             self.org.as_ref(),
             self.tenant.as_ref(),
             self.tenant_name.as_ref(),
-            self.platform_id.as_ref(),
         ];
         let lists = self.roles.iter().chain(self.groups.iter());
         for value in fields.into_iter().flatten().chain(lists) {
@@ -100,8 +100,12 @@ pub struct IdentityHeaders {
     pub groups: String,
     /// Organisation header.
     pub org: String,
-    /// Tenant header.
+    /// Tenant (code) header.
     pub tenant: String,
+    /// Tenant display-name header.
+    pub tenant_name: String,
+    /// Platform-party header (`true`, or absent).
+    pub platform: String,
     /// Method header.
     pub method: String,
     /// Attributes header (JSON object).
@@ -119,6 +123,8 @@ impl Default for IdentityHeaders {
             groups: "x-sso-groups".into(),
             org: "x-sso-org".into(),
             tenant: "x-sso-tenant".into(),
+            tenant_name: "x-sso-tenant-name".into(),
+            platform: "x-sso-platform".into(),
             method: "x-sso-method".into(),
             attributes: "x-sso-attributes".into(),
         }
@@ -127,7 +133,7 @@ impl Default for IdentityHeaders {
 
 impl IdentityHeaders {
     /// Every configured name, for stripping and validation.
-    pub fn all(&self) -> [&str; 10] {
+    pub fn all(&self) -> [&str; 12] {
         [
             &self.login,
             &self.name,
@@ -137,6 +143,8 @@ impl IdentityHeaders {
             &self.groups,
             &self.org,
             &self.tenant,
+            &self.tenant_name,
+            &self.platform,
             &self.method,
             &self.attributes,
         ]
@@ -157,6 +165,11 @@ impl IdentityHeaders {
         set(&self.groups, Some(encode_list(&id.groups)));
         set(&self.org, id.org.as_deref().map(encode_value));
         set(&self.tenant, id.tenant.as_deref().map(encode_value));
+        set(
+            &self.tenant_name,
+            id.tenant_name.as_deref().map(encode_value),
+        );
+        set(&self.platform, id.platform.then(|| "true".to_owned()));
         set(&self.method, Some(encode_value(&id.method)));
         if !id.attributes.is_empty() {
             set(

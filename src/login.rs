@@ -713,6 +713,22 @@ pub trait LoginMethod: std::any::Any + Send + Sync {
     fn logout(&self, _here: &Here<'_>, _session: &Session, _env: &mut Env<'_>) -> Option<String> {
         None
     }
+
+    /// What `{prefix}/logout` answers for a session this method issued (`rd`: the checked
+    /// return URL), if not the plain redirect to `rd`: by default a redirect to
+    /// [`LoginMethod::logout`]'s URL. A method whose IdP logout is a form post (SAML's
+    /// HTTP-POST binding) answers with its page and the cookies it needs. The engine adds the
+    /// session cookie's deletion.
+    fn logout_response(
+        &self,
+        here: &Here<'_>,
+        _req: &Request<'_>,
+        (session, _rd): (&Session, &str),
+        env: &mut Env<'_>,
+    ) -> Option<Response> {
+        self.logout(here, session, env)
+            .map(|location| Response::redirect(302, &location))
+    }
 }
 
 /// A wait resumed by a method that did not make it, or with a state it did not store: fail

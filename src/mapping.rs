@@ -206,7 +206,8 @@ pub struct RoleRule {
     groups: Vec<String>,
 }
 
-/// The mapping as written in configuration (each field optional so scopes can overlay).
+/// The mapping as written in configuration (each field optional so scopes can overlay). Every
+/// field is a claim path except `platform_id`, a value (the seeds' 平台方 Id).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMapping {
@@ -219,6 +220,7 @@ pub struct RawMapping {
     org: Option<String>,
     tenant_code: Option<String>,
     tenant_name: Option<String>,
+    /// The platform party's tenant code: a value, not a path.
     platform_id: Option<String>,
     default_roles: Option<Vec<String>>,
     role_rules: Option<Vec<RawRoleRule>>,
@@ -339,7 +341,11 @@ impl RawMapping {
             org: field("org", &self.org)?,
             tenant_code: field("tenant_code", &self.tenant_code)?,
             tenant_name: field("tenant_name", &self.tenant_name)?,
-            platform_id: field("platform_id", &self.platform_id)?,
+            platform_id: self
+                .platform_id
+                .as_deref()
+                .map(|v| platform_id(v).map_err(|e| (format!("{at}.platform_id"), e.to_owned())))
+                .transpose()?,
             default_roles: self.default_roles.clone().unwrap_or_default(),
             role_rules: rules,
             watch: EmptyWatch::default(),
@@ -359,7 +365,8 @@ pub struct Mapping {
     org: Option<ClaimPath>,
     tenant_code: Option<ClaimPath>,
     tenant_name: Option<ClaimPath>,
-    platform_id: Option<ClaimPath>,
+    /// The platform party's tenant code (a configured value).
+    platform_id: Option<String>,
     default_roles: Vec<String>,
     role_rules: Vec<RoleRule>,
     watch: EmptyWatch,
@@ -372,7 +379,7 @@ const EMPTY_LOGINS_WARNED: u32 = 20;
 /// Per field (in [`Mapping::paths`] order): logins so far that found nothing for it, or
 /// `u32::MAX` once it resolved (never warned then).
 #[derive(Debug, Default)]
-struct EmptyWatch([std::sync::atomic::AtomicU32; 10]);
+struct EmptyWatch([std::sync::atomic::AtomicU32; 9]);
 
 impl Clone for EmptyWatch {
     /// A copy starts counting afresh.
@@ -434,7 +441,6 @@ impl Mapping {
             ("org", &self.org),
             ("tenant_code", &self.tenant_code),
             ("tenant_name", &self.tenant_name),
-            ("platform_id", &self.platform_id),
         ]
         .into_iter()
         .filter_map(|(field, path)| path.as_ref().map(|p| (field, p)))
@@ -483,7 +489,6 @@ impl Mapping {
             &self.org,
             &self.tenant_code,
             &self.tenant_name,
-            &self.platform_id,
         ]
         .into_iter()
         .filter_map(|p| p.as_ref().and_then(|p| p.consumed(&root)))
@@ -494,6 +499,11 @@ impl Mapping {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.watch_empty(&root, method);
+        let tenant = text(&self.tenant_code);
+        // The seeds: "if the tenant code returned by User-info equals the platform Id, the user
+        // belongs to the platform party". Only the claims' tenant code counts, exactly: a
+        // tenant stamped from the URL (a scope the user chose) never makes a platform user.
+        let platform = matches!((&tenant, &self.platform_id), (Some(t), Some(p)) if t == p);
         Some(Identity {
             login,
             name: text(&self.name),
@@ -502,9 +512,9 @@ impl Mapping {
             roles,
             groups,
             org: text(&self.org),
-            tenant: text(&self.tenant_code),
+            tenant,
             tenant_name: text(&self.tenant_name),
-            platform_id: text(&self.platform_id),
+            platform,
             method: method.to_owned(),
             attributes,
         })
@@ -528,6 +538,19 @@ impl Mapping {
     pub fn default_roles(&self) -> &[String] {
         &self.default_roles
     }
+}
+
+/// A configured `platform_id`: a tenant code as the claims give it, compared exactly (so not
+/// empty, no surrounding blanks, no control character, at most
+/// [`crate::identity::MAX_FIELD_BYTES`]).
+fn platform_id(value: &str) -> Result<String, &'static str> {
+    if value.is_empty() || value.trim() != value {
+        return Err("must be a tenant code: not empty, no leading or trailing blanks");
+    }
+    if value.chars().any(char::is_control) || value.len() > crate::identity::MAX_FIELD_BYTES {
+        return Err("must be a tenant code: no control characters, at most 1024 bytes");
+    }
+    Ok(value.to_owned())
 }
 
 fn dedup(items: &mut Vec<String>) {

@@ -34,8 +34,12 @@ mod parallel;
 mod requests;
 #[path = "flows/saml2.rs"]
 mod saml2;
+#[path = "flows/saml2_logout.rs"]
+mod saml2_logout;
 #[path = "flows/teams.rs"]
 mod teams;
+#[path = "flows/tenant_fields.rs"]
+mod tenant_fields;
 #[path = "flows/wechat.rs"]
 mod wechat;
 #[path = "flows/wecom.rs"]

@@ -194,6 +194,7 @@ fn seeds_and_regressions_replay() {
         "idp_answers.teams_admitted",
         "saml_response.verified",
         "saml_redirect.verified",
+        "saml_redirect.posted_logout_verified",
         "xml_c14n.canonical",
         "cas_xml.success",
         "ldap_ber.message",

@@ -114,6 +114,8 @@ pub(super) fn check_headers(
         "groups",
         "org",
         "tenant",
+        "tenant_name",
+        "platform",
         "method",
         "attributes",
     ]

@@ -197,16 +197,15 @@ impl Filter {
             .cookies
             .sealed_session(&ctx.cookies)
             .and_then(|s| c.cookies.open_session(&s, env.now));
-        let location = session
+        let response = session
             .as_ref()
             .and_then(|s| {
                 let scope = self.scope_of(s.id.tenant.as_deref())?;
                 let (here, imp) = self.login_in(scope, scope.methods.get(&s.id.method)?);
-                imp.logout(&here, s, env)
+                imp.logout_response(&here, ctx, (s, &rd), env)
             })
-            .unwrap_or(rd);
-        let response =
-            Response::redirect(302, &location).cookies(c.cookies.clear_session(&ctx.cookies));
+            .unwrap_or_else(|| Response::redirect(302, &rd))
+            .cookies(c.cookies.clear_session(&ctx.cookies));
         Outcome::new(Step::Respond(response)).count(Counter::Logout)
     }
 

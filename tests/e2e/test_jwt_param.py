@@ -115,6 +115,9 @@ def test_tenant_parameter_stamps_tenant_header(main_envoy, recorder):
     assert ident.get("login") == "alice"
     # The contract does not say whether the tenant header carries the code or the id.
     assert ident.get("tenant") in ("tenant1", "t-1"), ident
+    # The tenant's configured name travels too (issue 17 item 4); a stamped tenant is never
+    # the platform party.
+    assert ident.get("tenant_name") == "Tenant One" and "platform" not in ident, ident
 
 
 def test_tenant_default_method_is_used_without_active_auth(main_envoy, recorder):

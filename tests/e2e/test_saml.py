@@ -32,14 +32,16 @@ METHODS = ["saml", "saml-signed", "saml-post", "saml-enc", "saml-post-signed", "
 
 
 class SamlIdp:
-    def __init__(self, workdir, app: str, sp_cert_path, sign: str):
+    def __init__(self, workdir, app: str, sp_cert_path, sign: str, methods=METHODS,
+                 slo_binding: str = "redirect"):
         self.port = harness.free_port()
         self.workdir = workdir
         self.log = open(workdir / "idp.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(IDP_DIR / "server.py"), "--port", str(self.port),
-             "--workdir", str(workdir), "--app", app, "--methods", ",".join(METHODS),
-             "--sp-cert", str(sp_cert_path), "--sign", sign, "--encrypt-methods", "saml-enc"],
+             "--workdir", str(workdir), "--app", app, "--methods", ",".join(methods),
+             "--sp-cert", str(sp_cert_path), "--sign", sign, "--encrypt-methods", "saml-enc",
+             "--slo-binding", slo_binding],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log,
             start_new_session=True, preexec_fn=harness._die_with_parent)
         line = self.proc.stdout.readline().decode()
@@ -65,14 +67,21 @@ class SamlIdp:
                 self.proc.kill()
 
 
-@pytest.fixture(scope="module")
-def saml(envoys, tmp_path_factory):
-    work = tmp_path_factory.mktemp("saml")
+def start_idp(tmp_path_factory, name: str, **kw):
+    """A fresh SP key pair and the pysaml2 IdP for the filter on a free port; returns (port,
+    app origin, SP key, SP certificate, IdP)."""
+    work = tmp_path_factory.mktemp(name)
     port = harness.free_port()
     app = f"http://127.0.0.1:{port}"
     sp_key, sp_cert = generate.keypair("sp.e2e")
     (work / "sp.crt").write_bytes(sp_cert)
-    idp = SamlIdp(work, app, work / "sp.crt", sign="assertion")
+    idp = SamlIdp(work, app, work / "sp.crt", sign="assertion", **kw)
+    return port, app, sp_key, sp_cert, idp
+
+
+@pytest.fixture(scope="module")
+def saml(envoys, tmp_path_factory):
+    port, app, sp_key, sp_cert, idp = start_idp(tmp_path_factory, "saml")
     config = harness.base_config(app)
     common = {"type": "saml2", "idp_metadata_xml": idp.metadata,
               "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
@@ -102,13 +111,15 @@ def saml(envoys, tmp_path_factory):
     idp.stop()
 
 
-def browser_login(envoy, idp, method: str, path: str, tmp_path) -> dict:
+def browser_login(envoy, idp, method: str, path: str, tmp_path, **more) -> dict:
+    """saml-login.mjs in Chromium (`more`: its other arguments, e.g. a logout to follow)."""
     node = shutil.which("node")
     assert node, "node is missing (scripts/setup.sh)"
     assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), \
         "playwright-core missing: scripts/setup.sh runs npm ci in tests/e2e/browser"
     args = {"url": f"{envoy.base_url}{path}&activeAuth={method}", "idp": idp.base,
-            "username": "jdoe", "password": "jdoe-password", "screenshots": str(tmp_path)}
+            "username": "jdoe", "password": "jdoe-password", "screenshots": str(tmp_path),
+            **more}
     proc = subprocess.run([node, str(BROWSER_DIR / "saml-login.mjs"), json.dumps(args)],
                           cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
@@ -347,14 +358,21 @@ def test_logout_ends_the_idp_session_too(saml, recorder):
     assert again.url.startswith(f"{idp.base}/sso/redirect") and "password" in again.text
 
 
-def test_idp_initiated_logout_ends_the_session_everywhere(saml, recorder):
-    envoy, idp = saml
-    browser = scripted_login(envoy, idp, path="/everywhere")
+def logged_in_session(envoy, idp, path: str, method: str = "saml") -> tuple[dict, object]:
+    """A scripted login; returns its session cookies and a client holding them (checked to
+    reach `path`)."""
+    browser = scripted_login(envoy, idp, method=method, path=path)
     session = {k: v for k, v in browser.cookies.get_dict().items()
                if harness.SESSION_COOKIE_RE.match(k)}
     ok = harness.Client(envoy.port)
     ok.jar = dict(session)
-    assert ok.get("/everywhere", headers=harness.API).status == 200
+    assert ok.get(path, headers=harness.API).status == 200
+    return session, ok
+
+
+def test_idp_initiated_logout_ends_the_session_everywhere(saml, recorder):
+    envoy, idp = saml
+    session, _ = logged_in_session(envoy, idp, "/everywhere")
     # Another window at the IdP: "log out everywhere" sends a signed LogoutRequest through the
     # browser to the filter, which answers the IdP with a LogoutResponse.
     other = requests.Session()

@@ -10,18 +10,18 @@ use sso_filter::session::Flow;
 
 use crate::common::{encode, Done, Driver, KEY};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/saml2/");
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+pub(crate) const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/saml2/");
+pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{DIR}{name}")).unwrap()
 }
 
-fn meta() -> Value {
+pub(crate) fn meta() -> Value {
     serde_json::from_str(&fixture("meta.json")).unwrap()
 }
 
-fn config(extra: Value) -> Value {
+pub(crate) fn config(extra: Value) -> Value {
     let m = meta();
     let mut method = json!({"type": "saml2",
         "idp_entity_id": m["idp_entity_id"],
@@ -36,7 +36,7 @@ fn config(extra: Value) -> Value {
            "methods": {"saml": method}})
 }
 
-fn driver(extra: Value) -> Driver {
+pub(crate) fn driver(extra: Value) -> Driver {
     let mut d = Driver::new(&config(extra));
     d.now = meta()["now"].as_u64().unwrap() + 5;
     d
@@ -44,7 +44,14 @@ fn driver(extra: Value) -> Driver {
 
 /// A flow as `start` would have sealed it for the fixtures' request ID, bound to the jar's
 /// binding cookie; returns the RelayState.
-fn pending_login(d: &mut Driver, rd: &str) -> String {
+pub(crate) fn pending_login(d: &mut Driver, rd: &str) -> String {
+    let nonce = meta()["request_id"].as_str().unwrap().to_owned();
+    pending_flow(d, rd, &nonce, None)
+}
+
+/// A SAML flow with this request ID (`nonce`) and variant, sealed and bound to the jar's
+/// binding cookie; returns its state (the RelayState).
+pub(crate) fn pending_flow(d: &mut Driver, rd: &str, nonce: &str, variant: Option<&str>) -> String {
     // Unique per flow, as the engine's random states are: a used state is refused again.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -56,9 +63,9 @@ fn pending_login(d: &mut Driver, rd: &str) -> String {
         method: "saml".into(),
         tenant: None,
         exp: d.now + 600,
-        nonce: Some(meta()["request_id"].as_str().unwrap().to_owned()),
+        nonce: Some(nonce.to_owned()),
         verifier: None,
-        variant: None,
+        variant: variant.map(str::to_owned),
         bind: None,
         retry: 0,
     };
@@ -74,7 +81,7 @@ fn pending_login(d: &mut Driver, rd: &str) -> String {
     relay
 }
 
-fn post_acs(d: &mut Driver, xml: &str, relay: &str) -> Done {
+pub(crate) fn post_acs(d: &mut Driver, xml: &str, relay: &str) -> Done {
     d.post_form(
         "/sso/saml/saml/acs",
         &[("SAMLResponse", &B64.encode(xml)), ("RelayState", relay)],
@@ -163,8 +170,8 @@ fn post_binding_page_auto_submits() {
         body.contains(r#"action="https://idp.example.org/sso/redirect""#),
         "{body}"
     );
-    assert!(body.contains("document.forms[0].submit()"));
     assert!(body.contains(r#"name="SAMLRequest""#) && body.contains(r#"name="RelayState""#));
+    crate::saml2_logout::csp_allows_only_its_script(&start);
 }
 
 #[test]
@@ -351,7 +358,7 @@ fn encrypted_assertions_log_in_with_the_sp_key() {
 }
 
 /// IdP metadata as pysaml2 would publish it, for the fixtures' IdP.
-fn idp_metadata() -> String {
+pub(crate) fn idp_metadata() -> String {
     let m = meta();
     let cert: String = fixture("idp.crt")
         .lines()
@@ -452,7 +459,7 @@ fn the_acs_fetches_metadata_when_it_has_none() {
     );
 }
 
-fn session_index_of(xml: &str) -> String {
+pub(crate) fn session_index_of(xml: &str) -> String {
     let at = xml.find("SessionIndex=\"").unwrap() + 14;
     xml[at..].split('"').next().unwrap().to_owned()
 }

@@ -141,7 +141,8 @@ thread_local! {
 
 /// IdP metadata, HTTP-Redirect signed messages and IdP LogoutRequests. Properties: metadata
 /// from arbitrary XML never yields a signing key we did not put there; a redirect-signed query
-/// verifies only unedited; a logout request is accepted only from its configured issuer.
+/// verifies only unedited; a logout request is accepted only from its configured issuer; a
+/// LogoutRequest signed inside the XML (HTTP-POST) never verifies with other session indexes.
 pub fn saml_redirect(data: &[u8]) {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -178,7 +179,7 @@ pub fn saml_redirect(data: &[u8]) {
         });
         let saml = saml2();
         let rest = data.get(1..).unwrap_or_default();
-        match pick(data, 0, 3) {
+        match pick(data, 0, 4) {
             0 => {
                 let edited = text(&Edits::new(rest).apply(query.as_bytes()));
                 assert!(saml.verify_redirect(idp, query, "SAMLRequest").is_ok());
@@ -193,12 +194,15 @@ pub fn saml_redirect(data: &[u8]) {
                 let edited = xml_edits(xml, rest);
                 let sls = "https://app.example.com/sso/saml/saml/slo";
                 for x in [&doc, &edited] {
-                    if let Ok((id, _)) = saml.check_logout_request(idp, x, sls, 1_767_225_600) {
+                    if let Ok((id, _)) =
+                        saml.check_logout_request(idp, x, (sls, 1_767_225_600), false)
+                    {
                         assert!(!id.is_empty());
                         assert!(x.contains(&idp.entity_id), "a logout request from another issuer");
                     }
                 }
             }
+            3 => posted_logout_request(saml, idp, rest),
             _ => {
                 let doc = text(rest);
                 if let Ok(parsed) = crate::methods::saml2::parse_metadata(&doc, None) {
@@ -208,6 +212,25 @@ pub fn saml_redirect(data: &[u8]) {
             }
         }
     });
+}
+
+/// The IdP's LogoutRequest signed inside the XML (HTTP-POST), edited: it verifies only with
+/// the session indexes the IdP signed.
+fn posted_logout_request(
+    saml: &crate::methods::saml2::Saml2,
+    idp: &crate::methods::saml2::Idp,
+    ops: &[u8],
+) {
+    let signed = fixtures::SAML_LOGOUT_REQUEST_POST;
+    let sls = "https://app.example.com/sso/saml/saml/slo";
+    let now = 1_767_225_600;
+    let original = saml.check_logout_request(idp, signed, (sls, now), true);
+    let (_, indexes) = original.expect("the signed fixture verifies");
+    let edited = xml_edits(signed, ops);
+    if let Ok((_, got)) = saml.check_logout_request(idp, &edited, (sls, now), true) {
+        reached("saml_redirect.posted_logout_verified");
+        assert_eq!(got, indexes, "an edited signed LogoutRequest verified");
+    }
 }
 
 /// Exclusive XML canonicalisation. Property: parse -> c14n -> parse -> c14n is stable (the

@@ -35,6 +35,8 @@ pub struct RawSaml2 {
     #[serde(default = "default_true")]
     single_logout: bool,
     #[serde(default)]
+    single_logout_binding: Binding,
+    #[serde(default)]
     idp_certificates: Vec<String>,
     #[serde(default)]
     binding: Binding,
@@ -144,11 +146,16 @@ impl RawSaml2 {
                 sso_post: None,
                 keys: Vec::new(),
                 slo_redirect: None,
+                slo_post: None,
             },
         };
         if let Some(u) = &self.idp_slo_url {
             let url = parse_url(u).map_err(|e| field_error(at, "idp_slo_url", e))?;
-            idp.slo_redirect = Some((url, None));
+            let slot = match self.single_logout_binding {
+                Binding::Redirect => &mut idp.slo_redirect,
+                Binding::Post => &mut idp.slo_post,
+            };
+            *slot = Some((url, None));
         }
         if let Some(u) = &self.idp_sso_url {
             let url = parse_url(u).map_err(|e| field_error(at, "idp_sso_url", e))?;
@@ -283,12 +290,13 @@ impl Saml2 {
             single_logout: raw.single_logout,
             configured_entity_id: raw.idp_entity_id,
             binding: raw.binding,
+            slo_binding: raw.single_logout_binding,
             sign_key: if raw.sign_authn_request {
                 sign_key.clone()
             } else {
                 None
             },
-            decrypt_key: sign_key,
+            sp_key: sign_key,
             sp_certificate: raw
                 .sp_certificate
                 .as_deref()

@@ -11,7 +11,7 @@
 //! POST {prefix}/saml/{method}/acs ──> BodyWait(AcsPost) ──> Response verified
 //!           (InResponseTo = the flow's request ID), assertion ID remembered until it expires,
 //!           session cookie, flow marked used, 303 to the return URL
-//! GET  {prefix}/saml/{method}/slo ──> single logout (logout.rs)
+//! GET, POST {prefix}/saml/{method}/slo ──> single logout (slo.rs)
 //! ```
 //!
 //! ACS refusals go through the one refusal map, which answers a browser's form post with a
@@ -35,10 +35,11 @@ use crate::random;
 use crate::session::{Flow, SamlSubject, Session, SessionExtra};
 use crate::wait::state_as;
 
-/// The ACS post's body is awaited.
+/// A form post whose body is awaited: to the ACS, or to the single logout endpoint.
 #[derive(Debug)]
-struct AcsPost {
-    head: RequestHead,
+pub(super) enum PostedTo {
+    Acs(RequestHead),
+    Slo(RequestHead),
 }
 
 /// A login being started, waiting for the IdP metadata.
@@ -126,18 +127,10 @@ impl Saml2 {
                     .map_err(|_| Deny::Unavailable("saml_request"))?;
                 Response::redirect(302, &location)
             }
-            Binding::Post => {
-                let signed = self
-                    .sign_post_request(&xml, &request_id)
-                    .map_err(|_| Deny::Unavailable("saml_request"))?;
-                Response::new(200)
-                    .html(self.post_page(idp, &signed, &state))
-                    .header(
-                        "content-security-policy",
-                        "default-src 'none'; script-src 'unsafe-inline'; form-action *",
-                    )
-                    .header("referrer-policy", "no-referrer")
-            }
+            Binding::Post => self
+                .sign_post_request(&xml, &request_id)
+                .and_then(|signed| self.post_page(idp, &signed, &state))
+                .map_err(|_| Deny::Unavailable("saml_request"))?,
         };
         Ok(Outcome::new(Step::Respond(response.cookies(cookies)))
             .count(Counter::RedirectIdp(here.label())))
@@ -182,10 +175,7 @@ impl Saml2 {
         if !req.is_form_post() {
             return Err(Deny::BadRequest("form_content_type"));
         }
-        let wait = AcsPost {
-            head: req.head.clone(),
-        };
-        Ok(here.read_body(wait, MAX_ACS_BODY))
+        Ok(here.read_body(PostedTo::Acs(req.head.clone()), MAX_ACS_BODY))
     }
 
     /// The ACS body: the flow by `RelayState`, then the Response verified in full (after
@@ -403,6 +393,7 @@ impl LoginMethod for Saml2 {
             ("metadata", "GET" | "HEAD") => Ok(self.metadata_page(here)),
             ("acs", "POST") => self.acs_post(here, req),
             ("slo", "GET") => self.slo(here, req, env),
+            ("slo", "POST") => self.slo_post(here, req),
             ("metadata" | "acs" | "slo", _) => Err(Deny::BadRequest("method")),
             _ => Err(Deny::NotFound),
         }
@@ -415,11 +406,11 @@ impl LoginMethod for Saml2 {
         body: &[u8],
         env: &mut Env<'_>,
     ) -> Outcome {
-        let Some(wait) = state_as::<AcsPost>(state) else {
-            return wrong_wait(here);
-        };
-        let req = here.kit.request(&wait.head);
-        self.acs(here, &req, body, env)
+        match state_as::<PostedTo>(state) {
+            Some(PostedTo::Acs(head)) => self.acs(here, &here.kit.request(&head), body, env),
+            Some(PostedTo::Slo(head)) => self.slo_posted(here, &here.kit.request(&head), body, env),
+            None => wrong_wait(here),
+        }
     }
 
     /// The IdP metadata arrived (or a copy younger than a day serves): start or finish.
@@ -455,8 +446,14 @@ impl LoginMethod for Saml2 {
         }
     }
 
-    /// The IdP's single logout with a `LogoutRequest` for the session's subject.
-    fn logout(&self, here: &Here<'_>, session: &Session, env: &mut Env<'_>) -> Option<String> {
-        self.logout_url(here, session, env)
+    /// The IdP's single logout with a `LogoutRequest` for the session's subject (slo.rs).
+    fn logout_response(
+        &self,
+        here: &Here<'_>,
+        req: &Request<'_>,
+        (session, rd): (&Session, &str),
+        env: &mut Env<'_>,
+    ) -> Option<Response> {
+        self.logout_to(here, req, (session, rd), env)
     }
 }

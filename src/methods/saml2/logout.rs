@@ -1,38 +1,45 @@
-//! SAML single logout by the HTTP-Redirect binding, both ways: `{prefix}/logout` sends the
-//! IdP a `LogoutRequest` for the session's subject; the IdP's signed `LogoutRequest` at
-//! `{prefix}/saml/{method}/slo` ends its sessions and gets a `LogoutResponse` back.
+//! SAML single logout messages (SAML core §3.7): the `LogoutRequest` and `LogoutResponse` the
+//! SP writes, and the IdP's read and checked. The endpoints are in `slo.rs`.
+//!
+//! Single logout (SAML profiles §4.4) goes both ways, by the HTTP-Redirect and the HTTP-POST
+//! bindings:
+//!
+//! - SP-initiated: `{prefix}/logout` sends the IdP a `LogoutRequest` for the session's subject,
+//!   by the IdP's binding (`single_logout_binding` when it has both). By redirect, the IdP's
+//!   answer comes back to `{prefix}/saml/{method}/slo` and goes on to the site's root. By an
+//!   auto-submitting form, a flow (cross-site, like a login's) keeps the request's ID and the
+//!   return URL: the `LogoutResponse` posted back must be signed by the IdP (enveloped), answer
+//!   that request (`InResponseTo`) and come once, before the browser goes on.
+//! - IdP-initiated: the IdP's signed `LogoutRequest` at `{prefix}/saml/{method}/slo` (a GET by
+//!   the HTTP-Redirect binding, signed over the query; a form post by the HTTP-POST one,
+//!   signed inside the XML), used once, ends its sessions everywhere and gets a
+//!   `LogoutResponse` back, by the binding it came by when the IdP has it.
 
 use base64::Engine;
 use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256};
 
+use super::binding::decode_posted;
+use super::verify::{check_response, ids_unique, message_root};
 use super::{
-    child, parse_options, parse_xml_time, request_id, session_id, xml_time, Idp, Saml2,
-    SamlFailure, RSA_SHA256, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
+    child, parse_options, parse_xml_time, xml_time, Expect, Idp, Saml2, SamlFailure, MAX_SLO_XML,
+    RSA_SHA256, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
 };
-use crate::counter::Counter;
-use crate::deny::Deny;
-use crate::http::{Outcome, Response, Step};
-use crate::idp::IdpFailure;
 use crate::jose::B64STD;
-use crate::login::{Env, Here, Request};
 use crate::pages::escape;
-use crate::random;
-use crate::session::Session;
 use crate::xml::text_only;
-use crate::xmldsig::is;
+use crate::xmldsig::{self, is, DS_NS};
 
 impl Saml2 {
-    /// A `LogoutRequest` (SAML core §3.7.1) for a session's subject.
+    /// A `LogoutRequest` (SAML core §3.7.1) for a session's subject, to `destination`.
     pub fn logout_request(
         &self,
-        idp: &Idp,
+        destination: &url::Url,
         id: &str,
         now: u64,
         sp_entity_id: &str,
         subject: &crate::session::SamlSubject,
-    ) -> Option<String> {
-        let (slo, _) = idp.slo_redirect.as_ref()?;
+    ) -> String {
         let format = subject
             .format
             .as_deref()
@@ -43,13 +50,13 @@ impl Saml2 {
             .as_deref()
             .map(|i| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", escape(i)))
             .unwrap_or_default();
-        Some(format!(
+        format!(
             r#"<samlp:LogoutRequest xmlns:samlp="{SAMLP_NS}" xmlns:saml="{SAML_NS}" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}"><saml:Issuer>{}</saml:Issuer><saml:NameID{format}>{}</saml:NameID>{index}</samlp:LogoutRequest>"#,
             xml_time(now),
-            escape(slo.as_str()),
+            escape(destination.as_str()),
             escape(sp_entity_id),
             escape(&subject.name_id),
-        ))
+        )
     }
 
     /// A `LogoutResponse` with status Success to the IdP's logout request.
@@ -130,8 +137,9 @@ impl Saml2 {
         String::from_utf8(xml).map_err(|_| SamlFailure::Malformed)
     }
 
-    /// Checks an IdP `LogoutRequest` (SAML core §3.7.1): issuer, destination, time; returns
-    /// its `ID` and `SessionIndex` values.
+    /// Checks an IdP `LogoutRequest` (SAML core §3.7.1): issuer, destination, time, and with
+    /// `enveloped` (the HTTP-POST binding) its signature over the root; returns its `ID` and
+    /// `SessionIndex` values, read from the tree whose signature was verified.
     ///
     /// # Errors
     ///
@@ -140,25 +148,25 @@ impl Saml2 {
         &self,
         idp: &Idp,
         xml: &str,
-        sls_url: &str,
-        now: u64,
+        (sls_url, now): (&str, u64),
+        enveloped: bool,
     ) -> Result<(String, Vec<String>), SamlFailure> {
         let doc = roxmltree::Document::parse_with_options(xml, parse_options())
             .map_err(|_| SamlFailure::Malformed)?;
-        let root = doc.root_element();
-        if !is(root, SAMLP_NS, "LogoutRequest") || root.attribute("Version") != Some("2.0") {
-            return Err(SamlFailure::Structure("root"));
+        let root = message_root(&doc, "LogoutRequest")?;
+        if enveloped {
+            self.verify_root_signature(&doc, idp)?;
         }
-        let id = root
-            .attribute("ID")
-            .filter(|i| !i.is_empty())
-            .ok_or(SamlFailure::Structure("ids"))?;
+        let id = root.attribute("ID").unwrap_or_default();
         let issuer = child(root, SAML_NS, "Issuer")?.ok_or(SamlFailure::Issuer)?;
         if text_only(issuer).as_deref().map(str::trim) != Some(idp.entity_id.as_str()) {
             return Err(SamlFailure::Issuer);
         }
-        if root.attribute("Destination").is_some_and(|d| d != sls_url) {
-            return Err(SamlFailure::NotForUs("destination"));
+        // A signed posted message names where it is for (bindings §3.5.5.2).
+        match root.attribute("Destination") {
+            Some(d) if d != sls_url => return Err(SamlFailure::NotForUs("destination")),
+            None if enveloped => return Err(SamlFailure::NotForUs("destination")),
+            _ => {}
         }
         if let Some(t) = root.attribute("NotOnOrAfter") {
             if parse_xml_time(t).is_none_or(|t| now >= t.saturating_add(self.leeway)) {
@@ -176,11 +184,63 @@ impl Saml2 {
         }
         Ok((id.to_owned(), indexes))
     }
-}
 
-/// The largest inflated HTTP-Redirect message accepted (security.md I12: a deflate bomb stops
-/// here).
-const MAX_SLO_XML: usize = 64 * 1024;
+    /// The enveloped signature of a posted logout message (bindings §3.5.5.2): exactly one
+    /// `Signature` in the whole document, a child of the root, over the root by its `ID`,
+    /// verified with an IdP key; every `ID` unique (no wrapping: the fields are then read from
+    /// this very root).
+    ///
+    /// # Errors
+    ///
+    /// [`SamlFailure`] when unsigned, signed elsewhere or wrongly.
+    pub fn verify_root_signature(
+        &self,
+        doc: &roxmltree::Document<'_>,
+        idp: &Idp,
+    ) -> Result<(), SamlFailure> {
+        let root = doc.root_element();
+        if !ids_unique(doc.descendants()) {
+            return Err(SamlFailure::Structure("ids"));
+        }
+        let mut signatures = doc.descendants().filter(|n| is(*n, DS_NS, "Signature"));
+        let signature = signatures.next().ok_or(SamlFailure::Signature("missing"))?;
+        if signatures.next().is_some() || signature.parent() != Some(root) {
+            return Err(SamlFailure::Structure("signature_position"));
+        }
+        xmldsig::verify_enveloped(root, signature, &idp.keys, self.allow_sha1)
+            .map_err(|e| SamlFailure::Signature(e.reason()))
+    }
+
+    /// Checks the IdP's `LogoutResponse` posted back (SAML core §3.7.2, bindings §3.5): signed
+    /// over its root by the IdP, from the IdP (`Issuer` required, SAML profiles §4.4.4.2), to
+    /// this endpoint, answering `request_id`, status Success.
+    ///
+    /// # Errors
+    ///
+    /// [`SamlFailure`] naming the first check that failed.
+    pub fn check_logout_response(
+        &self,
+        idp: &Idp,
+        posted: &str,
+        (sls_url, request_id): (&str, &str),
+        now: u64,
+    ) -> Result<(), SamlFailure> {
+        let xml = decode_posted(posted, MAX_SLO_XML)?;
+        let doc = roxmltree::Document::parse_with_options(&xml, parse_options())
+            .map_err(|_| SamlFailure::Malformed)?;
+        let root = message_root(&doc, "LogoutResponse")?;
+        self.verify_root_signature(&doc, idp)?;
+        child(root, SAML_NS, "Issuer")?.ok_or(SamlFailure::Issuer)?;
+        let expect = Expect {
+            sp_entity_id: "",
+            acs_url: sls_url,
+            request_id,
+            now,
+            idp: Some(idp),
+        };
+        check_response(root, true, idp, &expect)
+    }
+}
 
 fn verify_with<D>(keys: &[RsaPublicKey], message: &[u8], sig: &[u8]) -> bool
 where
@@ -189,100 +249,4 @@ where
     let hashed = D::digest(message);
     keys.iter()
         .any(|k| k.verify(Pkcs1v15Sign::new::<D>(), &hashed, sig).is_ok())
-}
-
-impl Saml2 {
-    /// Where `{prefix}/logout` sends the browser for a SAML session: the IdP's single logout
-    /// with a `LogoutRequest` for the session's subject (when the IdP has an HTTP-Redirect
-    /// `SingleLogoutService` and its metadata is at hand).
-    pub(super) fn logout_url(
-        &self,
-        here: &Here<'_>,
-        session: &Session,
-        env: &mut Env<'_>,
-    ) -> Option<String> {
-        let subject = session.saml.as_ref().filter(|_| self.single_logout)?;
-        let idp = self.idp_at_hand(here, env, true).ok()??;
-        let (slo, _) = idp.slo_redirect.clone()?;
-        let id = random::bytes(env.rng, 20).ok().map(|b| request_id(&b))?;
-        let (entity, _) = self.sp_urls(here);
-        let xml = self.logout_request(&idp, &id, env.now, &entity, subject)?;
-        self.redirect_message(&slo, "SAMLRequest", &xml, None).ok()
-    }
-
-    /// `GET {prefix}/saml/{method}/slo`: the IdP's answer to our logout (`SAMLResponse`: back
-    /// to the site), or the IdP's own `LogoutRequest` (`SAMLRequest`, signature required): its
-    /// session indexes join the logged-out list, this browser's session cookie is deleted, and
-    /// a `LogoutResponse` goes back to the IdP.
-    pub(super) fn slo(
-        &self,
-        here: &Here<'_>,
-        req: &Request<'_>,
-        env: &mut Env<'_>,
-    ) -> Result<Outcome, Deny> {
-        let kit = here.kit;
-        let clear = kit.cookies().clear_session(&req.cookies);
-        if req.query.has("SAMLResponse") {
-            let home = format!("{}/", kit.origin());
-            return Ok(Outcome::new(Step::Respond(
-                Response::redirect(302, &home).cookies(clear),
-            )));
-        }
-        if !self.single_logout || !req.query.has("SAMLRequest") {
-            return Err(Deny::BadRequest("slo"));
-        }
-        let idp = self
-            .idp_at_hand(here, env, true)?
-            .ok_or(Deny::Unavailable("metadata"))?;
-        let refused = |f: SamlFailure| here.idp(IdpFailure::Rejected(f.reason()));
-        let xml = self
-            .verify_redirect(&idp, req.raw_query, "SAMLRequest")
-            .map_err(refused)?;
-        let sls = format!("{}{}/saml/{}/slo", kit.origin(), kit.prefix(), here.name());
-        let (request_id, indexes) = self
-            .check_logout_request(&idp, &xml, &sls, env.now)
-            .map_err(refused)?;
-        let stores = kit.stores(env.cache, env.rng)?;
-        let keep_until = env.now.saturating_add(kit.cookies().ttl).saturating_add(60);
-        for index in &indexes {
-            stores.log_out(&session_id(index), env.now, keep_until, env.now)?;
-        }
-        log::info!(
-            "sso-filter: SAML single logout method={} sessions={}",
-            here.name(),
-            indexes.len()
-        );
-        let response = match &idp.slo_redirect {
-            Some(slo) => self.logout_answer(here, req, slo, &request_id, env)?,
-            None => Response::new(200).html(crate::pages::error(
-                "Signed out",
-                "You are signed out.",
-                None,
-            )),
-        };
-        Ok(Outcome::new(Step::Respond(response.cookies(clear))).count(Counter::Slo(here.label())))
-    }
-
-    /// The `LogoutResponse` to the IdP's `LogoutRequest`, by redirect to its
-    /// `ResponseLocation` (else its `Location`), with the `RelayState` it sent.
-    fn logout_answer(
-        &self,
-        here: &Here<'_>,
-        req: &Request<'_>,
-        (location, response_location): &(url::Url, Option<url::Url>),
-        in_response_to: &str,
-        env: &mut Env<'_>,
-    ) -> Result<Response, Deny> {
-        let to = response_location.as_ref().unwrap_or(location);
-        let id = random::bytes(env.rng, 20)
-            .map(|b| request_id(&b))
-            .map_err(|_| Deny::Unavailable("random"))?;
-        let (entity, _) = self.sp_urls(here);
-        let answer = self.logout_response(to.as_str(), &id, in_response_to, env.now, &entity);
-        let relay = req.query.single("RelayState").ok().flatten();
-        let location = self
-            .redirect_message(to, "SAMLResponse", &answer, relay)
-            .map_err(|_| Deny::Unavailable("saml_response"))?;
-        Ok(Response::redirect(302, &location))
-    }
 }

@@ -33,6 +33,7 @@ pub fn parse_metadata(xml: &str, entity_id: Option<&str>) -> Result<Idp, String>
         sso_post: None,
         keys: Vec::new(),
         slo_redirect: None,
+        slo_post: None,
     };
     read_slo(descriptor, &mut idp)?;
     read_keys(descriptor, &mut idp)?;
@@ -58,20 +59,23 @@ fn idp_entity<'a, 'i>(
     }
 }
 
-/// The first HTTP-Redirect `SingleLogoutService` (`Location`, `ResponseLocation`).
+/// The first `SingleLogoutService` of each binding we speak (`Location`, `ResponseLocation`).
 fn read_slo(descriptor: Node<'_, '_>, idp: &mut Idp) -> Result<(), String> {
     for slo in descriptor
         .children()
         .filter(|c| is(*c, MD_NS, "SingleLogoutService"))
-        .filter(|c| c.attribute("Binding") == Some(BINDING_REDIRECT))
     {
+        let slot = match slo.attribute("Binding") {
+            Some(BINDING_REDIRECT) => &mut idp.slo_redirect,
+            Some(BINDING_POST) => &mut idp.slo_post,
+            _ => continue,
+        };
         if let Some(location) = slo.attribute("Location") {
             let response = slo
                 .attribute("ResponseLocation")
                 .map(parse_url)
                 .transpose()?;
-            idp.slo_redirect
-                .get_or_insert((parse_url(location)?, response));
+            slot.get_or_insert((parse_url(location)?, response));
         }
     }
     Ok(())
@@ -139,6 +143,9 @@ impl Saml2 {
         if let Some(u) = &self.idp.slo_redirect {
             idp.slo_redirect = Some(u.clone());
         }
+        if let Some(u) = &self.idp.slo_post {
+            idp.slo_post = Some(u.clone());
+        }
         idp.keys.extend(self.idp.keys.iter().cloned());
         if idp.keys.is_empty() {
             return Err("no signing certificate in the IdP metadata".into());
@@ -169,12 +176,19 @@ impl Saml2 {
             }
         }
         // Schema order: KeyDescriptor, SingleLogoutService, NameIDFormat, ACS.
+        // Both bindings at the one endpoint, the preferred one first.
         if self.single_logout {
             if let Some(base) = acs.strip_suffix("/acs") {
-                xml.push_str(&format!(
-                    r#"<md:SingleLogoutService Binding="{BINDING_REDIRECT}" Location="{}/slo"/>"#,
-                    escape(base)
-                ));
+                let bindings = match self.slo_binding {
+                    Binding::Redirect => [BINDING_REDIRECT, BINDING_POST],
+                    Binding::Post => [BINDING_POST, BINDING_REDIRECT],
+                };
+                for binding in bindings {
+                    xml.push_str(&format!(
+                        r#"<md:SingleLogoutService Binding="{binding}" Location="{}/slo"/>"#,
+                        escape(base)
+                    ));
+                }
             }
         }
         if let Some(f) = &self.name_id_format {

@@ -5,8 +5,11 @@
 //! - `metadata.rs`: the IdP metadata read, the SP metadata written.
 //! - `fetch.rs`: the IdP metadata at hand: configured, cached in shared data, or fetched.
 //! - `authn_request.rs`: the `AuthnRequest` (HTTP-Redirect, optionally signed, or HTTP-POST).
+//! - `binding.rs`: how messages travel: HTTP-Redirect (signed over the query), HTTP-POST (an
+//!   auto-submitting page, signed inside the XML), and the enveloped signature of a posted one.
 //! - `verify.rs`: the `Response` posted to the ACS (providers.md §8.2, security.md I1-I14).
-//! - `logout.rs`: single logout, both ways (HTTP-Redirect).
+//! - `logout.rs`: the single logout messages, written and checked.
+//! - `slo.rs`: single logout, both ways, by both bindings (`{prefix}/logout`, `.../slo`).
 //! - `login.rs`: the login flow (start, ACS, metadata waits) as `impl LoginMethod`.
 //!
 //! # Security
@@ -27,11 +30,13 @@ use sha2::{Digest, Sha256};
 use crate::xmldsig::is;
 
 mod authn_request;
+mod binding;
 mod config;
 mod fetch;
 mod login;
 mod logout;
 mod metadata;
+mod slo;
 mod time;
 mod verify;
 
@@ -57,6 +62,12 @@ const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// The largest ACS form body read (the base64 of [`MAX_RESPONSE_BYTES`] plus `RelayState`).
 pub const MAX_ACS_BODY: usize = MAX_RESPONSE_BYTES / 3 * 4 + 8 * 1024;
+/// The largest logout message accepted, decoded (or inflated, by the HTTP-Redirect binding):
+/// security.md I12, a deflate bomb stops here.
+pub const MAX_SLO_XML: usize = 64 * 1024;
+/// The largest form body posted to the single logout endpoint (the base64 of [`MAX_SLO_XML`]
+/// plus `RelayState`).
+pub const MAX_SLO_BODY: usize = MAX_SLO_XML / 3 * 4 + 8 * 1024;
 /// The most XML nodes a Response or metadata document may have.
 const NODES_LIMIT: u32 = 20_000;
 
@@ -65,7 +76,8 @@ pub const METADATA_MAX_STALE: u64 = 24 * 3600;
 /// The largest IdP metadata document read.
 pub const MAX_METADATA_BODY: usize = 256 * 1024;
 
-/// How the `AuthnRequest` travels to the IdP.
+/// How a message travels: the `AuthnRequest` (`binding`), the single logout messages
+/// (`single_logout_binding`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Binding {
@@ -100,8 +112,26 @@ pub struct Idp {
     pub sso_post: Option<url::Url>,
     /// Signing keys (`KeyDescriptor use="signing"` or without `use`).
     pub keys: Vec<RsaPublicKey>,
-    /// `SingleLogoutService` with the HTTP-Redirect binding (`Location`, `ResponseLocation`).
-    pub slo_redirect: Option<(url::Url, Option<url::Url>)>,
+    /// `SingleLogoutService` with the HTTP-Redirect binding.
+    pub slo_redirect: Option<SloService>,
+    /// `SingleLogoutService` with the HTTP-POST binding.
+    pub slo_post: Option<SloService>,
+}
+
+/// A `SingleLogoutService`: `Location` (requests go there) and `ResponseLocation` (responses
+/// go there when given, else to `Location`).
+pub type SloService = (url::Url, Option<url::Url>);
+
+impl Idp {
+    /// The IdP's single logout by `prefer`red binding, else by the other one.
+    pub fn slo(&self, prefer: Binding) -> Option<(Binding, &SloService)> {
+        let redirect = self.slo_redirect.as_ref().map(|s| (Binding::Redirect, s));
+        let post = self.slo_post.as_ref().map(|s| (Binding::Post, s));
+        match prefer {
+            Binding::Redirect => redirect.or(post),
+            Binding::Post => post.or(redirect),
+        }
+    }
 }
 
 impl fmt::Debug for Idp {
@@ -138,8 +168,12 @@ pub struct Saml2 {
     configured_entity_id: Option<String>,
     /// The `AuthnRequest` binding.
     pub binding: Binding,
+    /// The single logout binding used when the IdP offers both.
+    pub slo_binding: Binding,
+    /// Signs the `AuthnRequest` (`sign_authn_request`).
     sign_key: Option<SpKey>,
-    decrypt_key: Option<SpKey>,
+    /// The SP's private key: decrypts assertions, signs single logout messages.
+    sp_key: Option<SpKey>,
     sp_certificate: Option<String>,
     force_authn: bool,
     /// The seeds' "reload user" for every navigation (an `IsPassive` AuthnRequest).

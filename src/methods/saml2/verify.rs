@@ -3,7 +3,6 @@
 //! Response and Assertion content, then the claims, read from the very nodes whose signature
 //! was verified.
 
-use base64::Engine;
 use roxmltree::Node;
 use serde_json::{Map, Value};
 
@@ -11,13 +10,12 @@ use super::{
     child, only_child, parse_options, parse_xml_time, Expect, Idp, Principal, Saml2, SamlFailure,
     Verified, CM_BEARER, MAX_RESPONSE_BYTES, SAMLP_NS, SAML_NS, STATUS_SUCCESS,
 };
-use crate::jose::B64STD;
 use crate::pages::escape;
 use crate::xml::text_only;
 use crate::xmldsig::{self, is, DS_NS};
 
 /// Whether every `ID` attribute among `nodes` is unique (XSW5/6/8 duplicate the signed ID).
-fn ids_unique<'a, 'i: 'a>(nodes: impl Iterator<Item = Node<'a, 'i>>) -> bool {
+pub(super) fn ids_unique<'a, 'i: 'a>(nodes: impl Iterator<Item = Node<'a, 'i>>) -> bool {
     let mut ids: Vec<&str> = nodes.filter_map(|n| n.attribute("ID")).collect();
     let count = ids.len();
     ids.sort_unstable();
@@ -25,19 +23,23 @@ fn ids_unique<'a, 'i: 'a>(nodes: impl Iterator<Item = Node<'a, 'i>>) -> bool {
     ids.len() == count
 }
 
-/// The `samlp:Response` root: version 2.0, an `ID`, every `ID` in the document unique.
-fn response_root<'a, 'i>(doc: &'a roxmltree::Document<'i>) -> Result<Node<'a, 'i>, SamlFailure> {
-    let response = doc.root_element();
-    if !is(response, SAMLP_NS, "Response") {
+/// The root of a protocol message, `samlp:{local}`: version 2.0, an `ID`, every `ID` in the
+/// document unique.
+pub(super) fn message_root<'a, 'i>(
+    doc: &'a roxmltree::Document<'i>,
+    local: &str,
+) -> Result<Node<'a, 'i>, SamlFailure> {
+    let root = doc.root_element();
+    if !is(root, SAMLP_NS, local) {
         return Err(SamlFailure::Structure("root"));
     }
-    if response.attribute("Version") != Some("2.0") {
+    if root.attribute("Version") != Some("2.0") {
         return Err(SamlFailure::Structure("version"));
     }
-    if !ids_unique(doc.descendants()) || response.attribute("ID").is_none_or(str::is_empty) {
+    if !ids_unique(doc.descendants()) || root.attribute("ID").is_none_or(str::is_empty) {
         return Err(SamlFailure::Structure("ids"));
     }
-    Ok(response)
+    Ok(root)
 }
 
 /// Exactly one assertion anywhere, and it is a direct child of the Response (XSW1-4, 7, 8 and
@@ -96,18 +98,8 @@ impl Saml2 {
         saml_response: &str,
         expect: &Expect<'_>,
     ) -> Result<Verified, SamlFailure> {
-        let compact: String = saml_response
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        if compact.len() > MAX_RESPONSE_BYTES / 3 * 4 + 4 {
-            return Err(SamlFailure::Malformed);
-        }
-        let bytes = B64STD
-            .decode(compact.as_bytes())
-            .map_err(|_| SamlFailure::Malformed)?;
-        let xml = std::str::from_utf8(&bytes).map_err(|_| SamlFailure::Malformed)?;
-        self.verify_xml(xml, expect)
+        let xml = super::binding::decode_posted(saml_response, MAX_RESPONSE_BYTES)?;
+        self.verify_xml(&xml, expect)
     }
 
     /// Verifies a Response document (providers.md §8.2, security.md I1-I10).
@@ -118,7 +110,7 @@ impl Saml2 {
     pub fn verify_xml(&self, xml: &str, expect: &Expect<'_>) -> Result<Verified, SamlFailure> {
         let doc = roxmltree::Document::parse_with_options(xml, parse_options())
             .map_err(|_| SamlFailure::Malformed)?;
-        let response = response_root(&doc)?;
+        let response = message_root(&doc, "Response")?;
         let assertion = the_assertion(&doc, response)?;
         let encrypted = is(assertion, SAML_NS, "EncryptedAssertion");
         let (response_sig, assertion_sig) = signature_slots(&doc, response, assertion)?;
@@ -182,7 +174,7 @@ impl Saml2 {
     /// namespaces in scope there (the plaintext may use their prefixes).
     fn decrypt(&self, encrypted: Node<'_, '_>) -> Result<String, SamlFailure> {
         let key = self
-            .decrypt_key
+            .sp_key
             .as_ref()
             .ok_or(SamlFailure::Structure("encrypted_without_key"))?;
         let data = only_child(encrypted, crate::xmlenc::XENC_NS, "EncryptedData")?
@@ -370,8 +362,9 @@ impl Saml2 {
     }
 }
 
-/// The Response itself: for this ACS and this request, status Success, from the IdP.
-fn check_response(
+/// A status response (a `Response`, a `LogoutResponse`): for this endpoint (`acs_url`) and
+/// this request, status Success, from the IdP.
+pub(super) fn check_response(
     response: Node<'_, '_>,
     response_signed: bool,
     idp: &Idp,

@@ -8,7 +8,10 @@
 // Opens the protected URL; the filter sends the AuthnRequest (a redirect, or its own
 // auto-posting form for the POST binding) and the IdP shows its form; types the credentials;
 // the IdP's auto-submitting form posts the Response to the ACS; expects to land back on the URL
-// with the demo upstream showing who it received. Prints one JSON line; pytest asserts.
+// with the demo upstream showing who it received. With `"logout": "/sso/logout?rd=/bye"`, then
+// opens that URL and follows the single logout to its end on the app (`logout_url`); every
+// Content-Security-Policy report of the pages is listed in `csp` (an auto-submitting form whose
+// script the CSP blocks would stop there). Prints one JSON line; pytest asserts.
 import {
   launch, newContext, recordNavigations, shownIdentity, cookieSummary, isOn,
 } from './oidc-lib.mjs';
@@ -26,6 +29,10 @@ try {
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   recordNavigations(page, out.steps);
+  out.csp = [];
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) out.csp.push(`${page.url()}: ${m.text()}`);
+  });
   await page.goto(args.url, { waitUntil: 'load' });
   if (!isOn(page.url(), args.idp)) {
     await page.waitForURL((u) => isOn(u.href, args.idp), { timeout: 15000 });
@@ -43,6 +50,14 @@ try {
   out.identity = await shownIdentity(page);
   out.cookies = await cookieSummary(context);
   await shot(page, '2-after-login');
+  if (args.logout) {
+    const end = new URL(args.logout_end, appOrigin).href;
+    await page.goto(new URL(args.logout, appOrigin).href, { waitUntil: 'commit' });
+    await page.waitForURL((u) => u.href === end, { timeout: 15000 });
+    await page.waitForLoadState('load');
+    out.logout_url = page.url();
+    await shot(page, '3-after-logout');
+  }
   out.ok = true;
 } catch (err) {
   out.error = String(err && err.stack ? err.stack : err);

@@ -3,6 +3,7 @@ WSGI app, on loopback only, signing with xmlsec1.
 
     python server.py --port P --workdir W --app http://127.0.0.1:ENVOY --methods saml,saml-post
                      [--sp-cert FILE] [--sign assertion|response|both] [--encrypt-methods m,..]
+                     [--slo-binding redirect|post]
 
 - The SPs it answers are the filter's methods: entity ID `{app}/sso/saml/{m}/metadata`, ACS
   `{app}/sso/saml/{m}/acs`.
@@ -20,6 +21,13 @@ WSGI app, on loopback only, signing with xmlsec1.
   assertion issued to that SP (NameID + SessionIndex), signed by the HTTP-Redirect binding
   (pysaml2 `create_logout_request` + `apply_binding`), to the SP's SingleLogoutService;
   `GET /slo?SAMLResponse=…`: the SP's answer, a "signed out" page.
+- `--slo-binding post`: the metadata offers single logout by HTTP-POST only. `POST /slo` with a
+  `SAMLRequest` (SP-initiated): its enveloped signature is checked by pysaml2 and by the xmlsec1
+  binary with --sp-cert (unsigned or bad: 403), the IdP session ends, and a LogoutResponse
+  signed inside the XML goes back by an auto-submitting form to the SP's HTTP-POST
+  SingleLogoutService. `/logout-everywhere` then sends the LogoutRequest signed inside the XML
+  by an auto-submitting form; `POST /slo` with the SP's `SAMLResponse` checks its signature the
+  same way and shows the "signed out" page. Both are logged (binding, signature verdict).
 - `GET /log`: JSON list of the AuthnRequests received (id, binding, signature verdict,
   ForceAuthn, NameIDPolicy, whether the answer's assertion was encrypted), for the tests.
 - `--encrypt-methods`: those methods get an `EncryptedAssertion` for --sp-cert (pysaml2 +
@@ -90,8 +98,11 @@ class Idp:
                     for m in args.methods.split(",")]
         (self.work / "srv").mkdir(exist_ok=True)
         sp_cert_pem = Path(args.sp_cert).read_bytes() if args.sp_cert else None
+        self.slo_binding = (BINDING_HTTP_POST if args.slo_binding == "post"
+                            else BINDING_HTTP_REDIRECT)
         self.srv = generate.server(self.work / "srv", key, cert, self.sps, idp=self.entity,
-                                   base=self.base, sp_cert=sp_cert_pem)
+                                   base=self.base, sp_cert=sp_cert_pem,
+                                   slo_binding=self.slo_binding)
         self.metadata = create_metadata_string(None, config=self.srv.config).decode()
         (self.work / "idp-metadata.xml").write_text(self.metadata)
         self.sp_cert_pem = Path(args.sp_cert).read_bytes() if args.sp_cert else None
@@ -127,10 +138,11 @@ class Idp:
         except Exception:  # noqa: BLE001  (any failure is a bad signature)
             return False
 
-    def verify_post_signature(self, saml_request: str) -> bool | None:
-        """An HTTP-POST AuthnRequest's enveloped signature, checked by xmlsec1 itself with
-        --sp-cert (an implementation independent of the filter's)."""
-        xml = base64.b64decode(saml_request)
+    def verify_post_signature(self, saml_message: str, element: str = "AuthnRequest") -> bool | None:
+        """An HTTP-POST message's enveloped signature (an AuthnRequest, a LogoutRequest, a
+        LogoutResponse), checked by xmlsec1 itself with --sp-cert (an implementation
+        independent of the filter's)."""
+        xml = base64.b64decode(saml_message)
         if b"Signature" not in xml:
             return None
         if self.sp_cert_pem is None:
@@ -140,8 +152,9 @@ class Idp:
             (Path(tmp) / "sp.crt").write_bytes(self.sp_cert_pem)
             proc = subprocess.run(
                 [shutil.which("xmlsec1") or "xmlsec1", "--verify", "--pubkey-cert-pem",
-                 f"{tmp}/sp.crt", "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:AuthnRequest",
-                 f"{tmp}/req.xml"], capture_output=True, timeout=30)
+                 f"{tmp}/sp.crt", "--id-attr:ID",
+                 f"urn:oasis:names:tc:SAML:2.0:protocol:{element}", f"{tmp}/req.xml"],
+                capture_output=True, timeout=30)
         return proc.returncode == 0
 
     def authn_request(self, binding: str, saml_request: str, relay: str, signed):
@@ -232,12 +245,59 @@ class Idp:
                 '<script>document.forms[0].submit()</script>')
         return page("Continue", body)
 
-    def sls_of(self, sp: str) -> str:
-        """The SP's HTTP-Redirect SingleLogoutService, from its metadata."""
-        found = self.srv.metadata.single_logout_service(sp, BINDING_HTTP_REDIRECT, "spsso")
+    def sls_of(self, sp: str, binding: str = BINDING_HTTP_REDIRECT) -> str:
+        """The SP's SingleLogoutService for `binding`, from its metadata."""
+        found = self.srv.metadata.single_logout_service(sp, binding, "spsso")
         if isinstance(found, dict):
-            found = found[BINDING_HTTP_REDIRECT]
+            found = found[binding]
         return found[0]["location"]
+
+    def posted_logout(self, form: dict, cookies: dict):
+        """`POST /slo` (HTTP-POST binding): the SP's LogoutRequest (verified, answered with a
+        signed LogoutResponse by an auto-submitting form) or its LogoutResponse."""
+        if "SAMLResponse" in form:
+            signed = self.verify_post_signature(form["SAMLResponse"], "LogoutResponse")
+            entry = {"logout_response": True, "binding": "post", "signature": signed}
+            try:
+                resp = self.srv.parse_logout_request_response(form["SAMLResponse"],
+                                                              BINDING_HTTP_POST).response
+                entry.update(in_response_to=resp.in_response_to, issuer=resp.issuer.text,
+                             status=resp.status.status_code.value, parsed=True)
+            except Exception as err:  # noqa: BLE001  (pysaml2 refused it)
+                entry.update(parsed=False, refused=repr(err)[:200])
+            with self.lock:
+                self.log.append(entry)
+            if not (signed and entry["parsed"]):
+                return page("Refused", "<p>Bad logout response.</p>", "403 Forbidden")
+            return page("Signed out", "<p id='signed-out'>Signed out everywhere.</p>")
+        signed = self.verify_post_signature(form.get("SAMLRequest", ""), "LogoutRequest")
+        try:
+            req = self.srv.parse_logout_request(form.get("SAMLRequest", ""),
+                                                BINDING_HTTP_POST).message
+        except Exception as err:  # noqa: BLE001  (pysaml2 refused it: a bad signature)
+            with self.lock:
+                self.log.append({"logout_request": None, "binding": "post",
+                                 "signature": signed, "refused": repr(err)[:200]})
+            return page("Refused", "<p>Bad logout request.</p>", "403 Forbidden")
+        entry = {"logout_request": req.id, "binding": "post", "issuer": req.issuer.text,
+                 "name_id": req.name_id.text if req.name_id is not None else None,
+                 "session_index": [i.text for i in req.session_index], "signature": signed,
+                 "destination": req.destination}
+        with self.lock:
+            self.log.append(entry)
+        if not signed:
+            return page("Refused", "<p>Unsigned logout request.</p>", "403 Forbidden")
+        with self.lock:
+            self.sessions.pop(cookies.get("idp_session", ""), None)
+        sls = self.sls_of(req.issuer.text, BINDING_HTTP_POST)
+        resp = self.srv.create_logout_response(req, [BINDING_HTTP_POST], sign=True,
+                                               sign_alg=generate.RSA_SHA256,
+                                               digest_alg=generate.SHA256)
+        info = self.srv.apply_binding(BINDING_HTTP_POST, str(resp), sls,
+                                      form.get("RelayState", ""), response=True)
+        return "200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                          ("Set-Cookie", "idp_session=; Path=/; Max-Age=0")], \
+            info["data"].encode()
 
     # ------------------------------------------------------------------ WSGI
     def __call__(self, environ, start_response):
@@ -301,6 +361,8 @@ class Idp:
                                           sigalg=generate.RSA_SHA256)
             return "302 Found", list(info["headers"]) + [
                 ("Set-Cookie", "idp_session=; Path=/; Max-Age=0")], b""
+        if path == "/slo" and method == "POST":
+            return self.posted_logout(form, cookies)
         if path == "/slo":
             with self.lock:
                 self.log.append({"logout_response": "SAMLResponse" in query})
@@ -313,10 +375,17 @@ class Idp:
             if issued is None:
                 return page("Unknown", "<p>No session there.</p>", "404 Not Found")
             name_id, index = issued
-            sls = self.sls_of(sp)
+            sls = self.sls_of(sp, self.slo_binding)
+            post = self.slo_binding == BINDING_HTTP_POST
             _, req = self.srv.create_logout_request(
                 sls, sp, name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=name_id),
-                session_indexes=[index], sign=False)
+                session_indexes=[index], sign=post, sign_alg=generate.RSA_SHA256,
+                digest_alg=generate.SHA256)
+            if post:
+                # Signed inside the XML, posted by an auto-submitting form.
+                info = self.srv.apply_binding(BINDING_HTTP_POST, str(req), sls, "idp-initiated")
+                return "200 OK", [("Content-Type", "text/html; charset=utf-8")], \
+                    info["data"].encode()
             info = self.srv.apply_binding(BINDING_HTTP_REDIRECT, str(req), sls, "idp-initiated",
                                           sign=True, sigalg=generate.RSA_SHA256)
             return "302 Found", list(info["headers"]), b""
@@ -341,6 +410,8 @@ def main():
     ap.add_argument("--sp-cert")
     ap.add_argument("--sign", choices=["assertion", "response", "both"], default="both")
     ap.add_argument("--encrypt-methods", help="methods whose assertions are encrypted")
+    ap.add_argument("--slo-binding", choices=["redirect", "post"], default="redirect",
+                    help="the binding of the IdP's single logout (its metadata offers only it)")
     args = ap.parse_args()
     idp = Idp(args)
     httpd = make_server("127.0.0.1", args.port, idp, server_class=Threaded, handler_class=Quiet)
