@@ -561,7 +561,10 @@ fn the_synced_tree_spares_logins_their_department_calls() {
     assert_eq!(fwd.set("x-sso-org").as_deref(), Some(ORG));
     assert_eq!(
         fake.borrow().seen,
-        vec!["POST /topapi/v2/user/getuserinfo", "POST /topapi/v2/user/get"]
+        vec![
+            "POST /topapi/v2/user/getuserinfo",
+            "POST /topapi/v2/user/get"
+        ]
     );
     // A period after the sync: fetched again (the app token is still cached).
     d.now += 3600;
@@ -600,7 +603,11 @@ fn a_failed_sync_keeps_the_tree_until_it_expires_then_logins_ask() {
     assert_eq!(d.tick(), 1);
     assert_eq!(d.count("sso_org_sync_failure.dingtalk"), 1);
     d.now += 30;
-    assert_eq!(d.tick(), 0, "the next try waits (a period, at most 5 minutes)");
+    assert_eq!(
+        d.tick(),
+        0,
+        "the next try waits (a period, at most 5 minutes)"
+    );
     fake.borrow_mut().seen.clear();
     fake.borrow_mut().codes.insert("M1".into(), json!(1));
     let fwd = in_app_login(&mut d, "M1");
@@ -638,7 +645,10 @@ fn sync_off_makes_no_timer_callouts() {
     // A week at most.
     let too_long = config(json!({"sync_minutes": 10_081}));
     let err = sso_filter::Filter::from_json(too_long.to_string().as_bytes()).unwrap_err();
-    assert!(err.to_string().contains("methods.dingtalk.sync_minutes"), "{err}");
+    assert!(
+        err.to_string().contains("methods.dingtalk.sync_minutes"),
+        "{err}"
+    );
 }
 
 /// Two workers (two filters over one shared cache): the lease lets one fetch while the other

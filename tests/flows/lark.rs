@@ -368,7 +368,7 @@ const ORG: &str = "UTF-8''%E7%A0%94%E5%8F%91%E9%83%A8%2F%E6%95%B0%E6%8D%AE%E7%BB
 /// user's call.
 #[test]
 fn the_department_path_per_login_and_from_the_synced_tree() {
-    let (mut d, fake) = setup(json!({"org_from_departments": true}));
+    let (mut d, fake) = setup(json!({"org_from_departments": true, "sync_minutes": 60}));
     fake.borrow_mut().codes.insert("F1".into(), "web");
     assert_eq!(web_login(&mut d, "/").status(), 302);
     assert_eq!(d.get("/").set("x-sso-org").as_deref(), Some(ORG));

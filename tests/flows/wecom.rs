@@ -427,7 +427,9 @@ fn the_department_path_per_login_and_from_the_synced_tree() {
     }));
     fake.borrow_mut().codes.insert("W1".into(), member());
     fake.borrow_mut().codes.insert("W2".into(), member());
-    let mut d = Driver::new(&config(json!({"org_from_departments": true})));
+    let mut d = Driver::new(&config(
+        json!({"org_from_departments": true, "sync_minutes": 60}),
+    ));
     d.idp = Some(wecom(Rc::clone(&fake)));
     // Before the first sync: per login.
     let provider = start(&mut d, "/", "Mozilla/5.0");
@@ -443,7 +445,7 @@ fn the_department_path_per_login_and_from_the_synced_tree() {
             "GET /cgi-bin/department/get"
         ]
     );
-    // The timer's sync (the default period, 60 minutes), then a login without them.
+    // The timer's sync, then a login without them.
     fake.borrow_mut().seen.clear();
     assert_eq!(d.tick(), 1);
     assert_eq!(d.count("sso_org_sync_success.wechat-work"), 1);
@@ -468,10 +470,10 @@ fn root_members_have_no_path_and_the_path_needs_user_details() {
     let fake = Rc::new(RefCell::new(Fake::default()));
     fake.borrow_mut().codes.insert("W1".into(), member());
     let mut d = Driver::new(&config(
-        json!({"org_from_departments": true, "sync_minutes": 0, "organization": null}),
+        json!({"org_from_departments": true, "organization": null}),
     ));
     d.idp = Some(wecom(Rc::clone(&fake)));
-    assert_eq!(d.tick(), 0);
+    assert_eq!(d.tick(), 0, "sync_minutes defaults to 0 (off)");
     let provider = start(&mut d, "/", "Mozilla/5.0");
     assert_eq!(back(&mut d, &provider, "W1").status(), 302);
     assert_eq!(d.get("/").set("x-sso-org"), None);

@@ -45,8 +45,10 @@ const MAX_NAME_CHARS: usize = 64;
 const MAX_ID_BYTES: usize = 64;
 /// The largest answer of one tree call (the hosts' bound on callout answers).
 pub const MAX_TREE_PAGE: usize = 1024 * 1024;
-/// The default period, minutes: hourly, the tree kept two hours.
-pub const DEFAULT_SYNC_MINUTES: u64 = 60;
+/// The default period, minutes: off. The sync needs permissions a login-only app lacks (the
+/// department list from the root; the seeds list them for "Sync Frequency"), and it is
+/// background traffic to the provider: it is turned on on purpose (60, hourly, suits most).
+pub const DEFAULT_SYNC_MINUTES: u64 = 0;
 /// The longest period accepted, minutes (a week).
 const MAX_SYNC_MINUTES: u64 = 7 * 24 * 60;
 /// How long a worker holds the lease without news (renewed at every answer), seconds.
