@@ -192,7 +192,10 @@ impl RootContext for Root {
                 if hostcalls::set_tick_period(CLOCK_TICK).is_err() {
                     // Without ticks an idle worker's reading would not move: read the clock
                     // for every request instead.
-                    log::warn!("sso-filter: no tick; the clock is read for every request");
+                    log::warn!(
+                        "sso-filter: no tick; the clock is read for every request and the \
+                         organisation sync does not run (logins ask per login)"
+                    );
                     NO_TICK.with(|t| t.set(true));
                 }
                 true
