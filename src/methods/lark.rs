@@ -198,9 +198,12 @@ impl Lark {
                 reason: "at most 50 space-separated scopes".into(),
             });
         }
-        let minutes = org::check_minutes(raw.sync_minutes, &here("sync_minutes"))?;
-        let sync = (raw.org_from_departments && minutes > 0)
-            .then(|| OrgSync::new(minutes, cn::org_key("lark", &raw.app_id, &raw.app_secret)));
+        let sync = org::sync_of(
+            raw.org_from_departments,
+            raw.sync_minutes,
+            &here("sync_minutes"),
+            || cn::org_key("lark", &raw.app_id, &raw.app_secret),
+        )?;
         let (accounts, open) = match raw.region {
             Region::Feishu => ("https://accounts.feishu.cn", "https://open.feishu.cn"),
             Region::Lark => (
@@ -553,7 +556,13 @@ impl Provider for Lark {
         cache: &dyn SharedCache,
         now: u64,
     ) -> Result<Settled<Step>, IdpFailure> {
-        Ok(self.settle_department(step, cache, now))
+        if let Step::ExpectDepartment { id, names, claims } = &step {
+            let known = (id.as_str(), names.as_slice(), departments::ROOT);
+            if let Some(claims) = org::settled(self.sync.as_ref(), (cache, now), known, claims) {
+                return Ok(Settled::Done(Answer::Claims(claims)));
+            }
+        }
+        Ok(Settled::Call(step))
     }
 
     fn answer(&self, step: Step, response: &CalloutResponse) -> Result<Answer<Step>, IdpFailure> {

@@ -185,9 +185,12 @@ impl Wecom {
                 reason: "needs user_details: the member's departments come from user/get".into(),
             });
         }
-        let minutes = org::check_minutes(raw.sync_minutes, &here("sync_minutes"))?;
-        let sync = (raw.org_from_departments && minutes > 0)
-            .then(|| OrgSync::new(minutes, cn::org_key("wecom", &raw.corp_id, &raw.secret)));
+        let sync = org::sync_of(
+            raw.org_from_departments,
+            raw.sync_minutes,
+            &here("sync_minutes"),
+            || cn::org_key("wecom", &raw.corp_id, &raw.secret),
+        )?;
         if let Some(lang) = &raw.lang {
             if lang != "zh" && lang != "en" {
                 return Err(ConfigError {
@@ -415,7 +418,13 @@ impl Provider for Wecom {
         cache: &dyn SharedCache,
         now: u64,
     ) -> Result<Settled<Step>, IdpFailure> {
-        Ok(self.settle_department(step, cache, now))
+        if let Step::ExpectDepartment { id, names, claims } = &step {
+            let known = (id.as_str(), names.as_slice(), departments::ROOT);
+            if let Some(claims) = org::settled(self.sync.as_ref(), (cache, now), known, claims) {
+                return Ok(Settled::Done(Answer::Claims(claims)));
+            }
+        }
+        Ok(Settled::Call(step))
     }
 
     fn answer(&self, step: Step, response: &CalloutResponse) -> Result<Answer<Step>, IdpFailure> {

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
-use sso_filter::random::{Random, RandomError};
 use sso_filter::http::Callout;
+use sso_filter::random::{Random, RandomError};
 use sso_filter::{Background, Outcome, Step};
 
 /// Randomness from a counter: SHA-256 of the draw number. Clones share the counter.

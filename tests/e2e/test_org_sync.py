@@ -47,6 +47,12 @@ def synced(inst, client, method: str, timeout: float = 30.0) -> int:
     raise AssertionError(f"no sync of {method} within {timeout}s:\n{inst.log_tail()}")
 
 
+def start(envoys, mock, name: str, method_name: str, method: dict):
+    """An instance with one provider method in front of its mock."""
+    return envoys.start(cs.config_with(method_name, method), name=name,
+                        clusters=[("127.0.0.1", mock.port)])
+
+
 def department_calls(mock) -> list[str]:
     return [c for c in mock.calls() if "department" in c]
 
@@ -72,8 +78,8 @@ def dt_mock():
 
 @pytest.fixture(scope="module")
 def dt_synced(envoys, dt_mock):
-    cfg = cs.config_with("dingtalk", dingtalk_method(dt_mock.base_url, sync_minutes=1))
-    return envoys.start(cfg, name="dingtalk-org-sync", clusters=[("127.0.0.1", dt_mock.port)])
+    method = dingtalk_method(dt_mock.base_url, sync_minutes=1)
+    return start(envoys, dt_mock, "dingtalk-org-sync", "dingtalk", method)
 
 
 def test_dingtalk_logins_take_the_path_from_the_synced_tree(dt_synced, dt_mock, recorder):
@@ -102,27 +108,28 @@ def wc_mock():
     m.stop()
 
 
-def wecom_instance(envoys, mock, name: str, **extra):
-    method = wecom_method(mock.base_url, org_from_departments=True, **extra)
-    cfg = cs.config_with("wechat-work", method)
-    return envoys.start(cfg, name=name, clusters=[("127.0.0.1", mock.port)])
-
-
 @pytest.fixture(scope="module")
 def wc_synced(envoys, wc_mock):
-    return wecom_instance(envoys, wc_mock, "wecom-org-sync", sync_minutes=1)
+    method = wecom_method(wc_mock.base_url, org_from_departments=True, sync_minutes=1)
+    return start(envoys, wc_mock, "wecom-org-sync", "wechat-work", method)
 
 
 @pytest.fixture(scope="module")
 def wc_per_login(envoys, wc_mock):
-    return wecom_instance(envoys, wc_mock, "wecom-org")
+    method = wecom_method(wc_mock.base_url, org_from_departments=True)
+    return start(envoys, wc_mock, "wecom-org", "wechat-work", method)
+
+
+def redirect_login(inst, recorder, app: str) -> dict:
+    """A whole redirect login (QR / web), then the identity the upstream gets."""
+    client = inst.client()
+    answer = cs.login(client, app)
+    assert answer.status == 302, answer
+    return cs.landed_identity(client, recorder, answer.location)
 
 
 def wecom_login(inst, recorder) -> dict:
-    client = inst.client()
-    answer = cs.login(client, "/?activeAuth=wechat-work")
-    assert answer.status == 302, answer
-    return cs.landed_identity(client, recorder, answer.location)
+    return redirect_login(inst, recorder, "/?activeAuth=wechat-work")
 
 
 def test_wecom_logins_take_the_path_from_the_synced_tree(wc_synced, wc_mock, recorder):
@@ -157,26 +164,20 @@ def lk_mock():
     m.stop()
 
 
-def lark_instance(envoys, mock, name: str, **extra):
-    cfg = cs.config_with("lark", lark_method(mock.base_url, org_from_departments=True, **extra))
-    return envoys.start(cfg, name=name, clusters=[("127.0.0.1", mock.port)])
-
-
 @pytest.fixture(scope="module")
 def lk_synced(envoys, lk_mock):
-    return lark_instance(envoys, lk_mock, "lark-org-sync", sync_minutes=1)
+    method = lark_method(lk_mock.base_url, org_from_departments=True, sync_minutes=1)
+    return start(envoys, lk_mock, "lark-org-sync", "lark", method)
 
 
 @pytest.fixture(scope="module")
 def lk_per_login(envoys, lk_mock):
-    return lark_instance(envoys, lk_mock, "lark-org")
+    method = lark_method(lk_mock.base_url, org_from_departments=True)
+    return start(envoys, lk_mock, "lark-org", "lark", method)
 
 
 def lark_login(inst, recorder) -> dict:
-    client = inst.client()
-    answer = cs.login(client, DESKTOP)
-    assert answer.status == 302, answer
-    return cs.landed_identity(client, recorder, DESKTOP)
+    return redirect_login(inst, recorder, DESKTOP)
 
 
 def test_feishu_logins_take_the_path_from_the_synced_tree(lk_synced, lk_mock, recorder):

@@ -299,12 +299,18 @@ pub trait TreeSource {
     ) -> Result<TreePart, IdpFailure>;
 }
 
-/// The configured `sync_minutes`: [`DEFAULT_SYNC_MINUTES`] when absent, 0 for off.
+/// A method's sync from its configuration: `org_from_departments` and `sync_minutes`
+/// ([`DEFAULT_SYNC_MINUTES`] when absent, 0 for off); `key` names its cache keys.
 ///
 /// # Errors
 ///
-/// [`ConfigError`] above a week.
-pub fn check_minutes(minutes: Option<u64>, at: &str) -> Result<u64, ConfigError> {
+/// [`ConfigError`] at `at` for more than a week.
+pub fn sync_of(
+    org_from_departments: bool,
+    minutes: Option<u64>,
+    at: &str,
+    key: impl FnOnce() -> String,
+) -> Result<Option<OrgSync>, ConfigError> {
     let minutes = minutes.unwrap_or(DEFAULT_SYNC_MINUTES);
     if minutes > MAX_SYNC_MINUTES {
         return Err(ConfigError {
@@ -312,7 +318,24 @@ pub fn check_minutes(minutes: Option<u64>, at: &str) -> Result<u64, ConfigError>
             reason: format!("must be 0 (off) to {MAX_SYNC_MINUTES} minutes"),
         });
     }
-    Ok(minutes)
+    Ok((org_from_departments && minutes > 0).then(|| OrgSync::new(minutes, key())))
+}
+
+/// `claims` with the path of department `id` from the synced tree, when a walk starts there
+/// (`names` empty) and there is a tree that knows it (see [`Tree::path`]); `None`: the login
+/// asks the provider.
+pub fn settled(
+    sync: Option<&OrgSync>,
+    (cache, now): (&dyn SharedCache, u64),
+    (id, names, root): (&str, &[String], &str),
+    claims: &Map<String, Value>,
+) -> Option<Map<String, Value>> {
+    let path = sync
+        .filter(|_| names.is_empty())?
+        .path(cache, now, id, root)?;
+    let mut claims = claims.clone();
+    set_path(&mut claims, path);
+    Some(claims)
 }
 
 /// The sync state of one method in one worker: its period, where its tree lives in the cache,

@@ -26,30 +26,27 @@ impl DingTalk {
         cache: &dyn SharedCache,
         now: u64,
     ) -> Settled<Step> {
-        let Some(sync) = &self.sync else {
-            return Settled::Call(step);
+        let (first, claims) = match &step {
+            Step::ExpectDeptPath { claims, .. } => (
+                claims
+                    .get("dept_id_list")
+                    .and_then(Value::as_array)
+                    .and_then(|l| l.first())
+                    .and_then(org::id_text),
+                claims,
+            ),
+            Step::ExpectDeptName {
+                pending,
+                names,
+                claims,
+            } if names.is_empty() => (pending.first().map(u64::to_string), claims),
+            _ => return Settled::Call(step),
         };
-        let first = match &step {
-            Step::ExpectDeptPath { claims, .. } => claims
-                .get("dept_id_list")
-                .and_then(Value::as_array)
-                .and_then(|l| l.first())
-                .and_then(org::id_text),
-            Step::ExpectDeptName { pending, names, .. } if names.is_empty() => {
-                pending.first().map(u64::to_string)
-            }
-            _ => None,
-        };
-        let found = first.and_then(|id| sync.path(cache, now, &id, ROOT));
-        match (found, step) {
-            (
-                Some(path),
-                Step::ExpectDeptPath { mut claims, .. } | Step::ExpectDeptName { mut claims, .. },
-            ) => {
-                org::set_path(&mut claims, path);
-                Settled::Done(Answer::Claims(claims))
-            }
-            (_, step) => Settled::Call(step),
+        let sync = self.sync.as_ref();
+        let found = first.and_then(|id| org::settled(sync, (cache, now), (&id, &[], ROOT), claims));
+        match found {
+            Some(claims) => Settled::Done(Answer::Claims(claims)),
+            None => Settled::Call(step),
         }
     }
 }

@@ -254,13 +254,12 @@ impl DingTalk {
         };
         cn::check_callback_path(&raw.callback_path, &here("callback_path"))?;
         cn::check_timeout(raw.timeout_ms, &here("timeout_ms"))?;
-        let minutes = org::check_minutes(raw.sync_minutes, &here("sync_minutes"))?;
-        let sync = (raw.org_from_departments && minutes > 0).then(|| {
-            OrgSync::new(
-                minutes,
-                cn::org_key("dingtalk", &raw.app_key, &raw.app_secret),
-            )
-        });
+        let sync = org::sync_of(
+            raw.org_from_departments,
+            raw.sync_minutes,
+            &here("sync_minutes"),
+            || cn::org_key("dingtalk", &raw.app_key, &raw.app_secret),
+        )?;
         let jsapi = url::Url::parse(&raw.jsapi_url).map_err(|e| ConfigError {
             path: here("jsapi_url"),
             reason: format!("not an absolute URL: {e}"),

@@ -8,14 +8,13 @@
 use serde_json::{Map, Value};
 
 use super::{classify, Lark, Step};
-use crate::cache::SharedCache;
 use crate::http::{Callout, CalloutResponse};
 use crate::idp::IdpFailure;
 use crate::methods::cn::org::{self, Climb, Dept, TreeCall, TreePart, TreeSource, MAX_TREE_PAGE};
-use crate::methods::cn::{self, text_field, Answer, Settled, TokenKind};
+use crate::methods::cn::{self, text_field, Answer, TokenKind};
 
 /// Feishu's root department.
-const ROOT: &str = "0";
+pub(super) const ROOT: &str = "0";
 
 /// A page of `children` (Feishu's largest).
 const PAGE_SIZE: &str = "50";
@@ -65,29 +64,6 @@ impl Lark {
         let path = format!("/open-apis/contact/v3/departments/{id}");
         let url = self.open.url(&path, &[ID_TYPE]);
         Self::with_bearer(cn::get(url, self.timeout_ms), token)
-    }
-
-    /// The first department of the path, from the synced tree when it knows it.
-    pub(super) fn settle_department(
-        &self,
-        step: Step,
-        cache: &dyn SharedCache,
-        now: u64,
-    ) -> Settled<Step> {
-        let (Some(sync), Step::ExpectDepartment { id, names, claims }) = (&self.sync, &step) else {
-            return Settled::Call(step);
-        };
-        if !names.is_empty() {
-            return Settled::Call(step);
-        }
-        match sync.path(cache, now, id, ROOT) {
-            Some(path) => {
-                let mut claims = claims.clone();
-                org::set_path(&mut claims, path);
-                Settled::Done(Answer::Claims(claims))
-            }
-            None => Settled::Call(step),
-        }
     }
 }
 

@@ -6,16 +6,13 @@
 use serde_json::{Map, Value};
 
 use super::{classify, Step, Wecom};
-use crate::cache::SharedCache;
 use crate::http::{Callout, CalloutResponse};
 use crate::idp::IdpFailure;
 use crate::methods::cn::org::{self, Climb, Dept, TreeCall, TreePart, TreeSource, MAX_TREE_PAGE};
-use crate::methods::cn::{
-    self, errcode_body_within, text_field, Answer, Provider, Settled, TokenKind,
-};
+use crate::methods::cn::{self, errcode_body_within, text_field, Answer, Provider, TokenKind};
 
 /// WeCom's root department ("根部门为1").
-const ROOT: &str = "1";
+pub(super) const ROOT: &str = "1";
 
 impl Wecom {
     /// The profile is complete: the department path next, or the end.
@@ -41,29 +38,6 @@ impl Wecom {
             }),
             // In the root department only, or no department at all: no path.
             _ => Answer::Claims(claims),
-        }
-    }
-
-    /// The first department of the path, from the synced tree when it knows it.
-    pub(super) fn settle_department(
-        &self,
-        step: Step,
-        cache: &dyn SharedCache,
-        now: u64,
-    ) -> Settled<Step> {
-        let (Some(sync), Step::ExpectDepartment { id, names, claims }) = (&self.sync, &step) else {
-            return Settled::Call(step);
-        };
-        if !names.is_empty() {
-            return Settled::Call(step);
-        }
-        match sync.path(cache, now, id, ROOT) {
-            Some(path) => {
-                let mut claims = claims.clone();
-                org::set_path(&mut claims, path);
-                Settled::Done(Answer::Claims(claims))
-            }
-            None => Settled::Call(step),
         }
     }
 }
