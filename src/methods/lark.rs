@@ -597,38 +597,7 @@ impl Provider for Lark {
                     admin: false,
                 }))
             }
-            Step::ExpectUserInfo { admin, .. } => {
-                let data = body
-                    .get("data")
-                    .and_then(Value::as_object)
-                    .ok_or(IdpFailure::BadAnswer("no_data"))?;
-                if let Some(want) = &self.tenant_key {
-                    if text_field(data, "tenant_key") != Some(want.as_str()) {
-                        return Err(IdpFailure::NotMember {
-                            provider: self.label(),
-                            why: "another_tenant",
-                        });
-                    }
-                }
-                cn::user_id(text_field(data, "union_id"))
-                    .ok_or(IdpFailure::BadAnswer("no_union_id"))?;
-                let mut claims = Map::new();
-                for (k, v) in data {
-                    if k.contains("token") || v.is_null() {
-                        continue;
-                    }
-                    claims.insert(k.clone(), v.clone());
-                }
-                if let Some(org) = &self.organization {
-                    claims.insert("organization".into(), json!(org));
-                }
-                if admin {
-                    let open_id = cn::user_id(text_field(data, "open_id"))
-                        .ok_or(IdpFailure::BadAnswer("no_open_id"))?;
-                    return Ok(Answer::Next(Step::ExpectAdminCheck { open_id, claims }));
-                }
-                self.profile_done(claims)
-            }
+            Step::ExpectUserInfo { admin, .. } => self.user_info(admin, &body),
             Step::ExpectAdminCheck { mut claims, .. } => {
                 let is_admin = body
                     .get("data")
@@ -646,6 +615,46 @@ impl Provider for Lark {
             Step::ExpectUserDepartments { claims, .. } => user_departments(claims, &body),
             Step::ExpectDepartment { names, claims, .. } => department(names, claims, &body),
         }
+    }
+}
+
+impl Lark {
+    /// `authen/v1/user_info`: the user of this tenant, then the admin check or the
+    /// department path, or the end.
+    fn user_info(
+        &self,
+        admin: bool,
+        body: &Map<String, Value>,
+    ) -> Result<Answer<Step>, IdpFailure> {
+        let data = body
+            .get("data")
+            .and_then(Value::as_object)
+            .ok_or(IdpFailure::BadAnswer("no_data"))?;
+        if let Some(want) = &self.tenant_key {
+            if text_field(data, "tenant_key") != Some(want.as_str()) {
+                return Err(IdpFailure::NotMember {
+                    provider: self.label(),
+                    why: "another_tenant",
+                });
+            }
+        }
+        cn::user_id(text_field(data, "union_id")).ok_or(IdpFailure::BadAnswer("no_union_id"))?;
+        let mut claims = Map::new();
+        for (k, v) in data {
+            if k.contains("token") || v.is_null() {
+                continue;
+            }
+            claims.insert(k.clone(), v.clone());
+        }
+        if let Some(org) = &self.organization {
+            claims.insert("organization".into(), json!(org));
+        }
+        if admin {
+            let open_id = cn::user_id(text_field(data, "open_id"))
+                .ok_or(IdpFailure::BadAnswer("no_open_id"))?;
+            return Ok(Answer::Next(Step::ExpectAdminCheck { open_id, claims }));
+        }
+        self.profile_done(claims)
     }
 }
 
