@@ -6,7 +6,7 @@ call:
 - with `sync_minutes`, the host's timer fetches the department tree (DingTalk
   `topapi/v2/department/listsub` level by level, WeCom `cgi-bin/department/list`, Feishu
   `contact/v3/departments/0/children?fetch_child=true` in pages of 50), one worker for all
-  (Envoy runs three VMs here: the main thread's and two workers'), and a login then makes no
+  (Envoy runs several VMs here: the main thread's and two workers'), and a login then makes no
   department call: the path reaches the upstream from the cached tree;
 - with `sync_minutes: 0` (the default) WeCom and Feishu logins name the path per login (the
   DingTalk per-login path is test_dingtalk.py's).
