@@ -31,6 +31,9 @@ pub enum Counter {
     StoreFull(&'static str),
     /// `sso_password_budget`: a password check refused because the budget was spent.
     PasswordBudget,
+    /// `sso_org_sync_success.<method>` / `sso_org_sync_failure.<method>`: a department tree
+    /// fetched and stored, or a fetch that failed (the log line says why).
+    OrgSync(MethodLabel, bool),
 }
 
 /// The name of a configured method, as it may appear in a metric name. Built only by the
@@ -64,7 +67,8 @@ impl Counter {
             | Counter::LoginSuccess(m)
             | Counter::RedirectIdp(m)
             | Counter::Slo(m)
-            | Counter::Refresh(m, _) => Some(m),
+            | Counter::Refresh(m, _)
+            | Counter::OrgSync(m, _) => Some(m),
             _ => None,
         }
     }
@@ -77,6 +81,7 @@ impl Counter {
             Counter::RedirectIdp(_) => Counter::RedirectIdp(label),
             Counter::Slo(_) => Counter::Slo(label),
             Counter::Refresh(_, ok) => Counter::Refresh(label, ok),
+            Counter::OrgSync(_, ok) => Counter::OrgSync(label, ok),
             other => other,
         }
     }
@@ -99,6 +104,8 @@ impl fmt::Display for Counter {
             Counter::Refresh(m, false) => write!(f, "sso_refresh_failure.{}", m.as_str()),
             Counter::StoreFull(store) => write!(f, "sso_store_full.{store}"),
             Counter::PasswordBudget => f.write_str("sso_password_budget"),
+            Counter::OrgSync(m, true) => write!(f, "sso_org_sync_success.{}", m.as_str()),
+            Counter::OrgSync(m, false) => write!(f, "sso_org_sync_failure.{}", m.as_str()),
         }
     }
 }

@@ -12,6 +12,10 @@
 //! 5. [`Step::Continue`] applies header edits and lets the request go upstream;
 //!    [`Step::Respond`] ends it. Exactly one of the two ends every request; the host never
 //!    resumes a request it answered.
+//! 6. Apart from requests, on the host's own clock (about every second): call
+//!    [`Filter::on_timer`], send the callouts its [`crate::http::Background`] lists, and hand
+//!    each answer to [`Filter::on_timer_response`] with its [`crate::wait::TimerWait`]
+//!    (`engine/timer.rs`; the organisation sync).
 //!
 //! The engine routes a request (`engine/route.rs`) and dispatches it to a login method through
 //! [`crate::login::LoginMethod`]; it knows no method by name. What every method needs from it
@@ -25,8 +29,8 @@ use crate::config::{Config, ConfigError, Method, Scope};
 use crate::counter::{Counter, MethodLabel};
 use crate::deny::Deny;
 use crate::http::{
-    normalize_path, parse_cookies, split_target, CalloutResponse, HeaderEdit, Outcome, Query,
-    RequestHead, Response, Step, StreamReply,
+    normalize_path, parse_cookies, split_target, Callout, CalloutResponse, HeaderEdit, Outcome,
+    Query, RequestHead, Response, Step, StreamReply,
 };
 use crate::identity::Identity;
 use crate::login::{Here, LoginMethod, Request};
@@ -40,6 +44,7 @@ mod kit;
 mod page;
 mod route;
 mod session_path;
+mod timer;
 
 pub use crate::login::Env;
 
@@ -128,11 +133,22 @@ impl Filter {
     /// method, so no request can define a metric.
     fn name_clusters(&self, mut outcome: Outcome) -> Outcome {
         if let Step::Callout(callout, _) = &mut outcome.step {
-            if let Ok(url) = url::Url::parse(&callout.url) {
-                callout.upstream = self.config.cluster_names.name(&url);
-            }
+            self.name_cluster(callout);
         }
-        for counter in &mut outcome.counters {
+        self.known_methods(&mut outcome.counters);
+        outcome
+    }
+
+    /// Names a callout's cluster per `cluster_names`.
+    fn name_cluster(&self, callout: &mut Callout) {
+        if let Ok(url) = url::Url::parse(&callout.url) {
+            callout.upstream = self.config.cluster_names.name(&url);
+        }
+    }
+
+    /// Relabels a counter whose method is not configured as `unknown`.
+    fn known_methods(&self, counters: &mut [Counter]) {
+        for counter in counters {
             let known = counter
                 .method()
                 .is_none_or(|m| self.config.method_anywhere(m.as_str()).is_some());
@@ -140,7 +156,6 @@ impl Filter {
                 *counter = counter.clone().relabel(MethodLabel::unknown());
             }
         }
-        outcome
     }
 
     fn request(&self, head: &RequestHead, env: &mut Env<'_>) -> Outcome {

@@ -21,4 +21,4 @@ pub use self::outbound::{
 pub use self::path::{normalize_path, PathError};
 pub use self::query::{strip_query_params, Duplicate, Query};
 pub use self::request::{parse_cookies, split_target, RequestHead};
-pub use self::step::{HeaderEdit, Outcome, Response, Step};
+pub use self::step::{Background, HeaderEdit, Outcome, Response, Step};

@@ -56,6 +56,6 @@ pub mod host;
 pub use config::Config;
 pub use engine::{Env, Filter};
 pub use error::ConfigError;
-pub use http::{CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step};
+pub use http::{Background, CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step};
 pub use identity::Identity;
-pub use wait::{BodyWait, CalloutWait, StreamWait};
+pub use wait::{BodyWait, CalloutWait, StreamWait, TimerWait};

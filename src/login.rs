@@ -20,7 +20,8 @@ use crate::cache::SharedCache;
 use crate::counter::MethodLabel;
 use crate::deny::Deny;
 use crate::http::{
-    Callout, CalloutResponse, HeaderEdit, Outcome, Query, RequestHead, Response, Step, StreamReply,
+    Background, Callout, CalloutResponse, HeaderEdit, Outcome, Query, RequestHead, Response, Step,
+    StreamReply,
 };
 use crate::identity::Identity;
 use crate::idp::IdpFailure;
@@ -28,7 +29,7 @@ use crate::mapping::RawMapping;
 use crate::random::Random;
 use crate::session::{Cookies, Flow, Session, SessionExtra};
 use crate::store::{Limits, Stores};
-use crate::wait::{BodyWait, CalloutWait, MethodRef, WaitState};
+use crate::wait::{BodyWait, CalloutWait, MethodRef, TimerWait, WaitState};
 
 /// What the host lends the engine for one input.
 pub struct Env<'a> {
@@ -254,6 +255,15 @@ impl<'k> Here<'k> {
             callout,
             CalloutWait::new(self.reference(), state),
         ))
+    }
+
+    /// Sends `callout` outside any request (from the timer); its answer comes back to this
+    /// method's [`LoginMethod::resume_timer`] with `state`.
+    pub fn timer_call_out(&self, callout: Callout, state: impl WaitState) -> Background {
+        Background {
+            callouts: vec![(callout, TimerWait::new(self.reference(), state))],
+            counters: Vec::new(),
+        }
     }
 
     /// The flow a redirect callback (a GET) comes back with: the one its `state` query
@@ -706,6 +716,28 @@ pub trait LoginMethod: std::any::Any + Send + Sync {
     ) -> Outcome {
         let _ = (state, reply, env);
         wrong_wait(here)
+    }
+
+    /// The host's timer (about every second, per worker): background work such as an
+    /// organisation sync. Most methods have none.
+    fn on_timer(&self, _here: &Here<'_>, _env: &mut Env<'_>) -> Background {
+        Background::default()
+    }
+
+    /// Resumes a timer callout wait of this method.
+    fn resume_timer(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn std::any::Any + Send>,
+        answer: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Background {
+        let _ = (state, answer, env);
+        log::error!(
+            "sso-filter: method={} cannot resume this timer wait",
+            here.method.name
+        );
+        Background::default()
     }
 
     /// Where logout sends the browser for a session this method issued (the IdP's own

@@ -90,6 +90,11 @@ typed_wait!(
     /// Waits for a byte-stream round's reply.
     StreamWait
 );
+typed_wait!(
+    /// Waits for the answer to a callout a timer input made (no request behind it: an
+    /// organisation sync), resumed by [`crate::Filter::on_timer_response`].
+    TimerWait
+);
 
 /// Reads a method's wait state back as the type the method stored.
 ///

@@ -58,6 +58,48 @@ function filterFor(env) {
   return current;
 }
 
+// The engine's timer (docs: README "Organisation sync"). The engine decides what is due; the
+// host only calls it: the Node server every second, a Workers cron through `scheduled`, and in
+// any runtime at most once a second from requests (a Workers isolate has its own cache, and
+// crons may run in another isolate than the requests, so requests keep each isolate's copy
+// current). Callouts run outside any request; their answers go back to the engine.
+const TICK_MS = 1000;
+let lastTick = 0;
+
+/**
+ * Runs the engine's timer once and carries out its callouts (and the ones their answers ask
+ * for) until none is left. Resolves when done; never rejects.
+ */
+export async function tick(env) {
+  const state = filterFor(env);
+  if (!state.filter) return;
+  const filter = state.filter;
+  try {
+    let pending = JSON.parse(filter.timer(Date.now())).callouts;
+    while (pending.length > 0) {
+      const next = await Promise.all(
+        pending.map(async (p) => {
+          const answer = await callout(p.callout);
+          const out = filter.timerResponse(p.pending, answer.json, answer.bytes, Date.now());
+          return JSON.parse(out).callouts;
+        }),
+      );
+      pending = next.flat();
+    }
+  } catch (err) {
+    console.error(`sso-filter: timer: ${err?.stack ?? err}`);
+  }
+}
+
+/** The timer from a request, at most once a second per isolate, never delaying it. */
+function tickFromRequest(env, ctx) {
+  const now = Date.now();
+  if (now - lastTick < TICK_MS) return;
+  lastTick = now;
+  const work = tick(env);
+  if (typeof ctx?.waitUntil === 'function') ctx.waitUntil(work);
+}
+
 /** The counters of the current filter in this isolate, `{name: count}`. */
 export function stats() {
   return current?.filter ? JSON.parse(current.filter.stats()) : {};
@@ -364,7 +406,8 @@ async function handleSteps(request, env, conn) {
 }
 
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
+    tickFromRequest(env, ctx);
     try {
       return await handle(request, env);
     } catch (err) {
@@ -372,5 +415,10 @@ export default {
       console.error(`sso-filter: internal error: ${err?.stack ?? err}`);
       return plain(500, 'sso-filter: internal error');
     }
+  },
+
+  // A Workers cron (wrangler.toml [triggers]): the engine's timer in this isolate.
+  async scheduled(controller, env, ctx) {
+    ctx.waitUntil(tick(env));
   },
 };

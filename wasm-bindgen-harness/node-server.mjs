@@ -9,7 +9,7 @@
 // env.SSO_CONFIG is the text of --config (or the SSO_CONFIG environment variable); env.ORIGIN
 // is --origin (or ORIGIN). The optional admin listener, like Envoy's, serves GET /ready and
 // GET /stats (the worker's counters in Envoy's text form, `wasmcustom.<name>: <n>`) on its own
-// port, never on the protected one.
+// port, never on the protected one. The engine's timer (the organisation sync) runs every second.
 
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 
 // Before worker.mjs is imported: its `import ... from '*.wasm'` needs the loader.
 register('./node/wasm-loader.mjs', import.meta.url);
-const { default: worker, stats, useSockets } = await import('./worker.mjs');
+const { default: worker, stats, tick, useSockets } = await import('./worker.mjs');
 // TCP/TLS sockets for the engine's byte-stream steps (LDAP), in cloudflare:sockets' shape.
 useSockets((await import('./node/sockets.mjs')).connect);
 
@@ -136,6 +136,10 @@ if (args['admin-port']) {
   });
   admin.listen(Number(args['admin-port']), '127.0.0.1');
 }
+
+// The engine's timer every second (the organisation sync; it decides what is due), as Envoy's
+// tick does. Unref'd: it never keeps the process alive by itself.
+setInterval(() => tick(env), 1000).unref();
 
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => process.exit(0));

@@ -12,4 +12,4 @@ import { initSync } from './pkg/sso_filter_edge.js';
 // (compiling bytes at run time is not), and it is the cheapest path in Node too.
 initSync({ module: wasmModule });
 
-export { default, stats, useSockets } from './handler.mjs';
+export { default, stats, tick, useSockets } from './handler.mjs';

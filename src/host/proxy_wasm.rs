@@ -16,9 +16,11 @@ use ::proxy_wasm::traits::{Context, HttpContext, RootContext};
 use ::proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
 use crate::cache::{CacheError, SharedCache, Version};
-use crate::http::{CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step};
+use crate::http::{
+    Background, Callout, CalloutResponse, HeaderEdit, Outcome, RequestHead, Response, Step,
+};
 use crate::random::SystemRandom;
-use crate::wait::{BodyWait, CalloutWait};
+use crate::wait::{BodyWait, CalloutWait, TimerWait};
 use crate::{Env, Filter};
 
 /// The largest callout response body read into the engine.
@@ -86,9 +88,73 @@ fn now(clock: Clock) -> Duration {
 #[derive(Default)]
 struct Root {
     filter: Option<Rc<Filter>>,
+    /// The timer's callouts in flight (an organisation sync: one at a time per method).
+    timers: HashMap<u32, TimerWait>,
 }
 
-impl Context for Root {}
+/// Timer callouts in flight at most per worker; the engine keeps one per syncing method.
+const MAX_TIMER_CALLOUTS: usize = 64;
+
+/// The root context answers the callouts of the timer: the engine's background work runs
+/// here, with no request stream (proxy-wasm dispatches from the root context).
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(wait) = self.timers.remove(&token_id) else {
+            log::debug!("sso-filter: timer callout answer {token_id} for no wait dropped");
+            return;
+        };
+        let Some(filter) = self.filter.clone() else {
+            return;
+        };
+        let response = callout_response(body_size);
+        let background = with_env(Clock::Exact, |env| {
+            filter.on_timer_response(wait, response, env)
+        });
+        self.carry_out(&filter, background);
+    }
+}
+
+impl Root {
+    /// Sends the timer's callouts and counts its counters. A callout that cannot start is
+    /// answered at once with no status (the engine ends that piece of work and logs it).
+    fn carry_out(&mut self, filter: &Filter, background: Background) {
+        let mut todo = vec![background];
+        while let Some(background) = todo.pop() {
+            count(&background.counters);
+            for (callout, wait) in background.callouts {
+                if self.timers.len() >= MAX_TIMER_CALLOUTS {
+                    log::error!("sso-filter: too many timer callouts in flight; one dropped");
+                    continue;
+                }
+                match send(&callout) {
+                    Ok(token) => {
+                        self.timers.insert(token, wait);
+                    }
+                    Err(status) => {
+                        log::error!(
+                            "sso-filter: timer callout to {} failed to start: {status:?}",
+                            callout.upstream
+                        );
+                        let failed = CalloutResponse {
+                            status: None,
+                            headers: Vec::new(),
+                            body: Vec::new(),
+                        };
+                        todo.push(with_env(Clock::Exact, |env| {
+                            filter.on_timer_response(wait, failed, env)
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Why the Envoy build refuses `type: ldap`, and what to use instead (docs/ldap.md has the
 /// measurements).
@@ -126,7 +192,10 @@ impl RootContext for Root {
                 if hostcalls::set_tick_period(CLOCK_TICK).is_err() {
                     // Without ticks an idle worker's reading would not move: read the clock
                     // for every request instead.
-                    log::warn!("sso-filter: no tick; the clock is read for every request");
+                    log::warn!(
+                        "sso-filter: no tick; the clock is read for every request and the \
+                         organisation sync does not run (logins ask per login)"
+                    );
                     NO_TICK.with(|t| t.set(true));
                 }
                 true
@@ -151,8 +220,15 @@ impl RootContext for Root {
         Some(ContextType::HttpContext)
     }
 
+    /// The clock's tick, shared with the engine's timer (the organisation sync), which is
+    /// cheap when nothing is due: an atomic read per syncing method.
     fn on_tick(&mut self) {
         read_clock();
+        let Some(filter) = self.filter.clone() else {
+            return;
+        };
+        let background = with_env(Clock::Recent, |env| filter.on_timer(env));
+        self.carry_out(&filter, background);
     }
 }
 
@@ -204,35 +280,7 @@ impl Context for Http {
                 return;
             }
         };
-        let headers: Vec<(String, String)> =
-            hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_ascii_lowercase(),
-                        String::from_utf8_lossy(&v).into_owned(),
-                    )
-                })
-                .collect();
-        // No `:status` means the call failed (reset, timeout, refused): Kong #622.
-        let status = headers
-            .iter()
-            .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| v.parse::<u16>().ok());
-        let body = hostcalls::get_buffer(
-            BufferType::HttpCallResponseBody,
-            0,
-            body_size.min(MAX_CALLOUT_BODY + 1),
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-        let response = CalloutResponse {
-            status,
-            headers,
-            body,
-        };
+        let response = callout_response(body_size);
         let Some(filter) = self.filter.clone() else {
             self.respond(Response::new(503));
             return;
@@ -383,49 +431,14 @@ impl Http {
     }
 
     /// Sends a callout and waits for it.
-    fn dispatch(&mut self, callout: crate::http::Callout, pending: CalloutWait) -> Action {
-        let (path, authority) = match url::Url::parse(&callout.url) {
-            Ok(u) => {
-                let mut p = u.path().to_owned();
-                if let Some(q) = u.query() {
-                    p.push('?');
-                    p.push_str(q);
-                }
-                // Host with its port when the URL has one: IdPs build their own URLs
-                // (discovery, redirects) from the Host header.
-                let host = u.host_str().unwrap_or_default();
-                let authority = match u.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host.to_owned(),
-                };
-                (p, authority)
-            }
-            Err(_) => return self.respond(Response::new(502)),
-        };
-        let mut headers: Vec<(&str, &str)> = vec![
-            (":method", callout.method.as_str()),
-            (":path", path.as_str()),
-            (":authority", authority.as_str()),
-        ];
-        headers.extend(
-            callout
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        let body = (!callout.body.is_empty()).then_some(callout.body.as_slice());
-        match hostcalls::dispatch_http_call(
-            &callout.upstream,
-            headers,
-            body,
-            Vec::new(),
-            Duration::from_millis(callout.timeout_ms),
-        ) {
+    fn dispatch(&mut self, callout: Callout, pending: CalloutWait) -> Action {
+        match send(&callout) {
             Ok(token) => {
                 self.phase = Phase::Callout { token, pending };
                 Action::Pause
             }
-            Err(status) => {
+            Err(None) => self.respond(Response::new(502)),
+            Err(Some(status)) => {
                 // Unknown cluster and similar: answer now, never leave the request paused.
                 log::error!(
                     "sso-filter: callout to {} failed to start: {status:?}",
@@ -449,6 +462,75 @@ impl Http {
             log::error!("sso-filter: could not send the local reply: {status:?}");
         }
         Action::Pause
+    }
+}
+
+/// Dispatches a callout: its token, or why it did not start (`None`: an unusable URL).
+fn send(callout: &Callout) -> Result<u32, Option<Status>> {
+    let u = url::Url::parse(&callout.url).map_err(|_| None)?;
+    let mut path = u.path().to_owned();
+    if let Some(q) = u.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    // Host with its port when the URL has one: IdPs build their own URLs (discovery,
+    // redirects) from the Host header.
+    let host = u.host_str().unwrap_or_default();
+    let authority = match u.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let mut headers: Vec<(&str, &str)> = vec![
+        (":method", callout.method.as_str()),
+        (":path", path.as_str()),
+        (":authority", authority.as_str()),
+    ];
+    headers.extend(
+        callout
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let body = (!callout.body.is_empty()).then_some(callout.body.as_slice());
+    hostcalls::dispatch_http_call(
+        &callout.upstream,
+        headers,
+        body,
+        Vec::new(),
+        Duration::from_millis(callout.timeout_ms),
+    )
+    .map_err(Some)
+}
+
+/// The answer to a callout, inside its `on_http_call_response`.
+fn callout_response(body_size: usize) -> CalloutResponse {
+    let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
+        .collect();
+    // No `:status` means the call failed (reset, timeout, refused): Kong #622.
+    let status = headers
+        .iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| v.parse::<u16>().ok());
+    let body = hostcalls::get_buffer(
+        BufferType::HttpCallResponseBody,
+        0,
+        body_size.min(MAX_CALLOUT_BODY + 1),
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    CalloutResponse {
+        status,
+        headers,
+        body,
     }
 }
 

@@ -3,7 +3,7 @@
 //! itself, and the [`Outcome`] that carries a step with its counters. This is the whole
 //! contract a host implements; the waits come from [`crate::wait`].
 
-use crate::wait::{BodyWait, CalloutWait, StreamWait};
+use crate::wait::{BodyWait, CalloutWait, StreamWait, TimerWait};
 
 use super::{Callout, Exchange};
 
@@ -126,6 +126,30 @@ impl Outcome {
             step,
             counters: Vec::new(),
         }
+    }
+
+    pub(crate) fn count(mut self, counter: crate::counter::Counter) -> Self {
+        self.counters.push(counter);
+        self
+    }
+}
+
+/// What a timer input ([`crate::Filter::on_timer`]) or the answer to one of its callouts
+/// ([`crate::Filter::on_timer_response`]) leaves the host to do: callouts to send outside any
+/// request, each answered with its wait, and counters to add one to. Usually empty.
+#[derive(Debug, Default)]
+pub struct Background {
+    /// Callouts to send, each with the wait its answer resumes.
+    pub callouts: Vec<(Callout, TimerWait)>,
+    /// Counters to increment by one (a closed set: [`crate::counter::Counter`]).
+    pub counters: Vec<crate::counter::Counter>,
+}
+
+impl Background {
+    /// Adds another's callouts and counters.
+    pub fn extend(&mut self, other: Background) {
+        self.callouts.extend(other.callouts);
+        self.counters.extend(other.counters);
     }
 
     pub(crate) fn count(mut self, counter: crate::counter::Counter) -> Self {

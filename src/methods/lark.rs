@@ -13,19 +13,26 @@
 //! - **`larkAdminBackend`** (the admin-console homepage): the web login, then
 //!   `application/v3/is_user_admin` with the cached tenant access token; only app admins pass.
 //!
-//! The user's `tenant_key` must be the configured one (security.md G1).
+//! The user's `tenant_key` must be the configured one (security.md G1). With
+//! `org_from_departments`, the user's department path follows (`departments.rs`).
+
+mod departments;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::cache::SharedCache;
 use crate::deny::Deny;
 use crate::error::ConfigError;
 use crate::http::{Callout, CalloutResponse, Query};
 use crate::idp::{json_body, CodeKind, IdpFailure, ProviderCode, MAX_SMALL_BODY};
 use crate::mapping::RawMapping;
+use crate::methods::cn::org::{self, OrgSync, TreeSource};
 use crate::methods::cn::{
-    self, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, TokenKind,
+    self, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, Settled,
+    TokenKind,
 };
+use departments::{department, user_departments};
 
 /// Login variant: web OAuth (desktop homepage, browsers).
 pub const DESKTOP: &str = "desktop";
@@ -50,6 +57,10 @@ pub struct RawLark {
     default_login: DefaultLogin,
     #[serde(default = "default_login_param")]
     login_type_param: String,
+    #[serde(default)]
+    org_from_departments: bool,
+    #[serde(default)]
+    sync_minutes: Option<u64>,
     #[serde(default)]
     organization: Option<String>,
     #[serde(default = "default_callback")]
@@ -102,6 +113,8 @@ pub struct Lark {
     scope: String,
     default_login: DefaultLogin,
     login_type_param: String,
+    org_from_departments: bool,
+    sync: Option<OrgSync>,
     organization: Option<String>,
     callback_path: String,
     jsapi_url: String,
@@ -141,6 +154,22 @@ pub enum Step {
         /// Claims so far.
         claims: Map<String, Value>,
     },
+    /// `contact/v3/users/:open_id` with the tenant token: the user's departments.
+    ExpectUserDepartments {
+        /// The user's `open_id`.
+        open_id: String,
+        /// Claims so far.
+        claims: Map<String, Value>,
+    },
+    /// `contact/v3/departments/:id` with the tenant token: one department of the path.
+    ExpectDepartment {
+        /// The department (`open_department_id`).
+        id: String,
+        /// Names so far, the user's department first.
+        names: Vec<String>,
+        /// Claims so far.
+        claims: Map<String, Value>,
+    },
 }
 
 impl Lark {
@@ -169,6 +198,12 @@ impl Lark {
                 reason: "at most 50 space-separated scopes".into(),
             });
         }
+        let sync = org::sync_of(
+            raw.org_from_departments,
+            raw.sync_minutes,
+            &here("sync_minutes"),
+            || cn::org_key("lark", &raw.app_id, &raw.app_secret),
+        )?;
         let (accounts, open) = match raw.region {
             Region::Feishu => ("https://accounts.feishu.cn", "https://open.feishu.cn"),
             Region::Lark => (
@@ -184,6 +219,8 @@ impl Lark {
             scope,
             default_login: raw.default_login,
             login_type_param: raw.login_type_param,
+            org_from_departments: raw.org_from_departments,
+            sync,
             organization: raw.organization,
             callback_path: raw.callback_path,
             jsapi_url: jsapi.to_string(),
@@ -218,7 +255,17 @@ impl Lark {
         response: &CalloutResponse,
         classify: fn(i64) -> CodeKind,
     ) -> Result<Map<String, Value>, IdpFailure> {
-        let body = json_body(response, MAX_SMALL_BODY)?;
+        self.body_within(response, classify, MAX_SMALL_BODY)
+    }
+
+    /// [`Lark::body`] for answers up to `limit` bytes (a department list).
+    fn body_within(
+        &self,
+        response: &CalloutResponse,
+        classify: fn(i64) -> CodeKind,
+        limit: usize,
+    ) -> Result<Map<String, Value>, IdpFailure> {
+        let body = json_body(response, limit)?;
         let code = match body.get("code") {
             None => None,
             Some(Value::Number(n)) => Some(n.as_i64().unwrap_or(-1)),
@@ -258,6 +305,9 @@ fn classify(code: i64) -> CodeKind {
         20001 | 20002 | 20009 | 20027 | 20029 | 20035 | 20036 | 20070 | 20071 | 10003 | 10014 => {
             CodeKind::Misconfigured
         }
+        // Contact API: the department or user outside the app's contact range, no parent
+        // department permission (the app's 通讯录权限范围).
+        40004 | 40014 | 41050 => CodeKind::Misconfigured,
         99_991_400 | 11232 => CodeKind::Throttled,
         _ => CodeKind::Other,
     }
@@ -417,7 +467,9 @@ impl Provider for Lark {
     fn token_for(&self, step: &Step) -> Option<TokenKind> {
         match step {
             Step::ExpectOidcToken { .. } => Some(TokenKind::App),
-            Step::ExpectAdminCheck { .. } => Some(TokenKind::Tenant),
+            Step::ExpectAdminCheck { .. }
+            | Step::ExpectUserDepartments { .. }
+            | Step::ExpectDepartment { .. } => Some(TokenKind::Tenant),
             Step::ExpectUserToken { .. } | Step::ExpectUserInfo { .. } => None,
         }
     }
@@ -500,7 +552,29 @@ impl Provider for Lark {
                 ),
                 token,
             ),
+            Step::ExpectUserDepartments { open_id, .. } => self.user_request(open_id, token),
+            Step::ExpectDepartment { id, .. } => self.department_request(id, token),
         }
+    }
+
+    fn org_sync(&self) -> Option<(&OrgSync, &dyn TreeSource)> {
+        self.sync.as_ref().map(|s| (s, self as &dyn TreeSource))
+    }
+
+    /// The first department of the path settles from the synced tree when it knows it.
+    fn settle(
+        &self,
+        step: Step,
+        cache: &dyn SharedCache,
+        now: u64,
+    ) -> Result<Settled<Step>, IdpFailure> {
+        if let Step::ExpectDepartment { id, names, claims } = &step {
+            let known = (id.as_str(), names.as_slice(), departments::ROOT);
+            if let Some(claims) = org::settled(self.sync.as_ref(), (cache, now), known, claims) {
+                return Ok(Settled::Done(Answer::Claims(claims)));
+            }
+        }
+        Ok(Settled::Call(step))
     }
 
     fn answer(&self, step: Step, response: &CalloutResponse) -> Result<Answer<Step>, IdpFailure> {
@@ -535,38 +609,7 @@ impl Provider for Lark {
                     admin: false,
                 }))
             }
-            Step::ExpectUserInfo { admin, .. } => {
-                let data = body
-                    .get("data")
-                    .and_then(Value::as_object)
-                    .ok_or(IdpFailure::BadAnswer("no_data"))?;
-                if let Some(want) = &self.tenant_key {
-                    if text_field(data, "tenant_key") != Some(want.as_str()) {
-                        return Err(IdpFailure::NotMember {
-                            provider: self.label(),
-                            why: "another_tenant",
-                        });
-                    }
-                }
-                cn::user_id(text_field(data, "union_id"))
-                    .ok_or(IdpFailure::BadAnswer("no_union_id"))?;
-                let mut claims = Map::new();
-                for (k, v) in data {
-                    if k.contains("token") || v.is_null() {
-                        continue;
-                    }
-                    claims.insert(k.clone(), v.clone());
-                }
-                if let Some(org) = &self.organization {
-                    claims.insert("organization".into(), json!(org));
-                }
-                if admin {
-                    let open_id = cn::user_id(text_field(data, "open_id"))
-                        .ok_or(IdpFailure::BadAnswer("no_open_id"))?;
-                    return Ok(Answer::Next(Step::ExpectAdminCheck { open_id, claims }));
-                }
-                Ok(Answer::Claims(claims))
-            }
+            Step::ExpectUserInfo { admin, .. } => self.user_info(admin, &body),
             Step::ExpectAdminCheck { mut claims, .. } => {
                 let is_admin = body
                     .get("data")
@@ -579,9 +622,51 @@ impl Provider for Lark {
                     });
                 }
                 claims.insert("is_app_admin".into(), json!(true));
-                Ok(Answer::Claims(claims))
+                self.profile_done(claims)
+            }
+            Step::ExpectUserDepartments { claims, .. } => user_departments(claims, &body),
+            Step::ExpectDepartment { names, claims, .. } => department(names, claims, &body),
+        }
+    }
+}
+
+impl Lark {
+    /// `authen/v1/user_info`: the user of this tenant, then the admin check or the
+    /// department path, or the end.
+    fn user_info(
+        &self,
+        admin: bool,
+        body: &Map<String, Value>,
+    ) -> Result<Answer<Step>, IdpFailure> {
+        let data = body
+            .get("data")
+            .and_then(Value::as_object)
+            .ok_or(IdpFailure::BadAnswer("no_data"))?;
+        if let Some(want) = &self.tenant_key {
+            if text_field(data, "tenant_key") != Some(want.as_str()) {
+                return Err(IdpFailure::NotMember {
+                    provider: self.label(),
+                    why: "another_tenant",
+                });
             }
         }
+        cn::user_id(text_field(data, "union_id")).ok_or(IdpFailure::BadAnswer("no_union_id"))?;
+        let mut claims = Map::new();
+        for (k, v) in data {
+            if k.contains("token") || v.is_null() {
+                continue;
+            }
+            claims.insert(k.clone(), v.clone());
+        }
+        if let Some(org) = &self.organization {
+            claims.insert("organization".into(), json!(org));
+        }
+        if admin {
+            let open_id = cn::user_id(text_field(data, "open_id"))
+                .ok_or(IdpFailure::BadAnswer("no_open_id"))?;
+            return Ok(Answer::Next(Step::ExpectAdminCheck { open_id, claims }));
+        }
+        self.profile_done(claims)
     }
 }
 

@@ -13,21 +13,27 @@
 //! `cgi-bin/auth/getuserinfo` (member `userid`; non-members get only `openid` /
 //! `external_userid` and are refused), then `cgi-bin/user/get` for the profile (mapped
 //! attributes such as `extattr.attrs[2].value`), then `cgi-bin/auth/getuserdetail` with the
-//! `user_ticket` for mobile and e-mail.
+//! `user_ticket` for mobile and e-mail, and with `org_from_departments` the member's
+//! department path (`departments.rs`).
+
+mod departments;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::cache::SharedCache;
 use crate::deny::Deny;
 use crate::error::ConfigError;
 use crate::http::{Callout, CalloutResponse, Query};
 use crate::idp::CodeKind;
 use crate::idp::IdpFailure;
 use crate::mapping::RawMapping;
+use crate::methods::cn::org::{self, OrgSync, TreeSource};
 use crate::methods::cn::{
     self, errcode_body, text_field, Answer, ApiBase, Begin, Entry, Fetched, Provider, Secret,
-    TokenKind,
+    Settled, TokenKind,
 };
+use departments::department;
 
 /// Login variant: in-app OAuth.
 pub const OAUTH2: &str = "oauth2";
@@ -51,6 +57,10 @@ pub struct RawWecom {
     user_details: bool,
     #[serde(default)]
     legacy_getuserinfo: bool,
+    #[serde(default)]
+    org_from_departments: bool,
+    #[serde(default)]
+    sync_minutes: Option<u64>,
     #[serde(default)]
     organization: Option<String>,
     #[serde(default)]
@@ -107,6 +117,8 @@ pub struct Wecom {
     login_type_param: String,
     user_details: bool,
     legacy_getuserinfo: bool,
+    org_from_departments: bool,
+    sync: Option<OrgSync>,
     organization: Option<String>,
     callback_path: Option<String>,
     lang: Option<String>,
@@ -142,6 +154,15 @@ pub enum Step {
         /// Claims so far.
         claims: Map<String, Value>,
     },
+    /// `department/get`: one department of the member's path, from theirs up to the root.
+    ExpectDepartment {
+        /// The department to name.
+        id: String,
+        /// Names so far, the member's department first.
+        names: Vec<String>,
+        /// Claims so far.
+        claims: Map<String, Value>,
+    },
 }
 
 impl Wecom {
@@ -158,6 +179,18 @@ impl Wecom {
         cn::require_secret(&raw.secret, &here("secret"))?;
         cn::check_callback_path(&raw.callback_path, &here("callback_path"))?;
         cn::check_timeout(raw.timeout_ms, &here("timeout_ms"))?;
+        if raw.org_from_departments && !raw.user_details {
+            return Err(ConfigError {
+                path: here("org_from_departments"),
+                reason: "needs user_details: the member's departments come from user/get".into(),
+            });
+        }
+        let sync = org::sync_of(
+            raw.org_from_departments,
+            raw.sync_minutes,
+            &here("sync_minutes"),
+            || cn::org_key("wecom", &raw.corp_id, &raw.secret),
+        )?;
         if let Some(lang) = &raw.lang {
             if lang != "zh" && lang != "en" {
                 return Err(ConfigError {
@@ -175,6 +208,8 @@ impl Wecom {
             login_type_param: raw.login_type_param,
             user_details: raw.user_details,
             legacy_getuserinfo: raw.legacy_getuserinfo,
+            org_from_departments: raw.org_from_departments,
+            sync,
             organization: raw.organization,
             callback_path: raw.callback_path,
             lang: raw.lang,
@@ -376,7 +411,31 @@ impl Provider for Wecom {
                 &json!({"user_ticket": ticket.expose()}),
                 self.timeout_ms,
             ),
+            Step::ExpectDepartment { id, .. } => cn::get(
+                self.api_url("/cgi-bin/department/get", token, &[("id", id)]),
+                self.timeout_ms,
+            ),
         }
+    }
+
+    fn org_sync(&self) -> Option<(&OrgSync, &dyn TreeSource)> {
+        self.sync.as_ref().map(|s| (s, self as &dyn TreeSource))
+    }
+
+    /// The first department of the path settles from the synced tree when it knows it.
+    fn settle(
+        &self,
+        step: Step,
+        cache: &dyn SharedCache,
+        now: u64,
+    ) -> Result<Settled<Step>, IdpFailure> {
+        if let Step::ExpectDepartment { id, names, claims } = &step {
+            let known = (id.as_str(), names.as_slice(), departments::ROOT);
+            if let Some(claims) = org::settled(self.sync.as_ref(), (cache, now), known, claims) {
+                return Ok(Settled::Done(Answer::Claims(claims)));
+            }
+        }
+        Ok(Settled::Call(step))
     }
 
     fn answer(&self, step: Step, response: &CalloutResponse) -> Result<Answer<Step>, IdpFailure> {
@@ -413,7 +472,7 @@ impl Provider for Wecom {
                         ticket,
                         claims,
                     }),
-                    None => Answer::Claims(claims),
+                    None => self.profile_done(claims),
                 })
             }
             Step::ExpectUserDetail {
@@ -423,8 +482,9 @@ impl Provider for Wecom {
                     return Err(IdpFailure::Subject);
                 }
                 merge_profile(&mut claims, body);
-                Ok(Answer::Claims(claims))
+                Ok(self.profile_done(claims))
             }
+            Step::ExpectDepartment { names, claims, .. } => department(names, claims, &body),
         }
     }
 }
@@ -486,7 +546,7 @@ impl Wecom {
                 ticket,
                 claims,
             }),
-            None => Answer::Claims(claims),
+            None => self.profile_done(claims),
         }
     }
 }

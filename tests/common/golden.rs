@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
+use sso_filter::http::Callout;
 use sso_filter::random::{Random, RandomError};
-use sso_filter::{Outcome, Step};
+use sso_filter::{Background, Outcome, Step};
 
 /// Randomness from a counter: SHA-256 of the draw number. Clones share the counter.
 #[derive(Clone, Debug, Default)]
@@ -99,15 +100,7 @@ pub fn step(outcome: &Outcome) -> String {
             body(&r.body)
         ),
         Step::ReadBody { limit, .. } => format!("read body (limit {limit})"),
-        Step::Callout(c, _) => format!(
-            "callout {} {} {} [{}] body {} timeout {}",
-            c.method,
-            c.upstream,
-            elide(&c.url),
-            pairs(&c.headers),
-            body(&c.body),
-            c.timeout_ms
-        ),
+        Step::Callout(c, _) => callout(c),
         Step::Stream(x, _) => format!(
             "stream {}:{} tls {} send {} bytes, read {}..{} close {}",
             x.endpoint.host,
@@ -125,6 +118,29 @@ pub fn step(outcome: &Outcome) -> String {
     } else {
         format!("< {what} +{}", counters.join(" +"))
     }
+}
+
+fn callout(c: &Callout) -> String {
+    format!(
+        "callout {} {} {} [{}] body {} timeout {}",
+        c.method,
+        c.upstream,
+        elide(&c.url),
+        pairs(&c.headers),
+        body(&c.body),
+        c.timeout_ms
+    )
+}
+
+/// What a timer input (or the answer to one of its callouts) asked for.
+pub fn background(out: &Background) -> String {
+    let what: Vec<String> = out.callouts.iter().map(|(c, _)| callout(c)).collect();
+    let counters: Vec<String> = out.counters.iter().map(ToString::to_string).collect();
+    let mut line = format!("< background [{}]", what.join(", "));
+    if !counters.is_empty() {
+        line.push_str(&format!(" +{}", counters.join(" +")));
+    }
+    line
 }
 
 /// Lines kept verbatim per recording.

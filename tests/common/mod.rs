@@ -294,6 +294,37 @@ impl Driver {
         }
     }
 
+    /// The host's timer: the engine's background work (an organisation sync), its callouts
+    /// answered by the IdP one after another. Returns how many callouts it made.
+    pub fn tick(&mut self) -> usize {
+        let mut rng = self.rng.clone();
+        let mut env = Env {
+            now: self.now,
+            now_ms: self.now * 1000,
+            rng: &mut rng,
+            cache: &self.cache,
+        };
+        self.transcript.push(format!("> timer @{}", self.now));
+        let mut todo = vec![self.filter.on_timer(&mut env)];
+        let mut made = 0;
+        while let Some(out) = todo.pop() {
+            self.counters
+                .extend(out.counters.iter().map(ToString::to_string));
+            self.transcript.push(golden::background(&out));
+            for (c, wait) in out.callouts {
+                let idp = self
+                    .idp
+                    .as_mut()
+                    .unwrap_or_else(|| panic!("unexpected timer callout {c:?}"));
+                let answer = idp(&c);
+                self.callouts.push(c);
+                made += 1;
+                todo.push(self.filter.on_timer_response(wait, answer, &mut env));
+            }
+        }
+        made
+    }
+
     /// Applies `Set-Cookie` headers to the jar as a browser would.
     fn absorb(&mut self, response: &Response) {
         for (n, v) in &response.headers {

@@ -45,6 +45,8 @@ struct Fake {
     codes: HashMap<String, Value>,
     seen: Vec<String>,
     now_ms: u64,
+    /// `listsub` answers 60020 (the server's IP not on the app's whitelist).
+    tree_down: bool,
 }
 
 fn ok(body: Value) -> CalloutResponse {
@@ -181,6 +183,22 @@ fn dingtalk(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
                     "title":"分析师","dept_id_list":[3],"active":true,
                     "role_list":[{"id":1,"name":"data analyst","group_name":"默认"}]}}),
                 )
+            }
+            "/topapi/v2/department/listsub" => {
+                let b = json_body(c);
+                assert_eq!(b["language"], "zh_CN");
+                if f.tree_down {
+                    return ok(json!({"errcode":60020,"errmsg":"访问ip不在白名单之中"}));
+                }
+                let children = match b["dept_id"].as_u64().unwrap() {
+                    1 => json!([{"dept_id":2,"name":"研发部","parent_id":1,
+                                 "auto_add_user":true,"create_dept_group":true}]),
+                    2 => json!([{"dept_id":3,"name":"数据组","parent_id":2,
+                                 "auto_add_user":true,"create_dept_group":false}]),
+                    3 => json!([]),
+                    id => panic!("listsub of department {id}"),
+                };
+                ok(json!({"errcode":0,"errmsg":"ok","result":children,"request_id":"r"}))
             }
             "/topapi/v2/department/listparentbyuser" => ok(json!({"errcode":0,"errmsg":"ok",
                 "result":{"parent_list":[{"parent_dept_id_list":[3,2,1]}]}})),
@@ -505,4 +523,174 @@ fn an_expired_app_token_is_refetched_once() {
             "POST /topapi/v2/user/get"
         ]
     );
+}
+
+/// The x-sso-org value of `研发部/数据组` (RFC 8187, non-ASCII).
+const ORG: &str = "UTF-8''%E7%A0%94%E5%8F%91%E9%83%A8%2F%E6%95%B0%E6%8D%AE%E7%BB%84";
+
+/// An in-app login with `code`; the forwarded request's edits.
+fn in_app_login(d: &mut Driver, code: &str) -> Done {
+    let page = start(d, SEED_APP, "DingTalk");
+    let done = post_code(d, json!({"state": page_state(&page), "code": code}));
+    assert_eq!(done.status(), 200, "{}", done.body());
+    d.get(SEED_APP)
+}
+
+/// With `sync_minutes`, the timer lists the department tree (`listsub` from the root down,
+/// one level per call) and logins take the path from it: no department call. The next sync
+/// comes a period later.
+#[test]
+fn the_synced_tree_spares_logins_their_department_calls() {
+    let (mut d, fake) = setup(json!({"sync_minutes": 60}));
+    assert_eq!(d.tick(), 4);
+    assert_eq!(
+        fake.borrow().seen,
+        vec![
+            "GET /gettoken",
+            "POST /topapi/v2/department/listsub",
+            "POST /topapi/v2/department/listsub",
+            "POST /topapi/v2/department/listsub"
+        ]
+    );
+    assert_eq!(d.count("sso_org_sync_success.dingtalk"), 1);
+    d.now += 60;
+    assert_eq!(d.tick(), 0, "the tree is fresh");
+    fake.borrow_mut().seen.clear();
+    fake.borrow_mut().codes.insert("M1".into(), json!(1));
+    let fwd = in_app_login(&mut d, "M1");
+    assert_eq!(fwd.set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(
+        fake.borrow().seen,
+        vec![
+            "POST /topapi/v2/user/getuserinfo",
+            "POST /topapi/v2/user/get"
+        ]
+    );
+    // A period after the sync: fetched again (the app token is still cached).
+    d.now += 3600;
+    assert_eq!(d.tick(), 3);
+    assert_eq!(d.count("sso_org_sync_success.dingtalk"), 2);
+}
+
+/// Without `user_details` the member's departments are not known before the department
+/// step: `listparentbyuser` gives the chain, and the tree names it (no `department/get`).
+#[test]
+fn without_user_details_the_chain_is_named_from_the_tree() {
+    let (mut d, fake) = setup(json!({"sync_minutes": 60, "user_details": false}));
+    d.tick();
+    fake.borrow_mut().seen.clear();
+    fake.borrow_mut().codes.insert("M1".into(), json!(1));
+    let fwd = in_app_login(&mut d, "M1");
+    assert_eq!(fwd.set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(
+        fake.borrow().seen,
+        vec![
+            "POST /topapi/v2/user/getuserinfo",
+            "POST /topapi/v2/department/listparentbyuser"
+        ]
+    );
+}
+
+/// A failed sync is counted and logged; the previous tree serves logins until it expires
+/// (two periods after it was fetched); after that, and with `sync_minutes: 0`, logins make
+/// the per-login department calls and get the same path.
+#[test]
+fn a_failed_sync_keeps_the_tree_until_it_expires_then_logins_ask() {
+    let (mut d, fake) = setup(json!({"sync_minutes": 1}));
+    assert_eq!(d.tick(), 4);
+    fake.borrow_mut().tree_down = true;
+    d.now += 60;
+    assert_eq!(d.tick(), 1);
+    assert_eq!(d.count("sso_org_sync_failure.dingtalk"), 1);
+    d.now += 30;
+    assert_eq!(
+        d.tick(),
+        0,
+        "the next try waits (a period, at most 5 minutes)"
+    );
+    fake.borrow_mut().seen.clear();
+    fake.borrow_mut().codes.insert("M1".into(), json!(1));
+    let fwd = in_app_login(&mut d, "M1");
+    assert_eq!(fwd.set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(fake.borrow().seen.len(), 2, "{:?}", fake.borrow().seen);
+    // Two periods after the last good sync the tree is no longer used.
+    d.now += 31;
+    assert_eq!(d.tick(), 1);
+    assert_eq!(d.count("sso_org_sync_failure.dingtalk"), 2);
+    fake.borrow_mut().seen.clear();
+    fake.borrow_mut().codes.insert("M2".into(), json!(1));
+    d.jar.clear();
+    let fwd = in_app_login(&mut d, "M2");
+    assert_eq!(fwd.set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(
+        fake.borrow().seen,
+        vec![
+            "POST /topapi/v2/user/getuserinfo",
+            "POST /topapi/v2/user/get",
+            "POST /topapi/v2/department/listparentbyuser",
+            "POST /topapi/v2/department/get",
+            "POST /topapi/v2/department/get"
+        ]
+    );
+}
+
+#[test]
+fn sync_off_makes_no_timer_callouts() {
+    let (mut d, fake) = setup(json!({"sync_minutes": 0}));
+    assert_eq!(d.tick(), 0);
+    fake.borrow_mut().codes.insert("M1".into(), json!(1));
+    let fwd = in_app_login(&mut d, "M1");
+    assert_eq!(fwd.set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(fake.borrow().seen.len(), 6, "{:?}", fake.borrow().seen);
+    // A week at most.
+    let too_long = config(json!({"sync_minutes": 10_081}));
+    let err = sso_filter::Filter::from_json(too_long.to_string().as_bytes()).unwrap_err();
+    assert!(
+        err.to_string().contains("methods.dingtalk.sync_minutes"),
+        "{err}"
+    );
+}
+
+/// Two workers (two filters over one shared cache): the lease lets one fetch while the other
+/// waits; a period later again only one of them fetches.
+#[test]
+fn two_workers_fetch_the_tree_once() {
+    use sso_filter::cache::MemoryCache;
+    use sso_filter::{Env, Filter};
+    let cfg = config(json!({"sync_minutes": 60})).to_string();
+    let (a, b) = (
+        Filter::from_json(cfg.as_bytes()).unwrap(),
+        Filter::from_json(cfg.as_bytes()).unwrap(),
+    );
+    let fake = Rc::new(RefCell::new(Fake::default()));
+    let mut idp = dingtalk(Rc::clone(&fake));
+    let cache = MemoryCache::default();
+    let mut rng = crate::common::golden::CountingRandom::default();
+    let mut now = 1_767_225_600;
+    for round in 0..2 {
+        let mut env = Env {
+            now,
+            now_ms: now * 1000,
+            rng: &mut rng,
+            cache: &cache,
+        };
+        let mut todo = vec![a.on_timer(&mut env)];
+        assert_eq!(todo[0].callouts.len(), 1, "round {round}");
+        assert!(b.on_timer(&mut env).callouts.is_empty(), "round {round}");
+        while let Some(out) = todo.pop() {
+            for (c, wait) in out.callouts {
+                let answer = idp(&c);
+                todo.push(a.on_timer_response(wait, answer, &mut env));
+            }
+            assert!(b.on_timer(&mut env).callouts.is_empty());
+        }
+        now += 3600;
+    }
+    let listsub = fake
+        .borrow()
+        .seen
+        .iter()
+        .filter(|s| s.ends_with("/listsub"))
+        .count();
+    assert_eq!(listsub, 6);
 }

@@ -143,9 +143,53 @@ fn feishu(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
                     json!({"code":0,"msg":"ok","data":{"is_app_admin":true}}),
                 )
             }
+            path if path.starts_with("/open-apis/contact/v3/") => contact(&f, c, &url),
             other => panic!("unexpected callout {other}"),
         }
     })
+}
+
+/// A department as the contact API gives it (`department_id_type=open_department_id`).
+fn department(id: &str) -> Value {
+    let (name, parent) = match id {
+        "od-2" => ("研发部", "0"),
+        "od-3" => ("数据组", "od-2"),
+        "od-9" => ("已删除", "od-2"),
+        other => panic!("department {other}"),
+    };
+    json!({"name": name, "i18n_name": {"zh_cn": name, "en_us": "", "ja_jp": ""},
+           "parent_department_id": parent, "department_id": id.replace("od-", "D"),
+           "open_department_id": id, "leader_user_id": "ou_boss", "chat_id": "oc_1",
+           "order": "100", "member_count": 3, "status": {"is_deleted": id == "od-9"}})
+}
+
+/// The contact API with the tenant token: the user, a department, the tree (two pages).
+fn contact(f: &Fake, c: &Callout, url: &url::Url) -> CalloutResponse {
+    assert_eq!(c.method, "GET");
+    assert!(f.app_tokens.contains(&bearer(c).unwrap()), "tenant token");
+    let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["department_id_type"], "open_department_id");
+    let path = url.path().trim_start_matches("/open-apis/contact/v3/");
+    let data = match path {
+        "users/ou_1" => {
+            assert_eq!(q["user_id_type"], "open_id");
+            json!({"user": {"open_id": "ou_1", "union_id": "on_1", "name": "张三",
+                            "department_ids": ["od-3"]}})
+        }
+        "departments/0/children" => {
+            assert_eq!(q["fetch_child"], "true");
+            assert_eq!(q["page_size"], "50");
+            match q.get("page_token").map(String::as_str) {
+                None => json!({"has_more": true, "page_token": "P2",
+                               "items": [department("od-2")]}),
+                Some("P2") => json!({"has_more": false, "page_token": "",
+                                     "items": [department("od-3"), department("od-9")]}),
+                Some(other) => panic!("page {other}"),
+            }
+        }
+        other => json!({"department": department(other.trim_start_matches("departments/"))}),
+    };
+    answer(200, json!({"code": 0, "msg": "success", "data": data}))
 }
 
 fn setup(extra: Value) -> (Driver, Rc<RefCell<Fake>>) {
@@ -313,4 +357,45 @@ fn admin_backend_checks_app_admin_and_used_codes_are_refused() {
     let again = web_login(&mut d, "/?activeAuth=lark");
     assert_eq!(again.status(), 401, "{}", again.body());
     assert!(again.body().contains("20065"));
+}
+
+/// The x-sso-org value of `研发部/数据组` (RFC 8187, non-ASCII).
+const ORG: &str = "UTF-8''%E7%A0%94%E5%8F%91%E9%83%A8%2F%E6%95%B0%E6%8D%AE%E7%BB%84";
+
+/// `org_from_departments`: the user's first department (`contact/v3/users/:open_id`) and
+/// its parents, one `departments/:id` each, per login; with the tree the timer read
+/// (`departments/0/children?fetch_child=true`, page by page, deleted ones left out), only the
+/// user's call.
+#[test]
+fn the_department_path_per_login_and_from_the_synced_tree() {
+    let (mut d, fake) = setup(json!({"org_from_departments": true, "sync_minutes": 60}));
+    fake.borrow_mut().codes.insert("F1".into(), "web");
+    assert_eq!(web_login(&mut d, "/").status(), 302);
+    assert_eq!(d.get("/").set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(
+        fake.borrow().seen[2..].to_vec(),
+        vec![
+            "POST /open-apis/auth/v3/tenant_access_token/internal",
+            "GET /open-apis/contact/v3/users/ou_1",
+            "GET /open-apis/contact/v3/departments/od-3",
+            "GET /open-apis/contact/v3/departments/od-2"
+        ]
+    );
+    fake.borrow_mut().seen.clear();
+    assert_eq!(d.tick(), 2);
+    assert_eq!(d.count("sso_org_sync_success.lark"), 1);
+    fake.borrow_mut().codes.insert("F1".into(), "web");
+    d.jar.clear();
+    assert_eq!(web_login(&mut d, "/").status(), 302);
+    assert_eq!(d.get("/").set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(
+        fake.borrow().seen,
+        vec![
+            "GET /open-apis/contact/v3/departments/0/children",
+            "GET /open-apis/contact/v3/departments/0/children",
+            "POST /open-apis/authen/v2/oauth/token",
+            "GET /open-apis/authen/v1/user_info",
+            "GET /open-apis/contact/v3/users/ou_1"
+        ]
+    );
 }

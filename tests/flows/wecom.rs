@@ -50,6 +50,17 @@ struct Fake {
     codes: HashMap<String, Value>,
     /// Requests seen, as "METHOD path".
     seen: Vec<String>,
+    /// The member's main department in `user/get` (else departments `[1, 2]`, no main).
+    main_department: Option<u64>,
+}
+
+/// The corp's departments: id, name, parent (the root is 1, its parent 0).
+const DEPARTMENTS: [(u64, &str, u64); 3] = [(1, "Corp", 0), (2, "研发部", 1), (3, "数据组", 2)];
+
+fn department(id: u64) -> Value {
+    let (id, name, parent) = DEPARTMENTS.iter().find(|d| d.0 == id).copied().unwrap();
+    json!({"id": id, "name": name, "name_en": "", "department_leader": [], "parentid": parent,
+           "order": 100})
 }
 
 fn ok(body: Value) -> CalloutResponse {
@@ -92,14 +103,28 @@ fn wecom(fake: Rc<RefCell<Fake>>) -> crate::common::Idp {
             "/cgi-bin/user/get" => {
                 assert_eq!(c.method, "GET");
                 assert_eq!(q["userid"], "zhangsan");
-                ok(
-                    json!({"errcode":0,"errmsg":"ok","userid":"zhangsan","name":"张三","alias":"San Zhang",
+                let mut profile = json!({"errcode":0,"errmsg":"ok","userid":"zhangsan","name":"张三","alias":"San Zhang",
                     "department":[1,2],"position":"engineer","mobile":"","email":"","status":1,
                     "extattr":{"attrs":[
                         {"type":0,"name":"角色","text":{"value":"data analyst"}},
                         {"type":1,"name":"主页","web":{"url":"http://w.example","title":"w"}},
-                        {"name":"邮箱","value":"zs@ext.example"}]}}),
-                )
+                        {"name":"邮箱","value":"zs@ext.example"}]}});
+                if let Some(main) = f.main_department {
+                    profile["department"] = json!([1, main]);
+                    profile["main_department"] = json!(main);
+                }
+                ok(profile)
+            }
+            "/cgi-bin/department/list" => {
+                assert_eq!(c.method, "GET");
+                assert_eq!(q.len(), 1, "{q:?}");
+                let all: Vec<Value> = DEPARTMENTS.iter().map(|d| department(d.0)).collect();
+                ok(json!({"errcode":0,"errmsg":"ok","department":all}))
+            }
+            "/cgi-bin/department/get" => {
+                assert_eq!(c.method, "GET");
+                let id: u64 = q["id"].parse().unwrap();
+                ok(json!({"errcode":0,"errmsg":"ok","department":department(id)}))
             }
             "/cgi-bin/auth/getuserdetail" => {
                 assert_eq!(c.method, "POST");
@@ -386,4 +411,82 @@ fn configuration_errors_name_the_field() {
         assert!(err.starts_with("methods.wechat-work"), "{err}");
         assert!(err.contains(field), "{field}: {err}");
     }
+}
+
+/// The x-sso-org value of `研发部/数据组` (RFC 8187, non-ASCII).
+const ORG: &str = "UTF-8''%E7%A0%94%E5%8F%91%E9%83%A8%2F%E6%95%B0%E6%8D%AE%E7%BB%84";
+
+/// `org_from_departments`: the member's main department named up to the root, one
+/// `department/get` per level per login without a tree; with the tree the timer fetched
+/// (`department/list`, one call), none.
+#[test]
+fn the_department_path_per_login_and_from_the_synced_tree() {
+    let fake = Rc::new(RefCell::new(Fake {
+        main_department: Some(3),
+        ..Fake::default()
+    }));
+    fake.borrow_mut().codes.insert("W1".into(), member());
+    fake.borrow_mut().codes.insert("W2".into(), member());
+    let mut d = Driver::new(&config(
+        json!({"org_from_departments": true, "sync_minutes": 60}),
+    ));
+    d.idp = Some(wecom(Rc::clone(&fake)));
+    // Before the first sync: per login.
+    let provider = start(&mut d, "/", "Mozilla/5.0");
+    assert_eq!(back(&mut d, &provider, "W1").status(), 302);
+    assert_eq!(d.get("/").set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(
+        fake.borrow().seen,
+        vec![
+            "GET /cgi-bin/gettoken",
+            "GET /cgi-bin/auth/getuserinfo",
+            "GET /cgi-bin/user/get",
+            "GET /cgi-bin/department/get",
+            "GET /cgi-bin/department/get"
+        ]
+    );
+    // The timer's sync, then a login without them.
+    fake.borrow_mut().seen.clear();
+    assert_eq!(d.tick(), 1);
+    assert_eq!(d.count("sso_org_sync_success.wechat-work"), 1);
+    d.jar.clear();
+    let provider = start(&mut d, "/", "Mozilla/5.0");
+    assert_eq!(back(&mut d, &provider, "W2").status(), 302);
+    assert_eq!(d.get("/").set("x-sso-org").as_deref(), Some(ORG));
+    assert_eq!(
+        fake.borrow().seen,
+        vec![
+            "GET /cgi-bin/department/list",
+            "GET /cgi-bin/auth/getuserinfo",
+            "GET /cgi-bin/user/get"
+        ]
+    );
+}
+
+/// A member of the root department only has no path; the departments come from `user/get`,
+/// so `org_from_departments` needs `user_details`.
+#[test]
+fn root_members_have_no_path_and_the_path_needs_user_details() {
+    let fake = Rc::new(RefCell::new(Fake::default()));
+    fake.borrow_mut().codes.insert("W1".into(), member());
+    let mut d = Driver::new(&config(
+        json!({"org_from_departments": true, "organization": null}),
+    ));
+    d.idp = Some(wecom(Rc::clone(&fake)));
+    assert_eq!(d.tick(), 0, "sync_minutes defaults to 0 (off)");
+    let provider = start(&mut d, "/", "Mozilla/5.0");
+    assert_eq!(back(&mut d, &provider, "W1").status(), 302);
+    assert_eq!(d.get("/").set("x-sso-org"), None);
+    assert!(!fake.borrow().seen.iter().any(|s| s.contains("department")));
+    let err = sso_filter::Filter::from_json(
+        config(json!({"org_from_departments": true, "user_details": false}))
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("methods.wechat-work.org_from_departments"),
+        "{err}"
+    );
 }

@@ -30,6 +30,10 @@
 //!     most `read_limit`, close if `close`; hand `{"end": "open" | "peer_closed" | "failed"}` and
 //!     the bytes to `stream_reply(9, ...)`.
 //!
+//! - the timer (no request): `timer(now)` and `timer_response(pending, response, body, now)`
+//!   answer `{"callouts": [{"pending": 9, "callout": {...}}], "counters": [...]}`: send each
+//!   callout outside any request and hand its answer to `timer_response` (`api/timer.rs`).
+//!
 //! Pending states stay in Rust ([`Edge`] keeps them in a map); JS only ever holds their number.
 
 use std::cell::{Cell, RefCell};
@@ -39,12 +43,16 @@ use std::fmt;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sso_filter::cache::SharedCache;
+use sso_filter::counter::Counter;
+use sso_filter::http::Callout;
 use sso_filter::http::{StreamEnd, StreamReply};
 use sso_filter::random::Random;
 use sso_filter::{
     BodyWait, CalloutResponse, CalloutWait, ConfigError, Env, Filter, HeaderEdit, Outcome,
-    RequestHead, Step, StreamWait,
+    RequestHead, Step, StreamWait, TimerWait,
 };
+
+mod timer;
 
 /// The largest callout response body the host reads into the engine (the Envoy host's bound).
 pub const MAX_CALLOUT_BODY: usize = 1024 * 1024;
@@ -299,6 +307,8 @@ enum Held {
     Body(BodyWait),
     Callout(CalloutWait),
     Stream(StreamWait),
+    /// A timer's callout (`timer.rs`), answered through `timer_response`.
+    Timer(TimerWait),
 }
 
 /// A configured filter with the host-side state of the edge: the pending states JS refers to
@@ -371,24 +381,11 @@ impl Edge {
         body: &[u8],
         world: World<'_>,
     ) -> Result<String, HostError> {
-        let response: CalloutResponseIn = serde_json::from_str(response_json)
-            .map_err(|e| HostError(format!("callout response: {e}")))?;
+        let response = response_in(response_json, body)?;
         let Held::Callout(state) = self.take(pending)? else {
             return Err(HostError(format!(
                 "pending state {pending} does not wait for a callout"
             )));
-        };
-        let response = CalloutResponse {
-            status: response.status,
-            headers: response
-                .headers
-                .into_iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), v))
-                .collect(),
-            body: body
-                .get(..READ_CALLOUT_BODY.min(body.len()))
-                .unwrap_or_default()
-                .to_vec(),
         };
         let outcome = with_env(world, |env| {
             self.filter.on_callout_response(state, response, env)
@@ -465,13 +462,15 @@ impl Edge {
         id
     }
 
-    fn emit(&self, outcome: Outcome) -> String {
-        {
-            let mut counters = self.counters.borrow_mut();
-            for name in &outcome.counters {
-                *counters.entry(name.to_string()).or_insert(0) += 1;
-            }
+    fn count(&self, names: &[Counter]) {
+        let mut counters = self.counters.borrow_mut();
+        for name in names {
+            *counters.entry(name.to_string()).or_insert(0) += 1;
         }
+    }
+
+    fn emit(&self, outcome: Outcome) -> String {
+        self.count(&outcome.counters);
         let step = match outcome.step {
             Step::Continue(edits) => continue_out(edits),
             Step::Respond(r) => StepOut::Respond {
@@ -485,15 +484,7 @@ impl Edge {
             },
             Step::Callout(c, wait) => StepOut::Callout {
                 pending: self.keep(Held::Callout(wait)),
-                callout: CalloutOut {
-                    upstream: c.upstream,
-                    url: c.url,
-                    method: c.method,
-                    headers: c.headers,
-                    body: BodyOut::of(c.body),
-                    timeout_ms: c.timeout_ms,
-                    max_response_bytes: READ_CALLOUT_BODY,
-                },
+                callout: callout_out(c),
             },
             Step::Stream(x, wait) => StepOut::Stream {
                 pending: self.keep(Held::Stream(wait)),
@@ -545,6 +536,38 @@ fn continue_out(edits: Vec<HeaderEdit>) -> StepOut {
         }
     }
     StepOut::Continue { path, edits: out }
+}
+
+/// A callout as JS's `fetch()` takes it.
+fn callout_out(c: Callout) -> CalloutOut {
+    CalloutOut {
+        upstream: c.upstream,
+        url: c.url,
+        method: c.method,
+        headers: c.headers,
+        body: BodyOut::of(c.body),
+        timeout_ms: c.timeout_ms,
+        max_response_bytes: READ_CALLOUT_BODY,
+    }
+}
+
+/// A callout's answer as JS hands it over (header names lower-cased, the body within the
+/// bound).
+fn response_in(response_json: &str, body: &[u8]) -> Result<CalloutResponse, HostError> {
+    let response: CalloutResponseIn = serde_json::from_str(response_json)
+        .map_err(|e| HostError(format!("callout response: {e}")))?;
+    Ok(CalloutResponse {
+        status: response.status,
+        headers: response
+            .headers
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect(),
+        body: body
+            .get(..READ_CALLOUT_BODY.min(body.len()))
+            .unwrap_or_default()
+            .to_vec(),
+    })
 }
 
 fn with_env<T>(world: World<'_>, f: impl FnOnce(&mut Env<'_>) -> T) -> T {

@@ -173,6 +173,31 @@ impl SsoFilter {
         .map_err(js_error)
     }
 
+    /// The timer (the host's own clock, about every second): `{"callouts": [...],
+    /// "counters": [...]}`, callouts to send outside any request (`api/timer.rs`).
+    pub fn timer(&self, now: f64) -> String {
+        in_world(now, |w| self.edge.timer(w))
+    }
+
+    /// The answer to one of the timer's callouts; more callouts, in the timer's shape.
+    ///
+    /// # Errors
+    ///
+    /// A JS `Error` when `pending` is not a live timer handle or the JSON is malformed.
+    #[wasm_bindgen(js_name = timerResponse)]
+    pub fn timer_response(
+        &self,
+        pending: u32,
+        response_json: &str,
+        body: &[u8],
+        now: f64,
+    ) -> Result<String, JsError> {
+        in_world(now, |w| {
+            self.edge.timer_response(pending, response_json, body, w)
+        })
+        .map_err(js_error)
+    }
+
     /// Forgets a pending state whose request went away.
     pub fn abandon(&self, pending: u32) {
         self.edge.abandon(pending);

@@ -23,7 +23,8 @@ use super::{Begin, Entry, JsPage, Provider, UrlLogin};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{
-    split_target, strip_query_params, CalloutResponse, Outcome, Query, RequestHead, Response, Step,
+    split_target, strip_query_params, Background, CalloutResponse, Outcome, Query, RequestHead,
+    Response, Step,
 };
 use crate::login::{wrong_wait, Env, FlowStart, Here, LoginMethod, Request};
 use crate::mapping::RawMapping;
@@ -199,6 +200,22 @@ impl<P: Provider> LoginMethod for P {
                 posted::<P>(here, &req, &flow, &fields, delete_flow, env)
             }),
         )
+    }
+
+    /// The organisation sync, when this provider has one and it is due (`sync.rs`).
+    fn on_timer(&self, here: &Here<'_>, env: &mut Env<'_>) -> Background {
+        super::sync::tick(self, here, env)
+    }
+
+    /// A callout of the organisation sync answered.
+    fn resume_timer(
+        &self,
+        here: &Here<'_>,
+        state: Box<dyn Any + Send>,
+        answer: CalloutResponse,
+        env: &mut Env<'_>,
+    ) -> Background {
+        super::sync::resume(self, here, state, &answer, env)
     }
 
     /// Resumes a provider login with a callout's answer.

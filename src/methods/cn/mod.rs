@@ -28,6 +28,8 @@ use crate::pages::login::{Offer, Way};
 
 mod exchange;
 pub mod login;
+pub mod org;
+mod sync;
 
 /// A credential from configuration (app secret, corp secret, SSO secret): never printed.
 #[derive(Clone, Deserialize)]
@@ -184,9 +186,23 @@ impl fmt::Debug for Fetched {
 /// The shared-cache key of an app token: provider, token kind, app id and a digest of the
 /// secret (a rotated secret never reuses the old secret's token).
 pub fn token_key(provider: &str, kind: TokenKind, app_id: &str, secret: &Secret) -> String {
+    format!(
+        "sso:apptoken:{provider}:{}:{app_id}:{}",
+        kind.label(),
+        secret_tag(secret)
+    )
+}
+
+/// The shared-cache key prefix of an app's department tree (what the app sees depends on its
+/// secret's app, as for its token).
+pub fn org_key(provider: &str, app_id: &str, secret: &Secret) -> String {
+    format!("sso:org:{provider}:{app_id}:{}", secret_tag(secret))
+}
+
+/// A short digest of a secret: keys differ when the secret does, without holding it.
+fn secret_tag(secret: &Secret) -> String {
     let digest = Sha256::digest(secret.expose().as_bytes());
-    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("sso:apptoken:{provider}:{}:{app_id}:{short}", kind.label())
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A cached app token still good for `margin` seconds (refetched early, providers.md §0.2).
@@ -410,6 +426,12 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
 
+    /// The organisation sync of this method and how it lists its department tree, when
+    /// `org_from_departments` is on and `sync_minutes` is not 0 (`org.rs`, `sync.rs`).
+    fn org_sync(&self) -> Option<(&org::OrgSync, &dyn org::TreeSource)> {
+        None
+    }
+
     /// Settles a step from the shared cache when it can (a cached JWKS), before any callout.
     ///
     /// # Errors
@@ -487,7 +509,21 @@ pub fn errcode_body(
     provider: &'static str,
     classify: fn(i64) -> CodeKind,
 ) -> Result<Map<String, Value>, IdpFailure> {
-    let body = json_body(response, MAX_SMALL_BODY)?;
+    errcode_body_within(response, provider, classify, MAX_SMALL_BODY)
+}
+
+/// [`errcode_body`] for answers up to `limit` bytes (a department list).
+///
+/// # Errors
+///
+/// As [`errcode_body`].
+pub fn errcode_body_within(
+    response: &CalloutResponse,
+    provider: &'static str,
+    classify: fn(i64) -> CodeKind,
+    limit: usize,
+) -> Result<Map<String, Value>, IdpFailure> {
+    let body = json_body(response, limit)?;
     let code = body.get("errcode").map(|c| match c {
         Value::Number(n) => n.as_i64().unwrap_or(-1),
         Value::String(s) => s.trim().parse::<i64>().unwrap_or(-1),

@@ -3,7 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{classify, DingTalk, Step, MAX_DEPTH};
+use super::departments::{dept_name, dept_path};
+use super::{classify, DingTalk, Step};
 use crate::http::CalloutResponse;
 use crate::idp::{json_body, CodeKind, IdpFailure, ProviderCode, MAX_SMALL_BODY};
 use crate::methods::cn::{self, errcode_body, text_field, Answer, Provider, Secret};
@@ -31,12 +32,12 @@ impl DingTalk {
             Step::ExpectUserId { unionid, claims } => self.member_of_union(unionid, claims, &body),
             Step::ExpectAdmin { .. } => self.admin(&body),
             Step::ExpectDetails { userid, claims } => self.details(userid, claims, &body),
-            Step::ExpectDeptPath { claims, .. } => dept_path(claims, &body),
+            Step::ExpectDeptPath { claims, .. } => dept_path(claims, result_of(&body)?),
             Step::ExpectDeptName {
                 pending,
                 names,
                 claims,
-            } => dept_name(pending, names, claims, &body),
+            } => dept_name(pending, names, claims, result_of(&body)?),
             Step::ExpectUserToken { .. } | Step::ExpectMe { .. } => {
                 Err(IdpFailure::BadAnswer("step"))
             }
@@ -182,59 +183,6 @@ fn sns_user(body: &Map<String, Value>) -> Judged {
         }
     }
     Ok(Answer::Next(Step::ExpectUserId { unionid, claims }))
-}
-
-/// `topapi/v2/department/listparentbyuser`: the departments to name, the member's first.
-fn dept_path(claims: Map<String, Value>, body: &Map<String, Value>) -> Judged {
-    let result = result_of(body)?;
-    // parent_list: one chain per department of the member, each from the member's
-    // department up to the root (1). The first chain is the member's main one.
-    let chain: Vec<u64> = result
-        .get("parent_list")
-        .and_then(Value::as_array)
-        .and_then(|l| l.first())
-        .and_then(|c| c.get("parent_dept_id_list"))
-        .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    let pending: Vec<u64> = chain
-        .into_iter()
-        .filter(|id| *id != 1)
-        .take(MAX_DEPTH)
-        .collect();
-    if pending.is_empty() {
-        return Ok(Answer::Claims(claims));
-    }
-    Ok(Answer::Next(Step::ExpectDeptName {
-        pending,
-        names: Vec::new(),
-        claims,
-    }))
-}
-
-/// `topapi/v2/department/get`: one more name; at the root, the path becomes `organization`.
-fn dept_name(
-    mut pending: Vec<u64>,
-    mut names: Vec<String>,
-    mut claims: Map<String, Value>,
-    body: &Map<String, Value>,
-) -> Judged {
-    let result = result_of(body)?;
-    let name = text_field(result, "name").ok_or(IdpFailure::BadAnswer("no_name"))?;
-    names.push(name.replace('/', "／"));
-    if !pending.is_empty() {
-        pending.remove(0);
-    }
-    if pending.is_empty() {
-        names.reverse();
-        claims.insert("organization".into(), json!(names.join("/")));
-        return Ok(Answer::Claims(claims));
-    }
-    Ok(Answer::Next(Step::ExpectDeptName {
-        pending,
-        names,
-        claims,
-    }))
 }
 
 /// Judges an `api.dingtalk.com` answer: 200 with a JSON object, or 4xx with

@@ -16,9 +16,11 @@
 //!   passes.
 //!
 //! Then `topapi/v2/user/get` for the profile, and optionally the department path for `org`
-//! (JumpServer/HENGSHI "auto-join organisation").
+//! (JumpServer/HENGSHI "auto-join organisation"), from the department tree synced on the
+//! host's timer when it knows the member's department, else per login (`departments.rs`).
 
 mod answers;
+mod departments;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -26,14 +28,16 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
+use crate::cache::SharedCache;
 use crate::deny::Deny;
 use crate::error::ConfigError;
 use crate::http::{cluster_name, Callout, CalloutResponse, Query};
 use crate::idp::{CodeKind, IdpFailure};
 use crate::jose::B64STD;
 use crate::mapping::RawMapping;
+use crate::methods::cn::org::{self, OrgSync, TreeSource};
 use crate::methods::cn::{
-    self, errcode_body, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret,
+    self, errcode_body, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, Settled,
     TokenKind, UrlLogin,
 };
 
@@ -43,9 +47,6 @@ pub const IN_APP: &str = "authCode";
 pub const QR: &str = "qr";
 /// Login variant: admin-console login (a `code` on the URL).
 pub const ADMIN: &str = "code";
-
-/// The most departments read for the organisation path.
-const MAX_DEPTH: usize = 8;
 
 /// The method as written in configuration.
 #[derive(Deserialize)]
@@ -72,6 +73,8 @@ pub struct RawDingTalk {
     user_details: bool,
     #[serde(default)]
     org_from_departments: bool,
+    #[serde(default)]
+    sync_minutes: Option<u64>,
     #[serde(default)]
     organization: Option<String>,
     /// The seeds' AgentId: for work notifications (subscriptions, alerts), which login does not
@@ -139,6 +142,7 @@ pub struct DingTalk {
     exclusive_login: bool,
     user_details: bool,
     org_from_departments: bool,
+    sync: Option<OrgSync>,
     organization: Option<String>,
     callback_path: Option<String>,
     jsapi_url: String,
@@ -250,6 +254,12 @@ impl DingTalk {
         };
         cn::check_callback_path(&raw.callback_path, &here("callback_path"))?;
         cn::check_timeout(raw.timeout_ms, &here("timeout_ms"))?;
+        let sync = org::sync_of(
+            raw.org_from_departments,
+            raw.sync_minutes,
+            &here("sync_minutes"),
+            || cn::org_key("dingtalk", &raw.app_key, &raw.app_secret),
+        )?;
         let jsapi = url::Url::parse(&raw.jsapi_url).map_err(|e| ConfigError {
             path: here("jsapi_url"),
             reason: format!("not an absolute URL: {e}"),
@@ -273,6 +283,7 @@ impl DingTalk {
             exclusive_login: raw.exclusive_login,
             user_details: raw.user_details,
             org_from_departments: raw.org_from_departments,
+            sync,
             organization: raw.organization,
             callback_path: raw.callback_path,
             jsapi_url: jsapi.to_string(),
@@ -672,6 +683,21 @@ impl Provider for DingTalk {
 
     fn answer(&self, step: Step, response: &CalloutResponse) -> Result<Answer<Step>, IdpFailure> {
         self.judge(step, response)
+    }
+
+    fn org_sync(&self) -> Option<(&OrgSync, &dyn TreeSource)> {
+        self.sync.as_ref().map(|s| (s, self as &dyn TreeSource))
+    }
+
+    /// The department steps settle from the synced tree when it knows the member's
+    /// department (`departments.rs`).
+    fn settle(
+        &self,
+        step: Step,
+        cache: &dyn SharedCache,
+        now: u64,
+    ) -> Result<Settled<Step>, IdpFailure> {
+        Ok(self.settle_departments(step, cache, now))
     }
 }
 

@@ -4,7 +4,9 @@ filter sent that the provider's documentation does not allow (wrong path, method
 name, content type, signature, token header). A test asserts `mock.violations == []`.
 
 A provider subclass declares routes with `@route("GET", "/cgi-bin/gettoken")`; a handler gets a
-`Req` and returns `(status, body)` where body is a dict (JSON), bytes, or a `Redirect`.
+`Req` and returns `(status, body)` where body is a dict (JSON), bytes, or a `Redirect`. A path
+segment written `:name` (`/open-apis/contact/v3/users/:user_id`) matches one segment, handed to
+the handler as `req.params["name"]`; exact routes win over such patterns.
 
 Test hooks (Python calls, the suite runs the mock in-process):
     mock.reset()                 forget codes, logs, violations and scripted failures (issued
@@ -45,6 +47,7 @@ class Req:
     headers: dict[str, str]
     body: bytes
     raw_path: str
+    params: dict[str, str] = field(default_factory=dict)
 
     def json(self):
         try:
@@ -252,6 +255,8 @@ class MockServer:
         else:
             handler = self.routes.get((req.method, req.path))
             if handler is None:
+                handler, req.params = self._pattern(req)
+            if handler is None:
                 other = [m for (m, p) in self.routes if p == req.path]
                 self.violation(req, "no such endpoint" if not other
                                else f"method must be one of {other}")
@@ -263,6 +268,23 @@ class MockServer:
                     self.violation(req, f"mock error {exc!r}")
                     status, result = 500, {"errcode": -1, "errmsg": "mock error"}
         self._send(h, status, result)
+
+    def _pattern(self, req: Req):
+        """The route whose `:name` segments match the path, and the segments' values."""
+        parts = req.path.split("/")
+        for (method, path), handler in self.routes.items():
+            pattern = path.split("/")
+            if method != req.method or ":" not in path or len(pattern) != len(parts):
+                continue
+            params = {}
+            for want, got in zip(pattern, parts):
+                if want.startswith(":") and got:
+                    params[want[1:]] = urllib.parse.unquote(got)
+                elif want != got:
+                    break
+            else:
+                return handler, params
+        return None, {}
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, result) -> None:

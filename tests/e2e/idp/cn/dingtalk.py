@@ -18,6 +18,9 @@ oapi.dingtalk.com (HTTP 200, {"errcode","errmsg"}; token in ?access_token):
     POST /topapi/v2/user/get            {userid, language}
     POST /topapi/v2/department/listparentbyuser {userid}
     POST /topapi/v2/department/get      {dept_id, language}
+    POST /topapi/v2/department/listsub  {dept_id?, language?}   the department's children (one
+         level: dept_id, name, parent_id, create_dept_group, auto_add_user); no dept_id: the
+         root's (1); an unknown department: 60003
     POST /sns/getuserinfo_bycode?accessKey&timestamp&signature  {tmp_auth_code}: the signature
          recomputed as Base64(HMAC-SHA256(qr secret, timestamp)); mismatch -> 853001; timestamp
          more than 5 minutes off -> 853002
@@ -251,6 +254,20 @@ class DingTalkMock(MockServer):
             return 200, {"errcode": 60003, "errmsg": "部门不存在"}
         return 200, {"errcode": 0, "errmsg": "ok", "result": {
             "dept_id": body["dept_id"], "name": dept[0], "parent_id": dept[1] or 0}}
+
+    @route("POST", "/topapi/v2/department/listsub")
+    def department_listsub(self, req: Req):
+        body, err = self.topapi(req, {"dept_id", "language"})
+        if err:
+            return err
+        self.require(req, body.get("language", "zh_CN") in ("zh_CN", "en_US"), "language")
+        parent = body.get("dept_id", 1)
+        if parent not in DEPARTMENTS:
+            return 200, {"errcode": 60003, "errmsg": "部门不存在"}
+        children = [{"dept_id": d, "name": name, "parent_id": up, "create_dept_group": True,
+                     "auto_add_user": True}
+                    for d, (name, up) in DEPARTMENTS.items() if up == parent]
+        return 200, {"errcode": 0, "errmsg": "ok", "request_id": "mock", "result": children}
 
     @route("POST", "/sns/getuserinfo_bycode")
     def sns_userinfo(self, req: Req):

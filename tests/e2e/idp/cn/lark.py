@@ -17,6 +17,19 @@ One server plays accounts.feishu.cn and open.feishu.cn (or the larksuite.com pai
     GET  /open-apis/authen/v1/user_info      Authorization: Bearer u-... -> data (open_id,
          union_id, user_id, email, enterprise_email, mobile, tenant_key, ...); bad -> 20005
     GET  /open-apis/application/v3/is_user_admin?open_id   Bearer t-TEN -> data.is_app_admin
+Contact API (Bearer t-TEN; `department_id_type` open_department_id or department_id, ids as
+asked; errors as HTTP 4xx with a `code`):
+    GET  /open-apis/contact/v3/users/:user_id?user_id_type&department_id_type
+         data.user (open_id, union_id, user_id, name, department_ids); unknown: 400 41050
+    GET  /open-apis/contact/v3/departments/:department_id?department_id_type&user_id_type
+         data.department (name, i18n_name, parent_department_id, department_id,
+         open_department_id, leader_user_id, chat_id, order, member_count, status); unknown:
+         403 40004
+    GET  /open-apis/contact/v3/departments/:department_id/children?department_id_type
+         &user_id_type&fetch_child&page_size&page_token
+         data.items, data.has_more, data.page_token: the children (every level below with
+         fetch_child=true), page_size 1-50 (default 10, else 400 40011), page_token one this
+         mock gave for the same listing (else 400 40012); unknown department: 403 40004
 
 Hook: `issue_inapp_code(user, api="requestAccess"|"requestAuthCode")`.
 """
@@ -42,6 +55,23 @@ USERS = {
         "name": "Eve", "en_name": "Eve", "open_id": "ou_eve", "union_id": "on_eve",
         "user_id": "eve", "email": "eve@elsewhere.example"}},
 }
+# open_department_id: (name, parent); the root is "0". 60 teams under 研发部 make the recursive
+# listing longer than a page of 50.
+DEPARTMENTS = {"od-rd": ("研发部", "0"), "od-data": ("数据组", "od-rd"),
+               **{f"od-team{i:02d}": (f"小组{i:02d}", "od-rd") for i in range(60)}}
+USER_DEPARTMENTS = {"zhangsan": ["od-data"], "boss": ["od-rd"], "outsider": []}
+
+
+def department(dept: str, id_type: str) -> dict:
+    """A department as the contact API gives it, its ids of the type asked for."""
+    name, parent = DEPARTMENTS[dept]
+
+    def ident(d: str) -> str:
+        return d if id_type == "open_department_id" or d == "0" else d.replace("od-", "D-")
+    return {"name": name, "i18n_name": {"zh_cn": name, "ja_jp": "", "en_us": ""},
+            "parent_department_id": ident(parent), "department_id": ident(dept),
+            "open_department_id": dept, "leader_user_id": "ou_boss", "chat_id": "oc_mock",
+            "order": "100", "unit_ids": [], "member_count": 1, "status": {"is_deleted": False}}
 
 
 class LarkMock(MockServer):
@@ -51,6 +81,7 @@ class LarkMock(MockServer):
 
     def on_reset(self) -> None:
         self.user_tokens: dict[str, str] = {}
+        self.pages: dict[str, tuple[str, int]] = {}
 
     def issue_inapp_code(self, user: str = "zhangsan", api: str = "requestAccess") -> str:
         return self.issue_code("A", kind=api, user=user, redirect_uri=None, ttl=180)
@@ -185,6 +216,87 @@ class LarkMock(MockServer):
             if user["data"]["open_id"] == req.query.get("open_id"):
                 return 200, {"code": 0, "msg": "ok", "data": {"is_app_admin": user["admin"]}}
         return 200, {"code": 0, "msg": "ok", "data": {"is_app_admin": False}}
+
+    # ---------------------------------------------------------------- contact API
+
+    def contact(self, req: Req, names: set[str]) -> tuple[str, tuple | None]:
+        """Checks a contact call: its parameters, the tenant token; the id type asked for."""
+        self.require_params(req, names | {"user_id_type", "department_id_type"}, set())
+        id_type = req.query.get("department_id_type", "open_department_id")
+        self.require(req, id_type in ("open_department_id", "department_id"), "department_id_type")
+        token = self.bearer(req) or ""
+        if self.token_state(token) == "ok" and not token.startswith("t-TEN"):
+            self.violation(req, "the contact API needs the tenant access token")
+        if self.token_state(token) != "ok" or not token.startswith("t-TEN"):
+            return id_type, (400, {"code": 99991663, "msg": "tenant access token invalid"})
+        return id_type, None
+
+    @staticmethod
+    def dept_of(raw: str, id_type: str) -> str | None:
+        dept = raw if id_type == "open_department_id" else raw.replace("D-", "od-", 1)
+        return dept if dept == "0" or dept in DEPARTMENTS else None
+
+    @route("GET", "/open-apis/contact/v3/users/:user_id")
+    def contact_user(self, req: Req):
+        id_type, err = self.contact(req, set())
+        if err:
+            return err
+        key = {"open_id": "open_id", "union_id": "union_id",
+               "user_id": "user_id"}.get(req.query.get("user_id_type", "open_id"))
+        for who, user in USERS.items():
+            if key and user["data"].get(key) == req.params["user_id"]:
+                data = user["data"]
+                depts = [d if id_type == "open_department_id" else d.replace("od-", "D-")
+                         for d in USER_DEPARTMENTS[who]]
+                return 200, {"code": 0, "msg": "success", "data": {"user": {
+                    "open_id": data["open_id"], "union_id": data["union_id"],
+                    "user_id": data["user_id"], "name": data["name"],
+                    "department_ids": depts, "status": {"is_activated": True}}}}
+        return 400, {"code": 41050, "msg": "no user authority error"}
+
+    @route("GET", "/open-apis/contact/v3/departments/:department_id")
+    def contact_department(self, req: Req):
+        id_type, err = self.contact(req, set())
+        if err:
+            return err
+        dept = self.dept_of(req.params["department_id"], id_type)
+        if dept is None or dept == "0":
+            return 403, {"code": 40004, "msg": "no dept authority error"}
+        return 200, {"code": 0, "msg": "success",
+                     "data": {"department": department(dept, id_type)}}
+
+    @route("GET", "/open-apis/contact/v3/departments/:department_id/children")
+    def contact_children(self, req: Req):
+        id_type, err = self.contact(req, {"fetch_child", "page_size", "page_token"})
+        if err:
+            return err
+        top = self.dept_of(req.params["department_id"], id_type)
+        if top is None:
+            return 403, {"code": 40004, "msg": "no dept authority error"}
+        size = req.query.get("page_size", "10")
+        if not size.isdigit() or not 1 <= int(size) <= 50:
+            return 400, {"code": 40011, "msg": "page size is invalid"}
+        listing = f"{top}:{req.query.get('fetch_child', 'false')}:{id_type}"
+        start = 0
+        if "page_token" in req.query:
+            got = self.pages.get(req.query["page_token"])
+            if got is None or got[0] != listing:
+                return 400, {"code": 40012, "msg": "page token is invalid error"}
+            start = got[1]
+        deep = req.query.get("fetch_child") == "true"
+
+        def below(dept: str) -> bool:
+            parent = DEPARTMENTS[dept][1]
+            return parent == top or (deep and parent != "0" and below(parent))
+        items = [department(d, id_type) for d in DEPARTMENTS if below(d)]
+        page = items[start:start + int(size)]
+        more = start + int(size) < len(items)
+        data = {"has_more": more, "items": page}
+        if more:
+            token = f"PT{self.next_serial()}"
+            self.pages[token] = (listing, start + int(size))
+            data["page_token"] = token
+        return 200, {"code": 0, "msg": "success", "data": data}
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ login.work.weixin.qq.com): the paths do not overlap.
     POST /cgi-bin/auth/getuserdetail?access_token       JSON {"user_ticket"} -> mobile, email...
     GET  /cgi-bin/user/get?access_token&userid          full profile with extattr: one type-0
          (text) attribute, one type-1 (web) attribute and one legacy `value` element
+    GET  /cgi-bin/department/list?access_token[&id]     every department under `id` (with it),
+         or all: id, name, name_en, department_leader, parentid, order (root 1, parentid 0)
+    GET  /cgi-bin/department/get?access_token&id        one department; unknown id: 60123
 
 Checks (violations): exact parameter sets, methods, JSON content type, the alphanumeric
 `state` (<= 128), `response_type=code`, a known scope, `login_type=CorpApp`, the agent id.
@@ -35,6 +38,7 @@ USERS = {
         "member": True,
         "profile": {
             "userid": "zhangsan", "name": "张三", "alias": "San Zhang", "department": [1, 3],
+            "main_department": 3,
             "order": [0, 0], "position": "数据分析师", "mobile": "", "gender": "1", "email": "",
             "biz_mail": "zhangsan@corp.example", "is_leader_in_dept": [0, 0], "avatar": "",
             "telephone": "", "main_department": 3, "status": 1,
@@ -54,6 +58,14 @@ USERS = {
     },
     "outsider": {"member": False},
 }
+# id: (name, parentid); the root is 1 (its parentid 0), as WeCom numbers it.
+DEPARTMENTS = {1: ("Mock Corp", 0), 2: ("研发部", 1), 3: ("数据组", 2)}
+
+
+def department(dept: int) -> dict:
+    name, parent = DEPARTMENTS[dept]
+    return {"id": dept, "name": name, "name_en": "", "department_leader": [], "parentid": parent,
+            "order": 100000000 - dept}
 
 
 class WecomMock(MockServer):
@@ -171,6 +183,38 @@ class WecomMock(MockServer):
             if user.get("profile", {}).get("userid") == req.query.get("userid"):
                 return 200, {"errcode": 0, "errmsg": "ok", **user["profile"]}
         return 200, {"errcode": 60111, "errmsg": "userid not found"}
+
+    # ---------------------------------------------------------------- departments
+
+    @route("GET", "/cgi-bin/department/list")
+    def department_list(self, req: Req):
+        self.require_params(req, {"access_token", "id"}, {"access_token"})
+        err = self.token_error(req)
+        if err:
+            return err
+        top = req.query.get("id")
+        if top is not None and (not top.isdigit() or int(top) not in DEPARTMENTS):
+            return 200, {"errcode": 60123, "errmsg": "invalid party id"}
+
+        def under(dept: int) -> bool:
+            while dept:
+                if top is None or dept == int(top):
+                    return True
+                dept = DEPARTMENTS[dept][1]
+            return False
+        return 200, {"errcode": 0, "errmsg": "ok",
+                     "department": [department(d) for d in DEPARTMENTS if under(d)]}
+
+    @route("GET", "/cgi-bin/department/get")
+    def department_get(self, req: Req):
+        self.require_params(req, {"access_token", "id"}, {"access_token", "id"})
+        err = self.token_error(req)
+        if err:
+            return err
+        dept = req.query.get("id", "")
+        if not dept.isdigit() or int(dept) not in DEPARTMENTS:
+            return 200, {"errcode": 60123, "errmsg": "invalid party id"}
+        return 200, {"errcode": 0, "errmsg": "ok", "department": department(int(dept))}
 
 
 if __name__ == "__main__":
