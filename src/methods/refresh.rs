@@ -7,6 +7,7 @@
 use crate::counter::Counter;
 use crate::deny::sanitize;
 use crate::http::{HeaderEdit, Outcome, RequestHead, Step};
+use crate::idp::IdpFailure;
 use crate::login::{Env, Here, Request, SessionView};
 use crate::session::{SealError, Session, UpstreamToken};
 
@@ -113,6 +114,26 @@ pub fn failed(here: &Here<'_>, pending: Pending, cause: &str, env: &mut Env<'_>)
         end(here, &req)
     };
     outcome.count(Counter::Refresh(here.label(), false))
+}
+
+/// The refresh endpoint's answer failed: an RFC 6749 §5.2 `invalid_grant` (the refresh token
+/// is revoked or expired at the IdP, so nobody vouches for the identity any more) ends the
+/// session now (security.md F11); any other failure is [`failed`].
+pub fn answer_failed(
+    here: &Here<'_>,
+    pending: Pending,
+    failure: &IdpFailure,
+    env: &mut Env<'_>,
+) -> Outcome {
+    if matches!(failure, IdpFailure::Refused(code) if code == "invalid_grant") {
+        log::warn!(
+            "sso-filter: refresh failed method={} cause=refused_invalid_grant; the session ends now",
+            here.name()
+        );
+        let req = here.kit.request(&pending.head);
+        return end(here, &req).count(Counter::Refresh(here.label(), false));
+    }
+    failed(here, pending, &failure.reason(), env)
 }
 
 /// The session ends now: its cookies are deleted and the request needs a login (a navigation

@@ -200,11 +200,11 @@ fn refresh_failures_end_the_session_with_its_token() {
             },
         ),
         (
-            "refused (400 invalid_grant)",
+            "refused (400 invalid_request)",
             CalloutResponse {
                 status: Some(400),
                 headers: vec![],
-                body: br#"{"error":"invalid_grant"}"#.to_vec(),
+                body: br#"{"error":"invalid_request"}"#.to_vec(),
             },
         ),
         (
@@ -271,6 +271,27 @@ fn refresh_failures_end_the_session_with_its_token() {
         assert_eq!(d.callouts.len(), 1, "{what}");
         assert_eq!(d.api("/api/x", &[]).status(), 401, "{what}");
     }
+}
+
+#[test]
+fn a_refused_grant_ends_the_session_at_once() {
+    // security.md F11: `invalid_grant` (RFC 6749 §5.2: the refresh token is revoked or expired)
+    // drops the session; it is not used for the rest of its token's life.
+    let mut d = Driver::new(&config(json!({})));
+    let t0 = d.now;
+    assert_eq!(login(&mut d, 120, None).status(), 302);
+    d.idp = Some(endpoint(move |_| CalloutResponse {
+        status: Some(400),
+        headers: vec![],
+        body: br#"{"error":"invalid_grant","error_description":"revoked"}"#.to_vec(),
+    }));
+    d.now = t0 + 70;
+    let done = d.api("/api/x", &[]);
+    assert_eq!(done.status(), 401, "{}", done.body());
+    assert!(d.jar.is_empty(), "the session cookie is deleted");
+    assert_eq!(d.count("sso_refresh_failure.mobi"), 1);
+    assert_eq!(d.api("/api/x", &[]).status(), 401);
+    assert_eq!(d.callouts.len(), 1);
 }
 
 #[test]

@@ -493,6 +493,28 @@ fn failed_refresh_of_an_expired_token_ends_the_session() {
 }
 
 #[test]
+fn a_refused_grant_ends_the_session_while_its_token_lasts() {
+    // security.md F11: `invalid_grant` drops the session at once; another failure would keep
+    // the old token until it ends (70 s in, the token lasts 120 s).
+    let mut c = config();
+    c["methods"]["oidc"]["forward_access_token"] = json!(true);
+    let mut d = Driver::new(&c);
+    let script = Rc::new(RefCell::new(Script::default()));
+    let (authorize, _) = begin(&mut d, Rc::clone(&script));
+    assert_eq!(callback(&mut d, &authorize, "").status(), 302);
+    d.idp = Some(Box::new(|_c: &Callout| CalloutResponse {
+        status: Some(400),
+        headers: vec![],
+        body: br#"{"error":"invalid_grant"}"#.to_vec(),
+    }));
+    d.now += 70;
+    let done = d.api("/api/x", &[]);
+    assert_eq!(done.status(), 401, "{}", done.body());
+    assert!(!d.jar.contains_key("sso_session"));
+    assert_eq!(d.count("sso_refresh_failure.oidc"), 1);
+}
+
+#[test]
 fn a_state_sealed_for_another_binding_starts_again_without_a_callout() {
     // Issue 17 item 1: the state is the sealed flow; the browser that brings it back must hold
     // the binding cookie it was sealed for. Another value (a racing first login, or a state

@@ -331,7 +331,7 @@ impl Jwt {
             .and_then(|()| ka.judge(&self.param, answer));
         let renewal = match renewal {
             Ok(r) => r,
-            Err(failure) => return refresh::failed(here, pending, &failure.reason(), env),
+            Err(failure) => return refresh::answer_failed(here, pending, &failure, env),
         };
         let checked = self.check(here, &renewal.token, env).and_then(|accepted| {
             let id = here.identity(&accepted.claims)?;

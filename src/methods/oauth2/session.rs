@@ -62,7 +62,7 @@ impl OAuth2 {
             .and_then(|()| self.refresh_response(answer));
         let tokens = match renewed {
             Ok(tokens) => tokens,
-            Err(failure) => return refresh::failed(here, pending, &failure.reason(), env),
+            Err(failure) => return refresh::answer_failed(here, pending, &failure, env),
         };
         let mut session = pending.session.clone();
         let old_refresh = session.token.as_ref().and_then(|t| t.refresh.clone());
