@@ -21,7 +21,6 @@ mod departments;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::cache::SharedCache;
 use crate::deny::Deny;
 use crate::error::ConfigError;
 use crate::http::{Callout, CalloutResponse, Query};
@@ -29,8 +28,7 @@ use crate::idp::{json_body, CodeKind, IdpFailure, ProviderCode, MAX_SMALL_BODY};
 use crate::mapping::RawMapping;
 use crate::methods::cn::org::{self, OrgSync, TreeSource};
 use crate::methods::cn::{
-    self, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, Settled,
-    TokenKind,
+    self, text_field, Answer, ApiBase, Begin, Entry, Fetched, JsPage, Provider, Secret, TokenKind,
 };
 use departments::{department, user_departments};
 
@@ -562,19 +560,16 @@ impl Provider for Lark {
     }
 
     /// The first department of the path settles from the synced tree when it knows it.
-    fn settle(
+    fn department_walk<'s>(
         &self,
-        step: Step,
-        cache: &dyn SharedCache,
-        now: u64,
-    ) -> Result<Settled<Step>, IdpFailure> {
-        if let Step::ExpectDepartment { id, names, claims } = &step {
-            let known = (id.as_str(), names.as_slice(), departments::ROOT);
-            if let Some(claims) = org::settled(self.sync.as_ref(), (cache, now), known, claims) {
-                return Ok(Settled::Done(Answer::Claims(claims)));
+        step: &'s Step,
+    ) -> Option<(&'s str, &'s [String], &'static str, &'s Map<String, Value>)> {
+        match step {
+            Step::ExpectDepartment { id, names, claims } => {
+                Some((id.as_str(), names.as_slice(), departments::ROOT, claims))
             }
+            _ => None,
         }
-        Ok(Settled::Call(step))
     }
 
     fn answer(&self, step: Step, response: &CalloutResponse) -> Result<Answer<Step>, IdpFailure> {

@@ -432,7 +432,17 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
-    /// Settles a step from the shared cache when it can (a cached JWKS), before any callout.
+    /// The first step of a walk up a member's department path, as `(department id, names so
+    /// far, the root's id, claims)`, so [`Self::settle`] can finish it from the synced tree.
+    fn department_walk<'s>(
+        &self,
+        _step: &'s Self::Step,
+    ) -> Option<(&'s str, &'s [String], &'static str, &'s Map<String, Value>)> {
+        None
+    }
+
+    /// Settles a step from the shared cache when it can (a cached JWKS; by default, a
+    /// department walk the synced tree knows), before any callout.
     ///
     /// # Errors
     ///
@@ -440,10 +450,19 @@ pub trait Provider: Send + Sync + 'static {
     fn settle(
         &self,
         step: Self::Step,
-        _cache: &dyn SharedCache,
-        _now: u64,
+        cache: &dyn SharedCache,
+        now: u64,
     ) -> Result<Settled<Self::Step>, IdpFailure> {
-        Ok(Settled::Call(step))
+        let sync = self.org_sync().map(|(s, _)| s);
+        let settled = self
+            .department_walk(&step)
+            .and_then(|(id, names, root, claims)| {
+                org::settled(sync, (cache, now), (id, names, root), claims)
+            });
+        Ok(match settled {
+            Some(claims) => Settled::Done(Answer::Claims(claims)),
+            None => Settled::Call(step),
+        })
     }
 
     /// Keeps what a step's answer should leave in the shared cache (a JWKS), before it is
