@@ -475,27 +475,16 @@ fn access_token_is_forwarded_and_refreshed_before_it_expires() {
 
 #[test]
 fn failed_refresh_of_an_expired_token_ends_the_session() {
-    let mut c = config();
-    c["methods"]["oidc"]["forward_access_token"] = json!(true);
-    let mut d = Driver::new(&c);
-    let script = Rc::new(RefCell::new(Script::default()));
-    let (authorize, _) = begin(&mut d, Rc::clone(&script));
-    assert_eq!(callback(&mut d, &authorize, "").status(), 302);
-    d.idp = Some(Box::new(|_c: &Callout| CalloutResponse {
-        status: Some(400),
-        headers: vec![],
-        body: br#"{"error":"invalid_grant"}"#.to_vec(),
-    }));
+    let mut d = logged_in_with_a_refusing_refresh();
     d.now += 200;
     let done = d.api("/api/x", &[]);
     assert_eq!(done.status(), 401);
     assert!(!d.jar.contains_key("sso_session"));
 }
 
-#[test]
-fn a_refused_grant_ends_the_session_while_its_token_lasts() {
-    // security.md F11: `invalid_grant` drops the session at once; another failure would keep
-    // the old token until it ends (70 s in, the token lasts 120 s).
+/// Logged in with `forward_access_token` (the token lasts 120 s); the token endpoint now
+/// answers every refresh with `invalid_grant`.
+fn logged_in_with_a_refusing_refresh() -> Driver {
     let mut c = config();
     c["methods"]["oidc"]["forward_access_token"] = json!(true);
     let mut d = Driver::new(&c);
@@ -507,6 +496,14 @@ fn a_refused_grant_ends_the_session_while_its_token_lasts() {
         headers: vec![],
         body: br#"{"error":"invalid_grant"}"#.to_vec(),
     }));
+    d
+}
+
+#[test]
+fn a_refused_grant_ends_the_session_while_its_token_lasts() {
+    // security.md F11: `invalid_grant` drops the session at once; another failure would keep
+    // the old token until it ends (70 s in, the token lasts 120 s).
+    let mut d = logged_in_with_a_refusing_refresh();
     d.now += 70;
     let done = d.api("/api/x", &[]);
     assert_eq!(done.status(), 401, "{}", done.body());
