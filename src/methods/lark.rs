@@ -563,7 +563,7 @@ impl Provider for Lark {
     fn department_walk<'s>(
         &self,
         step: &'s Step,
-    ) -> Option<(&'s str, &'s [String], &'static str, &'s Map<String, Value>)> {
+    ) -> Option<org::DepartmentWalk<'s>> {
         match step {
             Step::ExpectDepartment { id, names, claims } => {
                 Some((id.as_str(), names.as_slice(), departments::ROOT, claims))

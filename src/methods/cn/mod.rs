@@ -437,7 +437,7 @@ pub trait Provider: Send + Sync + 'static {
     fn department_walk<'s>(
         &self,
         _step: &'s Self::Step,
-    ) -> Option<(&'s str, &'s [String], &'static str, &'s Map<String, Value>)> {
+    ) -> Option<org::DepartmentWalk<'s>> {
         None
     }
 

@@ -321,6 +321,10 @@ pub fn sync_of(
     Ok((org_from_departments && minutes > 0).then(|| OrgSync::new(minutes, key())))
 }
 
+/// The first step of a walk up a member's department path: the department's id, the names
+/// so far, the root's id, and the claims the path goes into.
+pub type DepartmentWalk<'s> = (&'s str, &'s [String], &'static str, &'s Map<String, Value>);
+
 /// `claims` with the path of department `id` from the synced tree, when a walk starts there
 /// (`names` empty) and there is a tree that knows it (see [`Tree::path`]); `None`: the login
 /// asks the provider.
