@@ -560,10 +560,7 @@ impl Provider for Lark {
     }
 
     /// The first department of the path settles from the synced tree when it knows it.
-    fn department_walk<'s>(
-        &self,
-        step: &'s Step,
-    ) -> Option<org::DepartmentWalk<'s>> {
+    fn department_walk<'s>(&self, step: &'s Step) -> Option<org::DepartmentWalk<'s>> {
         match step {
             Step::ExpectDepartment { id, names, claims } => {
                 Some((id.as_str(), names.as_slice(), departments::ROOT, claims))

@@ -434,10 +434,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// The first step of a walk up a member's department path, as `(department id, names so
     /// far, the root's id, claims)`, so [`Self::settle`] can finish it from the synced tree.
-    fn department_walk<'s>(
-        &self,
-        _step: &'s Self::Step,
-    ) -> Option<org::DepartmentWalk<'s>> {
+    fn department_walk<'s>(&self, _step: &'s Self::Step) -> Option<org::DepartmentWalk<'s>> {
         None
     }
 
