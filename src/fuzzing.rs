@@ -155,7 +155,8 @@ impl Done {
         }
     }
 
-    /// `Set-Cookie` values that store a session (`sso_session…=` with a non-zero lifetime).
+    /// `Set-Cookie` values that store a session (`sso_session…=` with a non-zero lifetime; not
+    /// a login flow's cookie nor the flow binding).
     pub fn session_cookies(&self) -> Vec<String> {
         self.response()
             .map(|r| {
@@ -165,6 +166,7 @@ impl Done {
                         n == "set-cookie"
                             && v.starts_with("sso_session")
                             && !v.contains("_flow_")
+                            && !v.starts_with("sso_session_bind=")
                             && !v.contains("Max-Age=0")
                     })
                     .map(|(_, v)| v.clone())

@@ -825,6 +825,8 @@ pub fn run() {
             nonce: Some(meta["request_id"].as_str().unwrap().to_owned()),
             verifier: None,
             variant: None,
+            bind: None,
+            retry: 0,
         };
         let set = h
             .filter

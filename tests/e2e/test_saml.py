@@ -28,7 +28,7 @@ sys.path.insert(0, str(harness.REPO / "tests" / "fixtures" / "saml2"))
 import generate  # noqa: E402  (pysaml2 IdP config, responses and attack constructions)
 
 METHODS = ["saml", "saml-signed", "saml-post", "saml-enc", "saml-post-signed", "saml-attr",
-           "saml-friendly"]
+           "saml-friendly", "saml-short"]
 
 
 class SamlIdp:
@@ -106,6 +106,8 @@ def saml(envoys, tmp_path_factory):
     config["methods"]["saml-friendly"] = dict(common, name_id_format="PERSISTENT",
                                               principal="FRIENDLY_ATTRIBUTE",
                                               principal_attribute="uid")
+    # RelayState within the bindings' 80 bytes: the flow in a cookie of its own.
+    config["methods"]["saml-short"] = dict(common, short_relay_state=True)
     envoy = envoys.start(config, name="saml", port=port, clusters=[("127.0.0.1", idp.port)])
     yield envoy, idp
     idp.stop()
@@ -308,6 +310,26 @@ def test_attribute_principals_and_name_id_policies(saml, recorder, method, polic
     ident = decode_identity_of([e for e in recorder.requests()
                                 if e["path"].startswith(f"/{method}")][-1])
     assert ident["login"] == "jdoe" and ident["method"] == method, ident
+
+
+def test_short_relay_state_logs_in(saml, recorder):
+    """`short_relay_state`: RelayState is a 43-character id (the bindings allow 80 bytes) and
+    the flow travels in its own cookie; the real IdP's answer logs the user in."""
+    envoy, idp = saml
+    browser = scripted_login(envoy, idp, method="saml-short", path="/saml-short")
+    to_idp = [r for r in browser.get(f"{envoy.base_url}/saml-short-again?activeAuth=saml-short",
+                                     headers=NAV).history if r.status_code == 302]
+    assert not to_idp, "a session: no second trip to the IdP"
+    fresh = requests.Session()
+    first = fresh.get(f"{envoy.base_url}/x?activeAuth=saml-short", headers=NAV)
+    hops = [r.headers.get("location", "") for r in first.history]
+    relay = [urllib.parse.parse_qs(urllib.parse.urlsplit(h).query).get("RelayState", [""])[0]
+             for h in hops if "SAMLRequest=" in h]
+    assert relay and len(relay[0]) == 43, hops
+    assert [c for c in fresh.cookies if c.name.startswith("sso_session_flow_")], fresh.cookies
+    ident = decode_identity_of([e for e in recorder.requests()
+                                if e["path"].startswith("/saml-short")][-1])
+    assert ident["login"] == "jdoe@example.org" and ident["method"] == "saml-short", ident
 
 
 def test_reload_user_is_passive_at_the_idp(saml, recorder):

@@ -186,6 +186,57 @@ fn metadata_is_served() {
 }
 
 #[test]
+fn short_relay_state_keeps_the_flow_in_a_cookie() {
+    // For an IdP that holds RelayState to the bindings' 80 bytes: a random id names a flow
+    // cookie (SameSite=None, it comes back with the IdP's cross-site post), used once.
+    let mut d = driver(json!({"short_relay_state": true}));
+    let first = d.get("/reports?id=7");
+    let start = d.get(&first.header("location").unwrap());
+    let loc = url::Url::parse(&start.header("location").unwrap()).unwrap();
+    let q: HashMap<String, String> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q["RelayState"].len(), 43, "{}", q["RelayState"]);
+    let cookies = start.set_cookies();
+    let flow = cookies.iter().find(|c| c.contains("_flow_")).unwrap();
+    assert!(
+        flow.contains("SameSite=None") && flow.contains("Secure"),
+        "{flow}"
+    );
+    assert!(!cookies.iter().any(|c| c.starts_with("sso_session_bind=")));
+    // A real IdP's Response to the fixtures' request ID, on a flow cookie for it.
+    let pending = Flow {
+        v: 1,
+        state: "r".repeat(43),
+        rd: "/reports?id=7".into(),
+        method: "saml".into(),
+        tenant: None,
+        exp: d.now + 600,
+        nonce: Some(meta()["request_id"].as_str().unwrap().to_owned()),
+        verifier: None,
+        variant: None,
+        bind: None,
+        retry: 0,
+    };
+    let set = d
+        .filter
+        .config()
+        .cookies
+        .write_cross_site_flow(&pending, &[], d.now, &mut SystemRandom)
+        .unwrap();
+    let (n, v) = set[0].split(';').next().unwrap().split_once('=').unwrap();
+    d.jar.insert(n.to_owned(), v.to_owned());
+    let done = post_acs(&mut d, &fixture("signed_assertion.xml"), &pending.state);
+    assert_eq!(done.status(), 303, "{}", done.body());
+    assert_eq!(done.header("location").as_deref(), Some("/reports?id=7"));
+    assert!(!d.jar.contains_key(n), "the flow cookie is deleted");
+    // Used once: the same cookie and RelayState again.
+    d.jar.insert(n.to_owned(), v.to_owned());
+    d.jar.remove("sso_session");
+    let again = post_acs(&mut d, &fixture("signed_assertion.xml"), &pending.state);
+    assert_eq!(again.status(), 401, "{}", again.body());
+    assert!(!d.jar.contains_key("sso_session"));
+}
+
+#[test]
 fn real_idp_responses_log_in_once() {
     for name in [
         "signed_assertion.xml",

@@ -175,6 +175,50 @@ pub fn session_seal(data: &[u8]) {
     assert!(ring.open("sso_session", &text(data)).is_none() || text(data) == sealed);
 }
 
+/// A flow sealed into its state: an edited state opens only when the edits left it
+/// byte-identical, and then only with the binding cookie it was sealed for (another value:
+/// `Rebound`, none: `Unbound`); an expired one never.
+fn carried_state(
+    cookies: &crate::session::Cookies,
+    flow: &crate::session::Flow,
+    data: &[u8],
+    now: u64,
+) {
+    use crate::session::Carried;
+    let mut rng = CounterRandom::default();
+    let mut flow = flow.clone();
+    let (state, binding) = cookies.carry_flow(&mut flow, &[], &mut rng).expect("carry");
+    let (name, value) = binding
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .expect("set-cookie");
+    let edited = text(&Edits::new(data.get(1..).unwrap_or_default()).apply(state.as_bytes()));
+    let own = vec![(name.to_owned(), value.to_owned())];
+    let other = vec![(name.to_owned(), text(data))];
+    match cookies.open_carried(&own, &edited, now) {
+        Carried::Bound(taken) => {
+            reached("flow_state.carried");
+            assert_eq!(edited, state, "a flow opened from an edited state");
+            assert_eq!(taken, flow);
+        }
+        Carried::Rebound(_) => panic!("the binding cookie it was sealed for is not another"),
+        Carried::NotSealed | Carried::Unbound => assert_ne!(edited, state),
+    }
+    if let Carried::Bound(_) = cookies.open_carried(&other, &state, now) {
+        assert_eq!(
+            text(data),
+            value,
+            "bound to a binding value it was not sealed for"
+        );
+    }
+    assert_eq!(cookies.open_carried(&[], &state, now), Carried::Unbound);
+    assert_eq!(
+        cookies.open_carried(&own, &state, flow.exp),
+        Carried::Unbound
+    );
+}
+
 /// Login flow state: the sealed flow cookie and the `state` parameter. Property: a flow is
 /// taken only with the exact cookie value we sealed and the exact state inside it.
 pub fn flow_state(data: &[u8]) {
@@ -190,8 +234,11 @@ pub fn flow_state(data: &[u8]) {
             nonce: Some("n-1".into()),
             verifier: None,
             variant: None,
+            bind: None,
+            retry: 0,
         };
         let mut rng = CounterRandom::default();
+        carried_state(cookies, &flow, data, fx.harness.now);
         let set = cookies
             .write_flow(&flow, &[], fx.harness.now, &mut rng)
             .expect("flow");

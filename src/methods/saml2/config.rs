@@ -49,6 +49,8 @@ pub struct RawSaml2 {
     #[serde(default)]
     force_authn: bool,
     #[serde(default)]
+    short_relay_state: bool,
+    #[serde(default)]
     reload_user: bool,
     #[serde(default = "default_true")]
     allow_create: bool,
@@ -303,6 +305,7 @@ impl Saml2 {
                 .and_then(|c| xmldsig::certificate_der(c).ok())
                 .map(|der| B64STD.encode(der)),
             force_authn: raw.force_authn,
+            short_relay_state: raw.short_relay_state,
             reload_user: raw.reload_user,
             allow_create: raw.allow_create,
             name_id_format: raw

@@ -27,9 +27,7 @@ use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
 use crate::idp::IdpFailure;
-use crate::login::{
-    wrong_wait, Done, Env, FlowStart, Here, LoginMethod, PostedForm, Request, SessionView,
-};
+use crate::login::{wrong_wait, Done, Env, Here, LoginMethod, PostedForm, Request, SessionView};
 use crate::mapping::RawMapping;
 use crate::random;
 use crate::session::{Flow, SamlSubject, Session, SessionExtra};
@@ -111,13 +109,10 @@ impl Saml2 {
             .map_err(|_| Deny::Unavailable("random"))?;
         let (entity, acs) = self.sp_urls(here);
         let xml = self.authn_request(idp, &request_id, env.now, (&entity, &acs), passive);
-        let start = FlowStart {
-            rd,
-            nonce: Some(request_id.clone()),
-            variant: passive.then(|| RELOAD.to_owned()),
-            ..FlowStart::default()
-        };
-        // RelayState is the flow itself, sealed (session/flow.rs).
+        let variant = passive.then(|| RELOAD.to_owned());
+        let start = self.flow_start(rd, &request_id, variant, env)?;
+        // RelayState is the flow itself, sealed (session/flow.rs), or with
+        // `short_relay_state` the id of its cookie.
         let begun = here.kit.begin_flow(here, req, start, env)?;
         let (state, cookies) = (begun.state, begun.cookies);
         let response = match self.binding {

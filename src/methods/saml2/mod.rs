@@ -176,6 +176,9 @@ pub struct Saml2 {
     sp_key: Option<SpKey>,
     sp_certificate: Option<String>,
     force_authn: bool,
+    /// `RelayState` within the 80 bytes of the SAML bindings (§3.4.3, §3.5.3): a random id
+    /// naming a flow cookie, instead of the sealed flow (at most four logins at once then).
+    pub(super) short_relay_state: bool,
     /// The seeds' "reload user" for every navigation (an `IsPassive` AuthnRequest).
     reload_user: bool,
     allow_create: bool,

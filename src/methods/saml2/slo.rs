@@ -32,6 +32,35 @@ use crate::session::Session;
 const LOGOUT: &str = "logout";
 
 /// A fresh message ID.
+/// What a SAML flow (a login or a POST logout) carries: the request ID it answers, and
+/// where `RelayState` keeps it.
+impl Saml2 {
+    pub(super) fn flow_start(
+        &self,
+        rd: String,
+        request_id: &str,
+        variant: Option<String>,
+        env: &mut Env<'_>,
+    ) -> Result<FlowStart, Deny> {
+        // The bindings allow 80 bytes of RelayState: a random id (43 characters) naming a
+        // flow cookie that comes back with the IdP's cross-site post.
+        let cookie_state = if self.short_relay_state {
+            let id = random::bytes(env.rng, 32).map_err(|_| Deny::Unavailable("random"))?;
+            Some(base64::Engine::encode(&crate::jose::B64URL, id))
+        } else {
+            None
+        };
+        Ok(FlowStart {
+            rd,
+            nonce: Some(request_id.to_owned()),
+            variant,
+            cross_site: cookie_state.is_some(),
+            cookie_state,
+            ..FlowStart::default()
+        })
+    }
+}
+
 fn new_id(env: &mut Env<'_>) -> Result<String, Deny> {
     random::bytes(env.rng, 20)
         .map(|b| request_id(&b))
@@ -67,13 +96,10 @@ impl Saml2 {
                 .ok()
                 .map(|to| Response::redirect(302, &to)),
             Binding::Post => {
-                let start = FlowStart {
-                    rd: rd.to_owned(),
-                    nonce: Some(id.clone()),
-                    variant: Some(LOGOUT.to_owned()),
-                    ..FlowStart::default()
-                };
-                // RelayState is the logout's flow, sealed (session/flow.rs).
+                let variant = Some(LOGOUT.to_owned());
+                let start = self.flow_start(rd.to_owned(), &id, variant, env).ok()?;
+                // RelayState is the logout's flow, sealed (session/flow.rs), or with
+                // `short_relay_state` the id of its cookie.
                 let begun = here.kit.begin_flow(here, req, start, env).ok()?;
                 let signed = match key {
                     Some(k) => sign_enveloped(&xml, &id, k).ok()?,
