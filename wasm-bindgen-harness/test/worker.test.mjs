@@ -93,8 +93,10 @@ test('login form: GET renders it, POST goes through read_body and logs in', asyn
   const html = await page.text();
   const state = /name="state" value="([^"]+)"/.exec(html)?.[1];
   assert.ok(state, html);
-  const flow = setCookies(page).find(([n]) => n.startsWith('sso_session_flow_'));
-  assert.ok(flow, 'flow cookie');
+  // The flow is sealed in `state`; the browser holds one binding cookie for every flow.
+  const flow = setCookies(page).find(([n]) => n === 'sso_session_bind');
+  assert.ok(flow, 'binding cookie');
+  assert.ok(!setCookies(page).some(([n]) => n.startsWith('sso_session_flow_')), 'no cookie per flow');
 
   const post = (password, cookie) =>
     worker.fetch(
@@ -109,7 +111,9 @@ test('login form: GET renders it, POST goes through read_body and logs in', asyn
   assert.equal(ok.status, 303);
   assert.equal(ok.headers.get('location'), '/after');
   assert.ok(setCookies(ok).some(([n, v]) => n === 'sso_session' && v.length > 20));
-  assert.ok(setCookies(ok).some(([n, v]) => n === flow[0] && v === ''), 'flow cookie deleted');
+  // Used once: the same state again is refused.
+  const replay = await post('password', `${flow[0]}=${flow[1]}`);
+  assert.equal(replay.status, 401);
 
   const again = await worker.fetch(get('/after', { ...NAV, cookie: cookieHeader(ok) }), env());
   assert.equal(again.status, 200);
