@@ -298,6 +298,14 @@ def saml_acs_post(lab):
     return Req("POST", "/sso/saml/saml/acs", list(harness.NAV.items()) + [FORM], body)
 
 
+def saml_slo_post(lab):
+    # A LogoutResponse by the POST binding (issue 17 item 7) for no logout flow: the engine
+    # refuses once it has the body.
+    body = urllib.parse.urlencode({"SAMLResponse": base64.b64encode(b"<LogoutResponse/>").decode(),
+                                   "RelayState": "no-such-flow"}).encode()
+    return Req("POST", "/sso/saml/saml/slo", list(harness.NAV.items()) + [FORM], body)
+
+
 ROWS = [
     Row("oidc-discovery-at-login", "callout", oidc_login_start, (502,),
         what="GET /sso/login of an oidc method, discovery not cached"),
@@ -330,6 +338,8 @@ ROWS = [
         what="the CAS server's single-logout POST (answered by the filter)"),
     Row("saml-acs-post", "body", saml_acs_post, (401,),
         what="the SAML ACS POST (no flow: refused once the body is read)"),
+    Row("saml-slo-post", "body", saml_slo_post, (401,),
+        what="a SAML LogoutResponse by the POST binding (no flow: refused once the body is read)"),
 ]
 
 
