@@ -42,6 +42,12 @@ pub(crate) fn bytes(rng: &mut dyn Random, n: usize) -> Result<Vec<u8>, RandomErr
     Ok(out)
 }
 
+/// 32 random bytes, base64url (43 characters): a flow id, a state, a nonce, a PKCE verifier.
+pub(crate) fn token(rng: &mut dyn Random) -> Result<String, RandomError> {
+    use base64::Engine;
+    bytes(rng, 32).map(|b| crate::jose::B64URL.encode(b))
+}
+
 /// Adapts [`Random`] to `rand_core` for the RSA crate's blinding. `RngCore::fill_bytes`
 /// cannot fail, so a failure is recorded and checked by the caller after the operation.
 pub(crate) struct RngAdapter<'a> {

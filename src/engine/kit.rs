@@ -1,8 +1,6 @@
 //! What the engine offers every method ([`Kit`]): the flow cookie, the one completion path,
 //! the one refusal map, the stores and the password budget.
 
-use base64::Engine;
-
 use super::{Env, Filter};
 use crate::config::Scope;
 use crate::counter::{Counter, MethodLabel};
@@ -12,7 +10,6 @@ use crate::http::{
 };
 use crate::identity::Identity;
 use crate::jose::claims::expiry_from;
-use crate::jose::B64URL;
 use crate::login::{Begun, Done, FlowStart, FormAgain, Here, Kit, Request};
 use crate::random;
 use crate::redirect::safe_return;
@@ -254,9 +251,7 @@ impl Filter {
         let unavailable = |_| Deny::Unavailable("random");
         let id = match &start.cookie_state {
             Some(s) => s.clone(),
-            None => random::bytes(env.rng, 32)
-                .map(|b| B64URL.encode(b))
-                .map_err(unavailable)?,
+            None => random::token(env.rng).map_err(unavailable)?,
         };
         let mut flow = Flow {
             v: 1,

@@ -12,7 +12,6 @@
 
 use std::any::Any;
 
-use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::documents::{judge_doc, store_doc};
@@ -20,7 +19,6 @@ use super::{Endpoints, OAuth2, Tokens};
 use crate::counter::Counter;
 use crate::deny::Deny;
 use crate::http::{CalloutResponse, Outcome, RequestHead, Response, Step};
-use crate::jose::B64URL;
 use crate::login::{wrong_wait, Env, FlowStart, Here, LoginMethod, Request, SessionView};
 use crate::mapping::RawMapping;
 use crate::methods::refresh::Pending;
@@ -84,9 +82,7 @@ pub(super) enum Stage {
 
 /// 32 random bytes, base64url: a state, a nonce or a PKCE verifier.
 fn draw(env: &mut Env<'_>) -> Result<String, Deny> {
-    random::bytes(env.rng, 32)
-        .map(|b| B64URL.encode(b))
-        .map_err(|_| Deny::Unavailable("random"))
+    random::token(env.rng).map_err(|_| Deny::Unavailable("random"))
 }
 
 impl OAuth2 {

@@ -45,8 +45,7 @@ impl Saml2 {
         // The bindings allow 80 bytes of RelayState: a random id (43 characters) naming a
         // flow cookie that comes back with the IdP's cross-site post.
         let cookie_state = if self.short_relay_state {
-            let id = random::bytes(env.rng, 32).map_err(|_| Deny::Unavailable("random"))?;
-            Some(base64::Engine::encode(&crate::jose::B64URL, id))
+            Some(random::token(env.rng).map_err(|_| Deny::Unavailable("random"))?)
         } else {
             None
         };
