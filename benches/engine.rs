@@ -39,6 +39,7 @@ fn main() {
         now_ms: 1_767_225_600_000,
         rng: &mut rng,
         cache: &cache,
+        fleet: Default::default(),
     };
     let Step::Respond(r) = filter.on_request(&login, &mut env).step else {
         panic!()

@@ -62,6 +62,8 @@ struct RawConfig {
     #[serde(default)]
     limits: crate::store::Limits,
     #[serde(default)]
+    store: Option<Value>,
+    #[serde(default)]
     client_ip_header: Option<String>,
 }
 
@@ -187,6 +189,9 @@ pub struct Config {
     pub cluster_names: ClusterNames,
     /// Bounds of the stores and the password budget.
     pub limits: crate::store::Limits,
+    /// Where single use, logouts and the lockout are kept: this process, or etcd for the
+    /// whole fleet.
+    pub store: crate::store::StoreConfig,
     /// A header set by a trusted front proxy that carries the client address (its last
     /// comma-separated value is used); `None`: the connection's peer address.
     pub client_ip_header: Option<String>,
@@ -264,6 +269,11 @@ impl Config {
             .check()
             .map_err(|(path, reason)| ConfigError::at(path, reason))?;
         let client_ip_header = parse_client_ip_header(raw.client_ip_header)?;
+        let store = match raw.store {
+            None => crate::store::StoreConfig::Local,
+            Some(v) => crate::store::fleet::parse(v)
+                .map_err(|(path, reason)| ConfigError::at(path, reason))?,
+        };
         // The assertion header is stripped whether or not assertions are configured: an
         // upstream that verifies assertions must never see one the client made.
         let assertion_header = assertion
@@ -279,6 +289,7 @@ impl Config {
             .collect();
         Ok(Config {
             limits: raw.limits,
+            store,
             spoofable,
             client_ip_header,
             cluster_names: raw.cluster_names,
@@ -397,6 +408,11 @@ impl Config {
                         out.push((m.name.clone(), u));
                     }
                 }
+            }
+        }
+        if let Some(etcd) = self.store.etcd() {
+            if let Ok(u) = url::Url::parse(&etcd.url) {
+                out.push(("store".to_owned(), u));
             }
         }
         out

@@ -34,6 +34,10 @@ pub enum Counter {
     /// `sso_org_sync_success.<method>` / `sso_org_sync_failure.<method>`: a department tree
     /// fetched and stored, or a fetch that failed (the log line says why).
     OrgSync(MethodLabel, bool),
+    /// `sso_fleet.<event>`: the fleet store refused a request (`replay`, `logged_out`,
+    /// `throttled`), failed (`unavailable`), was over its write budget (`busy`), or failed
+    /// while the operator chose to serve sessions anyway (`served_without_store`).
+    Fleet(&'static str),
 }
 
 /// The name of a configured method, as it may appear in a metric name. Built only by the
@@ -106,6 +110,7 @@ impl fmt::Display for Counter {
             Counter::PasswordBudget => f.write_str("sso_password_budget"),
             Counter::OrgSync(m, true) => write!(f, "sso_org_sync_success.{}", m.as_str()),
             Counter::OrgSync(m, false) => write!(f, "sso_org_sync_failure.{}", m.as_str()),
+            Counter::Fleet(event) => write!(f, "sso_fleet.{event}"),
         }
     }
 }

@@ -64,6 +64,12 @@ pub enum Deny {
     Unavailable(&'static str),
     /// A bounded store (by name) had no room for a single-use item; we fail closed.
     StoreFull(&'static str),
+    /// Too many failed passwords for this user from this address, counted across every
+    /// replica by the fleet store (the form methods answer a local lockout with their form).
+    Throttled {
+        /// Method name.
+        method: String,
+    },
     /// `activeAuth` names no configured method.
     UnknownMethod {
         /// The names that would have worked.
@@ -78,15 +84,6 @@ pub enum Deny {
         /// What went wrong.
         failure: crate::idp::IdpFailure,
     },
-}
-
-impl From<crate::store::StoreError> for Deny {
-    fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Full => Deny::StoreFull("once"),
-            crate::store::StoreError::Unavailable => Deny::Unavailable("shared_data"),
-        }
-    }
 }
 
 impl Deny {
@@ -107,6 +104,7 @@ impl Deny {
             Deny::NotFound => 404,
             Deny::Forbidden(_) => 403,
             Deny::Unavailable(_) | Deny::StoreFull(_) => 503,
+            Deny::Throttled { .. } => 429,
             Deny::Idp { failure, .. } => failure.status(),
         }
     }
@@ -125,6 +123,7 @@ impl Deny {
             Deny::Forbidden(_) => "forbidden",
             Deny::Token { .. } => "invalid_token",
             Deny::Unavailable(_) | Deny::StoreFull(_) => "unavailable",
+            Deny::Throttled { .. } => "throttled",
             Deny::UnknownMethod { .. } => "unknown_method",
             Deny::UnknownTenant => "unknown_tenant",
             Deny::Idp { .. } => "idp_error",
@@ -154,6 +153,9 @@ impl Deny {
                 format!("Unknown sign-in method. Valid methods: {}.", valid.join(", "))
             }
             Deny::UnknownTenant => "Unknown tenant.".into(),
+            Deny::Throttled { .. } => {
+                "Too many failed sign-in attempts. Please wait and try again later.".into()
+            }
             Deny::Idp { failure, .. } => failure.message().unwrap_or_else(|| {
                 "The identity provider could not complete the sign-in. Please try again.".into()
             }),
@@ -195,6 +197,7 @@ impl Deny {
             | Deny::MethodNeedsToken { method }
             | Deny::Token { method, .. }
             | Deny::Idp { method, .. }
+            | Deny::Throttled { method }
             | Deny::FlowRestart { method, .. } => Some(method),
             _ => None,
         }

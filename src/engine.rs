@@ -37,9 +37,11 @@ use crate::login::{Here, LoginMethod, Request};
 use crate::memo::Memo;
 use crate::methods::throttle::PasswordBudget;
 use crate::session::UpstreamToken;
+use crate::store::fleet;
 use crate::wait::{state_as, BodyWait, CalloutWait, MethodRef, StreamWait};
 
 mod endpoints;
+mod fleet_flush;
 mod kit;
 mod page;
 mod route;
@@ -65,6 +67,8 @@ pub struct Filter {
     config: Config,
     /// The password budget of this worker (built-in users and LDAP binds).
     budget: PasswordBudget,
+    /// The fleet store's write budget of this worker.
+    fleet_budget: fleet::WriteBudget,
     sessions: Memo<Prepared>,
     bearers: Memo<Prepared>,
 }
@@ -102,6 +106,7 @@ impl Filter {
         Filter {
             config,
             budget: PasswordBudget::default(),
+            fleet_budget: fleet::WriteBudget::default(),
             sessions: Memo::default(),
             bearers: Memo::default(),
         }
@@ -124,13 +129,20 @@ impl Filter {
     /// Handles a request head.
     pub fn on_request(&self, head: &RequestHead, env: &mut Env<'_>) -> Outcome {
         let outcome = self.request(head, env);
-        self.name_clusters(outcome)
+        self.finish(outcome, env)
     }
 
-    /// Finishes every outcome the engine hands to a host: names the cluster of an outgoing
-    /// callout per `cluster_names` (the one place this deployment detail is applied, whichever
-    /// method made the callout), and makes sure a per-method counter names a configured
-    /// method, so no request can define a metric.
+    /// Finishes every outcome the engine hands to a host: names its callout's cluster
+    /// ([`Filter::name_clusters`]), and, with a fleet store, holds it back until the store
+    /// agrees with what the input's store operations left (`engine/fleet_flush.rs`).
+    fn finish(&self, outcome: Outcome, env: &mut Env<'_>) -> Outcome {
+        let outcome = self.name_clusters(outcome);
+        self.flush_fleet(outcome, env)
+    }
+
+    /// Names the cluster of an outgoing callout per `cluster_names` (the one place this
+    /// deployment detail is applied, whichever method made the callout), and makes sure a
+    /// per-method counter names a configured method, so no request can define a metric.
     fn name_clusters(&self, mut outcome: Outcome) -> Outcome {
         if let Step::Callout(callout, _) = &mut outcome.step {
             self.name_cluster(callout);
@@ -198,7 +210,7 @@ impl Filter {
                 None => gone(&method),
             },
         };
-        self.name_clusters(outcome)
+        self.finish(outcome, env)
     }
 
     /// Handles a callout's answer (a response with no status when the callout failed).
@@ -213,10 +225,13 @@ impl Filter {
                 Some((here, imp)) => imp.resume_callout(&here, state, response, env),
                 None => gone(&method),
             },
-            // The engine makes no callouts of its own.
-            (None, _) => unavailable(),
+            // The engine's own callouts are to the fleet store.
+            (None, state) => match state_as::<fleet::Conversation>(state) {
+                Some(conversation) => return self.resume_fleet(conversation, response, env),
+                None => unavailable(),
+            },
         };
-        self.name_clusters(outcome)
+        self.finish(outcome, env)
     }
 
     /// Handles what a [`Step::Stream`] round read (or its failure).
@@ -233,7 +248,7 @@ impl Filter {
             },
             (None, _) => unavailable(),
         };
-        self.name_clusters(outcome)
+        self.finish(outcome, env)
     }
 
     /// The method named `name` in the first scope that has it, when it is behind the trait.

@@ -230,6 +230,7 @@ impl Harness {
             now_ms: self.now * 1000,
             rng: &mut self.rng,
             cache: &self.cache,
+            fleet: Default::default(),
         };
         let mut outcome = self.filter.on_request(&head, &mut env);
         // A login never needs more than a handful of round trips; more is a loop.

@@ -28,7 +28,7 @@ use crate::idp::IdpFailure;
 use crate::mapping::RawMapping;
 use crate::random::Random;
 use crate::session::{Cookies, Flow, Session, SessionExtra};
-use crate::store::{Limits, Stores};
+use crate::store::{Fleet, Limits, Stores};
 use crate::wait::{BodyWait, CalloutWait, MethodRef, TimerWait, WaitState};
 
 /// What the host lends the engine for one input.
@@ -41,6 +41,9 @@ pub struct Env<'a> {
     pub rng: &'a mut dyn Random,
     /// The process-wide cache.
     pub cache: &'a dyn SharedCache,
+    /// What this input's store operations leave for the fleet store (empty unless `store` is
+    /// `etcd`); the engine flushes it before the input's step leaves (`engine/fleet_flush.rs`).
+    pub fleet: Fleet,
 }
 
 /// A session younger than this (seconds) is not reloaded by a method's `reload_user`.
@@ -379,7 +382,8 @@ pub trait Kit {
     fn cookies(&self) -> &Cookies;
     /// The bounds of the stores and the password budget.
     fn limits(&self) -> &Limits;
-    /// The bounded stores for this input.
+    /// The bounded stores for this input; with a fleet store configured, what the whole fleet
+    /// must agree on also goes to `fleet`, refused (if it is) as an answer to `head`.
     ///
     /// # Errors
     ///
@@ -388,6 +392,8 @@ pub trait Kit {
         &'s self,
         cache: &'s dyn SharedCache,
         rng: &mut dyn Random,
+        fleet: &'s Fleet,
+        head: Option<&RequestHead>,
     ) -> Result<Stores<'s>, Deny>;
     /// The client's address (`client_ip_header` or the connection's peer).
     fn client(&self, head: &RequestHead) -> Option<IpAddr>;

@@ -270,6 +270,7 @@ fn judge(filter: &Filter, path: &str) -> Judged {
         now_ms: 1_767_225_600_000,
         rng: &mut SystemRandom,
         cache: &cache,
+        fleet: Default::default(),
     };
     match filter.on_request(&head, &mut env).step {
         Step::Continue(edits) => Judged::Public(

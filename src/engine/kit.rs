@@ -19,7 +19,7 @@ use crate::session::{
 
 /// The login endpoint's parameter that counts automatic restarts ([`Filter::restart`]).
 const RETRY_PARAM: &str = "retry";
-use crate::store::{Limits, Stores};
+use crate::store::{Fleet, Limits, Stores};
 
 impl Kit for Filter {
     fn origin(&self) -> &str {
@@ -50,8 +50,15 @@ impl Kit for Filter {
         &'s self,
         cache: &'s dyn crate::cache::SharedCache,
         rng: &mut dyn crate::random::Random,
+        fleet: &'s Fleet,
+        head: Option<&RequestHead>,
     ) -> Result<Stores<'s>, Deny> {
-        Stores::open(cache, rng, &self.config.limits).map_err(Deny::from)
+        let stores = Stores::open(cache, rng, &self.config.limits).map_err(Deny::from)?;
+        Ok(match (self.config.store.etcd(), head) {
+            (Some(_), Some(head)) => stores.everywhere(fleet, head),
+            (Some(_), None) => stores.everywhere(fleet, &RequestHead::default()),
+            (None, _) => stores,
+        })
     }
 
     fn client(&self, head: &RequestHead) -> Option<std::net::IpAddr> {
@@ -227,14 +234,11 @@ impl Filter {
                 (flow, Some(delete))
             }
         };
-        let fresh = Kit::stores(self, env.cache, env.rng)?.use_flow(
+        Kit::stores(self, env.cache, env.rng, &env.fleet, Some(ctx.head))?.claim_flow(
             &flow.state,
             flow.exp.saturating_add(60),
             env.now,
         )?;
-        if !fresh {
-            return Err(Deny::FlowInvalid);
-        }
         Ok((flow, delete))
     }
 

@@ -14,8 +14,10 @@ use crate::session::Session;
 
 impl Filter {
     /// The request's session, from the memo or by opening the cookie. A session made by a CAS
-    /// ticket is looked up in the single-logout list on every request, memo hit or not, so a
-    /// logout reaches every worker at once.
+    /// ticket or a SAML session index is looked up in the single-logout list on every request,
+    /// memo hit or not, so a logout reaches every worker at once; with a fleet store the same
+    /// question goes to etcd before the request leaves (`engine/fleet_flush.rs`), so a logout
+    /// received by another replica ends it too. Sessions of other methods never touch a store.
     pub(super) fn session(&self, ctx: &Request<'_>, env: &Env<'_>) -> Option<Arc<Prepared>> {
         let sealed = self.config.cookies.sealed_session(&ctx.cookies)?;
         let prepared = match self.sessions.get(&sealed, env.now) {
@@ -35,6 +37,12 @@ impl Filter {
         match &prepared.sid {
             Some(sid) if crate::store::logged_out(env.cache, &self.config.limits, sid, env.now) => {
                 None
+            }
+            Some(sid) if self.config.store.etcd().is_some() => {
+                env.fleet.note(ctx.head);
+                env.fleet
+                    .push(crate::store::Intent::NotLoggedOut { item: sid.clone() });
+                Some(prepared)
             }
             _ => Some(prepared),
         }

@@ -580,6 +580,7 @@ fn with_env<T>(clock: Clock, f: impl FnOnce(&mut Env<'_>) -> T) -> T {
         now_ms,
         rng: &mut rng,
         cache: &cache,
+        fleet: Default::default(),
     };
     f(&mut env)
 }

@@ -59,10 +59,15 @@ pub fn claim(
     );
     let (now, cache) = (env.now, env.cache);
     let hold = LOCK_SECONDS.max(timeout_ms.div_ceil(1000).saturating_add(1));
-    let locked = here.kit.stores(cache, env.rng).and_then(|st| {
-        st.try_lock(&key, now.saturating_add(hold), now)
-            .map_err(Into::into)
-    });
+    // The lock is per replica on purpose: two replicas refreshing one session at once cost
+    // the IdP one extra refresh, and a lock in etcd would cost every refresh a round trip.
+    let locked = here
+        .kit
+        .stores(cache, env.rng, &env.fleet, None)
+        .and_then(|st| {
+            st.try_lock(&key, now.saturating_add(hold), now)
+                .map_err(Into::into)
+        });
     match locked {
         Ok(true) => {}
         Ok(false) => return None,

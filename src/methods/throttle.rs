@@ -17,8 +17,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use crate::deny::Deny;
 use crate::methods::form::LoginFailure;
-use crate::store::{Limits, Stores};
+use crate::store::{Attempt, Intent, Limits, Stores};
 
 /// The lockout policy: after `max_failures` failures within `lockout` seconds, every attempt
 /// for that user from that client address is refused until the window passes.
@@ -53,23 +54,46 @@ impl Throttle {
         Ok(failures)
     }
 
-    /// Counts one failure.
+    /// Counts one failure of `method` (here, and in the fleet store when there is one).
     ///
     /// # Errors
     ///
     /// [`LoginFailure::Unavailable`] when the store fails.
-    pub fn fail(&self, stores: &Stores<'_>, key: &str, now: u64) -> Result<(), LoginFailure> {
+    pub fn fail(
+        &self,
+        stores: &Stores<'_>,
+        method: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<(), LoginFailure> {
         stores
             .fail(key, self.lockout, now)
-            .map(|_| ())
-            .map_err(|_| LoginFailure::Unavailable)
+            .map_err(|_| LoginFailure::Unavailable)?;
+        stores.leave(self.tally(method, key, Attempt::Failed));
+        Ok(())
     }
 
-    /// Clears the counter after a success (best effort).
-    pub fn clear(&self, stores: &Stores<'_>, key: &str, failures: u32, now: u64) {
+    /// Clears the counter after a success (best effort). With a fleet store, the success
+    /// still stands only if the pair is not locked out across the fleet (checked before the
+    /// session leaves), and the fleet's counter is cleared then.
+    pub fn clear(&self, stores: &Stores<'_>, method: &str, key: &str, failures: u32, now: u64) {
         if failures > 0 && stores.clear_failures(key, now).is_err() {
             // A stale counter only slows the next failure.
             log::info!("sso-filter: could not clear the throttle counter");
+        }
+        stores.leave(self.tally(method, key, Attempt::Succeeded));
+    }
+
+    /// The fleet store's part of a password check.
+    fn tally(&self, method: &str, key: &str, attempt: Attempt) -> Intent {
+        Intent::Tally {
+            item: key.to_owned(),
+            max: self.max_failures,
+            window: self.lockout,
+            attempt,
+            deny: Deny::Throttled {
+                method: method.to_owned(),
+            },
         }
     }
 }
@@ -92,7 +116,7 @@ struct BudgetState {
 }
 
 #[derive(Clone, Copy, Debug, Default)]
-struct Bucket {
+pub(crate) struct Bucket {
     /// Thousandths of a check available.
     milli: u64,
     /// When it was last filled, milliseconds since the epoch (0: never used: full).
@@ -102,7 +126,13 @@ struct Bucket {
 impl Bucket {
     /// Refills at `per_ms_milli` thousandths per millisecond up to `burst` checks, then takes
     /// one check if there is one.
-    fn take(&mut self, now_ms: u64, milli_per_ms: u64, per_ms_div: u64, burst: u64) -> bool {
+    pub(crate) fn take(
+        &mut self,
+        now_ms: u64,
+        milli_per_ms: u64,
+        per_ms_div: u64,
+        burst: u64,
+    ) -> bool {
         let cap = burst.saturating_mul(1000);
         if self.at_ms == 0 {
             self.milli = cap;

@@ -220,6 +220,7 @@ impl Driver {
             now_ms: self.now * 1000,
             rng: &mut rng,
             cache: &self.cache,
+            fleet: Default::default(),
         };
         input(&self.filter, &mut env)
     }
@@ -303,6 +304,7 @@ impl Driver {
             now_ms: self.now * 1000,
             rng: &mut rng,
             cache: &self.cache,
+            fleet: Default::default(),
         };
         self.transcript.push(format!("> timer @{}", self.now));
         let mut todo = vec![self.filter.on_timer(&mut env)];

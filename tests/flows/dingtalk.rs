@@ -673,6 +673,7 @@ fn two_workers_fetch_the_tree_once() {
             now_ms: now * 1000,
             rng: &mut rng,
             cache: &cache,
+            fleet: Default::default(),
         };
         let mut todo = vec![a.on_timer(&mut env)];
         assert_eq!(todo[0].callouts.len(), 1, "round {round}");

@@ -576,6 +576,7 @@ fn with_env<T>(world: World<'_>, f: impl FnOnce(&mut Env<'_>) -> T) -> T {
         now_ms: world.now_ms,
         rng: world.rng,
         cache: world.cache,
+        fleet: Default::default(),
     };
     f(&mut env)
 }

@@ -160,7 +160,13 @@ impl Cas {
 
     /// Records the logged-out ticket digest. Always 200 for a well-formed request (the server
     /// does not care, and an unknown ticket must not be distinguishable).
-    fn logged_out(&self, here: &Here<'_>, body: &[u8], env: &mut Env<'_>) -> Result<(), Deny> {
+    fn logged_out(
+        &self,
+        here: &Here<'_>,
+        head: &RequestHead,
+        body: &[u8],
+        env: &mut Env<'_>,
+    ) -> Result<(), Deny> {
         let form = PostedForm::read(body, MAX_SLO_BODY)?;
         let xml = form
             .field("logoutRequest")?
@@ -170,12 +176,9 @@ impl Cas {
             .now
             .saturating_add(here.kit.cookies().ttl)
             .saturating_add(60);
-        here.kit.stores(env.cache, env.rng)?.log_out(
-            &ticket_id(&ticket),
-            env.now,
-            keep_until,
-            env.now,
-        )?;
+        here.kit
+            .stores(env.cache, env.rng, &env.fleet, Some(head))?
+            .log_out(&ticket_id(&ticket), env.now, keep_until, env.now)?;
         Ok(())
     }
 }
@@ -305,7 +308,7 @@ impl LoginMethod for Cas {
             return wrong_wait(here);
         };
         let req = here.kit.request(&wait.head);
-        let ended = self.logged_out(here, body, env).map(|()| {
+        let ended = self.logged_out(here, &wait.head, body, env).map(|()| {
             log::info!("sso-filter: single logout path={}", req.path);
             Outcome::new(Step::Respond(Response::new(200))).count(Counter::Slo(here.label()))
         });

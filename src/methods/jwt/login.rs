@@ -27,7 +27,7 @@ impl Jwt {
         let stores = if self.memoizable() {
             None
         } else {
-            Some(here.kit.stores(env.cache, env.rng)?)
+            Some(here.kit.stores(env.cache, env.rng, &env.fleet, None)?)
         };
         self.verify(here.name(), token, env.now, env.rng, stores.as_ref())
     }

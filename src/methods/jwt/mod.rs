@@ -231,12 +231,12 @@ impl Jwt {
             // the expiry check; a list with no room refuses (never forgets a live `jti`).
             let stores = stores.ok_or(Deny::Unavailable("replay_cache"))?;
             let keep_until = exp.saturating_add(self.rules.leeway).saturating_add(1);
-            let fresh = stores
-                .use_once(&format!("jti:{name}:{jti}"), keep_until, now)
-                .map_err(Deny::from)?;
-            if !fresh {
-                return Err(refuse(JoseError::Replayed));
-            }
+            stores.claim(
+                &format!("jti:{name}:{jti}"),
+                keep_until,
+                now,
+                refuse(JoseError::Replayed),
+            )?;
         }
         let mut valid_until = checked.exp.map_or(now.saturating_add(300), |exp| {
             exp.saturating_add(self.rules.leeway).saturating_add(1)

@@ -80,13 +80,15 @@ impl Ldap {
             Progress::Done(result) => result,
         };
         let key = throttle::key(here.name(), &user, here.kit.client(req.head));
-        let stores = here.kit.stores(env.cache, env.rng)?;
+        let stores = here
+            .kit
+            .stores(env.cache, env.rng, &env.fleet, Some(req.head))?;
         let claims = match result {
             Ok(claims) => claims,
             Err(failure) => {
                 if failure.counts() {
                     self.throttle
-                        .fail(&stores, &key, env.now)
+                        .fail(&stores, here.name(), &key, env.now)
                         .map_err(|_| Deny::Unavailable("throttle_store"))?;
                 }
                 return Self::directory_failed(
@@ -99,7 +101,8 @@ impl Ldap {
                 );
             }
         };
-        self.throttle.clear(&stores, &key, wait.failures, env.now);
+        self.throttle
+            .clear(&stores, here.name(), &key, wait.failures, env.now);
         let id = Arc::clone(&here.method.mapping)
             .apply(&claims, here.name())
             .ok_or_else(|| here.identity_invalid("no login attribute"))?;
@@ -167,7 +170,7 @@ impl LoginMethod for Ldap {
         let key = throttle::key(here.name(), &username, client);
         let checked = here
             .kit
-            .stores(env.cache, env.rng)
+            .stores(env.cache, env.rng, &env.fleet, Some(req.head))
             .map_err(|_| LoginFailure::Unavailable)
             .and_then(|st| self.throttle.check(&st, &key, env.now));
         let failures = match checked {

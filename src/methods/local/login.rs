@@ -33,7 +33,7 @@ impl LoginMethod for Local {
         env: &mut Env<'_>,
     ) -> Result<Outcome, Deny> {
         let kit = here.kit;
-        let stores = kit.stores(env.cache, env.rng)?;
+        let stores = kit.stores(env.cache, env.rng, &env.fleet, Some(req.head))?;
         let client = kit.client(req.head);
         let gate = Gate {
             stores: &stores,

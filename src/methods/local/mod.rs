@@ -186,13 +186,13 @@ impl Local {
         };
         match (ok, user) {
             (true, Some(u)) => {
-                throttle.clear(gate.stores, &key, failures, now);
+                throttle.clear(gate.stores, method, &key, failures, now);
                 let mut id = u.profile.clone();
                 id.method = method.to_owned();
                 Ok(id)
             }
             _ => {
-                throttle.fail(gate.stores, &key, now)?;
+                throttle.fail(gate.stores, method, &key, now)?;
                 Err(LoginFailure::Invalid)
             }
         }

@@ -255,10 +255,9 @@ impl Saml2 {
         // a store that cannot be read or written refuses (fail closed, L10).
         let item = format!("saml:{}", replay_key(&verified.assertion_id));
         let keep_until = verified.not_on_or_after.saturating_add(60);
-        let stores = here.kit.stores(env.cache, env.rng)?;
-        if !stores.use_once(&item, keep_until, env.now)? {
-            return Err(refused(SamlFailure::Replayed));
-        }
+        here.kit
+            .stores(env.cache, env.rng, &env.fleet, Some(req.head))?
+            .claim(&item, keep_until, env.now, refused(SamlFailure::Replayed))?;
         let identity = here.identity(&verified.claims)?;
         let done = Done {
             identity,

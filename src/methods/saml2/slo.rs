@@ -220,13 +220,11 @@ impl Saml2 {
         let (request_id, indexes) = self
             .check_logout_request(idp, xml, (&sls, env.now), came_by == Binding::Post)
             .map_err(refused)?;
-        let stores = kit.stores(env.cache, env.rng)?;
+        let stores = kit.stores(env.cache, env.rng, &env.fleet, Some(req.head))?;
         let keep_until = env.now.saturating_add(kit.cookies().ttl).saturating_add(60);
         // One-time use: a replayed logout request is refused, not answered again.
         let item = format!("saml-logout:{}", replay_key(&request_id));
-        if !stores.use_once(&item, keep_until, env.now)? {
-            return Err(refused(SamlFailure::Replayed));
-        }
+        stores.claim(&item, keep_until, env.now, refused(SamlFailure::Replayed))?;
         for index in &indexes {
             stores.log_out(&session_id(index), env.now, keep_until, env.now)?;
         }
