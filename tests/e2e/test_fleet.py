@@ -1,0 +1,265 @@
+"""The fleet store (issue 16): two replicas of the host under test (two Envoys, two Node
+workers or two workerd instances, per SSO_E2E_HOST) in front of one upstream, sharing session
+keys and one real etcd (tests/e2e/etcd.py), with the real django-mama-cas and the real
+oidc-provider as identity providers. What one replica learns, the other enforces:
+
+- a one-time token used on A is refused on B;
+- an OIDC callback replayed on B is refused before B calls the provider;
+- a CAS single logout received by A ends the session on B at its next request;
+- failed passwords on A and B count against one lockout;
+- with etcd stopped, whatever needs it fails closed (503, a counter, a log line), except
+  sessions on a replica whose operator chose `insecure_serve_sessions`; it recovers when etcd
+  is back;
+- a flood of logouts stays bounded in etcd: every key has a lease, and past the write budget
+  the replica refuses rather than writes.
+
+Every refusal is checked against security.md §0.2 (harness.assert_nobody_let_in).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+import harness
+from etcd import Etcd
+from harness import API, NAV, assert_nobody_let_in
+from test_cas import CasServer, cas_login, _ticket_from_cas
+from test_bounds import _logout_body
+
+PREFIX = "e2e-fleet/"
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory):
+    server = Etcd(tmp_path_factory.mktemp("etcd"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def cas(tmp_path_factory):
+    server = CasServer(tmp_path_factory.mktemp("fleet-cas"))
+    yield server
+    server.stop()
+
+
+def fleet_config(etcd: Etcd, cas: CasServer, keys: list[str], **store) -> dict:
+    cfg = harness.base_config(None, keys=keys)
+    cfg["store"] = {"type": "etcd", "url": etcd.url, "prefix": PREFIX, "timeout_ms": 1000,
+                    **store}
+    cfg["methods"]["jwt-once"] = {
+        "type": "jwt", "param": "jwtParam", "one_time": True,
+        "verify": {"alg": "HS256", "secret": harness.SEED_SECRET},
+        "mapping": {"login": "loginName", "roles": "roles"}}
+    cfg["methods"]["cas3"] = {
+        "type": "cas", "server_url": cas.url, "protocol": "3.0",
+        "logout_sources": ["127.0.0.1/32"], "mapping": {"login": "user"}}
+    return cfg
+
+
+class Pair:
+    def __init__(self, envoys, etcd, cas, **store):
+        self.keys = [harness.new_session_key()]
+        clusters = [("127.0.0.1", etcd.port), ("127.0.0.1", cas.port)]
+        cfg = fleet_config(etcd, cas, self.keys, **store)
+        self.a = envoys.start(cfg, name="fleet-a", clusters=clusters)
+        self.b = envoys.start(cfg, name="fleet-b", clusters=clusters)
+
+    def counter(self, inst, name: str) -> int:
+        return inst.stats(name).get(f"wasmcustom.{name}", 0)
+
+
+@pytest.fixture(scope="module")
+def pair(envoys, etcd, cas):
+    return Pair(envoys, etcd, cas)
+
+
+def one_time_token(login: str = "alice") -> str:
+    return harness.mint_hs256({"loginName": login, "roles": ["data viewer"],
+                               "jti": secrets.token_hex(8), "exp": int(time.time()) + 600})
+
+
+def test_one_time_token_used_on_a_is_refused_on_b(pair, etcd, recorder):
+    url = harness.jwt_url(one_time_token(), method="jwt-once", path="/once")
+    first = pair.a.client().get(url, API)
+    assert first.status == 302 and first.session_cookies_set, first
+    recorder.clear()
+    before = pair.counter(pair.b, "sso_fleet.replay")
+    replay = pair.b.client().get(url, API)
+    assert_nobody_let_in(replay, recorder, pair.b, statuses=(401,))
+    assert replay.json()["error"] == "invalid_token"
+    assert pair.counter(pair.b, "sso_fleet.replay") == before + 1
+    # What etcd holds for it: one key named by a digest, with a lease.
+    once = etcd.keys(PREFIX + "once/")
+    assert once and all(k["lease"] != "0" and 0 < k["ttl"] <= 600 + 60 + 60 + 120
+                        for k in once), once
+    assert not any("alice" in k["key"] for k in once)
+
+
+def test_cas_callback_replayed_on_b_is_refused_before_the_ticket_is_validated(pair, cas,
+                                                                                 recorder):
+    browser = requests.Session()
+    callback = _ticket_from_cas(browser, pair.a)
+    landed = browser.get(callback, headers=NAV, allow_redirects=False)
+    assert landed.status_code == 302 and "sso_session" in browser.cookies.get_dict()
+    # The same callback on B, with the browser's binding cookie: the flow was used on A.
+    c = harness.Client(pair.b.port)
+    c.jar = {k: v for k, v in browser.cookies.get_dict().items()
+             if k.startswith("sso_") and not harness.SESSION_COOKIE_RE.match(k)}
+    ticket = urllib.parse.parse_qs(urllib.parse.urlsplit(callback).query)["ticket"][0]
+    recorder.clear()
+    replay = c.get(harness.path_of(callback, pair.a.base_url))
+    assert_nobody_let_in(replay, recorder, pair.b, statuses=(401,))
+    assert pair.counter(pair.b, "sso_fleet.replay") >= 1
+    # The CAS server was asked about the ticket once, by A; B never asked.
+    time.sleep(0.5)  # the server's access log is written after its answer
+    asked = [line for line in cas.log_text().splitlines()
+             if "serviceValidate" in line and ticket in line]
+    assert len(asked) == 1, asked
+
+
+def test_cas_logout_received_by_a_ends_the_session_on_b(pair, cas, recorder):
+    browser = requests.Session()
+    landed = cas_login(browser, pair.a, "/slo", "cas3", "jdoe")
+    assert landed.status_code == 200, landed.text[:300]
+    session = {k: v for k, v in browser.cookies.get_dict().items()
+               if harness.SESSION_COOKIE_RE.match(k)}
+    # The session works on B too (stateless cookie, shared keys), checked against etcd.
+    on_b = harness.Client(pair.b.port)
+    on_b.jar = dict(session)
+    assert on_b.get("/slo", API).status == 200
+    if not harness.host_knows_client_address():
+        # A local workerd has no client address: the CAS server's unsigned logout is refused
+        # (logout_sources fail closed), so nothing is recorded and the session lives on B.
+        denied = pair.counter(pair.a, "sso_deny.forbidden")
+        browser.get(f"{cas.url}/logout", headers=NAV)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pair.counter(pair.a, "sso_deny.forbidden") == denied:
+            time.sleep(0.1)
+        assert pair.counter(pair.a, "sso_deny.forbidden") == denied + 1
+        assert on_b.get("/slo", API).status == 200
+        return
+    before = pair.counter(pair.a, "sso_slo.cas3")
+    browser.get(f"{cas.url}/logout", headers=NAV)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and pair.counter(pair.a, "sso_slo.cas3") == before:
+        time.sleep(0.1)
+    assert pair.counter(pair.a, "sso_slo.cas3") == before + 1, cas.log_text()[-2000:]
+    recorder.clear()
+    gone = pair.counter(pair.b, "sso_fleet.logged_out")
+    assert_nobody_let_in(on_b.get("/slo", API), recorder, pair.b, statuses=(401,))
+    assert pair.counter(pair.b, "sso_fleet.logged_out") == gone + 1
+    # B remembers it now: the next request is refused without asking etcd again.
+    assert_nobody_let_in(on_b.get("/slo", API), recorder, pair.b, statuses=(401,))
+    assert pair.counter(pair.b, "sso_fleet.logged_out") == gone + 1
+
+
+def test_failed_passwords_on_both_replicas_count_against_one_lockout(pair, recorder):
+    user = harness.USERS["lockme"]
+    # base_config: max_failures 5 per (user, client address); 3 on A, 2 on B.
+    for inst in (pair.a, pair.a, pair.a, pair.b, pair.b):
+        resp = harness.local_login(inst.client(), user.login, "wrong password")
+        assert resp.status == 401 and not resp.session_cookies_set, resp
+    recorder.clear()
+    before = pair.counter(pair.a, "sso_fleet.throttled")
+    # A has counted 3 on its own, under the limit; the fleet has counted 5.
+    right = harness.local_login(pair.a.client(), user.login, user.password)
+    assert_nobody_let_in(right, recorder, pair.a, statuses=(429,))
+    assert pair.counter(pair.a, "sso_fleet.throttled") == before + 1
+
+
+def test_a_success_clears_the_fleet_counter(pair, etcd):
+    user = harness.USERS["zhang"]
+    for inst in (pair.a, pair.b):
+        resp = harness.local_login(inst.client(), user.login, "wrong password")
+        assert resp.status == 401, resp
+    assert etcd.keys(PREFIX + "thr/"), "failures are counted in etcd"
+    ok = harness.local_login(pair.b.client(), user.login, user.password)
+    assert ok.status == 303 and ok.session_cookies_set, ok
+    left = [k for k in etcd.keys(PREFIX + "thr/")]
+    # zhang's counter is gone; lockme's (previous test) may remain until its lease ends.
+    assert len(left) <= 5, left
+
+
+def test_store_down_fails_closed_serves_sessions_only_when_chosen_and_recovers(
+        envoys, etcd, cas, pair, recorder):
+    lenient = envoys.start(fleet_config(etcd, cas, pair.keys,
+                                        on_store_error="insecure_serve_sessions"),
+                           name="fleet-c",
+                           clusters=[("127.0.0.1", etcd.port), ("127.0.0.1", cas.port)])
+    browser = requests.Session()
+    assert cas_login(browser, pair.a, "/down", "cas3", "jdoe").status_code == 200
+    session = {k: v for k, v in browser.cookies.get_dict().items()
+               if harness.SESSION_COOKIE_RE.match(k)}
+    etcd.stop()
+    try:
+        recorder.clear()
+        down = pair.counter(pair.b, "sso_fleet.unavailable")
+        on_b = harness.Client(pair.b.port)
+        on_b.jar = dict(session)
+        assert_nobody_let_in(on_b.get("/down", API), recorder, pair.b, statuses=(503,))
+        assert pair.counter(pair.b, "sso_fleet.unavailable") == down + 1
+        deadline = time.monotonic() + 5
+        while "fleet store unavailable" not in pair.b.log_text():
+            assert time.monotonic() < deadline, pair.b.log_tail()
+            time.sleep(0.1)
+        # Single use fails closed on every replica, whatever on_store_error says.
+        url = harness.jwt_url(one_time_token(), method="jwt-once", path="/down")
+        assert_nobody_let_in(lenient.client().get(url, API), recorder, lenient,
+                             statuses=(503,))
+        # The replica that chose it serves the session on its own logout list.
+        on_c = harness.Client(lenient.port)
+        on_c.jar = dict(session)
+        served = lenient.stats("sso_fleet.served_without_store").get(
+            "wasmcustom.sso_fleet.served_without_store", 0)
+        assert on_c.get("/down", API).status == 200
+        assert lenient.stats("sso_fleet.served_without_store").get(
+            "wasmcustom.sso_fleet.served_without_store", 0) == served + 1
+    finally:
+        etcd.start()
+    # Back: the session and a fresh one-time token work again.
+    assert on_b.get("/down", API).status == 200
+    url = harness.jwt_url(one_time_token(), method="jwt-once", path="/up")
+    resp = pair.b.client().get(url, API)
+    assert resp.status == 302 and resp.session_cookies_set, resp
+
+
+def test_a_logout_flood_stays_bounded_by_leases_and_the_write_budget(envoys, etcd, cas,
+                                                                    recorder):
+    cfg = fleet_config(etcd, cas, [harness.new_session_key()], writes_per_second=20,
+                       write_burst=40, prefix="e2e-flood/")
+    # The posts name their sender in a header the configuration trusts, so every host (a
+    # local workerd knows no client address) takes them as the CAS server's.
+    cfg["client_ip_header"] = "x-test-client"
+    inst = envoys.start(cfg, name="fleet-flood",
+                        clusters=[("127.0.0.1", etcd.port), ("127.0.0.1", cas.port)])
+    c = inst.client()
+    statuses: dict[int, int] = {}
+    t0 = time.monotonic()
+    for i in range(200):
+        resp = c.request("POST", "/sso/callback/cas3",
+                         {"Content-Type": "application/x-www-form-urlencoded",
+                          "X-Test-Client": "127.0.0.1"},
+                         _logout_body(f"ST-{i}-{secrets.token_hex(8)}"), use_jar=False)
+        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+    took = time.monotonic() - t0
+    assert set(statuses) <= {200, 503}, statuses
+    busy = inst.stats("sso_fleet.busy").get("wasmcustom.sso_fleet.busy", 0)
+    assert busy == statuses.get(503, 0) > 0, (statuses, busy)
+    keys = etcd.keys("e2e-flood/")
+    # Written: at most the burst plus the rate over the time taken, per worker (the budget is
+    # a worker's, like the password budget: Envoy runs two here, the edge hosts one).
+    workers = 2 if os.environ.get("SSO_E2E_HOST", "envoy") == "envoy" else 1
+    assert statuses[200] == len(keys) <= workers * (40 + 20 * took + 1), (
+        statuses, len(keys), took)
+    # Each remembered for the session lifetime and no longer (ttl_seconds 28800 + 60, in a
+    # one-hour lease window, granted 120 s past it).
+    assert all(k["lease"] != "0" and 0 < k["ttl"] <= 28_860 + 3600 + 120 for k in keys), keys
+    assert len({k["lease"] for k in keys}) <= 2, "items of one window share a lease"
+    assert recorder.requests() == []
