@@ -24,6 +24,8 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # pysaml2 (the SAML IdP of the e2e suite and the fixture generator) signs with the xmlsec1 binary.
 command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
+# The fleet-store tests run a real etcd (the suite starts its own on loopback).
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 if [ "${SSO_SETUP_NO_BROWSER:-0}" != 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)

@@ -343,6 +343,36 @@ ROWS = [
 ]
 
 
+# The fleet store's pause (issue 16): before a step leaves, the engine asks etcd (here the
+# held IdP, which answers 503: etcd failing). A lab of its own, with `store` pointed at the held
+# IdP and `on_store_error: insecure_serve_sessions`, so both decisions are reached: a session's
+# logout check is served on the local answer (Continue after the pause), a one-time token's
+# single use fails closed (503) whatever the operator chose.
+
+def fleet_session(lab):
+    now = int(time.time())
+    payload = {"v": 1, "id": {"login": "carol", "method": "cas"}, "iat": now,
+               "exp": now + 3600, "sid": f"fleet-{secrets.token_hex(8)}"}
+    return Req("POST", "/app/data?x=1",
+               [("Accept", "application/json"), FORM,
+                ("Cookie", f"sso_session={seal_session(lab.config, payload)}")])
+
+
+def fleet_one_time(lab):
+    token = harness.mint_hs256({"loginName": "dave", "jti": secrets.token_hex(8),
+                                "exp": int(time.time()) + 600})
+    return Req("POST", harness.jwt_url(token, method="jwt-once", path="/app/x"),
+               [("Accept", "application/json"), FORM])
+
+
+FLEET_ROWS = [
+    Row("fleet-session-logout-check", "callout", fleet_session, (200,), forwarded_as="carol",
+        what="a CAS session's logout check in etcd (store failing, sessions served)"),
+    Row("fleet-one-time-token", "callout", fleet_one_time, (503,),
+        what="a one-time token's single use in etcd (store failing: closed)"),
+]
+
+
 # =============================================================================== clients
 
 def _head_bytes(req: Req, port: int, framing: list[tuple[str, str]]) -> bytes:
@@ -616,6 +646,29 @@ def lab(envoys, held_idp):
     return Lab(envoy, held_idp, config)
 
 
+@pytest.fixture(scope="module")
+def fleet_lab(envoys, held_idp):
+    config = harness.base_config(None)
+    config["store"] = {"type": "etcd", "url": held_idp.base_url, "timeout_ms": TIMEOUT_MS,
+                       "on_store_error": "insecure_serve_sessions"}
+    config["methods"]["cas"] = dict(type="cas", server_url=f"{held_idp.base_url}/cas")
+    config["methods"]["jwt-once"] = dict(type="jwt", param="jwtParam", one_time=True,
+                                         verify={"alg": "HS256", "secret": harness.SEED_SECRET},
+                                         mapping={"login": "loginName"})
+    envoy = envoys.start(config, name="lifecycle-fleet",
+                         clusters=[("127.0.0.1", held_idp.port)],
+                         hcm_options={"http_protocol_options": {"enable_trailers": True}})
+    return Lab(envoy, held_idp, json.loads(envoy.config_json))
+
+
+@pytest.fixture
+def fleet_lab_now(fleet_lab, recorder, held_idp):
+    fleet_lab.recorder = recorder
+    held_idp.arm()
+    yield fleet_lab
+    held_idp.release_all()
+
+
 @pytest.fixture
 def lab_now(lab, recorder, held_idp):
     lab.recorder = recorder
@@ -663,7 +716,16 @@ HOST_ROWS = [r for r in ROWS
 @pytest.mark.parametrize("column", HOST_COLUMNS)
 @pytest.mark.parametrize("row", HOST_ROWS, ids=[r.id for r in HOST_ROWS])
 def test_pause_point(lab_now, row, column):
-    lab = lab_now
+    _pause_point(lab_now, row, column)
+
+
+@pytest.mark.parametrize("column", HOST_COLUMNS)
+@pytest.mark.parametrize("row", FLEET_ROWS, ids=[r.id for r in FLEET_ROWS])
+def test_fleet_pause_point(fleet_lab_now, row, column):
+    _pause_point(fleet_lab_now, row, column)
+
+
+def _pause_point(lab, row, column):
     req = row.build(lab)
     lab.recorder.clear()       # building the request may have passed through the upstream
     stage = Stage(row, lab)
