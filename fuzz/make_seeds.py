@@ -102,6 +102,23 @@ write("idp_json", b(3, 0, json.dumps(jwks)))
 write("idp_json", b(3, 0, '{"keys":[{"kty":"oct","k":"AAAA","kid":"k1"}]}'))
 write("idp_json", b(4, 0, 1, 0, 20, 1))
 
+# fleet_answers: 0 a one-time JWT landing (lease grant, then the transaction), 1 a CAS session's
+# logout check (the transaction only); pieces cut at \n--\n, each a status byte (0: 200, 12: 404,
+# 15: 503) and etcd 3.4's JSON gateway answer.
+def etcd(mode, *pieces):
+    return b(mode, "\n--\n".join(p if isinstance(p, str) else p.decode("latin-1")
+                                   for p in pieces))
+OK_TXN = '{"header":{"revision":"3"},"succeeded":true,"responses":[{"response_put":{"header":{}}}]}'
+write("fleet_answers", etcd(0, "\x00" + '{"ID":"7587899367537112837","TTL":"720"}', "\x00" + OK_TXN))
+write("fleet_answers", etcd(0, "\x00" + '{"ID":"7"}',
+                            "\x00" + '{"responses":[{"response_range":{"count":"1"}}]}'))
+write("fleet_answers", etcd(0, "\x00" + '{"ID":"7"}', "\x0c" + '{"error":"etcdserver: requested lease not found","code":5}',
+                            "\x00" + '{"ID":"8"}', "\x00" + OK_TXN))
+write("fleet_answers", etcd(0, "\x0f" + "upstream connect error"))
+write("fleet_answers", etcd(1, "\x00" + '{"succeeded":true,"responses":[{"response_range":{"header":{}}}]}'))
+write("fleet_answers", etcd(1, "\x00" + '{"succeeded":true,"responses":[{"response_range":{"count":"1"}}]}'))
+write("fleet_answers", etcd(1, "\x00" + '{"succeeded":"true","responses":[{}]}'))
+
 # idp_answers: per provider (0 oidc, 1 cas, 2 dingtalk, 3 wecom, 4 lark, 5 wechat, 6 yunzhijia,
 # 7 teams), the answers
 # in order, "\n--\n" between them; the first byte of each is the status selector (0 = 200,

@@ -192,6 +192,8 @@ fn seeds_and_regressions_replay() {
         "idp_answers.admitted",
         "idp_answers.ticket_admitted",
         "idp_answers.teams_admitted",
+        "fleet_answers.admitted",
+        "fleet_answers.refused",
         "saml_response.verified",
         "saml_redirect.verified",
         "saml_redirect.posted_logout_verified",

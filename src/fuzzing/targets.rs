@@ -2,7 +2,7 @@
 //!
 //! One child a subject, each saying which properties its targets assert: [`cookies`] (session
 //! cookies, the sealer, flow state), [`requests`] (paths, queries, forms, return URLs), [`jose`]
-//! (JWS, JWE, a JWT parameter), [`idp`] (IdP JSON answers through the methods and the engine),
+//! (JWS, JWE, a JWT parameter), [`idp`] (IdP JSON answers through the methods and the engine), [`fleet`] (etcd's answers),
 //! [`saml`] (Responses, HTTP-Redirect messages, XML c14n), [`cas`], [`ldap`] (BER), [`mapping`],
 //! [`config`]. Every target is re-exported here: `fuzz/fuzz_targets/<name>.rs` and the tests call
 //! `sso_filter::fuzzing::targets::<name>`.
@@ -14,6 +14,7 @@ use super::{jwt_cases, Done};
 mod cas;
 mod config;
 mod cookies;
+mod fleet;
 mod idp;
 mod jose;
 mod ldap;
@@ -24,6 +25,7 @@ mod saml;
 pub use cas::cas_xml;
 pub use config::config;
 pub use cookies::{cookie_header_target, flow_state, session_seal};
+pub use fleet::fleet_answers;
 pub use idp::{idp_answers, idp_json, oidc_fixture};
 pub use jose::{jwe, jws, jwt_param};
 pub use ldap::ldap_ber;
@@ -50,6 +52,7 @@ pub const ALL: &[(&str, Target)] = &[
     ("jwt_param", jwt_param),
     ("idp_json", idp_json),
     ("idp_answers", idp_answers),
+    ("fleet_answers", fleet_answers),
     ("saml_response", saml_response),
     ("saml_redirect", saml_redirect),
     ("xml_c14n", xml_c14n),

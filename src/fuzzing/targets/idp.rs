@@ -67,7 +67,7 @@ fn make_oidc_fixture(now: u64) -> (Value, String) {
     (jwks, format!("{input}.{}", b64.encode(sig.as_bytes())))
 }
 
-fn status_of(b: u8) -> Option<u16> {
+pub(super) fn status_of(b: u8) -> Option<u16> {
     const TABLE: [u16; 16] = [
         200, 200, 200, 200, 200, 200, 201, 204, 302, 400, 401, 403, 404, 429, 502, 503,
     ];
