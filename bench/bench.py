@@ -21,7 +21,9 @@ BENCH_WARMUP_SECONDS (2), BENCH_CONFIGS (comma list of names, default all), BENC
 BENCH_PBKDF2_ITER (100000), BENCH_WASM (default target/wasm32-wasip1/release/sso_filter.wasm),
 BENCH_FRONT_CPU (0), BENCH_CLIENT_CPU (1), BENCH_UPSTREAM_CPU (1), BENCH_RESULTS (output JSON),
 BENCH_SKIP_MISSING_WASM (1: run A/C/E when the .wasm is absent; 0: fail), ENVOY (binary),
-BENCH_OIDC (1: time whole OIDC logins against tests/e2e/idp/bad_oauth.py; 0: skip).
+BENCH_OIDC (1: time whole OIDC logins against tests/e2e/idp/bad_oauth.py; 0: skip),
+BENCH_FLEET (1: time single use, logout and session requests with the etcd fleet store
+against local memory, bench/fleet_bench.py; 0: skip).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ RESULTS = Path(os.environ.get("BENCH_RESULTS") or HERE / "results/latest.json")
 UPSTREAM_H2 = os.environ.get("BENCH_UPSTREAM_H2", "0") == "1"
 SKIP_MISSING_WASM = os.environ.get("BENCH_SKIP_MISSING_WASM", "1") == "1"
 OIDC = os.environ.get("BENCH_OIDC", "1") == "1"
+FLEET = os.environ.get("BENCH_FLEET", "1") == "1"
 
 ALL_CONFIGS = [
     ("A", "no-filter", "Envoy, router only (baseline)"),
@@ -988,6 +991,10 @@ def main() -> int:
     if "sso-session" in fronts:
         logins = measure_logins(fronts["sso-session"], fronts["no-filter"], upstream, keys)
     oidc_logins = measure_oidc(oidc, idp_port, fronts["no-filter"]) if oidc else None
+    fleet = None
+    if FLEET and wasm_size is not None and LOGIN_N > 0:
+        import fleet_bench
+        fleet = fleet_bench.measure(sys.modules[__name__], envoy, workdir, up_port, keys)
 
     summary = summarise(runs, fronts, wasm_size)
     result = {
@@ -1006,6 +1013,7 @@ def main() -> int:
         "runs": runs,
         "logins": logins,
         "oidc_logins": oidc_logins,
+        "fleet": fleet,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
@@ -1219,6 +1227,9 @@ def markdown(result: dict) -> str:
             f"Token and user-info timed by the same requests made directly to the provider "
             f"({ol['token_request']['client_auth']}, user-info by {ol['token_request']['userinfo_method']}).",
         ]
+    if result.get("fleet"):
+        import fleet_bench
+        lines += fleet_bench.markdown(result["fleet"])
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,12 @@ if ! command -v wrk >/dev/null 2>&1; then
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 fi
+if ! command -v etcd >/dev/null 2>&1; then
+  echo "[bench] installing etcd-server (the fleet store's measurements)" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server >/dev/null
+fi
 command -v taskset >/dev/null 2>&1 || { echo "[bench] taskset (util-linux) is missing" >&2; exit 2; }
 
 if [ ! -x "$VENV/bin/python" ]; then

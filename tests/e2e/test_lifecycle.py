@@ -50,6 +50,7 @@ import pytest
 
 import cn_support as cs
 import harness
+from sealing import seal_session
 from idp.cn import dingtalk as D
 from idp.cn import wechat as X
 from idp.cn import wecom as W
@@ -121,24 +122,6 @@ def lifecycle_config(idp: str) -> dict:
                      keep_alive={"refresh_url": f"{idp}/mobi/refresh", **timeout}),
     })
     return cfg
-
-
-def seal_session(config: dict, payload: dict) -> str:
-    """A session cookie value as the filter seals it (src/session.rs): a compact JWE, `dir` +
-    A256CBC-HS512, with the key HMAC-SHA512(secret, "sso-filter session cookie v1"), its `kid`
-    the first 6 bytes of the key's SHA-256, and the cookie name in the protected header. Made
-    here with jwcrypto, so the test reaches session-holder pause points (refresh, reload)
-    without an IdP that answers."""
-    from jwcrypto import jwe, jwk
-    secret = config["session"]["keys"][0]
-    raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
-    cek = hmac.new(raw, b"sso-filter session cookie v1", hashlib.sha512).digest()
-    kid = harness.b64url(hashlib.sha256(cek).digest()[:6])
-    header = {"alg": "dir", "enc": "A256CBC-HS512", "kid": kid,
-              "cn": config["session"]["cookie"]}
-    token = jwe.JWE(json.dumps(payload).encode(), protected=json.dumps(header))
-    token.add_recipient(jwk.JWK(kty="oct", k=harness.b64url(cek)))
-    return token.serialize(compact=True)
 
 
 # =============================================================================== the rows
