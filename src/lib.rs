@@ -22,6 +22,7 @@
 )]
 
 pub mod assertion;
+pub mod bucket;
 pub mod cache;
 pub mod config;
 pub mod counter;
@@ -43,6 +44,7 @@ pub mod pages;
 pub mod password;
 pub mod random;
 pub mod redirect;
+pub mod secret;
 pub mod session;
 pub mod store;
 pub mod wait;

@@ -103,6 +103,25 @@ pub struct EtcdStore {
     pub writes_per_second: u32,
     /// How many writes may go back to back before the rate applies.
     pub write_burst: u32,
+    /// etcd's user and password, when etcd has authentication on.
+    pub auth: Option<EtcdAuth>,
+}
+
+/// An etcd user (`store.auth`): the filter authenticates once per process and sends the token
+/// etcd gives it with every call, authenticating again when etcd no longer knows the token.
+#[derive(Clone, Debug)]
+pub struct EtcdAuth {
+    /// User name.
+    pub username: String,
+    /// Password (never printed).
+    pub password: crate::secret::Secret,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    username: String,
+    password: crate::secret::Secret,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +140,8 @@ enum RawStore {
         writes_per_second: u32,
         #[serde(default = "default_burst")]
         write_burst: u32,
+        #[serde(default)]
+        auth: Option<RawAuth>,
     },
 }
 
@@ -155,6 +176,7 @@ pub fn parse(value: Value) -> Result<StoreConfig, (String, String)> {
             on_store_error,
             writes_per_second,
             write_burst,
+            auth,
         } => {
             let parsed = url::Url::parse(&url).map_err(|_| at("url", "not an absolute URL"))?;
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -191,6 +213,27 @@ pub fn parse(value: Value) -> Result<StoreConfig, (String, String)> {
             if !(1..=1_000_000).contains(&write_burst) {
                 return Err(at("write_burst", "must be between 1 and 1000000"));
             }
+            let auth = match auth {
+                None => None,
+                Some(a) => {
+                    if a.username.trim().is_empty() || a.username.chars().any(char::is_control) {
+                        return Err(at("auth.username", "must be a non-blank name"));
+                    }
+                    if a.password.is_empty() {
+                        return Err(at("auth.password", "must not be blank"));
+                    }
+                    if parsed.scheme() != "https" {
+                        return Err(at(
+                            "auth",
+                            "sends a password and a token: the url must be https://",
+                        ));
+                    }
+                    Some(EtcdAuth {
+                        username: a.username,
+                        password: a.password,
+                    })
+                }
+            };
             Ok(StoreConfig::Etcd(EtcdStore {
                 url: parsed.as_str().trim_end_matches('/').to_owned(),
                 prefix,
@@ -198,6 +241,7 @@ pub fn parse(value: Value) -> Result<StoreConfig, (String, String)> {
                 on_store_error,
                 writes_per_second,
                 write_burst,
+                auth,
             }))
         }
     }
@@ -209,7 +253,7 @@ pub fn parse(value: Value) -> Result<StoreConfig, (String, String)> {
 /// lease; with it, by at most the budget times that lease per worker.
 #[derive(Debug, Default)]
 pub struct WriteBudget {
-    bucket: std::sync::Mutex<crate::methods::throttle::Bucket>,
+    bucket: std::sync::Mutex<crate::bucket::Bucket>,
 }
 
 impl WriteBudget {
@@ -357,12 +401,18 @@ impl EtcdStore {
         format!("{}thr/{}/", self.prefix, Self::digest("thr", item))
     }
 
-    pub(crate) fn call(&self, path: &str, body: &Value) -> Callout {
+    /// A call to the gateway, with the authentication token when there is one.
+    pub(crate) fn call(&self, path: &str, body: &Value, token: Option<&str>) -> Callout {
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(token) = token {
+            // etcd's gateway takes the bare token, no scheme.
+            headers.push(("authorization".to_owned(), token.to_owned()));
+        }
         Callout {
             upstream: String::new(),
             url: format!("{}{path}", self.url),
             method: "POST".to_owned(),
-            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            headers,
             body: body.to_string().into_bytes(),
             timeout_ms: self.timeout_ms,
         }

@@ -9,12 +9,19 @@ import base64
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import harness
+from slapd import make_certs
+
+# The user the filter logs in as (store.auth), allowed read-write on PREFIX_ALLOWED only.
+FILTER_USER, FILTER_PASSWORD = "sso-filter", "etcd-filter-password-0123"
+ROOT_PASSWORD = "etcd-root-password-0123"
 
 
 def b64(s: str) -> str:
@@ -22,7 +29,10 @@ def b64(s: str) -> str:
 
 
 class Etcd:
-    def __init__(self, workdir: Path):
+    """`secure=True`: TLS with a private CA (`ca`), and authentication on: a root user, and
+    FILTER_USER with read-write on `allowed_prefix` only (etcd's role-based access)."""
+
+    def __init__(self, workdir: Path, secure: bool = False, allowed_prefix: str = ""):
         binary = shutil.which("etcd")
         assert binary, "etcd is missing (scripts/setup.sh installs etcd-server)"
         self.binary = binary
@@ -31,17 +41,45 @@ class Etcd:
         self.peer = harness.free_port()
         self.proc: subprocess.Popen | None = None
         self.log = workdir / "etcd.log"
+        self.secure = secure
+        self.token: str | None = None
+        self.ssl: ssl.SSLContext | None = None
+        if secure:
+            make_certs(workdir)
+            self.ca = str(workdir / "ca.pem")
+            self.ssl = ssl.create_default_context(cafile=self.ca)
         self.start()
+        if secure:
+            self._enable_auth(allowed_prefix)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.port}"
+
+    def _enable_auth(self, prefix: str) -> None:
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        for path, body in [
+            ("/v3/auth/user/add", {"name": "root", "password": ROOT_PASSWORD}),
+            ("/v3/auth/role/add", {"name": "root"}),
+            ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
+            ("/v3/auth/role/add", {"name": "sso-filter"}),
+            ("/v3/auth/role/grant", {"name": "sso-filter", "perm": {
+                "permType": "READWRITE", "key": b64(prefix), "range_end": b64(end)}}),
+            ("/v3/auth/user/add", {"name": FILTER_USER, "password": FILTER_PASSWORD}),
+            ("/v3/auth/user/grant", {"user": FILTER_USER, "role": "sso-filter"}),
+            ("/v3/auth/enable", {}),
+        ]:
+            self.call(path, body)
+        self.token = self.call("/v3/auth/authenticate",
+                               {"name": "root", "password": ROOT_PASSWORD})["token"]
 
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.log, "ab")
+        tls = (["--cert-file", str(self.workdir / "server.pem"),
+                "--key-file", str(self.workdir / "server.key")] if self.secure else [])
         self.proc = subprocess.Popen(
             [self.binary, "--name", "fleet", "--data-dir", str(self.workdir / "data"),
-             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url, *tls,
              "--listen-peer-urls", f"http://127.0.0.1:{self.peer}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer}",
              "--initial-cluster", f"fleet=http://127.0.0.1:{self.peer}",
@@ -53,8 +91,15 @@ class Etcd:
             if self.proc.poll() is not None:
                 raise RuntimeError("etcd exited:\n" + self.log.read_text(errors="replace"))
             try:
-                if self.call("/v3/kv/range", {"key": b64("probe")}) is not None:
-                    return
+                self.call("/v3/kv/range", {"key": b64("probe")})
+                return
+            except urllib.error.HTTPError:
+                # Answering (a refusal: auth on, and a token from before a restart): up.
+                if self.token:
+                    self.token = None
+                    self.token = self.call("/v3/auth/authenticate",
+                                           {"name": "root", "password": ROOT_PASSWORD})["token"]
+                return
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("etcd not ready:\n" + self.log.read_text(errors="replace"))
@@ -72,9 +117,12 @@ class Etcd:
             assert s.connect_ex(("127.0.0.1", self.port)) != 0
 
     def call(self, path: str, body: dict) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = self.token
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as resp:
+                                     headers=headers)
+        with urllib.request.urlopen(req, timeout=5, context=self.ssl) as resp:
             return json.load(resp)
 
     def keys(self, prefix: str) -> list[dict]:

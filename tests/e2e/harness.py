@@ -189,22 +189,31 @@ def idp_cluster_name(host: str, port: int) -> str:
     return "sso_" + re.sub(r"[^a-z0-9]", "_", host.lower()) + f"_{port}"
 
 
-def idp_cluster(host: str, port: int) -> dict:
-    """A plain-HTTP cluster for an IdP on this machine: an IPv4 literal host is dialled as is,
-    any other name at 127.0.0.1 (the tests' IdPs listen on loopback only)."""
+def idp_cluster(host: str, port: int, ca: str | None = None) -> dict:
+    """A cluster for an IdP on this machine: an IPv4 literal host is dialled as is, any other
+    name at 127.0.0.1 (the tests' IdPs listen on loopback only). Plain HTTP, or TLS verified
+    against the private CA file `ca` when given."""
     address = host if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", host) else "127.0.0.1"
     name = idp_cluster_name(host, port)
-    return {"name": name, "type": "STATIC", "connect_timeout": "2s",
-            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{
-                "endpoint": {"address": {"socket_address": {
-                    "address": address, "port_value": port}}}}]}]}}
+    cluster = {"name": name, "type": "STATIC", "connect_timeout": "2s",
+               "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{
+                   "endpoint": {"address": {"socket_address": {
+                       "address": address, "port_value": port}}}}]}]}}
+    if ca:
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
+                     ".UpstreamTlsContext",
+            "sni": "localhost",
+            "common_tls_context": {"validation_context": {"trusted_ca": {"filename": ca}}}}}
+    return cluster
 
 
 def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
                wasm: Path = WASM, clusters: list[tuple[str, int]] | None = None,
                hcm_options: dict | None = None, access_log: Path | None = None) -> str:
     """Bootstrap for one instance. JSON is valid YAML, so the bootstrap is written as JSON.
-    `clusters`: (host, port) of IdPs the filter reaches by callout (`idp_cluster`).
+    `clusters`: (host, port) of IdPs the filter reaches by callout, or (host, port, CA file)
+    for one that speaks TLS (`idp_cluster`).
     `hcm_options`: fields added to the listener's HttpConnectionManager (e.g.
     `{"http_protocol_options": {"enable_trailers": True}}`, without which Envoy's HTTP/1 codec
     drops request trailers before any filter sees them). The codec is Envoy's default, AUTO:
@@ -262,7 +271,7 @@ def envoy_yaml(filter_config_json: str, listen_port: int, upstream_port: int,
                 "load_assignment": {"cluster_name": "upstream", "endpoints": [{"lb_endpoints": [{
                     "endpoint": {"address": {"socket_address": {
                         "address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
-            }] + [idp_cluster(h, p) for h, p in dict.fromkeys(clusters or [])],
+            }] + [idp_cluster(*c) for c in dict.fromkeys(clusters or [])],
         },
     }
     return json.dumps(bootstrap, indent=1)

@@ -88,7 +88,9 @@ access to *
 """
 
 
-def _certs(d: Path) -> None:
+def make_certs(d: Path) -> None:
+    """A private test CA (`ca.pem`) and a server certificate for localhost and 127.0.0.1
+    (`server.pem`, `server.key`) in `d`."""
     def run(*args):
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
@@ -114,7 +116,7 @@ class Slapd:
             raise RuntimeError("slapd missing: run scripts/setup.sh (Debian slapd, ldap-utils)")
         (self.dir / "db").mkdir(exist_ok=True)
         if not self.ca.exists():
-            _certs(self.dir)
+            make_certs(self.dir)
         (self.dir / "slapd.conf").write_text(_conf(self.dir))
         urls = f"ldap://127.0.0.1:{self.port}/ ldaps://127.0.0.1:{self.tls_port}/"
         log = open(self.dir / "slapd.log", "ab")

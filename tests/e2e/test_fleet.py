@@ -263,3 +263,70 @@ def test_a_logout_flood_stays_bounded_by_leases_and_the_write_budget(envoys, etc
     assert all(k["lease"] != "0" and 0 < k["ttl"] <= 28_860 + 3600 + 120 for k in keys), keys
     assert len({k["lease"] for k in keys}) <= 2, "items of one window share a lease"
     assert recorder.requests() == []
+
+
+# =============================================================================== etcd with TLS
+# and a user: the filter authenticates, sends its token, and is held to its prefix by etcd.
+
+SECURE_PREFIX = "e2e-secure/"
+
+
+@pytest.fixture(scope="module")
+def secure_etcd(tmp_path_factory):
+    server = Etcd(tmp_path_factory.mktemp("etcd-secure"), secure=True,
+                  allowed_prefix=SECURE_PREFIX)
+    yield server
+    server.close()
+
+
+def secure_replica(envoys, etcd: Etcd, cas: CasServer, keys: list[str], name: str,
+                   prefix: str = SECURE_PREFIX, password: str | None = None):
+    import etcd as etcd_mod
+    cfg = fleet_config(etcd, cas, keys, prefix=prefix,
+                       auth={"username": etcd_mod.FILTER_USER,
+                             "password": password or etcd_mod.FILTER_PASSWORD})
+    return envoys.start(cfg, name=name, env={"NODE_EXTRA_CA_CERTS": etcd.ca},
+                        clusters=[("127.0.0.1", etcd.port, etcd.ca), ("127.0.0.1", cas.port)])
+
+
+def test_over_tls_as_a_user_confined_to_its_prefix(envoys, secure_etcd, cas, recorder):
+    keys = [harness.new_session_key()]
+    a = secure_replica(envoys, secure_etcd, cas, keys, "fleet-tls-a")
+    b = secure_replica(envoys, secure_etcd, cas, keys, "fleet-tls-b")
+    url = harness.jwt_url(one_time_token(), method="jwt-once", path="/tls")
+    first = a.client().get(url, API)
+    assert first.status == 302 and first.session_cookies_set, first
+    recorder.clear()
+    assert_nobody_let_in(b.client().get(url, API), recorder, b, statuses=(401,))
+    assert secure_etcd.keys(SECURE_PREFIX + "once/"), "written under the user's prefix"
+    # etcd holds the filter to its prefix: a configuration pointing elsewhere fails closed.
+    elsewhere = secure_replica(envoys, secure_etcd, cas, keys, "fleet-tls-other",
+                               prefix="another-app/")
+    url = harness.jwt_url(one_time_token(), method="jwt-once", path="/tls")
+    assert_nobody_let_in(elsewhere.client().get(url, API), recorder, elsewhere,
+                         statuses=(503,))
+    # A wrong password: closed, and the log says where to look, without the password.
+    wrong = secure_replica(envoys, secure_etcd, cas, keys, "fleet-tls-wrong",
+                           password="not-the-password")
+    url = harness.jwt_url(one_time_token(), method="jwt-once", path="/tls")
+    assert_nobody_let_in(wrong.client().get(url, API), recorder, wrong, statuses=(503,))
+    deadline = time.monotonic() + 5
+    while "check store.auth" not in wrong.log_text():
+        assert time.monotonic() < deadline, wrong.log_tail()
+        time.sleep(0.1)
+    assert "not-the-password" not in wrong.log_text()
+
+
+def test_a_token_etcd_forgot_is_replaced(envoys, secure_etcd, cas, recorder):
+    """etcd keeps its simple tokens in memory: after a restart every replica's token is
+    unknown (401), and the next request authenticates again and goes through."""
+    keys = [harness.new_session_key()]
+    a = secure_replica(envoys, secure_etcd, cas, keys, "fleet-tls-restart")
+    url = harness.jwt_url(one_time_token(), method="jwt-once", path="/r1")
+    assert a.client().get(url, API).status == 302
+    secure_etcd.stop()
+    secure_etcd.start()
+    url = harness.jwt_url(one_time_token(), method="jwt-once", path="/r2")
+    resp = a.client().get(url, API)
+    assert resp.status == 302 and resp.session_cookies_set, resp
+    assert "etcd refused the token; authenticating again" in a.log_text()

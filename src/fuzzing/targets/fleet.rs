@@ -95,7 +95,10 @@ pub fn fleet_answers(data: &[u8]) {
             ("/app".to_owned(), cas_session())
         } else {
             let token = hs256(&json!({"sub": "dave", "jti": "j-1", "exp": NOW + 600}));
-            (format!("/app?activeAuth=once&jwtParam={token}"), String::new())
+            (
+                format!("/app?activeAuth=once&jwtParam={token}"),
+                String::new(),
+            )
         };
         let mut headers = vec![("accept".to_owned(), "application/json".to_owned())];
         if !cookie.is_empty() {

@@ -12,7 +12,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -31,36 +30,7 @@ pub mod login;
 pub mod org;
 mod sync;
 
-/// A credential from configuration (app secret, corp secret, SSO secret): never printed.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value.
-    ///
-    /// # Security
-    ///
-    /// Only for building the request that sends it to its provider; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.trim().is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+pub use crate::secret::Secret;
 
 /// An identifier that configuration may write as a JSON string or a number (`agent_id`).
 ///

@@ -235,7 +235,7 @@ impl OAuth2 {
         Ok(OAuth2 {
             oidc,
             client_id: raw.client_id,
-            client_secret: Secret(raw.client_secret),
+            client_secret: Secret::new(raw.client_secret),
             issuer,
             explicit,
             scope,

@@ -8,7 +8,6 @@
 //! [`crate::login::LoginMethod`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use base64::Engine;
 use serde::Deserialize;
@@ -58,15 +57,7 @@ pub enum UserInfoMethod {
     Post,
 }
 
-/// A client secret: never printed.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+pub use crate::secret::Secret;
 /// A configured OAuth2 / OIDC method.
 #[derive(Debug)]
 pub struct OAuth2 {

@@ -53,7 +53,11 @@ impl OAuth2 {
                 let enc = |s: &str| {
                     url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
                 };
-                let pair = format!("{}:{}", enc(&self.client_id), enc(&self.client_secret.0));
+                let pair = format!(
+                    "{}:{}",
+                    enc(&self.client_id),
+                    enc(&self.client_secret.expose())
+                );
                 headers.push((
                     "authorization".into(),
                     format!("Basic {}", B64STD.encode(pair)),
@@ -61,7 +65,7 @@ impl OAuth2 {
             }
             ClientAuth::ClientSecretPost => {
                 form.append_pair("client_id", &self.client_id)
-                    .append_pair("client_secret", &self.client_secret.0);
+                    .append_pair("client_secret", &self.client_secret.expose());
             }
         }
         Callout {

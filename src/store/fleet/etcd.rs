@@ -77,6 +77,8 @@ enum Read {
 /// Where a fleet conversation is.
 #[derive(Debug)]
 enum Stage {
+    /// The filter's etcd user is authenticating.
+    Authenticate,
     /// A lease for this window was asked for.
     Grant(u64),
     /// The transaction was sent; `reads` says what each success answer is.
@@ -97,6 +99,10 @@ pub struct Conversation {
     nonces: Vec<String>,
     /// The leases were granted again once after etcd said it lost one.
     regranted: bool,
+    /// etcd's authentication token (with `store.auth`).
+    token: Option<String>,
+    /// The user authenticated again once after etcd refused the token.
+    reauthenticated: bool,
 }
 
 /// What the engine does next.
@@ -164,12 +170,20 @@ pub fn begin(
         head,
         nonces,
         regranted: false,
+        token: store.auth.as_ref().and_then(|_| cached_token(cache)),
+        reauthenticated: false,
     };
     proceed(store, conv, now)
 }
 
-/// The next call: a lease still missing, else the transaction.
+/// The next call: a token when etcd wants one and there is none, a lease still missing, else
+/// the transaction.
 fn proceed(store: &EtcdStore, mut conv: Conversation, now: u64) -> Next {
+    if let (Some(auth), None) = (&store.auth, &conv.token) {
+        let body = json!({"name": auth.username, "password": auth.password.expose()});
+        conv.stage = Stage::Authenticate;
+        return Next::Call(store.call("/v3/auth/authenticate", &body, None), conv);
+    }
     let missing = conv
         .intents
         .iter()
@@ -179,13 +193,18 @@ fn proceed(store: &EtcdStore, mut conv: Conversation, now: u64) -> Next {
     if let Some(bucket) = missing {
         // Granted a little past the window, so a lease never ends before an item in it.
         let ttl = bucket.saturating_sub(now).saturating_add(120);
-        let call = store.call("/v3/lease/grant", &json!({ "TTL": ttl.to_string() }));
+        let call = store.call(
+            "/v3/lease/grant",
+            &json!({ "TTL": ttl.to_string() }),
+            conv.token.as_deref(),
+        );
         conv.stage = Stage::Grant(bucket);
         return Next::Call(call, conv);
     }
     let (body, reads) = transaction(store, &conv, now);
     conv.stage = Stage::Txn { reads };
-    Next::Call(store.call("/v3/kv/txn", &body), conv)
+    let call = store.call("/v3/kv/txn", &body, conv.token.as_deref());
+    Next::Call(call, conv)
 }
 
 /// One transaction for every intent: the single-use items compared (none may exist), then in
@@ -294,7 +313,23 @@ pub fn resume(
         );
     };
     let body: Option<Value> = serde_json::from_slice(&answer.body).ok();
-    match std::mem::replace(&mut conv.stage, Stage::Clear) {
+    let stage = std::mem::replace(&mut conv.stage, Stage::Clear);
+    // (A clean-up refused this way is let go like any failed clean-up, below.)
+    if status == 401 && store.auth.is_some() && matches!(stage, Stage::Grant(_) | Stage::Txn { .. })
+    {
+        // etcd no longer knows the token (it expired, or etcd restarted): authenticate again,
+        // once, and redo the step (nothing was applied).
+        forget_token(cache);
+        log::info!("sso-filter: fleet store: etcd refused the token; authenticating again");
+        if conv.reauthenticated {
+            return failed(store, conv, "etcd refused a fresh token".into());
+        }
+        conv.reauthenticated = true;
+        conv.token = None;
+        return proceed(store, conv, now);
+    }
+    match stage {
+        Stage::Authenticate => authenticated(store, conv, (status, body), cache, now),
         Stage::Grant(bucket) => granted(store, conv, bucket, (status, body), cache, now),
         Stage::Txn { reads } => settled(store, conv, &reads, (status, body), cache, now),
         Stage::Clear => {
@@ -307,6 +342,47 @@ pub fn resume(
             Next::Release(*conv.held)
         }
     }
+}
+
+/// The shared-cache key of this process's etcd token.
+const TOKEN_KEY: &str = "sso:fleet:token";
+
+fn cached_token(cache: &dyn SharedCache) -> Option<String> {
+    let (bytes, _) = cache.get(TOKEN_KEY).ok()??;
+    String::from_utf8(bytes).ok().filter(|t| !t.is_empty())
+}
+
+fn forget_token(cache: &dyn SharedCache) {
+    // An empty value reads as no token; a failed write only costs one more refusal.
+    let _ = cache.set(TOKEN_KEY, b"", None);
+}
+
+/// etcd answered the authentication: keep the token for the process, then the next call.
+fn authenticated(
+    store: &EtcdStore,
+    mut conv: Conversation,
+    (status, body): (u16, Option<Value>),
+    cache: &dyn SharedCache,
+    now: u64,
+) -> Next {
+    let token = body
+        .as_ref()
+        .filter(|_| status == 200)
+        .and_then(|b| b.get("token"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && t.len() <= 4096 && !t.chars().any(char::is_control))
+        .map(str::to_owned);
+    let Some(token) = token else {
+        // The cause, never the password: etcd's own message names a wrong password.
+        return failed(
+            store,
+            conv,
+            format!("etcd authentication answered {status} (check store.auth)"),
+        );
+    };
+    let _ = cache.set(TOKEN_KEY, token.as_bytes(), None);
+    conv.token = Some(token);
+    proceed(store, conv, now)
 }
 
 /// A lease was granted for `bucket`: kept for the process, then the next call.
@@ -455,7 +531,12 @@ fn judge(store: &EtcdStore, mut conv: Conversation, reads: &[Read], answers: &[V
         .map(|p| json!({"request_delete_range": {"key": b64(p), "range_end": b64(&range_end(p))}}))
         .collect();
     conv.stage = Stage::Clear;
-    Next::Call(store.call("/v3/kv/txn", &json!({"success": deletes})), conv)
+    let call = store.call(
+        "/v3/kv/txn",
+        &json!({"success": deletes}),
+        conv.token.as_deref(),
+    );
+    Next::Call(call, conv)
 }
 
 /// The store failed: 503, unless every question was a logout check and the operator chose to
