@@ -118,6 +118,13 @@ write("fleet_answers", etcd(0, "\x0f" + "upstream connect error"))
 write("fleet_answers", etcd(1, "\x00" + '{"succeeded":true,"responses":[{"response_range":{"header":{}}}]}'))
 write("fleet_answers", etcd(1, "\x00" + '{"succeeded":true,"responses":[{"response_range":{"count":"1"}}]}'))
 write("fleet_answers", etcd(1, "\x00" + '{"succeeded":"true","responses":[{}]}'))
+# With authentication (bit 1): the token first; a token etcd no longer knows (401) is replaced.
+TOKEN = "\x00" + '{"header":{"revision":"5"},"token":"TqHaRGCtDLmIHufK.22"}'
+write("fleet_answers", etcd(2, TOKEN, "\x00" + '{"ID":"7"}', "\x00" + OK_TXN))
+write("fleet_answers", etcd(3, TOKEN, "\x00" + '{"succeeded":true,"responses":[{"response_range":{}}]}'))
+write("fleet_answers", etcd(3, TOKEN, "\x0a" + '{"error":"etcdserver: invalid auth token","code":16}',
+                            TOKEN, "\x00" + '{"succeeded":true,"responses":[{"response_range":{}}]}'))
+write("fleet_answers", etcd(2, "\x09" + '{"error":"etcdserver: authentication failed, invalid user ID or password","code":3}'))
 
 # idp_answers: per provider (0 oidc, 1 cas, 2 dingtalk, 3 wecom, 4 lark, 5 wechat, 6 yunzhijia,
 # 7 teams), the answers

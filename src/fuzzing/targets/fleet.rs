@@ -1,8 +1,9 @@
 //! The fleet store's etcd answers (`store/fleet/etcd.rs`).
 //!
 //! `fleet_answers`: a filter whose `store` is etcd handles a request that needs the fleet (the
-//! first input byte picks it: a one-time JWT landing, or a request with a CAS session whose
-//! logout must be checked); every etcd call is answered from the rest of the input (pieces cut
+//! first input byte's bit 0 picks it: a one-time JWT landing, or a request with a CAS session
+//! whose logout must be checked; bit 1 turns etcd authentication on, so the first call is the
+//! user's `authenticate`); every etcd call is answered from the rest of the input (pieces cut
 //! at `\n--\n`, each a status byte and a body). Properties: never a 500; nobody is let in (a
 //! session set, an identity forwarded) unless the last etcd answer was the transaction's 200
 //! JSON with `"succeeded": true`; and only etcd is ever called.
@@ -18,14 +19,21 @@ const NOW: u64 = 1_767_225_600;
 const SECRET: &str = "fleet-fuzz-secret-0123456789abcdef";
 
 thread_local! {
-    static HARNESS: std::cell::RefCell<Option<Harness>> = const { std::cell::RefCell::new(None) };
+    static HARNESS: std::cell::RefCell<[Option<Harness>; 2]> =
+        const { std::cell::RefCell::new([None, None]) };
 }
 
-fn config() -> serde_json::Value {
+const ETCD: &str = "https://etcd.internal:2379";
+
+fn config(auth: bool) -> serde_json::Value {
+    let mut store = json!({"type": "etcd", "url": ETCD});
+    if auth {
+        store["auth"] = json!({"username": "sso-filter", "password": "etcd-password"});
+    }
     json!({
         "base_url": super::ORIGIN,
         "session": {"keys": [fixtures::SESSION_KEY]},
-        "store": {"type": "etcd", "url": "http://etcd.internal:2379"},
+        "store": store,
         "methods": {
             "once": {"type": "jwt", "param": "jwtParam", "one_time": true,
                      "verify": {"alg": "HS256", "secret": SECRET},
@@ -64,18 +72,27 @@ fn cas_session() -> String {
 pub fn fleet_answers(data: &[u8]) {
     let pieces = split_answers(data.get(1..).unwrap_or_default());
     let session = data.first().is_some_and(|b| b & 1 == 1);
+    let auth = data.first().is_some_and(|b| b & 2 == 2);
     HARNESS.with(|cell| {
         let mut cell = cell.borrow_mut();
-        let h = cell.get_or_insert_with(|| Harness::new(&config(), NOW));
+        let h = cell[usize::from(auth)].get_or_insert_with(|| Harness::new(&config(auth), NOW));
         // A fresh cache each run: leases and used items would make runs depend on earlier ones.
         h.cache = crate::cache::MemoryCache::default();
         let mut next = 0;
         let mut last_ok = false;
         let mut idp = |c: &crate::http::Callout| {
             assert!(
-                c.url.starts_with("http://etcd.internal:2379/v3/"),
+                c.url.starts_with(&format!("{ETCD}/v3/")),
                 "a call other than etcd: {}",
                 c.url
+            );
+            // The password goes to etcd's authenticate only; every other call carries no
+            // credential but the token etcd gave.
+            let has_password = String::from_utf8_lossy(&c.body).contains("etcd-password");
+            assert_eq!(
+                has_password,
+                c.url.ends_with("/v3/auth/authenticate"),
+                "{c:?}"
             );
             let piece = pieces.get(next).copied().unwrap_or(b"\xff");
             next += 1;

@@ -280,7 +280,8 @@ fn the_lockout_counts_every_replica_and_a_success_clears_it() {
 
 fn with_auth() -> EtcdStore {
     match parse(json!({"type": "etcd", "url": "https://etcd.internal:2379",
-                       "auth": {"username": "sso-filter", "password": "s3cret-pw"}})) {
+                       "auth": {"username": "sso-filter", "password": "s3cret-pw"}}))
+    {
         Ok(StoreConfig::Etcd(e)) => e,
         other => panic!("{other:?}"),
     }
@@ -291,12 +292,21 @@ fn auth_is_checked_at_load_and_its_password_never_printed() {
     let e = with_auth();
     assert!(!format!("{e:?}").contains("s3cret-pw"));
     for (bad, path) in [
-        (json!({"type": "etcd", "url": "http://h:1",
-                "auth": {"username": "u", "password": "p"}}), "store.auth"),
-        (json!({"type": "etcd", "url": "https://h:1",
-                "auth": {"username": " ", "password": "p"}}), "store.auth.username"),
-        (json!({"type": "etcd", "url": "https://h:1",
-                "auth": {"username": "u", "password": ""}}), "store.auth.password"),
+        (
+            json!({"type": "etcd", "url": "http://h:1",
+                "auth": {"username": "u", "password": "p"}}),
+            "store.auth",
+        ),
+        (
+            json!({"type": "etcd", "url": "https://h:1",
+                "auth": {"username": " ", "password": "p"}}),
+            "store.auth.username",
+        ),
+        (
+            json!({"type": "etcd", "url": "https://h:1",
+                "auth": {"username": "u", "password": ""}}),
+            "store.auth.password",
+        ),
     ] {
         assert_eq!(parse(bad.clone()).map(|_| ()).unwrap_err().0, path, "{bad}");
     }
@@ -308,7 +318,12 @@ fn a_user_authenticates_once_sends_the_token_and_again_when_etcd_forgets_it() {
     let mut rng = crate::random::SystemRandom;
     let e = with_auth();
     let token_ok = || answer(200, json!({"token": "tok.1"}));
-    let ok_txn = || answer(200, json!({"succeeded": true, "responses": [{"response_put": {}}]}));
+    let ok_txn = || {
+        answer(
+            200,
+            json!({"succeeded": true, "responses": [{"response_put": {}}]}),
+        )
+    };
     let step = |next: Next, a: CalloutResponse, calls: &mut Vec<Callout>| match next {
         Next::Call(c, conv) => {
             calls.push(c);
@@ -317,7 +332,15 @@ fn a_user_authenticates_once_sends_the_token_and_again_when_etcd_forgets_it() {
         other => panic!("{other:?}"),
     };
     let mut calls = Vec::new();
-    let next = begin(&e, vec![once("a")], held(), None, &cache, &mut rng, 1_000_000);
+    let next = begin(
+        &e,
+        vec![once("a")],
+        held(),
+        None,
+        &cache,
+        &mut rng,
+        1_000_000,
+    );
     let next = step(next, token_ok(), &mut calls);
     let next = step(next, answer(200, json!({"ID": "5"})), &mut calls);
     let next = step(next, ok_txn(), &mut calls);
@@ -326,29 +349,65 @@ fn a_user_authenticates_once_sends_the_token_and_again_when_etcd_forgets_it() {
     let auth: Value = serde_json::from_slice(&calls[0].body).unwrap();
     assert_eq!(auth, json!({"name": "sso-filter", "password": "s3cret-pw"}));
     for c in &calls[1..] {
-        assert!(c.headers.contains(&("authorization".into(), "tok.1".into())), "{c:?}");
+        assert!(
+            c.headers
+                .contains(&("authorization".into(), "tok.1".into())),
+            "{c:?}"
+        );
     }
     // The next request reuses the token; etcd has forgotten it (401): one new token, and the
     // transaction again.
     let mut calls = Vec::new();
-    let next = begin(&e, vec![once("b")], held(), None, &cache, &mut rng, 1_000_000);
-    let invalid = answer(401, json!({"error": "etcdserver: invalid auth token", "code": 16}));
+    let next = begin(
+        &e,
+        vec![once("b")],
+        held(),
+        None,
+        &cache,
+        &mut rng,
+        1_000_000,
+    );
+    let invalid = answer(
+        401,
+        json!({"error": "etcdserver: invalid auth token", "code": 16}),
+    );
     let next = step(next, invalid.clone(), &mut calls);
     let next = step(next, answer(200, json!({"token": "tok.2"})), &mut calls);
     let next = step(next, ok_txn(), &mut calls);
     assert!(matches!(next, Next::Release(_)), "{next:?}");
     assert!(calls[0].url.ends_with("/v3/kv/txn") && calls[1].url.ends_with("/authenticate"));
-    assert!(calls[2].headers.contains(&("authorization".into(), "tok.2".into())));
+    assert!(calls[2]
+        .headers
+        .contains(&("authorization".into(), "tok.2".into())));
     // A fresh token refused too, or a wrong password: closed.
     let mut calls = Vec::new();
-    let next = begin(&e, vec![once("c")], held(), None, &cache, &mut rng, 1_000_000);
+    let next = begin(
+        &e,
+        vec![once("c")],
+        held(),
+        None,
+        &cache,
+        &mut rng,
+        1_000_000,
+    );
     let next = step(next, invalid.clone(), &mut calls);
     let next = step(next, token_ok(), &mut calls);
     let next = step(next, invalid, &mut calls);
     assert!(matches!(next, Next::Unavailable(..)), "{next:?}");
     let mut calls = Vec::new();
-    let next = begin(&e, vec![once("d")], held(), None, &cache, &mut rng, 1_000_000);
-    let wrong = answer(400, json!({"error": "etcdserver: authentication failed, invalid user ID or password", "code": 3}));
+    let next = begin(
+        &e,
+        vec![once("d")],
+        held(),
+        None,
+        &cache,
+        &mut rng,
+        1_000_000,
+    );
+    let wrong = answer(
+        400,
+        json!({"error": "etcdserver: authentication failed, invalid user ID or password", "code": 3}),
+    );
     let next = step(next, wrong, &mut calls);
     match next {
         Next::Unavailable(why, _) => assert!(!why.contains("s3cret"), "{why}"),
