@@ -14,6 +14,8 @@ mod common;
 mod cas;
 #[path = "flows/dingtalk.rs"]
 mod dingtalk;
+#[path = "flows/fleet.rs"]
+mod fleet;
 #[path = "flows/jwt_keep_alive.rs"]
 mod jwt_keep_alive;
 #[path = "flows/jwt_param.rs"]

@@ -178,41 +178,7 @@ pub fn parse(value: Value) -> Result<StoreConfig, (String, String)> {
             write_burst,
             auth,
         } => {
-            let parsed = url::Url::parse(&url).map_err(|_| at("url", "not an absolute URL"))?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                return Err(at("url", "must be http:// or https:// with a host"));
-            }
-            if !matches!(parsed.path(), "" | "/")
-                || parsed.query().is_some()
-                || parsed.fragment().is_some()
-                || !parsed.username().is_empty()
-                || parsed.password().is_some()
-            {
-                return Err(at(
-                    "url",
-                    "must be scheme://host:port only (the /v3 paths are added)",
-                ));
-            }
-            let ok_char = |c: char| c.is_ascii_alphanumeric() || "-_./".contains(c);
-            if prefix.is_empty()
-                || prefix.len() > 128
-                || !prefix.ends_with('/')
-                || !prefix.chars().all(ok_char)
-            {
-                return Err(at(
-                    "prefix",
-                    "must be 1 to 128 characters of [A-Za-z0-9-_./] ending with /",
-                ));
-            }
-            if !(50..=30_000).contains(&timeout_ms) {
-                return Err(at("timeout_ms", "must be between 50 and 30000"));
-            }
-            if !(1..=100_000).contains(&writes_per_second) {
-                return Err(at("writes_per_second", "must be between 1 and 100000"));
-            }
-            if !(1..=1_000_000).contains(&write_burst) {
-                return Err(at("write_burst", "must be between 1 and 1000000"));
-            }
+            let parsed = check_etcd(&url, &prefix, timeout_ms, writes_per_second, write_burst)?;
             let auth = match auth {
                 None => None,
                 Some(a) => {
@@ -272,6 +238,53 @@ impl WriteBudget {
             false
         }
     }
+}
+
+/// The etcd store's plain fields: the url parsed, or the first field out of range.
+fn check_etcd(
+    url: &str,
+    prefix: &str,
+    timeout_ms: u64,
+    writes_per_second: u32,
+    write_burst: u32,
+) -> Result<url::Url, (String, String)> {
+    let at = |field: &str, why: &str| (format!("store.{field}"), why.to_owned());
+    let parsed = url::Url::parse(url).map_err(|_| at("url", "not an absolute URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(at("url", "must be http:// or https:// with a host"));
+    }
+    if !matches!(parsed.path(), "" | "/")
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(at(
+            "url",
+            "must be scheme://host:port only (the /v3 paths are added)",
+        ));
+    }
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "-_./".contains(c);
+    if prefix.is_empty()
+        || prefix.len() > 128
+        || !prefix.ends_with('/')
+        || !prefix.chars().all(ok_char)
+    {
+        return Err(at(
+            "prefix",
+            "must be 1 to 128 characters of [A-Za-z0-9-_./] ending with /",
+        ));
+    }
+    if !(50..=30_000).contains(&timeout_ms) {
+        return Err(at("timeout_ms", "must be between 50 and 30000"));
+    }
+    if !(1..=100_000).contains(&writes_per_second) {
+        return Err(at("writes_per_second", "must be between 1 and 100000"));
+    }
+    if !(1..=1_000_000).contains(&write_burst) {
+        return Err(at("write_burst", "must be between 1 and 1000000"));
+    }
+    Ok(parsed)
 }
 
 /// After a password check, what the lockout must learn.

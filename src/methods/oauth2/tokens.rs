@@ -56,7 +56,7 @@ impl OAuth2 {
                 let pair = format!(
                     "{}:{}",
                     enc(&self.client_id),
-                    enc(&self.client_secret.expose())
+                    enc(self.client_secret.expose())
                 );
                 headers.push((
                     "authorization".into(),
@@ -65,7 +65,7 @@ impl OAuth2 {
             }
             ClientAuth::ClientSecretPost => {
                 form.append_pair("client_id", &self.client_id)
-                    .append_pair("client_secret", &self.client_secret.expose());
+                    .append_pair("client_secret", self.client_secret.expose());
             }
         }
         Callout {
