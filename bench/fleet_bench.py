@@ -29,15 +29,7 @@ from jwcrypto import jwk, jwt
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
-from sealing import seal_session  # noqa: E402
-
-
-def _logout_body(ticket: str) -> bytes:
-    xml = ('<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
-           'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="LR-1" Version="2.0" '
-           'IssueInstant="2026-01-01T00:00:00Z"><saml:NameID>@NOT_USED@</saml:NameID>'
-           f'<samlp:SessionIndex>{ticket}</samlp:SessionIndex></samlp:LogoutRequest>')
-    return urllib.parse.urlencode({"logoutRequest": xml}).encode()
+from messages import cas_logout_body, seal_session  # noqa: E402
 
 
 def _config(b, port: int, keys, etcd_url: str | None) -> dict:
@@ -148,7 +140,7 @@ def measure(b, envoy: str, workdir: Path, up_port: int, keys) -> dict:
                   "/app?activeAuth=jwt-once&jwtParam=" + urllib.parse.quote(one_time()),
                   {"Accept": "application/json"}, None, 302)
             timed(key_of("logout"), f, "POST", "/sso/callback/cas", form,
-                  _logout_body(f"ST-{secrets.token_hex(12)}"), 200)
+                  cas_logout_body(f"ST-{secrets.token_hex(12)}"), 200)
             timed(key_of("sid_session"), f, "GET", "/app",
                   {"Accept": "application/json", "Cookie": cookies[f]["sid"]}, None, 200)
             timed(key_of("plain_session"), f, "GET", "/app",

@@ -39,6 +39,7 @@ from collections import Counter
 import pytest
 
 import harness
+from messages import cas_logout_body
 from conftest import HOST
 from harness import API, NAV, SEED_SECRET, USERS
 from test_oidc import (BAD_CLIENT, BAD_SECRET, IDP_DIR, Agent, BadProvider, _is_callback,
@@ -400,12 +401,7 @@ def test_strangers_used_flows_do_not_refuse_other_logins(envoys, bad_idp, record
 
 # =============================================================================== 2. CAS logout
 
-def _logout_body(ticket: str) -> bytes:
-    xml = ('<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
-           'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="LR-1" Version="2.0" '
-           'IssueInstant="2026-01-01T00:00:00Z"><saml:NameID>@NOT_USED@</saml:NameID>'
-           f'<samlp:SessionIndex>{ticket}</samlp:SessionIndex></samlp:LogoutRequest>')
-    return urllib.parse.urlencode({"logoutRequest": xml}).encode()
+_logout_body = cas_logout_body
 
 
 def test_cas_logout_flood_refused_from_strangers_bounded_from_the_server(envoys, recorder):

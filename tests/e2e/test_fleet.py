@@ -29,8 +29,8 @@ import requests
 import harness
 from etcd import Etcd
 from harness import API, NAV, assert_nobody_let_in
-from test_cas import CasServer, cas_login, _ticket_from_cas
-from test_bounds import _logout_body
+from test_cas import CasServer, cas, cas_login, _ticket_from_cas  # noqa: F401 (cas: fixture)
+from messages import cas_logout_body
 
 PREFIX = "e2e-fleet/"
 
@@ -40,13 +40,6 @@ def etcd(tmp_path_factory):
     server = Etcd(tmp_path_factory.mktemp("etcd"))
     yield server
     server.close()
-
-
-@pytest.fixture(scope="module")
-def cas(tmp_path_factory):
-    server = CasServer(tmp_path_factory.mktemp("fleet-cas"))
-    yield server
-    server.stop()
 
 
 def fleet_config(etcd: Etcd, cas: CasServer, keys: list[str], **store) -> dict:
@@ -246,7 +239,7 @@ def test_a_logout_flood_stays_bounded_by_leases_and_the_write_budget(envoys, etc
         resp = c.request("POST", "/sso/callback/cas3",
                          {"Content-Type": "application/x-www-form-urlencoded",
                           "X-Test-Client": "127.0.0.1"},
-                         _logout_body(f"ST-{i}-{secrets.token_hex(8)}"), use_jar=False)
+                         cas_logout_body(f"ST-{i}-{secrets.token_hex(8)}"), use_jar=False)
         statuses[resp.status] = statuses.get(resp.status, 0) + 1
     took = time.monotonic() - t0
     assert set(statuses) <= {200, 503}, statuses

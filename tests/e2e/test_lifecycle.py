@@ -50,7 +50,7 @@ import pytest
 
 import cn_support as cs
 import harness
-from sealing import seal_session
+from messages import cas_logout_body, seal_session
 from idp.cn import dingtalk as D
 from idp.cn import wechat as X
 from idp.cn import wecom as W
@@ -265,13 +265,8 @@ def cn_code_post(lab):
 
 
 def cas_logout_post(lab):
-    xml = ('<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
-           'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="LR-1" Version="2.0" '
-           'IssueInstant="2024-01-01T00:00:00Z"><saml:NameID>@NOT_USED@</saml:NameID>'
-           f'<samlp:SessionIndex>ST-9-{secrets.token_hex(8)}</samlp:SessionIndex>'
-           '</samlp:LogoutRequest>')
     return Req("POST", "/sso/callback/cas", [FORM],
-               urllib.parse.urlencode({"logoutRequest": xml}).encode())
+               cas_logout_body(f"ST-9-{secrets.token_hex(8)}"))
 
 
 def saml_acs_post(lab):
@@ -644,20 +639,21 @@ def fleet_lab(envoys, held_idp):
     return Lab(envoy, held_idp, json.loads(envoy.config_json))
 
 
-@pytest.fixture
-def fleet_lab_now(fleet_lab, recorder, held_idp):
-    fleet_lab.recorder = recorder
-    held_idp.arm()
-    yield fleet_lab
-    held_idp.release_all()
-
-
-@pytest.fixture
-def lab_now(lab, recorder, held_idp):
+def _armed(lab: Lab, recorder, held_idp):
     lab.recorder = recorder
     held_idp.arm()
     yield lab
     held_idp.release_all()
+
+
+@pytest.fixture
+def fleet_lab_now(fleet_lab, recorder, held_idp):
+    yield from _armed(fleet_lab, recorder, held_idp)
+
+
+@pytest.fixture
+def lab_now(lab, recorder, held_idp):
+    yield from _armed(lab, recorder, held_idp)
 
 
 def _healthy(lab: Lab) -> None:

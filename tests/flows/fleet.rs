@@ -14,6 +14,7 @@ use sso_filter::http::Callout;
 use sso_filter::CalloutResponse;
 
 use crate::common::{Driver, KEY, SEED_SECRET};
+use crate::local::login;
 
 const ETCD: &str = "http://etcd.internal:2379";
 
@@ -123,28 +124,17 @@ impl FakeEtcd {
     }
 }
 
+/// The built-in users of `local.rs` (alice, three failures allowed), a one-time JWT method and
+/// a CAS method whose logout posts come from the drivers' address, with the etcd store.
 fn config() -> Value {
-    let hash = sso_filter::password::PasswordHash::create(
-        "alice-pw",
-        10_000,
-        &mut sso_filter::random::SystemRandom,
-    )
-    .unwrap()
-    .to_string();
-    json!({
-        "base_url": "https://app.example.com",
-        "session": {"keys": [KEY]},
-        "store": {"type": "etcd", "url": ETCD},
-        "methods": {
-            "local": {"type": "local", "max_failures": 3, "lockout_seconds": 60,
-                      "users": [{"login": "alice", "password_hash": hash}]},
-            "once": {"type": "jwt", "param": "jwtParam", "one_time": true,
-                     "verify": {"alg": "HS256", "secret": SEED_SECRET},
-                     "mapping": {"login": "sub"}},
-            "cas": {"type": "cas", "server_url": "https://cas.example.com/cas",
-                    "logout_sources": ["192.0.2.0/24"]}
-        }
-    })
+    let mut cfg = crate::local::config();
+    cfg["store"] = json!({"type": "etcd", "url": ETCD});
+    cfg["methods"]["once"] = json!({"type": "jwt", "param": "jwtParam", "one_time": true,
+                                    "verify": {"alg": "HS256", "secret": SEED_SECRET},
+                                    "mapping": {"login": "sub"}});
+    cfg["methods"]["cas"] = json!({"type": "cas", "server_url": "https://cas.example.com/cas",
+                                   "logout_sources": ["192.0.2.0/24"]});
+    cfg
 }
 
 /// Two replicas of one configuration and one etcd.
@@ -265,15 +255,7 @@ fn a_logout_on_one_replica_ends_the_session_on_the_other() {
 #[test]
 fn failed_passwords_on_both_replicas_count_against_one_lockout() {
     let (mut a, mut b, etcd) = fleet();
-    let attempt = |d: &mut Driver, pw: &str| {
-        let form = d.get("/login");
-        let state = Driver::form_state(&form);
-        d.post_form(
-            "/login",
-            &[("username", "alice"), ("password", pw), ("state", &state)],
-        )
-        .status()
-    };
+    let attempt = |d: &mut Driver, pw: &str| login(d, "alice", pw, "/").status();
     assert_eq!(attempt(&mut a, "wrong"), 401);
     assert_eq!(attempt(&mut a, "wrong"), 401);
     assert_eq!(attempt(&mut b, "wrong"), 401);
@@ -287,24 +269,9 @@ fn failed_passwords_on_both_replicas_count_against_one_lockout() {
 #[test]
 fn a_success_clears_the_fleet_counter() {
     let (mut a, mut b, etcd) = fleet();
-    let form = b.get("/login");
-    let state = Driver::form_state(&form);
-    let wrong = b.post_form(
-        "/login",
-        &[("username", "alice"), ("password", "x"), ("state", &state)],
-    );
-    assert_eq!(wrong.status(), 401);
+    assert_eq!(login(&mut b, "alice", "x", "/").status(), 401);
     assert_eq!(etcd.borrow().keys("thr"), 1);
-    let form = a.get("/login");
-    let state = Driver::form_state(&form);
-    let ok = a.post_form(
-        "/login",
-        &[
-            ("username", "alice"),
-            ("password", "alice-pw"),
-            ("state", &state),
-        ],
-    );
+    let ok = login(&mut a, "alice", "alice-pw", "/");
     assert_eq!(ok.status(), 303, "{}", ok.body());
     assert_eq!(etcd.borrow().keys("thr"), 0);
 }

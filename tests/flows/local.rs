@@ -27,7 +27,7 @@ pub fn config() -> Value {
     })
 }
 
-fn login(d: &mut Driver, user: &str, pw: &str, rd: &str) -> crate::common::Done {
+pub fn login(d: &mut Driver, user: &str, pw: &str, rd: &str) -> crate::common::Done {
     let form = d.get(&format!("/login?rd={}", crate::common::encode(rd)));
     assert_eq!(form.status(), 200);
     let state = Driver::form_state(&form);

@@ -1,6 +1,7 @@
-"""The filter's session cookie made outside the filter, for tests and the bench that need a
-session of a shape no login here produces (a CAS ticket digest without a CAS server, a token
-due for refresh). Independent of the Rust code: jwcrypto does the JWE.
+"""Messages the tests and the bench make without an identity provider: the filter's session
+cookie of a shape no login here produces (a CAS ticket digest without a CAS server, a token
+due for refresh; jwcrypto does the JWE, independent of the Rust code), and a CAS server's
+single-logout POST body.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import urllib.parse
 
 
 def b64url(data: bytes) -> str:
@@ -31,3 +33,13 @@ def seal_session(config: dict, payload: dict) -> str:
     token = jwe.JWE(json.dumps(payload).encode(), protected=json.dumps(header))
     token.add_recipient(jwk.JWK(kty="oct", k=b64url(cek)))
     return token.serialize(compact=True)
+
+
+def cas_logout_body(ticket: str) -> bytes:
+    """The form a CAS server POSTs to a service for single logout (CAS protocol 3.0 appendix
+    C): `logoutRequest`, a SAML 1-style LogoutRequest naming the service ticket."""
+    xml = ('<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+           'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="LR-1" Version="2.0" '
+           'IssueInstant="2026-01-01T00:00:00Z"><saml:NameID>@NOT_USED@</saml:NameID>'
+           f'<samlp:SessionIndex>{ticket}</samlp:SessionIndex></samlp:LogoutRequest>')
+    return urllib.parse.urlencode({"logoutRequest": xml}).encode()
