@@ -372,8 +372,12 @@ impl Config {
         } else {
             format!("; switched off: {}", off.join(", "))
         };
+        let store = match self.store.etcd() {
+            None => "local (this process)".to_owned(),
+            Some(e) => format!("etcd {} prefix {}", e.url, e.prefix),
+        };
         format!(
-            "ok: {} method(s): {}{off}; default: {}; {} tenant(s)",
+            "ok: {} method(s): {}{off}; default: {}; {} tenant(s); store: {store}",
             methods.len(),
             methods.join(", "),
             self.global

@@ -136,6 +136,29 @@ def test_cli_clusters(tmp_path):
     assert proc.returncode == 0, proc
 
 
+def test_cli_clusters_and_validate_name_the_fleet_store(tmp_path):
+    """Issue 16: `clusters` prints etcd's cluster (TLS with SNI for https) beside the IdPs';
+    `validate` says which store holds single use and logouts."""
+    cfg = _config()
+    cfg["store"] = {"type": "etcd", "url": "https://etcd.internal:2379", "prefix": "app/",
+                    "auth": {"username": "sso-filter", "password": "p"}}
+    path = tmp_path / "fleet.json"
+    path.write_text(json.dumps(cfg))
+    proc = _cli("clusters", str(path))
+    assert proc.returncode == 0, proc
+    assert "# used by method store: https://etcd.internal:2379/" in proc.stdout, proc.stdout
+    block = proc.stdout.split("- name: sso_etcd_internal_2379", 1)[1].split("\n- name:")[0]
+    assert "port_value: 2379" in block and "sni: etcd.internal" in block, block
+    proc = _cli("validate", str(path))
+    assert proc.returncode == 0, proc
+    assert "store: etcd https://etcd.internal:2379 prefix app/" in proc.stdout, proc.stdout
+    assert "p\"" not in proc.stdout + proc.stderr
+    cfg["store"]["auth"]["password"] = ""
+    path.write_text(json.dumps(cfg))
+    proc = _cli("validate", str(path))
+    assert proc.returncode != 0 and "store.auth.password" in proc.stderr, proc
+
+
 def test_cli_hash_password_format_and_login(envoys, recorder):
     proc = _cli("hash-password", "cli-made-password")
     assert proc.returncode == 0 and proc.stdout.strip(), proc
