@@ -80,7 +80,21 @@ fn clusters(path: Option<&String>) -> ExitCode {
         println!("# used by method {method}: {url}");
         println!("- name: {name}\n  type: STRICT_DNS\n  connect_timeout: 5s\n  load_assignment:\n    cluster_name: {name}\n    endpoints:\n    - lb_endpoints:\n      - endpoint:\n          address:\n            socket_address: {{ address: {host}, port_value: {port} }}");
         if url.scheme() == "https" {
-            println!("  transport_socket:\n    name: envoy.transport_sockets.tls\n    typed_config:\n      \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n      sni: {host}");
+            // Without a validation context Envoy would accept any certificate: the callouts
+            // carry client secrets and codes, so the printed cluster verifies the chain against
+            // the system's CAs and the name against the certificate.
+            let san = if url.host().is_some_and(|h| !matches!(h, url::Host::Domain(_))) {
+                "IP_ADDRESS"
+            } else {
+                "DNS"
+            };
+            // SNI names a host (RFC 6066 §3): none for an address.
+            let sni = if san == "DNS" {
+                format!("\n      sni: {host}")
+            } else {
+                String::new()
+            };
+            println!("  transport_socket:\n    name: envoy.transport_sockets.tls\n    typed_config:\n      \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext{sni}\n      common_tls_context:\n        validation_context:\n          # the system's CA bundle; a private CA (etcd's, say) goes here instead\n          trusted_ca: {{ filename: /etc/ssl/certs/ca-certificates.crt }}\n          match_typed_subject_alt_names:\n          - san_type: {san}\n            matcher: {{ exact: \"{host}\" }}");
         }
     }
     ExitCode::SUCCESS

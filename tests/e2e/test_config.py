@@ -149,6 +149,16 @@ def test_cli_clusters_and_validate_name_the_fleet_store(tmp_path):
     assert "# used by method store: https://etcd.internal:2379/" in proc.stdout, proc.stdout
     block = proc.stdout.split("- name: sso_etcd_internal_2379", 1)[1].split("\n- name:")[0]
     assert "port_value: 2379" in block and "sni: etcd.internal" in block, block
+    # TLS that verifies: the chain against a CA bundle and the name against the certificate.
+    assert "trusted_ca:" in block and 'exact: "etcd.internal"' in block, block
+    # What it prints is a cluster list Envoy itself accepts.
+    boot = tmp_path / "clusters.yaml"
+    boot.write_text("static_resources:\n" + "".join(
+        "  " + line + "\n" for line in proc.stdout.splitlines()))
+    checked = subprocess.run([str(harness.ENVOY), "--mode", "validate", "-c", str(boot)],
+                             capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+    assert checked.returncode == 0 and "OK" in checked.stdout + checked.stderr, checked
     proc = _cli("validate", str(path))
     assert proc.returncode == 0, proc
     assert "store: etcd https://etcd.internal:2379 prefix app/" in proc.stdout, proc.stdout
