@@ -83,7 +83,10 @@ fn clusters(path: Option<&String>) -> ExitCode {
             // Without a validation context Envoy would accept any certificate: the callouts
             // carry client secrets and codes, so the printed cluster verifies the chain against
             // the system's CAs and the name against the certificate.
-            let san = if url.host().is_some_and(|h| !matches!(h, url::Host::Domain(_))) {
+            let san = if url
+                .host()
+                .is_some_and(|h| !matches!(h, url::Host::Domain(_)))
+            {
                 "IP_ADDRESS"
             } else {
                 "DNS"

@@ -333,10 +333,12 @@ impl Jwt {
             Ok(r) => r,
             Err(failure) => return refresh::answer_failed(here, pending, &failure, env),
         };
-        let checked = self.check(here, &renewal.token, env).and_then(|accepted| {
-            let id = here.identity(&accepted.claims)?;
-            Ok((accepted, id))
-        });
+        let checked = self
+            .check(here, &renewal.token, Some(&pending.head), env)
+            .and_then(|accepted| {
+                let id = here.identity(&accepted.claims)?;
+                Ok((accepted, id))
+            });
         let (accepted, mut id) = match checked {
             Ok(pair) => pair,
             Err(deny) => return refresh::failed(here, pending, &deny.reason(), env),

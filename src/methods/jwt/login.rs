@@ -10,24 +10,26 @@ use std::any::Any;
 
 use super::Jwt;
 use crate::deny::Deny;
-use crate::http::{strip_query_params, CalloutResponse, Outcome};
+use crate::http::{strip_query_params, CalloutResponse, Outcome, RequestHead};
 use crate::login::{wrong_wait, Done, Env, Here, LoginMethod, Request, SessionView, Verified};
 use crate::methods::refresh::Pending;
 use crate::session::SessionExtra;
 use crate::wait::state_as;
 
 impl Jwt {
-    /// Verifies a token, with the single-use list when the method is `one_time`.
+    /// Verifies a token, with the single-use list when the method is `one_time`; `head` is the
+    /// request a fleet-store refusal is answered to (none for a bearer token: JSON).
     pub(super) fn check(
         &self,
         here: &Here<'_>,
         token: &str,
+        head: Option<&RequestHead>,
         env: &mut Env<'_>,
     ) -> Result<super::Accepted, Deny> {
         let stores = if self.memoizable() {
             None
         } else {
-            Some(here.kit.stores(env.cache, env.rng, &env.fleet, None)?)
+            Some(here.kit.stores(env.cache, env.rng, &env.fleet, head)?)
         };
         self.verify(here.name(), token, env.now, env.rng, stores.as_ref())
     }
@@ -72,7 +74,7 @@ impl LoginMethod for Jwt {
             return Ok(None);
         };
         let keep = self.keep_alive_params(req)?;
-        let accepted = self.check(here, token, env)?;
+        let accepted = self.check(here, token, Some(req.head), env)?;
         let mut strip = vec![self.param.as_str(), here.kit.method_param()];
         strip.extend(self.keep_alive.iter().flat_map(|k| k.params()));
         let query = strip_query_params(req.raw_query, &strip);
@@ -124,7 +126,7 @@ impl LoginMethod for Jwt {
         token: &str,
         env: &mut Env<'_>,
     ) -> Result<Verified, Deny> {
-        let accepted = self.check(here, token, env)?;
+        let accepted = self.check(here, token, None, env)?;
         Ok(Verified {
             claims: accepted.claims,
             valid_until: accepted.valid_until,
