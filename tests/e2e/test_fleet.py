@@ -323,3 +323,42 @@ def test_a_token_etcd_forgot_is_replaced(envoys, secure_etcd, cas, recorder):
     resp = a.client().get(url, API)
     assert resp.status == 302 and resp.session_cookies_set, resp
     assert "etcd refused the token; authenticating again" in a.log_text()
+
+
+# =============================================================================== LDAP
+# The directory's answer arrives as a stream reply (edge hosts only: the Wasm build in Envoy
+# has no sockets). The lockout's fleet question goes out after the bind, from that input.
+
+def test_ldap_lockout_counts_both_replicas(envoys, etcd, tmp_path_factory, recorder):
+    import slapd as slapd_mod
+    directory = slapd_mod.Slapd(tmp_path_factory.mktemp("fleet-slapd")).start()
+    try:
+        keys = [harness.new_session_key()]
+        replicas = []
+        for name in ("fleet-ldap-a", "fleet-ldap-b"):
+            port = harness.free_port()
+            cfg = harness.base_config(f"http://127.0.0.1:{port}", keys=keys)
+            cfg["methods"] = {"ldap": directory.method()}
+            cfg["default_method"] = "ldap"
+            cfg["tenants"] = {}
+            cfg["store"] = {"type": "etcd", "url": etcd.url, "prefix": "e2e-ldap/"}
+            cls = harness.NodeWorker if envoys.cls is harness.Envoy else envoys.cls
+            inst = cls(envoys.workdir, cfg, envoys.upstream_port, listen_port=port, name=name)
+            envoys.all.append(inst)
+            replicas.append(inst.start())
+        a, b = replicas
+        # The method allows 3 failures: 2 on A, 1 on B.
+        for inst in (a, a, b):
+            resp = harness.local_login(inst.client(), "carol", "wrong")
+            assert resp.status == 401 and not resp.session_cookies_set, resp
+        assert len(etcd.keys("e2e-ldap/thr/")) == 3
+        recorder.clear()
+        right = harness.local_login(a.client(), "carol", "carol-pw")
+        assert_nobody_let_in(right, recorder, a, statuses=(429,))
+        # Another user is not held back by carol's lockout, and a success clears its own count.
+        assert harness.local_login(b.client(), "bob", "wrong").status == 401
+        ok = harness.local_login(a.client(), "bob", "bob-pw")
+        assert ok.status == 303 and ok.session_cookies_set, ok
+        assert len(etcd.keys("e2e-ldap/thr/")) == 3, "bob's failure is gone, carol's stay"
+    finally:
+        directory.stop()
