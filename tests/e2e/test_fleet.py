@@ -362,3 +362,58 @@ def test_ldap_lockout_counts_both_replicas(envoys, etcd, tmp_path_factory, recor
         assert len(etcd.keys("e2e-ldap/thr/")) == 3, "bob's failure is gone, carol's stay"
     finally:
         directory.stop()
+
+
+# =============================================================================== OIDC
+
+def test_oidc_callback_replayed_on_b_never_reaches_the_provider(envoys, etcd, tmp_path_factory,
+                                                                 recorder):
+    """The real oidc-provider (tests/e2e/idp/oidc): alice logs in through A; the callback URL
+    (code and state), replayed on B with the browser's binding cookie, is refused by B before
+    B redeems the code: the provider sees one token request, A's."""
+    import shutil
+    from test_oidc import (OP_DIR, Agent, OpenIdProvider, _is_callback, _spawn, _stop,
+                           oidc_method, op_login)
+    node = shutil.which("node")
+    assert node, "node is missing (scripts/setup.sh)"
+    a_port, b_port, op_port = harness.free_port(), harness.free_port(), harness.free_port()
+    app = f"http://localhost:{a_port}"
+    proc, info, log = _spawn(
+        [node, str(OP_DIR / "server.mjs"), "--port", str(op_port), "--app", app,
+         "--redirect-uri", f"{app}/sso/callback/oidc"],
+        OP_DIR, "oidc-provider", tmp_path_factory.mktemp("fleet-op"))
+    try:
+        op = OpenIdProvider(proc, info, log)
+        keys = [harness.new_session_key()]
+        clusters = [("127.0.0.1", etcd.port), ("127.0.0.1", op_port)]
+        replicas = []
+        for name, port in (("fleet-oidc-a", a_port), ("fleet-oidc-b", b_port)):
+            cfg = harness.base_config(f"http://localhost:{port}", keys=keys)
+            cfg["methods"]["oidc"] = oidc_method(op.issuer)
+            cfg["default_method"] = "oidc"
+            cfg["tenants"] = {}
+            cfg["store"] = {"type": "etcd", "url": etcd.url, "prefix": "e2e-oidc/"}
+            replicas.append(envoys.start(cfg, name=name, port=port, clusters=clusters))
+        a, b = replicas
+        agent = Agent()
+        _, callback = op_login(agent, f"{app}/reports", "alice", "alice-pw", op.issuer,
+                               stop_before=_is_callback)
+        assert callback and "code=" in callback, callback
+        landed = agent.get(callback)
+        assert landed.status in (302, 303) and landed.session_cookies_set, landed
+        grants = [e["event"] for e in op.events()].count("grant.success")
+        assert grants == 1, op.events()
+        # The same callback on B, with the browser's binding cookie (sessions removed).
+        c = harness.Client(b.port)
+        c.jar = {k: v for k, v in agent.jar(app).items()
+                 if k.startswith("sso_") and not harness.SESSION_COOKIE_RE.match(k)}
+        recorder.clear()
+        replay = c.get(urllib.parse.urlsplit(callback).path + "?"
+                       + urllib.parse.urlsplit(callback).query)
+        assert_nobody_let_in(replay, recorder, b, statuses=(401,))
+        assert b.stats("sso_fleet.replay").get("wasmcustom.sso_fleet.replay", 0) == 1
+        time.sleep(0.3)
+        events = [e["event"] for e in op.events()]
+        assert events.count("grant.success") == 1 and "grant.error" not in events, events
+    finally:
+        _stop(proc)
