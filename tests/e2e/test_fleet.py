@@ -417,3 +417,52 @@ def test_oidc_callback_replayed_on_b_never_reaches_the_provider(envoys, etcd, tm
         assert events.count("grant.success") == 1 and "grant.error" not in events, events
     finally:
         _stop(proc)
+
+
+# =============================================================================== SAML
+
+def test_saml_logout_received_by_a_ends_the_session_on_b(envoys, etcd, tmp_path_factory,
+                                                        recorder):
+    """The real pysaml2 IdP (tests/e2e/idp/saml), single logout by HTTP-POST. Both replicas
+    serve one public origin (A's `base_url`: one SP, as behind a load balancer). The IdP's
+    signed LogoutRequest reaches A; the session ends on B at its next request."""
+    from test_saml import logged_in_session, start_idp
+    port, app, sp_key, sp_cert, idp = start_idp(tmp_path_factory, "fleet-saml",
+                                                methods=["saml"], slo_binding="post")
+    try:
+        keys = [harness.new_session_key()]
+        cfg = harness.base_config(app, keys=keys)
+        cfg["methods"]["saml"] = {
+            "type": "saml2", "idp_metadata_xml": idp.metadata,
+            "name_id_format": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            "sp_private_key": sp_key.decode(), "sp_certificate": sp_cert.decode()}
+        cfg["store"] = {"type": "etcd", "url": etcd.url, "prefix": "e2e-saml/"}
+        clusters = [("127.0.0.1", idp.port), ("127.0.0.1", etcd.port)]
+        a = envoys.start(cfg, name="fleet-saml-a", port=port, clusters=clusters)
+        b = envoys.start(cfg, name="fleet-saml-b", clusters=clusters)
+        session, _ = logged_in_session(a, idp, "/everywhere")
+        on_b = harness.Client(b.port)
+        on_b.jar = dict(session)
+        assert on_b.get("/everywhere", headers=API).status == 200
+        # The IdP's "log out everywhere": its signed LogoutRequest, posted through a browser
+        # to A's single-logout endpoint.
+        sp = f"{app}/sso/saml/saml/metadata"
+        other = requests.Session()
+        at_idp = other.get(f"{idp.base}/logout-everywhere", params={"user": "jdoe", "sp": sp},
+                           headers=NAV)
+        form = harness.parse_forms(at_idp.text)[0]
+        assert form["action"] == f"{app}/sso/saml/saml/slo", form
+        answered = other.post(form["action"], data=form["fields"], headers=NAV,
+                              allow_redirects=False)
+        assert answered.status_code == 200, answered.text[:300]
+        assert a.stats("sso_slo.saml").get("wasmcustom.sso_slo.saml", 0) == 1
+        recorder.clear()
+        assert_nobody_let_in(on_b.get("/everywhere", headers=API), recorder, b,
+                             statuses=(401,))
+        assert b.stats("sso_fleet.logged_out").get("wasmcustom.sso_fleet.logged_out", 0) == 1
+        # The request's ID is single-use across the fleet too: the same post on B is refused.
+        replay = harness.Client(b.port).post_form("/sso/saml/saml/slo", form["fields"])
+        assert_nobody_let_in(replay, recorder, b, statuses=(401,))
+        assert b.stats("sso_fleet.replay").get("wasmcustom.sso_fleet.replay", 0) == 1
+    finally:
+        idp.stop()
