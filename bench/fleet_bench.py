@@ -9,7 +9,10 @@ connection each, BENCH_LOGIN_N of every kind:
 - a request with a CAS session (its ticket digest is checked against the logged-out list on
   every request) -> proxied, 200;
 - a request with a session of a method without single logout -> proxied, 200; with etcd this
-  must make no store call at all (checked on the etcd cluster's request counter).
+  must make no store call at all (checked on the etcd cluster's request counter);
+
+then wrk with the CAS session through each front (BENCH_FLEET_WRK_ROUNDS x
+BENCH_FLEET_WRK_SECONDS): requests/s, p99 and the front's CPU per request under load.
 
 The difference of the medians (etcd minus local) is what the fleet store adds to each.
 """
@@ -175,7 +178,33 @@ def measure(b, envoy: str, workdir: Path, up_port: int, keys) -> dict:
         "added_ms": {k: round(ms[f"{k}_etcd"] - ms[f"{k}_local"], 3) for k in kinds},
         "etcd_calls_per_round": round(etcd_calls, 2),
         "plain_session_etcd_calls": calls_after - calls_before,
+        "wrk": _load(b, fronts, cookies),
     }
+
+
+def _load(b, fronts: dict, cookies: dict) -> dict:
+    """wrk with a CAS session (its logout checked on every request) through each front,
+    alternating, BENCH_FLEET_WRK_ROUNDS rounds of BENCH_FLEET_WRK_SECONDS: requests/s and the
+    front Envoy's CPU per request, so the session path's price under load is on record."""
+    rounds = b.env_int("BENCH_FLEET_WRK_ROUNDS", 3)
+    seconds = b.env_int("BENCH_FLEET_WRK_SECONDS", 5)
+    runs: dict[str, list[dict]] = {f: [] for f in fronts}
+    for f, (inst, _) in fronts.items():
+        inst.headers = {"Accept": "application/json", "Cookie": cookies[f]["sid"]}
+    for _ in range(rounds):
+        for f, (inst, _) in fronts.items():
+            runs[f].append(b.run_wrk(inst, seconds, None))
+    out = {}
+    for f, rs in runs.items():
+        reqs = sum(r["requests"] for r in rs)
+        out[f] = {
+            "rps": round(statistics.median(r["rps"] for r in rs)),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in rs), 2),
+            "front_cpu_us_per_req": round(1e6 * sum(r["front_cpu_s"] for r in rs)
+                                          / max(1, reqs), 1),
+            "forwarded": f"{sum(r['forwarded_2xx'] for r in rs)}/{reqs}",
+        }
+    return out
 
 
 def markdown(fleet: dict | None) -> list[str]:
@@ -192,4 +221,12 @@ def markdown(fleet: dict | None) -> list[str]:
     lines += ["", f"etcd calls per round of the first three: {fleet['etcd_calls_per_round']}; "
               f"by {fleet['n']} requests with a session without single logout: "
               f"{fleet['plain_session_etcd_calls']}."]
+    w = fleet.get("wrk")
+    if w:
+        lines += ["", "Under load (wrk, a CAS session whose logout is checked on every request):",
+                  "", "| store | req/s | p99 ms | front CPU us/req | reached upstream |",
+                  "|---|---:|---:|---:|---:|"]
+        for f, r in w.items():
+            lines.append(f"| {f} | {r['rps']} | {r['p99_ms']} | {r['front_cpu_us_per_req']} "
+                         f"| {r['forwarded']} |")
     return lines
