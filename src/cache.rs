@@ -59,8 +59,19 @@ pub fn update<T>(
 ) -> Result<T, CacheError> {
     for _ in 0..8 {
         let current = cache.get(key)?;
+        let creating = current.is_none();
         let (value, result) = change(current.as_ref().map(|(v, _)| v.as_slice()));
         match cache.set(key, &value, current.map(|(_, version)| version)) {
+            // Creating a key cannot be conditional in proxy-wasm shared data: another worker
+            // creating it at the same moment may have overwritten this write. Read it back; if
+            // it is not ours, apply the change again to what is there now, by version. (When
+            // another worker already changed it on top of ours, the change runs again on a
+            // value that holds it: a single-use item then reads as used, which refuses rather
+            // than forgets.)
+            Ok(()) if creating => match cache.get(key)? {
+                Some((now, _)) if now == value => return Ok(result),
+                _ => continue,
+            },
             Ok(()) => return Ok(result),
             Err(CacheError::Conflict) => continue,
             Err(e) => return Err(e),

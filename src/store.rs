@@ -178,10 +178,11 @@ impl Limits {
 /// The shared-data key of the placement secret.
 const SEED_KEY: &str = "sso:st:seed";
 
-/// The placer every worker of this process uses: its secret lives in the cache itself, made
-/// by the first worker that needs it. Read on every use, so that all workers converge on the
-/// one value stored even if two raced to create it at start-up (an entry placed under the
-/// losing value in that instant is lost; nothing else is).
+/// The placer every worker of this process uses: its secret lives in the cache itself. The
+/// Envoy host makes it when the main thread's VM is configured, before any worker serves
+/// (proxy-wasm shared data cannot create a key only if it is absent, so two workers making it
+/// at once could each place an item under its own secret, and the loser's would be lost);
+/// a host with one thread per isolate makes it at first use. Read on every use.
 ///
 /// # Errors
 ///

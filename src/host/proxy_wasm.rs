@@ -189,6 +189,14 @@ impl RootContext for Root {
                     log::warn!("sso-filter: {warning}");
                 }
                 self.filter = Some(Rc::new(filter));
+                // The stores' placement secret is made here, where Envoy configures the main
+                // thread's VM before any worker serves, rather than by the first requests:
+                // two workers making it at once would each place an item under their own
+                // secret, and the loser's item (a used one-time token) would be forgotten.
+                if crate::store::placer(&SharedData, &mut SystemRandom).is_err() {
+                    log::error!("sso-filter: the stores' placement secret could not be made");
+                    return false;
+                }
                 if hostcalls::set_tick_period(CLOCK_TICK).is_err() {
                     // Without ticks an idle worker's reading would not move: read the clock
                     // for every request instead.
