@@ -121,8 +121,6 @@ pub enum Next {
         item: String,
         /// The request to handle again.
         head: RequestHead,
-        /// The step held back, for a request that cannot be handled again.
-        held: Box<Outcome>,
     },
     /// The store failed (the cause for the log): 503.
     Unavailable(String, Option<RequestHead>),
@@ -509,11 +507,7 @@ fn judge(store: &EtcdStore, mut conv: Conversation, reads: &[Read], answers: &[V
             Some(Intent::NotLoggedOut { item }) if count > 0 => {
                 let item = item.clone();
                 return match conv.head {
-                    Some(head) => Next::LoggedOut {
-                        item,
-                        head,
-                        held: conv.held,
-                    },
+                    Some(head) => Next::LoggedOut { item, head },
                     None => Next::Unavailable(
                         "a logged-out session with no request to answer".into(),
                         None,
